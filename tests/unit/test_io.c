@@ -198,6 +198,9 @@ static void skip(const char *why)
 static int rm_one(const char *p, const struct stat *st, int flag,
 		  struct FTW *ftw)
 {
+	(void)st;
+	(void)flag;
+	(void)ftw;
 	return remove(p);
 }
 
