@@ -46,6 +46,7 @@ struct mkfs_cfg {
 	uint32_t root_uid, root_gid;
 	int force;
 	bool dry_run, quiet, verbose;
+	bool lazy_wal;
 };
 
 static void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -91,6 +92,7 @@ static void usage(void)
 	       "  -E OPTS           extended options, comma separated:\n"
 	       "                      root_owner[=UID:GID]  owner of the root directory\n"
 	       "                      (default: the user running mkfs)\n"
+	       "                      lazy_journal_init[=0|1]  do not zero the WALs\n"
 	       "  -n                dry run: check and print the layout, write nothing\n"
 	       "  -f, -F            format even over an existing file system (twice: even\n"
 	       "                    over an image file in use by a loop device)\n"
@@ -218,6 +220,10 @@ static void parse_extended_opts(struct mkfs_cfg *c, char *arg)
 		if (!strcmp(tok, "root_owner")) {
 			c->root_uid = getuid();
 			c->root_gid = getgid();
+		} else if (!strcmp(tok, "lazy_journal_init") || !strcmp(tok, "lazy_journal_init=1")) {
+			c->lazy_wal = true;
+		} else if (!strcmp(tok, "lazy_journal_init=0")) {
+			c->lazy_wal = false;
 		} else if (!strncmp(tok, "root_owner=", 11)) {
 			unsigned long u, g;
 			char *end;
@@ -232,7 +238,8 @@ static void parse_extended_opts(struct mkfs_cfg *c, char *arg)
 			c->root_uid = (uint32_t)u;
 			c->root_gid = (uint32_t)g;
 		} else {
-			die_usage("unknown extended option '%s' (root_owner=UID:GID)", tok);
+			die_usage("unknown extended option '%s' (root_owner=UID:GID, lazy_journal_init)",
+				  tok);
 		}
 	}
 }
@@ -634,6 +641,7 @@ int main(int argc, char **argv)
 		.root_gid = c.root_gid,
 		.root_mode = 0755,
 		.now = (int64_t)sb.mkfs_time,
+		.lazy_wal = c.lazy_wal,
 	};
 	ret = pfs_newfs_write(dev, &sb, &nopts);
 	if (ret) {

@@ -240,6 +240,9 @@ struct pfs_newfs_opts {
 	uint32_t root_gid;
 	uint32_t root_mode;		/* permission bits of the root directory */
 	int64_t now;			/* seconds since the epoch, for all times */
+	bool lazy_wal;			/* do not zero the WALs (as mke2fs's
+					 * lazy_journal_init): only their first
+					 * block is zeroed */
 };
 
 /*
@@ -283,6 +286,7 @@ struct pfs_shard_hdr {
 	uint64_t next_local;
 	uint64_t next_generation;
 	uint64_t next_txid;
+	uint64_t ckpt_gen;
 };
 
 /* Encode into a block of sb->block_size bytes at blkno, sealed. */
@@ -308,6 +312,11 @@ struct pfs_shard_status {
 int pfs_shard_hdr_read(struct pfs_dev *dev, const struct pfs_super *sb,
 		       uint32_t shard, struct pfs_shard_hdr *h,
 		       struct pfs_shard_status *st);
+
+/* Read and decode both slots; err[i] 0 when slot i is valid. Fails only
+ * on an I/O error or -ENOMEM. */
+int pfs_shard_hdr_read_slots(struct pfs_dev *dev, const struct pfs_super *sb,
+			     uint32_t shard, struct pfs_shard_hdr h[2], int err[2]);
 
 /*
  * Write h into the slot that does not hold the newest copy (h->slot is

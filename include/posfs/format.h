@@ -226,7 +226,8 @@ struct pfs_dshard {
 	pfs_le64 next_local;		/* 0x0d0 next object number to hand out */
 	pfs_le64 next_generation;	/* 0x0d8 next FUSE generation to hand out */
 	pfs_le64 next_txid;		/* 0x0e0 next transaction id */
-	uint8_t reserved[24];		/* 0x0e8 zero; the rest of the block is zero too */
+	pfs_le64 ckpt_gen;		/* 0x0e8 checkpoint generation: a header ahead of the others belongs to a checkpoint that did not finish */
+	uint8_t reserved[16];		/* 0x0f0 zero; the rest of the block is zero too */
 };
 
 /*
@@ -363,6 +364,10 @@ struct pfs_drefcount {
 #define POSFS_OMAP_VAL_EXTERNAL	0x0001u
 
 struct pfs_domap_node {
+	/*
+	 * free_end of an empty 64 KiB node is 65536, stored as 0 (the
+	 * only value that does not fit 16 bits; 0 is never valid else).
+	 */
 	struct pfs_dblock_hdr hdr;	/* 0x00 magic PFOM, owner the object */
 	pfs_le16 free_start;		/* 0x40 end of the slot array */
 	pfs_le16 free_end;		/* 0x42 start of the cell area */
@@ -377,6 +382,13 @@ struct pfs_domap_cell {
 };
 
 struct pfs_domap_vref {
+	/*
+	 * Raw blocks (no header). nblocks = value_len / block size rounded
+	 * up. nblocks 1: the value is in block pblk. nblocks > 1: pblk is
+	 * an index block holding nblocks le64 block numbers (the value's
+	 * blocks, in order) then a le32 crc32c, seeded with crc, over pblk
+	 * (as le64) followed by those 8 * nblocks bytes.
+	 */
 	pfs_le64 pblk;			/* 0x0 first block of the value */
 	pfs_le32 nblocks;		/* 0x8 blocks */
 	pfs_le32 crc;			/* 0xc crc32c of the value_len bytes */
@@ -412,7 +424,11 @@ enum pfs_wal_entry_type {
 	POSFS_WAL_BLOCK_IMAGE = 3,	/* a = blkno; payload: the whole block */
 	POSFS_WAL_BLOCK_DELTA = 4,	/* a = blkno, b = offset; payload: bytes */
 	POSFS_WAL_DATA = 5,		/* a = device byte offset; payload: small write data */
+	POSFS_WAL_SHARD_STATE = 6,	/* a = shard; payload: its header block (roots, counters) */
 };
+
+/* pfs_dwal_entry.flags of a BLOCK_IMAGE */
+#define POSFS_WAL_ENTRY_RAW	0x0001u	/* a block without a header (data, values) */
 
 struct pfs_dwal_entry {
 	pfs_le16 type;			/* 0x00 enum pfs_wal_entry_type */

@@ -124,9 +124,24 @@ static int write_shard(struct pfs_dev *dev, const struct pfs_super *sb,
 		h.free_blocks = g.data_start + g.data_blocks - next;
 	}
 
-	/* An empty WAL: nothing valid where replay starts. */
-	memset(buf, 0, sb->block_size);
+	/*
+	 * An empty WAL: nothing valid where replay starts. The whole WAL is
+	 * zeroed unless lazy: on an image file that also allocates its blocks
+	 * now, so that a commit's flush does not wait for the host file
+	 * system to allocate them.
+	 */
+	memset(buf, 0, POSFS_HEAD_SIZE > sb->block_size ? POSFS_HEAD_SIZE : sb->block_size);
 	ret = write_block(dev, sb, g.wal_start, buf);
+	for (uint64_t b = 1; !ret && !o->lazy_wal && b < g.wal_blocks;) {
+		uint64_t n = POSFS_HEAD_SIZE / sb->block_size;
+
+		if (n < 1)
+			n = 1;
+		if (n > g.wal_blocks - b)
+			n = g.wal_blocks - b;
+		ret = pfs_dev_pwrite(dev, buf, n * sb->block_size, (g.wal_start + b) * sb->block_size);
+		b += n;
+	}
 	if (ret)
 		return ret;
 

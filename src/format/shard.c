@@ -73,6 +73,7 @@ void pfs_shard_hdr_to_disk(const struct pfs_super *sb,
 	d->next_local = le64_put(h->next_local);
 	d->next_generation = le64_put(h->next_generation);
 	d->next_txid = le64_put(h->next_txid);
+	d->ckpt_gen = le64_put(h->ckpt_gen);
 	pfs_block_seal(d);
 }
 
@@ -130,6 +131,7 @@ int pfs_shard_hdr_from_disk(const struct pfs_super *sb, uint32_t shard,
 	h->next_local = le64_get(d->next_local);
 	h->next_generation = le64_get(d->next_generation);
 	h->next_txid = le64_get(d->next_txid);
+	h->ckpt_gen = le64_get(d->ckpt_gen);
 
 	if (h->shard != shard || h->slot >= POSFS_SHARD_HDR_SLOTS ||
 	    blkno != g.start_block + h->slot)
@@ -153,6 +155,29 @@ int pfs_shard_hdr_from_disk(const struct pfs_super *sb, uint32_t shard,
 		if (rest[i])
 			return -EUCLEAN;
 	return 0;
+}
+
+int pfs_shard_hdr_read_slots(struct pfs_dev *dev, const struct pfs_super *sb,
+			     uint32_t shard, struct pfs_shard_hdr h[2], int err[2])
+{
+	struct pfs_shard_geo g;
+	void *buf;
+	int ret;
+
+	ret = pfs_geo_shard(sb, shard, &g);
+	if (ret)
+		return ret;
+	buf = pfs_dev_buf_alloc(sb->block_size);
+	if (!buf)
+		return -ENOMEM;
+	for (unsigned i = 0; i < POSFS_SHARD_HDR_SLOTS; i++) {
+		ret = pfs_dev_pread(dev, buf, sb->block_size, (g.start_block + i) * sb->block_size);
+		if (ret)
+			break;
+		err[i] = pfs_shard_hdr_from_disk(sb, shard, g.start_block + i, buf, &h[i]);
+	}
+	pfs_dev_buf_free(buf);
+	return ret;
 }
 
 int pfs_shard_hdr_read(struct pfs_dev *dev, const struct pfs_super *sb,
