@@ -1,0 +1,252 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * libposfs object store (src/store): objects (an onode, data extents, an
+ * omap, xattrs) kept on a posfs device by sharded partitions, each with its
+ * own WAL, caches and lock.
+ *
+ * Changes are made by transactions: a list of operations built with the
+ * pfs_txn_* calls and submitted at once. A transaction is all-or-nothing;
+ * pfs_store_submit returns once it is applied in memory (every later read
+ * sees it), and it is durable when pfs_store_wait returns for its token (or
+ * at once with PFS_SUBMIT_DURABLE). Concurrent transactions share one WAL
+ * write and one flush (group commit).
+ *
+ * Errors: 0 or -errno. -ENOENT no such object, -EEXIST it exists, -ENOSPC
+ * the device is full (the transaction changed nothing), -EUCLEAN or
+ * -EBADMSG corrupt metadata found (the store is marked as needing fsck),
+ * -EIO a device error (the store refuses further changes), -EROFS opened
+ * read-only. Thread-safe unless said otherwise.
+ */
+#ifndef POSFS_STORE_H
+#define POSFS_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "posfs/disk.h"
+
+struct pfs_store;
+struct pfs_dev;
+
+/* ---- store.c: open, close, statfs --------------------------------------- */
+
+struct pfs_store_opts {
+	bool readonly;			/* replay in memory only; no writes */
+	uint32_t small_write;		/* 0: the superblock's threshold */
+	uint32_t cache_blocks;		/* per shard; 0: 4096 */
+	uint32_t fill_pct;		/* checkpoint at this WAL fill; 0: 50 */
+	int backend;			/* enum pfs_dev_backend */
+	int ckpt_interval_ms;		/* checkpoint this often when there is
+					 * anything to write home; 0: 5000,
+					 * < 0: only at the fill mark and close */
+};
+
+/*
+ * Open the posfs on path (exclusively: -EBUSY when another posfs has it),
+ * replay its WALs and, unless read-only, checkpoint. Errors: those of
+ * pfs_dev_open, -EBADMSG/-EUCLEAN (not a valid posfs), -EOPNOTSUPP
+ * (unknown incompat features), -EROFS (unknown ro_compat features and not
+ * read-only).
+ */
+int pfs_store_open(const char *path, const struct pfs_store_opts *opts,
+		   struct pfs_store **stp);
+
+/* The same on a device already open; the store owns dev afterwards (also
+ * when the open fails). */
+int pfs_store_open_dev(struct pfs_dev *dev, const struct pfs_store_opts *opts,
+		       struct pfs_store **stp);
+
+/* Checkpoint, mark clean, close. Returns the first error seen; the store
+ * is freed in any case. */
+int pfs_store_close(struct pfs_store *st);
+
+/* Make everything submitted durable and write it home (a checkpoint). */
+int pfs_store_sync(struct pfs_store *st);
+
+struct pfs_statfs {
+	uint32_t block_size;
+	uint64_t total_blocks;		/* data areas of all shards */
+	uint64_t free_blocks;		/* free now or after the next checkpoint */
+	uint64_t objects;
+	uint32_t shards;
+};
+
+int pfs_store_statfs(struct pfs_store *st, struct pfs_statfs *sfs);
+
+const struct pfs_super *pfs_store_super(const struct pfs_store *st);
+
+/* Has corrupt metadata been met since open (the superblock is then marked
+ * with POSFS_STATE_ERRORS at close, so that fsck checks it)? */
+bool pfs_store_has_errors(const struct pfs_store *st);
+
+/*
+ * Call fn for every object of a shard in id order (fsck, scrub). fn runs
+ * with the shard locked: it must not call the store. A nonzero return
+ * stops the walk and is returned.
+ */
+typedef int (*pfs_object_fn)(void *arg, const struct pfs_onode *o);
+int pfs_store_iterate_objects(struct pfs_store *st, uint32_t shard, pfs_object_fn fn, void *arg);
+
+/* ---- object.c: objects ------------------------------------------------- */
+
+/*
+ * Reserve a new object id in shard (its onode is made by PFS_OP_CREATE in
+ * a later transaction). A reserved id that is never created is skipped,
+ * never reused. Errors: -EINVAL (no such shard), -ENOSPC (ids exhausted).
+ */
+int pfs_store_oid_alloc(struct pfs_store *st, uint32_t shard, uint64_t *oid);
+
+/* Attributes of an object, as the onode keeps them. */
+struct pfs_attr {
+	uint32_t mode, uid, gid, nlink;
+	uint64_t rdev;
+	struct pfs_timespec atime, mtime, ctime, btime;
+	uint32_t attr_flags;		/* chattr flags */
+	uint32_t onode_flags;		/* POSFS_ONODE_* (orphan) */
+	uint64_t parent;
+};
+
+/* pfs_txn_setattr mask */
+#define PFS_ATTR_MODE		0x0001u
+#define PFS_ATTR_UID		0x0002u
+#define PFS_ATTR_GID		0x0004u
+#define PFS_ATTR_NLINK		0x0008u
+#define PFS_ATTR_RDEV		0x0010u
+#define PFS_ATTR_ATIME		0x0020u
+#define PFS_ATTR_MTIME		0x0040u
+#define PFS_ATTR_CTIME		0x0080u
+#define PFS_ATTR_BTIME		0x0100u
+#define PFS_ATTR_FLAGS		0x0200u
+#define PFS_ATTR_ONODE_FLAGS	0x0400u
+#define PFS_ATTR_PARENT		0x0800u
+#define PFS_ATTR_ALL		0x0fffu
+
+enum pfs_op_type {
+	PFS_OP_CREATE, PFS_OP_REMOVE, PFS_OP_WRITE, PFS_OP_ZERO, PFS_OP_TRUNCATE,
+	PFS_OP_SETATTR, PFS_OP_SETXATTR, PFS_OP_RMXATTR, PFS_OP_OMAP_SET,
+	PFS_OP_OMAP_INSERT, PFS_OP_OMAP_RM, PFS_OP_OMAP_RMRANGE, PFS_OP_CLONE,
+	PFS_OP_CLONE_RANGE,
+};
+
+struct pfs_op {
+	enum pfs_op_type type;
+	uint64_t oid, oid2;
+	uint64_t off, len, off2;
+	const void *data;		/* WRITE */
+	const void *key, *key2;		/* OMAP_*, xattr name */
+	size_t klen, klen2;
+	const void *val;
+	size_t vlen;
+	struct pfs_attr attr;		/* CREATE, SETATTR */
+	uint32_t mask;			/* SETATTR */
+	int flags;			/* SETXATTR: XATTR_CREATE / XATTR_REPLACE */
+};
+
+/*
+ * A transaction under construction: a list of operations applied in
+ * order, all or nothing. The data, keys and values it points at must stay
+ * valid until pfs_store_submit returns. Building never fails: an error
+ * (out of memory, a bad argument) is kept and returned by submit.
+ */
+struct pfs_txn {
+	struct pfs_op *ops;
+	size_t n, cap;
+	int err;
+};
+
+void pfs_txn_init(struct pfs_txn *t);
+void pfs_txn_fini(struct pfs_txn *t);
+void pfs_txn_reset(struct pfs_txn *t);
+
+void pfs_txn_create(struct pfs_txn *t, uint64_t oid, const struct pfs_attr *a);
+void pfs_txn_remove(struct pfs_txn *t, uint64_t oid);
+void pfs_txn_write(struct pfs_txn *t, uint64_t oid, uint64_t off, uint64_t len,
+		   const void *data);
+/* Make [off, off+len) read as zeros (space given back where whole blocks). */
+void pfs_txn_zero(struct pfs_txn *t, uint64_t oid, uint64_t off, uint64_t len);
+void pfs_txn_truncate(struct pfs_txn *t, uint64_t oid, uint64_t size);
+void pfs_txn_setattr(struct pfs_txn *t, uint64_t oid, const struct pfs_attr *a,
+		     uint32_t mask);
+/* name: the full xattr name ("user.x"); flags: XATTR_CREATE, XATTR_REPLACE */
+void pfs_txn_setxattr(struct pfs_txn *t, uint64_t oid, const char *name, const void *val,
+		      size_t vlen, int flags);
+void pfs_txn_rmxattr(struct pfs_txn *t, uint64_t oid, const char *name);
+/* Omap keys must not start with a zero byte (the store's own key space). */
+void pfs_txn_omap_set(struct pfs_txn *t, uint64_t oid, const void *key, size_t klen,
+		      const void *val, size_t vlen);
+/* As omap_set, but the transaction fails with -EEXIST if key is there. */
+void pfs_txn_omap_insert(struct pfs_txn *t, uint64_t oid, const void *key, size_t klen,
+			 const void *val, size_t vlen);
+/* Fails with -ENOENT if key is not there. */
+void pfs_txn_omap_rm(struct pfs_txn *t, uint64_t oid, const void *key, size_t klen);
+/* Remove keys in [start, end); end NULL: to the last. */
+void pfs_txn_omap_rmrange(struct pfs_txn *t, uint64_t oid, const void *start, size_t slen,
+			  const void *end, size_t elen);
+
+/*
+ * Clones: dst shares src's blocks (copy on write), within one shard
+ * (-EXDEV otherwise). pfs_txn_clone: dst's data becomes src's (xattrs and
+ * omap are not copied). pfs_txn_clone_range: offsets block aligned, len
+ * too unless the range reaches src's end (-EINVAL otherwise, and for
+ * overlapping ranges of one object).
+ */
+void pfs_txn_clone(struct pfs_txn *t, uint64_t src, uint64_t dst);
+void pfs_txn_clone_range(struct pfs_txn *t, uint64_t src, uint64_t soff, uint64_t dst,
+			 uint64_t doff, uint64_t len);
+
+/* pfs_store_submit flags */
+#define PFS_SUBMIT_DURABLE	0x1	/* return once durable */
+
+struct pfs_commit {
+	uint32_t shard;
+	uint64_t group;
+};
+
+/*
+ * Apply t atomically. Returns once applied in memory (or durable, with
+ * PFS_SUBMIT_DURABLE); token (may be NULL) is what pfs_store_wait needs.
+ * On error nothing of t is applied. Errors: those of the operations
+ * (-ENOENT, -EEXIST, -ENODATA for a missing xattr, -ENOSPC, -EFBIG, ...),
+ * -EUCLEAN / -EBADMSG, -EIO, -EROFS.
+ */
+int pfs_store_submit(struct pfs_store *st, struct pfs_txn *t, int flags,
+		     struct pfs_commit *token);
+
+/* Wait until a submitted transaction is durable. */
+int pfs_store_wait(struct pfs_store *st, const struct pfs_commit *token);
+
+/* ---- object.c: reads ----------------------------------------------------- */
+
+int pfs_store_stat(struct pfs_store *st, uint64_t oid, struct pfs_onode *o);
+
+/* Read up to len bytes at off: the count read (short at the end of the
+ * object, 0 past it); holes read as zeros. */
+ssize_t pfs_store_read(struct pfs_store *st, uint64_t oid, uint64_t off, size_t len,
+		       void *buf);
+
+/* The value's length; -ERANGE when cap is too small (cap 0: just the
+ * length); -ENODATA when there is no such xattr. */
+ssize_t pfs_store_getxattr(struct pfs_store *st, uint64_t oid, const char *name, void *buf,
+			   size_t cap);
+
+/* The names, each NUL-terminated, as listxattr(2); -ERANGE, cap 0 as above. */
+ssize_t pfs_store_listxattr(struct pfs_store *st, uint64_t oid, char *buf, size_t cap);
+
+/* The value's length; -ENOENT, -ERANGE as above. */
+ssize_t pfs_store_omap_get(struct pfs_store *st, uint64_t oid, const void *key, size_t klen,
+			   void *val, size_t cap);
+
+/*
+ * Call fn for each omap record in key order, from the first key > after
+ * (after NULL: from the first key; keys of the store's own space are
+ * skipped), until fn returns nonzero (that value is returned) or the end
+ * (0). fn runs with the object's shard locked: it must not call the store.
+ */
+typedef int (*pfs_omap_fn)(void *arg, const void *key, size_t klen, const void *val,
+			   size_t vlen);
+int pfs_store_omap_iterate(struct pfs_store *st, uint64_t oid, const void *after,
+			   size_t alen, pfs_omap_fn fn, void *arg);
+
+#endif /* POSFS_STORE_H */

@@ -1,0 +1,1496 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Objects: the operations of a transaction applied to onodes (the radix
+ * tree), data extents (the extent trees and the data blocks), xattrs and
+ * omaps, and the reads.
+ *
+ * Data writes follow the PoseidonStore procedure:
+ *   - a write of at most small_write bytes changes the data blocks in the
+ *     cache, and the WAL record carries them; the checkpoint writes them in
+ *     place (holes get new blocks, zero-filled around the written bytes);
+ *   - a larger write goes out of place: new extents are allocated, the
+ *     data (with the old bytes of partial edge blocks) is written to them
+ *     before the commit (the journal flushes it before the record, W2),
+ *     then the extent tree points at them and the old blocks are freed,
+ *     reusable only after the next checkpoint (W4).
+ * Onodes touched by a transaction are decoded once into a small table and
+ * written back to their radix slots before the commit.
+ *
+ * Xattrs live in the object's omap under keys "\0x" + name: the store's
+ * own key space (keys starting with a zero byte), which omap callers may
+ * not use.
+ *
+ * Clones share blocks: both objects' extents carry POSFS_EXTENT_SHARED and
+ * the shard's refcount tree counts the owners (refcount.c). A write to a
+ * shared block copies it first (copy on write); unmapping a shared block
+ * drops a reference, and the last one frees it. Clones are made within a
+ * shard (-EXDEV across shards: the caller copies instead), so a shard's
+ * data blocks are only ever touched with that shard locked.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+
+#include "posfs/store.h"
+#include "format/endian.h"
+#include "store/btree.h"
+#include "store/omap.h"
+#include "store/radix.h"
+#include "store/refcount.h"
+#include "store/store_internal.h"
+
+#define XATTR_KEY_MAX (2 + 255)
+#define TX_OBJ_MAX 16
+
+struct obj {
+	uint64_t oid;
+	bool is_new;		/* created in this transaction */
+	bool dirty;
+	bool removed;
+	struct pfs_onode o;
+};
+
+struct objctx {
+	struct pfs_store *st;
+	struct pfs_tx *tx;
+	struct obj objs[TX_OBJ_MAX];
+	unsigned n;
+};
+
+/* ---- the transaction builder ------------------------------------------- */
+
+void pfs_txn_init(struct pfs_txn *t)
+{
+	memset(t, 0, sizeof(*t));
+}
+
+void pfs_txn_fini(struct pfs_txn *t)
+{
+	free(t->ops);
+	memset(t, 0, sizeof(*t));
+}
+
+void pfs_txn_reset(struct pfs_txn *t)
+{
+	t->n = 0;
+	t->err = 0;
+}
+
+static struct pfs_op *op_add(struct pfs_txn *t, enum pfs_op_type type, uint64_t oid)
+{
+	struct pfs_op *op;
+
+	if (t->err)
+		return NULL;
+	if (t->n == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 8;
+		struct pfs_op *n = realloc(t->ops, cap * sizeof(*n));
+
+		if (!n) {
+			t->err = -ENOMEM;
+			return NULL;
+		}
+		t->ops = n;
+		t->cap = cap;
+	}
+	op = &t->ops[t->n++];
+	memset(op, 0, sizeof(*op));
+	op->type = type;
+	op->oid = oid;
+	return op;
+}
+
+void pfs_txn_create(struct pfs_txn *t, uint64_t oid, const struct pfs_attr *a)
+{
+	struct pfs_op *op = op_add(t, PFS_OP_CREATE, oid);
+
+	if (op && a)
+		op->attr = *a;
+}
+
+void pfs_txn_remove(struct pfs_txn *t, uint64_t oid)
+{
+	op_add(t, PFS_OP_REMOVE, oid);
+}
+
+void pfs_txn_write(struct pfs_txn *t, uint64_t oid, uint64_t off, uint64_t len,
+		   const void *data)
+{
+	struct pfs_op *op = op_add(t, PFS_OP_WRITE, oid);
+
+	if (op) {
+		op->off = off;
+		op->len = len;
+		op->data = data;
+	}
+}
+
+void pfs_txn_zero(struct pfs_txn *t, uint64_t oid, uint64_t off, uint64_t len)
+{
+	struct pfs_op *op = op_add(t, PFS_OP_ZERO, oid);
+
+	if (op) {
+		op->off = off;
+		op->len = len;
+	}
+}
+
+void pfs_txn_truncate(struct pfs_txn *t, uint64_t oid, uint64_t size)
+{
+	struct pfs_op *op = op_add(t, PFS_OP_TRUNCATE, oid);
+
+	if (op)
+		op->off = size;
+}
+
+void pfs_txn_setattr(struct pfs_txn *t, uint64_t oid, const struct pfs_attr *a,
+		     uint32_t mask)
+{
+	struct pfs_op *op = op_add(t, PFS_OP_SETATTR, oid);
+
+	if (op) {
+		op->attr = *a;
+		op->mask = mask;
+	}
+}
+
+void pfs_txn_setxattr(struct pfs_txn *t, uint64_t oid, const char *name, const void *val,
+		      size_t vlen, int flags)
+{
+	struct pfs_op *op = op_add(t, PFS_OP_SETXATTR, oid);
+
+	if (op) {
+		op->key = name;
+		op->klen = strlen(name);
+		op->val = val;
+		op->vlen = vlen;
+		op->flags = flags;
+	}
+}
+
+void pfs_txn_rmxattr(struct pfs_txn *t, uint64_t oid, const char *name)
+{
+	struct pfs_op *op = op_add(t, PFS_OP_RMXATTR, oid);
+
+	if (op) {
+		op->key = name;
+		op->klen = strlen(name);
+	}
+}
+
+void pfs_txn_clone(struct pfs_txn *t, uint64_t src, uint64_t dst)
+{
+	struct pfs_op *op = op_add(t, PFS_OP_CLONE, src);
+
+	if (op)
+		op->oid2 = dst;
+}
+
+void pfs_txn_clone_range(struct pfs_txn *t, uint64_t src, uint64_t soff, uint64_t dst,
+			 uint64_t doff, uint64_t len)
+{
+	struct pfs_op *op = op_add(t, PFS_OP_CLONE_RANGE, src);
+
+	if (op) {
+		op->oid2 = dst;
+		op->off = soff;
+		op->off2 = doff;
+		op->len = len;
+	}
+}
+
+static void omap_op(struct pfs_txn *t, enum pfs_op_type type, uint64_t oid, const void *key,
+		    size_t klen, const void *val, size_t vlen)
+{
+	struct pfs_op *op = op_add(t, type, oid);
+
+	if (op) {
+		op->key = key;
+		op->klen = klen;
+		op->val = val;
+		op->vlen = vlen;
+	}
+}
+
+void pfs_txn_omap_set(struct pfs_txn *t, uint64_t oid, const void *key, size_t klen,
+		      const void *val, size_t vlen)
+{
+	omap_op(t, PFS_OP_OMAP_SET, oid, key, klen, val, vlen);
+}
+
+void pfs_txn_omap_insert(struct pfs_txn *t, uint64_t oid, const void *key, size_t klen,
+			 const void *val, size_t vlen)
+{
+	omap_op(t, PFS_OP_OMAP_INSERT, oid, key, klen, val, vlen);
+}
+
+void pfs_txn_omap_rm(struct pfs_txn *t, uint64_t oid, const void *key, size_t klen)
+{
+	omap_op(t, PFS_OP_OMAP_RM, oid, key, klen, NULL, 0);
+}
+
+void pfs_txn_omap_rmrange(struct pfs_txn *t, uint64_t oid, const void *start, size_t slen,
+			  const void *end, size_t elen)
+{
+	struct pfs_op *op = op_add(t, PFS_OP_OMAP_RMRANGE, oid);
+
+	if (op) {
+		op->key = start;
+		op->klen = slen;
+		op->key2 = end;
+		op->klen2 = elen;
+	}
+}
+
+/* ---- ids ------------------------------------------------------------------ */
+
+int pfs_store_oid_alloc(struct pfs_store *st, uint32_t shard, uint64_t *oid)
+{
+	struct pfs_shard *sh;
+	int ret = 0;
+
+	if (shard >= st->nshards)
+		return -EINVAL;
+	sh = &st->shards[shard];
+	pthread_mutex_lock(&sh->lock);
+	if (sh->hdr.next_local > POSFS_OID_LOCAL_MASK)
+		ret = -ENOSPC;
+	else
+		*oid = POSFS_OID(shard, sh->hdr.next_local++);
+	pthread_mutex_unlock(&sh->lock);
+	return ret;
+}
+
+/* ---- onodes ------------------------------------------------------------- */
+
+static struct pfs_radix radix_of(struct pfs_store *st, uint32_t shard)
+{
+	struct pfs_radix rx = { &st->shards[shard].hdr.onodes, shard };
+
+	return rx;
+}
+
+static int oid_ok(const struct pfs_store *st, uint64_t oid)
+{
+	return oid && oid <= POSFS_OID_MAX && POSFS_OID_SHARD(oid) < st->nshards;
+}
+
+/* The object's onode, decoded once per transaction. */
+static int obj_get(struct objctx *c, uint64_t oid, struct obj **op)
+{
+	struct pfs_radix rx;
+	struct obj *ob;
+	int ret;
+
+	for (unsigned i = 0; i < c->n; i++) {
+		if (c->objs[i].oid == oid) {
+			if (c->objs[i].removed)
+				return -ENOENT;
+			*op = &c->objs[i];
+			return 0;
+		}
+	}
+	if (!oid_ok(c->st, oid))
+		return -ENOENT;
+	if (c->n == TX_OBJ_MAX)
+		return -E2BIG;
+	ob = &c->objs[c->n];
+	memset(ob, 0, sizeof(*ob));
+	rx = radix_of(c->st, POSFS_OID_SHARD(oid));
+	ret = pfs_radix_lookup(c->tx, &rx, POSFS_OID_LOCAL(oid), &ob->o);
+	if (ret)
+		return ret;
+	ob->oid = oid;
+	c->n++;
+	*op = ob;
+	return 0;
+}
+
+static int obj_writeback(struct objctx *c)
+{
+	for (unsigned i = 0; i < c->n; i++) {
+		struct obj *ob = &c->objs[i];
+		struct pfs_radix rx = radix_of(c->st, POSFS_OID_SHARD(ob->oid));
+		int ret = 0;
+
+		if (ob->removed || !ob->dirty)
+			continue;
+		ob->o.data_fmt = ob->o.extents.blkno ? POSFS_DATA_BTREE : POSFS_DATA_INLINE;
+		ob->o.version++;
+		ret = ob->is_new ? pfs_radix_insert(c->tx, &rx, &ob->o)
+				 : pfs_radix_update(c->tx, &rx, &ob->o);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static void attr_apply(struct pfs_onode *o, const struct pfs_attr *a, uint32_t mask)
+{
+	if (mask & PFS_ATTR_MODE)
+		o->mode = a->mode;
+	if (mask & PFS_ATTR_UID)
+		o->uid = a->uid;
+	if (mask & PFS_ATTR_GID)
+		o->gid = a->gid;
+	if (mask & PFS_ATTR_NLINK)
+		o->nlink = a->nlink;
+	if (mask & PFS_ATTR_RDEV)
+		o->rdev = a->rdev;
+	if (mask & PFS_ATTR_ATIME)
+		o->atime = a->atime;
+	if (mask & PFS_ATTR_MTIME)
+		o->mtime = a->mtime;
+	if (mask & PFS_ATTR_CTIME)
+		o->ctime = a->ctime;
+	if (mask & PFS_ATTR_BTIME)
+		o->btime = a->btime;
+	if (mask & PFS_ATTR_FLAGS)
+		o->attr_flags = a->attr_flags;
+	if (mask & PFS_ATTR_ONODE_FLAGS)
+		o->flags = a->onode_flags & POSFS_ONODE_ORPHAN;
+	if (mask & PFS_ATTR_PARENT)
+		o->parent = a->parent;
+}
+
+static int times_ok(const struct pfs_attr *a)
+{
+	return a->atime.nsec < 1000000000u && a->mtime.nsec < 1000000000u &&
+	       a->ctime.nsec < 1000000000u && a->btime.nsec < 1000000000u;
+}
+
+static int op_create(struct objctx *c, const struct pfs_op *op)
+{
+	uint32_t shard = POSFS_OID_SHARD(op->oid);
+	struct pfs_shard *sh;
+	struct obj *ob;
+	int ret;
+
+	if (!oid_ok(c->st, op->oid) || !times_ok(&op->attr))
+		return -EINVAL;
+	ret = obj_get(c, op->oid, &ob);
+	if (!ret)
+		return -EEXIST;
+	if (ret != -ENOENT)
+		return ret;
+	sh = pfs_tx_shard(c->tx, shard);
+	if (!sh || POSFS_OID_LOCAL(op->oid) >= sh->hdr.next_local)
+		return -EINVAL;		/* not an id pfs_store_oid_alloc gave */
+	for (unsigned i = 0; i < c->n; i++)
+		if (c->objs[i].oid == op->oid)	/* removed earlier in this tx */
+			return -EEXIST;
+	if (c->n == TX_OBJ_MAX)
+		return -E2BIG;
+	ob = &c->objs[c->n++];
+	memset(ob, 0, sizeof(*ob));
+	ob->oid = op->oid;
+	ob->is_new = true;
+	ob->dirty = true;
+	ob->o.oid = op->oid;
+	ob->o.generation = sh->hdr.next_generation++;
+	attr_apply(&ob->o, &op->attr, PFS_ATTR_ALL);
+	ob->o.data_fmt = POSFS_DATA_INLINE;
+	sh->hdr.onode_count++;
+	return 0;
+}
+
+/* ---- extents ------------------------------------------------------------ */
+
+static struct pfs_btree ext_tree(struct obj *ob)
+{
+	struct pfs_btree bt = { &pfs_btree_extent_ops, &ob->o.extents,
+				POSFS_OID_SHARD(ob->oid), ob->oid };
+
+	return bt;
+}
+
+static void ext_get(const struct pfs_dextent *d, struct pfs_extent *e)
+{
+	e->lblk = le64_get(d->lblk);
+	e->pblk = le64_get(d->pblk);
+	e->len = le32_get(d->len);
+	e->plen = le32_get(d->plen);
+	e->flags = le32_get(d->flags);
+	e->csum = le32_get(d->csum);
+}
+
+static struct pfs_dextent ext_put(const struct pfs_extent *e)
+{
+	struct pfs_dextent d;
+
+	pfs_extent_to_disk(e, &d);
+	return d;
+}
+
+/* The extent that maps lblk: 0; -ENOENT for a hole. */
+static int ext_find(struct objctx *c, struct obj *ob, uint64_t lblk, struct pfs_extent *e)
+{
+	struct pfs_btree bt = ext_tree(ob);
+	struct pfs_dextent d;
+	int ret;
+
+	if (!ob->o.extents.blkno)
+		return -ENOENT;
+	ret = pfs_btree_lookup_le(c->tx, &bt, lblk, &d);
+	if (ret)
+		return ret;
+	ext_get(&d, e);
+	if (e->flags & POSFS_EXTENT_COMPRESSED)
+		return -EUCLEAN;	/* not written by this version */
+	return lblk < e->lblk + e->len ? 0 : -ENOENT;
+}
+
+static uint64_t sectors(struct pfs_store *st, uint64_t blocks)
+{
+	return blocks * (st->sb.block_size / 512);
+}
+
+/* Map [e.lblk, +len) (a range that is a hole), merged with its left
+ * neighbour when both are contiguous. */
+static int ext_insert(struct objctx *c, struct obj *ob, const struct pfs_extent *e)
+{
+	struct pfs_btree bt = ext_tree(ob);
+	struct pfs_extent l;
+	struct pfs_dextent d;
+
+	ob->dirty = true;
+	ob->o.blocks += sectors(c->st, e->len);
+	if (e->lblk && !ext_find(c, ob, e->lblk - 1, &l) && l.pblk + l.len == e->pblk &&
+	    l.flags == e->flags && (uint64_t)l.len + e->len <= UINT32_MAX) {
+		l.len += e->len;
+		l.plen = l.len;
+		d = ext_put(&l);
+		return pfs_btree_update(c->tx, &bt, &d);
+	}
+	d = ext_put(e);
+	return pfs_btree_insert(c->tx, &bt, &d);
+}
+
+/* Unmap [start, end) and free its blocks. */
+static int ext_punch(struct objctx *c, struct obj *ob, uint64_t start, uint64_t end)
+{
+	struct pfs_btree bt = ext_tree(ob);
+	int ret;
+
+	while (ob->o.extents.blkno && start < end) {
+		struct pfs_dextent d;
+		struct pfs_extent e, keep;
+		uint64_t cs, ce;
+
+		ret = pfs_btree_lookup_le(c->tx, &bt, start, &d);
+		if (!ret) {
+			ext_get(&d, &e);
+			if (e.lblk + e.len <= start)
+				ret = -ENOENT;
+		}
+		if (ret == -ENOENT) {
+			ret = pfs_btree_lookup_ge(c->tx, &bt, start, &d);
+			if (ret == -ENOENT)
+				return 0;
+			if (ret)
+				return ret;
+			ext_get(&d, &e);
+			if (e.lblk >= end)
+				return 0;
+		} else if (ret) {
+			return ret;
+		}
+		if (e.flags & POSFS_EXTENT_COMPRESSED)
+			return -EUCLEAN;
+		cs = e.lblk > start ? e.lblk : start;
+		ce = e.lblk + e.len < end ? e.lblk + e.len : end;
+		if (e.flags & POSFS_EXTENT_SHARED)
+			ret = pfs_refcount_dec(c->tx, e.pblk + (cs - e.lblk), ce - cs);
+		else
+			ret = pfs_tx_free_data(c->tx, e.pblk + (cs - e.lblk), ce - cs);
+		if (ret)
+			return ret;
+		ob->dirty = true;
+		ob->o.blocks -= sectors(c->st, ce - cs);
+		if (cs == e.lblk && ce == e.lblk + e.len) {
+			ret = pfs_btree_delete(c->tx, &bt, e.lblk);
+		} else if (cs == e.lblk) {
+			keep = e;
+			keep.lblk = ce;
+			keep.pblk = e.pblk + (ce - e.lblk);
+			keep.len = keep.plen = (uint32_t)(e.lblk + e.len - ce);
+			d = ext_put(&keep);
+			ret = pfs_btree_replace(c->tx, &bt, e.lblk, &d);
+		} else {
+			keep = e;
+			keep.len = keep.plen = (uint32_t)(cs - e.lblk);
+			d = ext_put(&keep);
+			ret = pfs_btree_update(c->tx, &bt, &d);
+			if (!ret && ce < e.lblk + e.len) {
+				keep = e;
+				keep.lblk = ce;
+				keep.pblk = e.pblk + (ce - e.lblk);
+				keep.len = keep.plen = (uint32_t)(e.lblk + e.len - ce);
+				d = ext_put(&keep);
+				ret = pfs_btree_insert(c->tx, &bt, &d);
+			}
+		}
+		if (ret)
+			return ret;
+		start = ce;
+	}
+	return 0;
+}
+
+/* ---- data --------------------------------------------------------------- */
+
+#define MAX_FILE_BLOCKS (UINT64_C(1) << 40)
+
+static int read_block(struct objctx *c, struct obj *ob, uint64_t lblk, uint8_t *buf);
+
+/* Change bytes [boff, bend) of logical block lblk through the WAL. */
+static int small_block(struct objctx *c, struct obj *ob, uint64_t lblk, uint32_t boff,
+		       uint32_t bend, const void *src, uint64_t *hint)
+{
+	uint32_t shard = POSFS_OID_SHARD(ob->oid);
+	struct pfs_extent e;
+	struct pfs_buf *b;
+	bool fresh = false;
+	uint64_t pblk, got;
+	int ret;
+
+	ret = ext_find(c, ob, lblk, &e);
+	if (!ret && (e.flags & POSFS_EXTENT_SHARED)) {
+		/* copy on write: a block of our own with the old bytes */
+		uint8_t *old = malloc(c->st->sb.block_size);
+		struct pfs_buf *nb;
+
+		if (!old)
+			return -ENOMEM;
+		ret = read_block(c, ob, lblk, old);
+		if (!ret)
+			ret = ext_punch(c, ob, lblk, lblk + 1);
+		if (!ret)
+			ret = pfs_tx_alloc_data(c->tx, shard, 1, *hint, true, &pblk, &got);
+		if (!ret) {
+			e = (struct pfs_extent){ .lblk = lblk, .pblk = pblk, .len = 1, .plen = 1 };
+			ret = ext_insert(c, ob, &e);
+		}
+		if (!ret)
+			ret = pfs_tx_data_block(c->tx, pblk, true, &nb);
+		if (!ret) {
+			memcpy(pfs_buf_data(nb), old, c->st->sb.block_size);
+			pfs_buf_put(nb);
+		}
+		free(old);
+		if (ret)
+			return ret;
+		fresh = false;
+	} else if (!ret) {
+		pblk = e.pblk + (lblk - e.lblk);
+		fresh = e.flags & POSFS_EXTENT_UNWRITTEN;
+		if (fresh)
+			return -EUCLEAN;	/* unwritten extents: not written yet */
+	} else if (ret == -ENOENT) {
+		if (!src)
+			return 0;		/* zeroing a hole: nothing to do */
+		ret = pfs_tx_alloc_data(c->tx, shard, 1, *hint, true, &pblk, &got);
+		if (ret)
+			return ret;
+		e = (struct pfs_extent){ .lblk = lblk, .pblk = pblk, .len = 1, .plen = 1 };
+		ret = ext_insert(c, ob, &e);
+		if (ret)
+			return ret;
+		fresh = true;
+	} else {
+		return ret;
+	}
+	*hint = pblk + 1;
+	ret = pfs_tx_data_block(c->tx, pblk, fresh, &b);
+	if (ret)
+		return ret;
+	if (src)
+		memcpy(pfs_buf_data(b) + boff, src, bend - boff);
+	else
+		memset(pfs_buf_data(b) + boff, 0, bend - boff);
+	pfs_buf_put(b);
+	return 0;
+}
+
+/* The current bytes of logical block lblk into buf (zeros for a hole). */
+static int read_block(struct objctx *c, struct obj *ob, uint64_t lblk, uint8_t *buf)
+{
+	uint32_t bs = c->st->sb.block_size;
+	struct pfs_extent e;
+	struct pfs_buf *b;
+	int ret;
+
+	ret = ext_find(c, ob, lblk, &e);
+	if (ret == -ENOENT || (!ret && (e.flags & POSFS_EXTENT_UNWRITTEN))) {
+		memset(buf, 0, bs);
+		return 0;
+	}
+	if (ret)
+		return ret;
+	ret = pfs_tx_get_raw(c->tx, e.pblk + (lblk - e.lblk), &b);
+	if (ret)
+		return ret;
+	memcpy(buf, pfs_buf_data(b), bs);
+	pfs_buf_put(b);
+	return 0;
+}
+
+/* A large write: new extents, data written before the commit. */
+static int write_out_of_place(struct objctx *c, struct obj *ob, uint64_t off, uint64_t len,
+			      const uint8_t *data)
+{
+	struct pfs_store *st = c->st;
+	uint32_t bs = st->sb.block_size, shard = POSFS_OID_SHARD(ob->oid);
+	uint64_t first = off / bs, last = (off + len - 1) / bs, n = last - first + 1;
+	uint64_t done = 0, hint = 0;
+	struct pfs_extent prev;
+	uint8_t *buf;
+	int ret;
+
+	buf = pfs_dev_buf_alloc(n * bs);
+	if (!buf)
+		return -ENOMEM;
+	if (off % bs)
+		ret = read_block(c, ob, first, buf);
+	else
+		ret = 0;
+	if (!ret && (off + len) % bs && (last != first || !(off % bs)))
+		ret = read_block(c, ob, last, buf + (n - 1) * bs);
+	if (ret)
+		goto out;
+	memcpy(buf + off % bs, data, len);
+	if (first && !ext_find(c, ob, first - 1, &prev))
+		hint = prev.pblk + (first - 1 - prev.lblk) + 1;
+	ret = ext_punch(c, ob, first, last + 1);
+	while (!ret && done < n) {
+		uint64_t start, got;
+		struct pfs_extent e;
+
+		ret = pfs_tx_alloc_data(c->tx, shard, n - done > UINT32_MAX ? UINT32_MAX : n - done,
+					hint, false, &start, &got);
+		if (ret)
+			break;
+		ret = pfs_dev_pwrite(st->dev, buf + done * bs, got * bs, start * bs);
+		if (ret)
+			break;
+		e = (struct pfs_extent){ .lblk = first + done, .pblk = start, .len = (uint32_t)got,
+					 .plen = (uint32_t)got };
+		ret = ext_insert(c, ob, &e);
+		done += got;
+		hint = start + got;
+	}
+	if (!ret)
+		pfs_tx_note_data(c->tx);
+out:
+	pfs_dev_buf_free(buf);
+	return ret;
+}
+
+static int op_write(struct objctx *c, const struct pfs_op *op, bool zero)
+{
+	uint32_t bs = c->st->sb.block_size;
+	const uint8_t *src = op->data;
+	uint64_t off = op->off, end = op->off + op->len, hint = 0;
+	struct obj *ob;
+	int ret;
+
+	if (end < off || (op->len && (end - 1) / bs >= MAX_FILE_BLOCKS))
+		return -EFBIG;
+	ret = obj_get(c, op->oid, &ob);
+	if (ret || !op->len)
+		return ret;
+	ob->dirty = true;
+	if (!zero && op->len > c->st->small_write)
+		ret = write_out_of_place(c, ob, off, op->len, src);
+	else if (zero) {
+		uint64_t fs = (off + bs - 1) / bs, fe = end / bs;
+
+		/* whole blocks go; the edges are zeroed in place */
+		if (fs < fe)
+			ret = ext_punch(c, ob, fs, fe);
+		if (!ret && off % bs)
+			ret = small_block(c, ob, off / bs, off % bs,
+					  end / bs == off / bs ? end % bs : bs, NULL, &hint);
+		if (!ret && end % bs && (end / bs != off / bs || !(off % bs)) && end / bs >= fs)
+			ret = small_block(c, ob, end / bs, 0, end % bs, NULL, &hint);
+		return ret;
+	} else {
+		for (uint64_t lb = off / bs; !ret && lb <= (end - 1) / bs; lb++) {
+			uint32_t boff = lb == off / bs ? off % bs : 0;
+			uint32_t bend = lb == (end - 1) / bs ? (uint32_t)((end - 1) % bs + 1) : bs;
+
+			ret = small_block(c, ob, lb, boff, bend, src, &hint);
+			src += bend - boff;
+		}
+	}
+	if (!ret && end > ob->o.size)
+		ob->o.size = end;
+	return ret;
+}
+
+static int op_truncate(struct objctx *c, const struct pfs_op *op)
+{
+	uint32_t bs = c->st->sb.block_size;
+	uint64_t size = op->off, hint = 0;
+	struct obj *ob;
+	int ret;
+
+	if ((size + bs - 1) / bs > MAX_FILE_BLOCKS)
+		return -EFBIG;
+	ret = obj_get(c, op->oid, &ob);
+	if (ret)
+		return ret;
+	ob->dirty = true;
+	if (size < ob->o.size) {
+		ret = ext_punch(c, ob, (size + bs - 1) / bs, UINT64_MAX);
+		if (!ret && size % bs)
+			ret = small_block(c, ob, size / bs, size % bs, bs, NULL, &hint);
+	}
+	if (!ret)
+		ob->o.size = size;
+	return ret;
+}
+
+static int free_extent_cb(void *arg, const void *rec)
+{
+	struct objctx *c = arg;
+	struct pfs_extent e;
+
+	ext_get(rec, &e);
+	if (e.flags & POSFS_EXTENT_COMPRESSED)
+		return -EUCLEAN;
+	if (e.flags & POSFS_EXTENT_SHARED)
+		return pfs_refcount_dec(c->tx, e.pblk, e.len);
+	return pfs_tx_free_data(c->tx, e.pblk, e.len);
+}
+
+static struct pfs_omap omap_of(struct obj *ob)
+{
+	struct pfs_omap om = { &ob->o.omap, &ob->o.omap_count, POSFS_OID_SHARD(ob->oid), ob->oid };
+
+	return om;
+}
+
+static int op_remove(struct objctx *c, const struct pfs_op *op)
+{
+	struct pfs_btree bt;
+	struct pfs_omap om;
+	struct pfs_radix rx;
+	struct obj *ob;
+	int ret;
+
+	ret = obj_get(c, op->oid, &ob);
+	if (ret)
+		return ret;
+	bt = ext_tree(ob);
+	om = omap_of(ob);
+	if (ob->o.extents.blkno) {
+		ret = pfs_btree_destroy(c->tx, &bt, free_extent_cb, c);
+		if (ret)
+			return ret;
+	}
+	if (ob->o.omap.blkno) {
+		ret = pfs_omap_destroy(c->tx, &om);
+		if (ret)
+			return ret;
+	}
+	if (!ob->is_new) {
+		rx = radix_of(c->st, POSFS_OID_SHARD(ob->oid));
+		ret = pfs_radix_remove(c->tx, &rx, POSFS_OID_LOCAL(ob->oid));
+		if (ret)
+			return ret;
+	}
+	pfs_tx_shard(c->tx, POSFS_OID_SHARD(ob->oid))->hdr.onode_count--;
+	ob->removed = true;
+	ob->dirty = false;
+	return 0;
+}
+
+/* ---- clones ------------------------------------------------------------- */
+
+/* Flag [lb, lb+n) of ob (inside the extent e) as shared, splitting e. */
+static int ext_mark_shared(struct objctx *c, struct obj *ob, const struct pfs_extent *e,
+			   uint64_t lb, uint64_t n)
+{
+	struct pfs_btree bt = ext_tree(ob);
+	struct pfs_extent part;
+	struct pfs_dextent d;
+	uint64_t end = e->lblk + e->len;
+	int ret;
+
+	if (e->flags & POSFS_EXTENT_SHARED)
+		return 0;
+	if (lb > e->lblk) {
+		part = *e;
+		part.len = part.plen = (uint32_t)(lb - e->lblk);
+		d = ext_put(&part);
+		ret = pfs_btree_update(c->tx, &bt, &d);
+		part.lblk = lb;
+		part.pblk = e->pblk + (lb - e->lblk);
+		part.len = part.plen = (uint32_t)n;
+		part.flags |= POSFS_EXTENT_SHARED;
+		d = ext_put(&part);
+		if (!ret)
+			ret = pfs_btree_insert(c->tx, &bt, &d);
+	} else {
+		part = *e;
+		part.len = part.plen = (uint32_t)n;
+		part.flags |= POSFS_EXTENT_SHARED;
+		d = ext_put(&part);
+		ret = pfs_btree_update(c->tx, &bt, &d);
+	}
+	if (!ret && lb + n < end) {
+		part = *e;
+		part.lblk = lb + n;
+		part.pblk = e->pblk + (lb + n - e->lblk);
+		part.len = part.plen = (uint32_t)(end - lb - n);
+		d = ext_put(&part);
+		ret = pfs_btree_insert(c->tx, &bt, &d);
+	}
+	ob->dirty = true;
+	return ret;
+}
+
+/*
+ * dst [doff, doff+len) shares src's blocks [soff, soff+len). Offsets are
+ * block aligned; len too, unless the range reaches src's end (its last
+ * block is then shared whole: the bytes past the end are zeros).
+ */
+static int op_clone_range(struct objctx *c, const struct pfs_op *op)
+{
+	uint32_t bs = c->st->sb.block_size;
+	uint64_t slb, dlb, n;
+	struct obj *src, *dst;
+	int ret;
+
+	if (POSFS_OID_SHARD(op->oid) != POSFS_OID_SHARD(op->oid2))
+		return -EXDEV;
+	ret = obj_get(c, op->oid, &src);
+	if (!ret)
+		ret = obj_get(c, op->oid2, &dst);
+	if (ret)
+		return ret;
+	if (op->off % bs || op->off2 % bs || op->off + op->len < op->off ||
+	    op->off2 + op->len < op->off2)
+		return -EINVAL;
+	if (op->len % bs && op->off + op->len < src->o.size)
+		return -EINVAL;
+	if (op->off2 + op->len > MAX_FILE_BLOCKS * bs)
+		return -EFBIG;
+	if (src == dst && op->off < op->off2 + op->len && op->off2 < op->off + op->len)
+		return -EINVAL;		/* overlapping ranges of one object */
+	if (!op->len)
+		return 0;
+	slb = op->off / bs;
+	dlb = op->off2 / bs;
+	n = (op->len + bs - 1) / bs;
+	ret = ext_punch(c, dst, dlb, dlb + n);
+	for (uint64_t i = 0; !ret && i < n;) {
+		struct pfs_extent e, de;
+		uint64_t piece;
+
+		ret = ext_find(c, src, slb + i, &e);
+		if (ret == -ENOENT) {
+			/* a hole: skip to the next extent */
+			struct pfs_btree bt = ext_tree(src);
+			struct pfs_dextent d;
+
+			ret = src->o.extents.blkno ? pfs_btree_lookup_ge(c->tx, &bt, slb + i, &d) : -ENOENT;
+			if (ret == -ENOENT) {
+				ret = 0;
+				break;
+			}
+			if (!ret)
+				i = le64_get(d.lblk) - slb;
+			continue;
+		}
+		if (ret)
+			break;
+		piece = e.lblk + e.len - (slb + i);
+		if (piece > n - i)
+			piece = n - i;
+		if (e.flags & POSFS_EXTENT_UNWRITTEN) {
+			i += piece;
+			continue;
+		}
+		ret = ext_mark_shared(c, src, &e, slb + i, piece);
+		if (!ret)
+			ret = pfs_refcount_inc(c->tx, e.pblk + (slb + i - e.lblk), piece);
+		de = (struct pfs_extent){ .lblk = dlb + i, .pblk = e.pblk + (slb + i - e.lblk),
+					  .len = (uint32_t)piece, .plen = (uint32_t)piece,
+					  .flags = POSFS_EXTENT_SHARED };
+		if (!ret)
+			ret = ext_insert(c, dst, &de);
+		i += piece;
+	}
+	if (!ret) {
+		uint64_t avail = src->o.size > op->off ? src->o.size - op->off : 0;
+		uint64_t end = op->off2 + (op->len < avail ? op->len : avail);
+
+		if (end > dst->o.size)
+			dst->o.size = end;
+		dst->dirty = true;
+	}
+	return ret;
+}
+
+/* dst becomes a copy of src's data (dst's own data goes). */
+static int op_clone(struct objctx *c, const struct pfs_op *op)
+{
+	struct pfs_op r = *op;
+	struct obj *src, *dst;
+	int ret;
+
+	if (op->oid == op->oid2)
+		return -EINVAL;
+	ret = obj_get(c, op->oid, &src);
+	if (!ret)
+		ret = obj_get(c, op->oid2, &dst);
+	if (ret)
+		return ret;
+	ret = ext_punch(c, dst, 0, UINT64_MAX);
+	if (ret)
+		return ret;
+	dst->o.size = 0;
+	dst->dirty = true;
+	r.off = r.off2 = 0;
+	r.len = src->o.size;
+	return op_clone_range(c, &r);
+}
+
+/* ---- xattrs and omap ---------------------------------------------------- */
+
+static int xattr_key(const struct pfs_op *op, uint8_t *key, size_t *klen)
+{
+	if (!op->klen || op->klen > 255)
+		return op->klen ? -ERANGE : -EINVAL;
+	key[0] = 0;
+	key[1] = 'x';
+	memcpy(key + 2, op->key, op->klen);
+	*klen = op->klen + 2;
+	return 0;
+}
+
+static int op_xattr(struct objctx *c, const struct pfs_op *op)
+{
+	uint8_t key[XATTR_KEY_MAX];
+	struct pfs_omap om;
+	struct obj *ob;
+	size_t klen;
+	int ret, exists;
+
+	ret = xattr_key(op, key, &klen);
+	if (ret)
+		return ret;
+	if (op->type == PFS_OP_SETXATTR && op->vlen > POSFS_OMAP_VALUE_MAX)
+		return -E2BIG;
+	ret = obj_get(c, op->oid, &ob);
+	if (ret)
+		return ret;
+	om = omap_of(ob);
+	ob->dirty = true;
+	if (op->type == PFS_OP_RMXATTR) {
+		ret = ob->o.omap.blkno ? pfs_omap_remove(c->tx, &om, key, klen) : -ENOENT;
+		if (ret == -ENOENT)
+			return -ENODATA;
+		if (!ret)
+			ob->o.xattr_omap_count--;
+		return ret;
+	}
+	ret = ob->o.omap.blkno ? pfs_omap_get(c->tx, &om, key, klen, NULL, 0, NULL) : -ENOENT;
+	if (ret && ret != -ENOENT)
+		return ret;
+	exists = !ret;
+	if ((op->flags & XATTR_CREATE) && exists)
+		return -EEXIST;
+	if ((op->flags & XATTR_REPLACE) && !exists)
+		return -ENODATA;
+	ret = pfs_omap_set(c->tx, &om, key, klen, op->val, op->vlen);
+	if (!ret && !exists)
+		ob->o.xattr_omap_count++;
+	return ret;
+}
+
+static int op_omap(struct objctx *c, const struct pfs_op *op)
+{
+	struct pfs_omap om;
+	struct obj *ob;
+	int ret;
+
+	if (op->type != PFS_OP_OMAP_RMRANGE &&
+	    (!op->klen || op->klen > POSFS_OMAP_KEY_MAX || !((const uint8_t *)op->key)[0]))
+		return -EINVAL;
+	if (op->vlen > POSFS_OMAP_VALUE_MAX)
+		return -E2BIG;
+	ret = obj_get(c, op->oid, &ob);
+	if (ret)
+		return ret;
+	om = omap_of(ob);
+	ob->dirty = true;
+	switch (op->type) {
+	case PFS_OP_OMAP_SET:
+		return pfs_omap_set(c->tx, &om, op->key, op->klen, op->val, op->vlen);
+	case PFS_OP_OMAP_INSERT:
+		return pfs_omap_insert(c->tx, &om, op->key, op->klen, op->val, op->vlen);
+	case PFS_OP_OMAP_RM:
+		return ob->o.omap.blkno ? pfs_omap_remove(c->tx, &om, op->key, op->klen) : -ENOENT;
+	default: {
+		/* never into the store's own key space (xattrs) */
+		static const uint8_t user_start[1] = { 1 };
+		const void *start = op->key;
+		size_t slen = op->klen;
+		uint64_t removed = 0;
+
+		if (!ob->o.omap.blkno)
+			return 0;
+		if (!start || !slen || !((const uint8_t *)start)[0]) {
+			start = user_start;
+			slen = 1;
+		}
+		return pfs_omap_remove_range(c->tx, &om, start, slen, op->key2, op->klen2,
+					     &removed);
+	}
+	}
+}
+
+/* ---- submit ------------------------------------------------------------- */
+
+static int op_apply(struct objctx *c, const struct pfs_op *op)
+{
+	struct obj *ob;
+	int ret;
+
+	switch (op->type) {
+	case PFS_OP_CREATE:
+		return op_create(c, op);
+	case PFS_OP_REMOVE:
+		return op_remove(c, op);
+	case PFS_OP_WRITE:
+		return op_write(c, op, false);
+	case PFS_OP_ZERO:
+		return op_write(c, op, true);
+	case PFS_OP_TRUNCATE:
+		return op_truncate(c, op);
+	case PFS_OP_SETATTR:
+		if (!times_ok(&op->attr))
+			return -EINVAL;
+		ret = obj_get(c, op->oid, &ob);
+		if (!ret) {
+			attr_apply(&ob->o, &op->attr, op->mask);
+			ob->dirty = true;
+		}
+		return ret;
+	case PFS_OP_SETXATTR:
+	case PFS_OP_RMXATTR:
+		return op_xattr(c, op);
+	case PFS_OP_OMAP_SET:
+	case PFS_OP_OMAP_INSERT:
+	case PFS_OP_OMAP_RM:
+	case PFS_OP_OMAP_RMRANGE:
+		return op_omap(c, op);
+	case PFS_OP_CLONE:
+		return op_clone(c, op);
+	case PFS_OP_CLONE_RANGE:
+		return op_clone_range(c, op);
+	}
+	return -EINVAL;
+}
+
+static int txn_shards(struct pfs_store *st, const struct pfs_txn *t, uint32_t *sh, unsigned *n)
+{
+	unsigned k = 0;
+
+	for (size_t i = 0; i < t->n; i++) {
+		uint64_t oids[2] = { t->ops[i].oid, t->ops[i].oid2 };
+
+		for (int j = 0; j < 2; j++) {
+			uint32_t s;
+			unsigned p;
+
+			if (!oids[j])
+				continue;
+			if (!oid_ok(st, oids[j]))
+				return -ENOENT;
+			s = POSFS_OID_SHARD(oids[j]);
+			for (p = 0; p < k && sh[p] < s; p++)
+				;
+			if (p < k && sh[p] == s)
+				continue;
+			if (k == 8)
+				return -E2BIG;
+			memmove(sh + p + 1, sh + p, (k - p) * sizeof(*sh));
+			sh[p] = s;
+			k++;
+		}
+	}
+	*n = k;
+	return k ? 0 : -EINVAL;
+}
+
+int pfs_store_submit(struct pfs_store *st, struct pfs_txn *t, int flags,
+		     struct pfs_commit *token)
+{
+	struct objctx *c;
+	struct pfs_durable tok = { POSFS_SHARD_GLOBAL, 0 };
+	uint32_t shards[8];
+	unsigned nsh;
+	int ret, tries = 0;
+
+	if (t->err)
+		return t->err;
+	if (!t->n) {
+		if (token)
+			*token = (struct pfs_commit){ POSFS_SHARD_GLOBAL, 0 };
+		return 0;
+	}
+	ret = txn_shards(st, t, shards, &nsh);
+	if (ret)
+		return ret;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->st = st;
+	for (;;) {
+		if (pfs_store_wal_full(st)) {
+			ret = pfs_store_checkpoint(st);
+			if (ret)
+				break;
+		}
+		ret = pfs_tx_begin(st, shards, nsh, &c->tx);
+		if (ret)
+			break;
+		c->n = 0;
+		for (size_t i = 0; !ret && i < t->n; i++)
+			ret = op_apply(c, &t->ops[i]);
+		if (!ret)
+			ret = obj_writeback(c);
+		if (ret) {
+			pfs_tx_abort(c->tx);
+		} else {
+			ret = pfs_tx_commit(c->tx, &tok);
+		}
+		c->tx = NULL;
+		/* a full WAL, or space that the next checkpoint gives back */
+		if ((ret == -EAGAIN || ret == -ENOSPC) && tries++ < 2) {
+			bool pending = false;
+
+			for (uint32_t i = 0; i < st->nshards; i++)
+				pending |= pfs_alloc_pending_blocks(&st->shards[i].alloc) > 0;
+			if (ret == -ENOSPC && !pending)
+				break;
+			ret = pfs_store_checkpoint(st);
+			if (ret)
+				break;
+			continue;
+		}
+		break;
+	}
+	free(c);
+	if (ret)
+		return pfs_store_note(st, ret);
+	if (token)
+		*token = (struct pfs_commit){ tok.shard, tok.group };
+	if (flags & PFS_SUBMIT_DURABLE)
+		ret = pfs_tx_wait_durable(st, &tok);
+	return ret;
+}
+
+int pfs_store_wait(struct pfs_store *st, const struct pfs_commit *token)
+{
+	struct pfs_durable tok = { token->shard, token->group };
+
+	return pfs_tx_wait_durable(st, &tok);
+}
+
+/* ---- reads -------------------------------------------------------------- */
+
+static int read_begin(struct pfs_store *st, uint64_t oid, struct objctx *c, struct obj **ob)
+{
+	uint32_t shard;
+	int ret;
+
+	if (!oid_ok(st, oid))
+		return -ENOENT;
+	shard = POSFS_OID_SHARD(oid);
+	memset(c, 0, sizeof(*c));
+	c->st = st;
+	ret = pfs_tx_begin_read(st, &shard, 1, &c->tx);
+	if (ret)
+		return ret;
+	ret = obj_get(c, oid, ob);
+	if (ret) {
+		pfs_tx_abort(c->tx);
+		c->tx = NULL;
+	}
+	return pfs_store_note(st, ret);
+}
+
+static void read_end(struct objctx *c)
+{
+	pfs_tx_abort(c->tx);
+}
+
+int pfs_store_iterate_objects(struct pfs_store *st, uint32_t shard, pfs_object_fn fn, void *arg)
+{
+	struct pfs_radix rx;
+	struct pfs_onode o;
+	struct pfs_tx *tx;
+	uint64_t local = 0;
+	int ret;
+
+	if (shard >= st->nshards)
+		return -EINVAL;
+	ret = pfs_tx_begin_read(st, &shard, 1, &tx);
+	if (ret)
+		return ret;
+	rx = radix_of(st, shard);
+	while (!(ret = pfs_radix_next(tx, &rx, &local, &o))) {
+		ret = fn(arg, &o);
+		if (ret)
+			break;
+		local++;
+	}
+	pfs_tx_abort(tx);
+	return pfs_store_note(st, ret == -ENOENT ? 0 : ret);
+}
+
+int pfs_store_stat(struct pfs_store *st, uint64_t oid, struct pfs_onode *o)
+{
+	struct objctx c;
+	struct obj *ob;
+	int ret = read_begin(st, oid, &c, &ob);
+
+	if (ret)
+		return ret;
+	*o = ob->o;
+	read_end(&c);
+	return 0;
+}
+
+ssize_t pfs_store_read(struct pfs_store *st, uint64_t oid, uint64_t off, size_t len, void *buf)
+{
+	uint32_t bs = st->sb.block_size;
+	uint8_t *out = buf, *bounce = NULL;
+	struct objctx c;
+	struct obj *ob;
+	uint64_t end, pos;
+	int ret = read_begin(st, oid, &c, &ob);
+
+	if (ret)
+		return ret;
+	if (off >= ob->o.size || !len) {
+		read_end(&c);
+		return 0;
+	}
+	end = off + len > ob->o.size ? ob->o.size : off + len;
+	pos = off;
+	while (pos < end) {
+		uint64_t lb = pos / bs, run_end, boff = pos % bs;
+		struct pfs_extent e;
+		uint64_t n, chunk;
+
+		ret = ext_find(&c, ob, lb, &e);
+		if (ret == -ENOENT || (!ret && (e.flags & POSFS_EXTENT_UNWRITTEN))) {
+			/* a hole: zeros up to the next extent or the end */
+			struct pfs_btree bt = ext_tree(ob);
+			struct pfs_dextent d;
+			uint64_t next = UINT64_MAX;
+
+			if (!ret) {
+				next = e.lblk + e.len;
+			} else if (ob->o.extents.blkno &&
+				   !pfs_btree_lookup_ge(c.tx, &bt, lb, &d)) {
+				next = le64_get(d.lblk);
+			}
+			run_end = next == UINT64_MAX || next * bs > end ? end : next * bs;
+			memset(out + (pos - off), 0, run_end - pos);
+			pos = run_end;
+			ret = 0;
+			continue;
+		}
+		if (ret)
+			break;
+		/* mapped: read the run from the device, then what the cache has newer */
+		n = e.lblk + e.len - lb;
+		if (n > 256)
+			n = 256;
+		if ((lb + n) * bs > end)
+			n = (end - 1) / bs - lb + 1;
+		if (!bounce) {
+			bounce = pfs_dev_buf_alloc(256 * (size_t)bs);
+			if (!bounce) {
+				ret = -ENOMEM;
+				break;
+			}
+		}
+		ret = pfs_dev_pread(st->dev, bounce, n * bs, (e.pblk + (lb - e.lblk)) * bs);
+		if (ret)
+			break;
+		{
+			struct pfs_shard *sh = pfs_store_block_shard(st, e.pblk);
+
+			for (uint64_t i = 0; sh && i < n; i++) {
+				struct pfs_buf *b = pfs_bcache_find(&sh->cache, e.pblk + (lb - e.lblk) + i);
+
+				if (b) {
+					if (b->flags & PFS_BUF_VALID)
+						memcpy(bounce + i * bs, b->data, bs);
+					pfs_bcache_put(b);
+				}
+			}
+		}
+		chunk = n * bs - boff;
+		if (pos + chunk > end)
+			chunk = end - pos;
+		memcpy(out + (pos - off), bounce + boff, chunk);
+		pos += chunk;
+	}
+	pfs_dev_buf_free(bounce);
+	read_end(&c);
+	return ret ? pfs_store_note(st, ret) : (ssize_t)(end - off);
+}
+
+ssize_t pfs_store_getxattr(struct pfs_store *st, uint64_t oid, const char *name, void *buf,
+			   size_t cap)
+{
+	struct pfs_op op = { .key = name, .klen = strlen(name) };
+	uint8_t key[XATTR_KEY_MAX];
+	struct pfs_omap om;
+	struct objctx c;
+	struct obj *ob;
+	size_t klen, vlen = 0;
+	int ret;
+
+	ret = xattr_key(&op, key, &klen);
+	if (ret)
+		return ret == -ERANGE ? -ENODATA : ret;
+	ret = read_begin(st, oid, &c, &ob);
+	if (ret)
+		return ret;
+	om = omap_of(ob);
+	ret = ob->o.omap.blkno ? pfs_omap_get(c.tx, &om, key, klen, cap ? buf : NULL, cap, &vlen)
+			       : -ENOENT;
+	read_end(&c);
+	if (ret == -ENOENT)
+		return -ENODATA;
+	return ret ? ret : (ssize_t)vlen;
+}
+
+struct list_ctx {
+	char *buf;
+	size_t cap, len;
+};
+
+ssize_t pfs_store_listxattr(struct pfs_store *st, uint64_t oid, char *buf, size_t cap)
+{
+	static const uint8_t prefix[2] = { 0, 'x' };
+	struct pfs_omap_cursor cur;
+	uint8_t key[POSFS_OMAP_KEY_MAX];
+	struct pfs_omap om;
+	struct objctx c;
+	struct obj *ob;
+	size_t klen, total = 0;
+	int ret;
+
+	ret = read_begin(st, oid, &c, &ob);
+	if (ret)
+		return ret;
+	if (!ob->o.omap.blkno) {
+		read_end(&c);
+		return 0;
+	}
+	om = omap_of(ob);
+	ret = pfs_omap_cursor_seek(c.tx, &om, prefix, 2, &cur);
+	while (!ret) {
+		ret = pfs_omap_cursor_next(&cur, key, sizeof(key), &klen, NULL, 0, NULL);
+		if (ret)
+			break;
+		if (klen < 2 || key[0] != 0 || key[1] != 'x')
+			break;
+		if (cap) {
+			if (total + klen - 2 + 1 > cap) {
+				ret = -ERANGE;
+				break;
+			}
+			memcpy(buf + total, key + 2, klen - 2);
+			buf[total + klen - 2] = 0;
+		}
+		total += klen - 2 + 1;
+	}
+	pfs_omap_cursor_release(&cur);
+	read_end(&c);
+	if (ret == -ENOENT)
+		ret = 0;
+	return ret ? ret : (ssize_t)total;
+}
+
+ssize_t pfs_store_omap_get(struct pfs_store *st, uint64_t oid, const void *key, size_t klen,
+			   void *val, size_t cap)
+{
+	struct pfs_omap om;
+	struct objctx c;
+	struct obj *ob;
+	size_t vlen = 0;
+	int ret;
+
+	if (!klen || klen > POSFS_OMAP_KEY_MAX)
+		return -EINVAL;
+	ret = read_begin(st, oid, &c, &ob);
+	if (ret)
+		return ret;
+	om = omap_of(ob);
+	ret = ob->o.omap.blkno ? pfs_omap_get(c.tx, &om, key, klen, cap ? val : NULL, cap, &vlen)
+			       : -ENOENT;
+	read_end(&c);
+	return ret ? ret : (ssize_t)vlen;
+}
+
+int pfs_store_omap_iterate(struct pfs_store *st, uint64_t oid, const void *after, size_t alen,
+			   pfs_omap_fn fn, void *arg)
+{
+	static const uint8_t user_start[1] = { 1 };
+	struct pfs_omap_cursor cur;
+	uint8_t *key, *val;
+	struct pfs_omap om;
+	struct objctx c;
+	struct obj *ob;
+	size_t klen, vlen;
+	int ret;
+
+	ret = read_begin(st, oid, &c, &ob);
+	if (ret)
+		return ret;
+	if (!ob->o.omap.blkno) {
+		read_end(&c);
+		return 0;
+	}
+	key = malloc(POSFS_OMAP_KEY_MAX);
+	val = malloc(POSFS_OMAP_VALUE_MAX);
+	if (!key || !val) {
+		free(key);
+		free(val);
+		read_end(&c);
+		return -ENOMEM;
+	}
+	om = omap_of(ob);
+	if (after && alen)
+		ret = pfs_omap_cursor_seek_after(c.tx, &om, after, alen, &cur);
+	else
+		ret = pfs_omap_cursor_seek(c.tx, &om, user_start, 1, &cur);
+	while (!ret) {
+		ret = pfs_omap_cursor_next(&cur, key, POSFS_OMAP_KEY_MAX, &klen, val,
+					   POSFS_OMAP_VALUE_MAX, &vlen);
+		if (ret)
+			break;
+		if (!key[0])
+			continue;	/* the store's own keys */
+		ret = fn(arg, key, klen, val, vlen);
+	}
+	pfs_omap_cursor_release(&cur);
+	read_end(&c);
+	free(key);
+	free(val);
+	return ret == -ENOENT ? 0 : ret;
+}

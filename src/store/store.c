@@ -1,0 +1,348 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Opening and closing the store. Open reads the superblock and every
+ * shard header, replays the WALs into the caches (journal.c), writes the
+ * result home with a checkpoint, loads each shard's free tree into its
+ * allocator, and marks the superblock not clean until close marks it clean
+ * again (as ext4's s_state).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "posfs/io.h"
+#include "posfs/store.h"
+#include "store/store_internal.h"
+
+#define CACHE_BLOCKS_DEFAULT 4096u
+#define FILL_PCT_DEFAULT 50u
+
+/* ---- the checkpoint timer ------------------------------------------------ */
+
+bool pfs_store_dirty(struct pfs_store *st)
+{
+	bool dirty = st->global_wal.used > 0;
+
+	for (uint32_t i = 0; !dirty && i < st->nshards; i++) {
+		struct pfs_shard *sh = &st->shards[i];
+
+		pthread_mutex_lock(&sh->lock);
+		dirty = sh->cache.ndirty || sh->wal.used || sh->group.ntx;
+		pthread_mutex_unlock(&sh->lock);
+	}
+	return dirty;
+}
+
+static void *timer_main(void *arg)
+{
+	struct pfs_store *st = arg;
+
+	pthread_mutex_lock(&st->timer_lock);
+	while (!st->timer_stop) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += st->interval_ms / 1000;
+		ts.tv_nsec += (long)(st->interval_ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&st->timer_cond, &st->timer_lock, &ts);
+		if (st->timer_stop)
+			break;
+		pthread_mutex_unlock(&st->timer_lock);
+		if (!st->err && pfs_store_dirty(st))
+			pfs_store_checkpoint(st);	/* an error sticks in st->err */
+		pthread_mutex_lock(&st->timer_lock);
+	}
+	pthread_mutex_unlock(&st->timer_lock);
+	return NULL;
+}
+
+static void timer_stop(struct pfs_store *st)
+{
+	if (!st->timer_running)
+		return;
+	pthread_mutex_lock(&st->timer_lock);
+	st->timer_stop = true;
+	pthread_cond_signal(&st->timer_cond);
+	pthread_mutex_unlock(&st->timer_lock);
+	pthread_join(st->timer, NULL);
+	st->timer_running = false;
+}
+
+bool pfs_store_has_errors(const struct pfs_store *st)
+{
+	return __atomic_load_n(&st->corrupt, __ATOMIC_RELAXED);
+}
+
+static void store_free(struct pfs_store *st)
+{
+	if (!st)
+		return;
+	timer_stop(st);
+	pthread_mutex_destroy(&st->timer_lock);
+	pthread_cond_destroy(&st->timer_cond);
+	if (st->shards) {
+		pfs_journal_fini(st);
+		for (uint32_t i = 0; i < st->nshards; i++) {
+			struct pfs_shard *sh = &st->shards[i];
+
+			pfs_bcache_fini(&sh->cache);
+			pfs_alloc_fini(&sh->alloc);
+			pthread_mutex_destroy(&sh->lock);
+		}
+		free(st->shards);
+	}
+	pthread_mutex_destroy(&st->global_lock);
+	pthread_rwlock_destroy(&st->ckpt_lock);
+	pfs_dev_close(st->dev);
+	free(st);
+}
+
+/*
+ * The header slots to start from. A checkpoint writes every WAL's header
+ * with the next generation; a crash part way through leaves some headers a
+ * generation ahead. Those are taken from their other slot, which still
+ * describes the previous checkpoint (slots alternate), so that every WAL
+ * replays from the same checkpoint and no record is replayed against
+ * blocks newer than it (W5).
+ */
+struct slots {
+	struct pfs_shard_hdr h[2];
+	int err[2];
+	int newest;
+};
+
+static int slots_read(struct pfs_store *st, uint32_t shard, struct slots *s)
+{
+	int ret = pfs_shard_hdr_read_slots(st->dev, &st->sb, shard, s->h, s->err);
+
+	if (ret)
+		return ret;
+	if (s->err[0] && s->err[1])
+		return s->err[0] == -EBADMSG || s->err[1] == -EBADMSG ? -EBADMSG : s->err[0];
+	s->newest = s->err[0] ? 1 : s->err[1] ? 0 : s->h[1].seq > s->h[0].seq;
+	return 0;
+}
+
+static int slots_pick(const struct slots *s, uint64_t gen, struct pfs_shard_hdr *out)
+{
+	int other = s->newest ^ 1;
+
+	if (s->h[s->newest].ckpt_gen == gen) {
+		*out = s->h[s->newest];
+		return 0;
+	}
+	if (s->err[other] || s->h[other].ckpt_gen != gen)
+		return -EUCLEAN;
+	*out = s->h[other];
+	return 0;
+}
+
+static int shards_load(struct pfs_store *st, const struct pfs_store_opts *o)
+{
+	uint32_t cache = o && o->cache_blocks ? o->cache_blocks : CACHE_BLOCKS_DEFAULT;
+	struct slots *sl;
+	uint64_t gen;
+	int ret;
+
+	st->shards = calloc(st->nshards, sizeof(*st->shards));
+	sl = calloc(st->nshards + 1, sizeof(*sl));
+	if (!st->shards || !sl) {
+		free(sl);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < st->nshards; i++) {
+		struct pfs_shard *sh = &st->shards[i];
+
+		pthread_mutex_init(&sh->lock, NULL);
+		sh->index = i;
+		ret = pfs_alloc_init(&sh->alloc);
+		if (!ret)
+			ret = pfs_bcache_init(&sh->cache, st->dev, st->sb.block_size, cache);
+		if (!ret)
+			ret = pfs_geo_shard(&st->sb, i, &sh->geo);
+		if (!ret)
+			ret = slots_read(st, i, &sl[i]);
+		if (ret)
+			goto out;
+	}
+	ret = slots_read(st, POSFS_SHARD_GLOBAL, &sl[st->nshards]);
+	if (ret)
+		goto out;
+	gen = UINT64_MAX;
+	for (uint32_t i = 0; i <= st->nshards; i++)
+		if (sl[i].h[sl[i].newest].ckpt_gen < gen)
+			gen = sl[i].h[sl[i].newest].ckpt_gen;
+	for (uint32_t i = 0; !ret && i < st->nshards; i++) {
+		ret = slots_pick(&sl[i], gen, &st->shards[i].ondisk);
+		st->shards[i].hdr = st->shards[i].ondisk;
+	}
+	if (!ret)
+		ret = slots_pick(&sl[st->nshards], gen, &st->global_hdr);
+	st->ckpt_gen = gen;
+out:
+	free(sl);
+	return ret;
+}
+
+static int allocators_load(struct pfs_store *st)
+{
+	int ret = 0;
+
+	for (uint32_t i = 0; !ret && i < st->nshards; i++) {
+		struct pfs_tx *tx;
+		uint32_t s = i;
+
+		ret = pfs_tx_begin_read(st, &s, 1, &tx);
+		if (ret)
+			break;
+		ret = pfs_space_load(st, &st->shards[i], tx);
+		pfs_tx_abort(tx);
+	}
+	return ret;
+}
+
+int pfs_store_open_dev(struct pfs_dev *dev, const struct pfs_store_opts *o,
+		       struct pfs_store **stp)
+{
+	struct pfs_store *st;
+	bool ro = o && o->readonly;
+	int ret;
+
+	*stp = NULL;
+	st = calloc(1, sizeof(*st));
+	if (!st) {
+		pfs_dev_close(dev);
+		return -ENOMEM;
+	}
+	st->dev = dev;
+	pthread_mutex_init(&st->timer_lock, NULL);
+	pthread_cond_init(&st->timer_cond, NULL);
+	pthread_mutex_init(&st->global_lock, NULL);
+	pthread_rwlock_init(&st->ckpt_lock, NULL);
+	st->readonly = ro || pfs_dev_info(dev)->readonly;
+	st->fill_pct = o && o->fill_pct ? o->fill_pct : FILL_PCT_DEFAULT;
+	ret = pfs_super_read(dev, &st->sb, NULL);
+	if (ret)
+		goto out;
+	ret = pfs_super_features_ok(&st->sb, st->readonly, NULL);
+	if (ret)
+		goto out;
+	if ((uint64_t)st->sb.total_blocks * st->sb.block_size > pfs_dev_info(dev)->size) {
+		ret = -EUCLEAN;		/* the device is smaller than the fs */
+		goto out;
+	}
+	st->small_write = o && o->small_write ? o->small_write : st->sb.small_write;
+	st->nshards = st->sb.shard_count;
+	ret = shards_load(st, o);
+	if (ret)
+		goto out;
+	ret = pfs_journal_init(st);
+	if (ret)
+		goto out;
+	ret = pfs_journal_replay(st);
+	if (ret) {
+		pfs_store_note(st, ret);
+		goto out;
+	}
+	if (!st->readonly) {
+		ret = pfs_store_checkpoint(st);
+		if (ret)
+			goto out;
+	}
+	ret = allocators_load(st);
+	if (ret)
+		goto out;
+	if (!st->readonly) {
+		st->sb.state &= (uint16_t)~POSFS_STATE_CLEAN;
+		st->sb.mount_count++;
+		st->sb.mount_time = (uint64_t)time(NULL);
+		ret = pfs_super_write(dev, &st->sb);
+		if (ret)
+			goto out;
+		st->interval_ms = o && o->ckpt_interval_ms ? o->ckpt_interval_ms : 5000;
+		if (st->interval_ms > 0) {
+			ret = -pthread_create(&st->timer, NULL, timer_main, st);
+			if (ret)
+				goto out;
+			st->timer_running = true;
+		}
+	}
+	*stp = st;
+	return 0;
+out:
+	store_free(st);
+	return ret;
+}
+
+int pfs_store_open(const char *path, const struct pfs_store_opts *o,
+		   struct pfs_store **stp)
+{
+	struct pfs_dev_opts dopts = {
+		.exclusive = true,
+		.readonly = o && o->readonly,
+		.backend = o ? (enum pfs_dev_backend)o->backend : PFS_DEV_AUTO,
+	};
+	struct pfs_dev *dev;
+	int ret;
+
+	*stp = NULL;
+	ret = pfs_dev_open(path, &dopts, &dev);
+	if (ret)
+		return ret;
+	return pfs_store_open_dev(dev, o, stp);
+}
+
+int pfs_store_sync(struct pfs_store *st)
+{
+	return pfs_store_checkpoint(st);
+}
+
+int pfs_store_close(struct pfs_store *st)
+{
+	int ret = 0;
+
+	if (!st)
+		return 0;
+	timer_stop(st);
+	if (!st->readonly) {
+		ret = pfs_store_checkpoint(st);
+		if (!ret && !st->err) {
+			st->sb.state |= POSFS_STATE_CLEAN;
+			if (pfs_store_has_errors(st))
+				st->sb.state |= POSFS_STATE_ERRORS;
+			ret = pfs_super_write(st->dev, &st->sb);
+		}
+	}
+	if (!ret && st->err)
+		ret = st->err;
+	store_free(st);
+	return ret;
+}
+
+int pfs_store_statfs(struct pfs_store *st, struct pfs_statfs *sfs)
+{
+	memset(sfs, 0, sizeof(*sfs));
+	sfs->block_size = st->sb.block_size;
+	sfs->shards = st->nshards;
+	for (uint32_t i = 0; i < st->nshards; i++) {
+		struct pfs_shard *sh = &st->shards[i];
+
+		pthread_mutex_lock(&sh->lock);
+		sfs->total_blocks += sh->geo.data_blocks;
+		sfs->free_blocks += pfs_alloc_free_blocks(&sh->alloc) +
+				    pfs_alloc_pending_blocks(&sh->alloc);
+		sfs->objects += sh->hdr.onode_count;
+		pthread_mutex_unlock(&sh->lock);
+	}
+	return 0;
+}
+
+const struct pfs_super *pfs_store_super(const struct pfs_store *st)
+{
+	return &st->sb;
+}

@@ -1,0 +1,224 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The object store's private structures (src/store).
+ *
+ * Lock order (never taken the other way):
+ *   1. store->ckpt_lock  (rwlock: transactions read, checkpoint writes)
+ *   2. shard->lock       (mutexes, in increasing shard index)
+ *   3. wal->mutex        (per WAL: writing sealed records in order)
+ * A thread that waits for durability holds no shard lock while it waits,
+ * except a cross-shard commit, which waits only on wal mutexes (whose
+ * holders never take a shard lock), so it cannot deadlock.
+ */
+#ifndef POSFS_STORE_INTERNAL_H
+#define POSFS_STORE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <errno.h>
+#include <stdint.h>
+
+#include "posfs/disk.h"
+#include "posfs/io.h"
+#include "store/alloc.h"
+#include "store/bcache.h"
+#include "store/tx.h"
+
+/* A sealed WAL record waiting for (or under) its write. */
+struct pfs_wal_sealed {
+	uint64_t seq;			/* order of sealing in this WAL */
+	uint8_t *buf;			/* pad block (if any) then the record */
+	uint64_t pad_at;		/* WAL block of the pad record, or ~0 */
+	uint64_t at;			/* WAL block of the record */
+	uint32_t nblocks;		/* of the record */
+	bool preflush;			/* out-of-place data to flush first */
+	struct pfs_wal_sealed *next;
+};
+
+/* One circular log: a shard's or the global one. */
+struct pfs_wal {
+	uint32_t index;			/* shard, or POSFS_SHARD_GLOBAL */
+	uint64_t owner;			/* owner field of its records */
+	uint64_t start;			/* first WAL block on the device */
+	uint32_t nblocks;
+	/* under the shard lock (global: the global lock) */
+	uint64_t head;			/* where the next record goes */
+	uint64_t next_lsn;
+	uint64_t tail;			/* oldest record replay needs */
+	uint64_t tail_lsn;
+	uint64_t used;			/* blocks from tail to head, pads included */
+	uint64_t sealed_seq;		/* last sequence handed out */
+	/* under mutex */
+	pthread_mutex_t mutex;
+	pthread_cond_t cond;
+	uint64_t durable_seq;		/* every record up to here is durable */
+	bool writing;			/* a thread is writing records now */
+	int err;			/* a write or flush failed: the WAL is dead */
+	struct pfs_wal_sealed *queue;	/* sealed, not yet durable, in order */
+};
+
+/* The open group of a shard: what its next WAL record will carry. */
+struct pfs_group {
+	uint64_t id;			/* increases; buffers listed carry it */
+	struct pfs_buf *blocks;		/* via gnext */
+	uint32_t nblocks;
+	uint32_t ntx;
+	uint64_t min_txid;
+	bool state_dirty;		/* the shard header state changed */
+	bool preflush;			/* a transaction wrote data out of place */
+	uint64_t sealed_as;		/* 0, or the WAL sequence it got */
+};
+
+struct pfs_shard {
+	pthread_mutex_t lock;
+	uint32_t index;
+	struct pfs_shard_geo geo;
+	struct pfs_shard_hdr hdr;	/* current state: roots, counters */
+	struct pfs_shard_hdr ondisk;	/* as last written (tail, slot, seq) */
+	struct pfs_bcache cache;
+	struct pfs_alloc alloc;
+	struct pfs_wal wal;
+	struct pfs_group group;
+	uint64_t group_durable;		/* last group id known durable */
+};
+
+struct pfs_store {
+	struct pfs_dev *dev;
+	struct pfs_super sb;
+	uint32_t nshards;
+	struct pfs_shard *shards;
+	/* the global journal (cross-shard transactions) */
+	pthread_mutex_t global_lock;
+	struct pfs_shard_hdr global_hdr;
+	struct pfs_wal global_wal;
+
+	pthread_rwlock_t ckpt_lock;
+	uint64_t ckpt_gen;		/* checkpoints completed */
+	uint64_t next_txid;		/* atomic */
+	uint32_t small_write;
+	uint32_t fill_pct;		/* checkpoint when a WAL is this full */
+	bool readonly;
+	int err;			/* sticky: after an I/O failure, -EIO */
+	bool corrupt;			/* corrupt metadata met: fsck needed */
+	/* the checkpoint timer */
+	pthread_t timer;
+	bool timer_running;
+	bool timer_stop;
+	int interval_ms;
+	pthread_mutex_t timer_lock;
+	pthread_cond_t timer_cond;
+	uint64_t stat_commits, stat_groups, stat_checkpoints, stat_wal_writes;
+};
+
+/* The shard whose data area holds blkno, or NULL. */
+struct pfs_shard *pfs_store_block_shard(struct pfs_store *st, uint64_t blkno);
+
+/* Note an error: corrupt metadata marks the store as needing fsck. */
+static inline int pfs_store_note(struct pfs_store *st, int err)
+{
+	if (err == -EUCLEAN || err == -EBADMSG)
+		__atomic_store_n(&st->corrupt, true, __ATOMIC_RELAXED);
+	return err;
+}
+
+/* Is anything waiting to be written home? */
+bool pfs_store_dirty(struct pfs_store *st);
+
+/* ---- journal.c ---------------------------------------------------------- */
+
+/*
+ * Begin a transaction on the shards in mask order: shards[] sorted and
+ * unique, n >= 1. Takes the checkpoint lock (read) and the shard locks.
+ */
+int pfs_tx_begin(struct pfs_store *st, const uint32_t *shards, unsigned n,
+		 struct pfs_tx **txp);
+
+/* A transaction that only reads (also on a read-only store): it locks the
+ * shards, and is ended with pfs_tx_abort. Changes return -EROFS. */
+int pfs_tx_begin_read(struct pfs_store *st, const uint32_t *shards, unsigned n,
+		      struct pfs_tx **txp);
+
+/* Record that out-of-place data was written for this transaction: its
+ * record must not reach the device before that data is flushed. */
+void pfs_tx_note_data(struct pfs_tx *tx);
+
+/* The transaction's id (global commit order). */
+uint64_t pfs_tx_id(const struct pfs_tx *tx);
+
+/* Is the shard locked by tx? */
+bool pfs_tx_has_shard(const struct pfs_tx *tx, uint32_t shard);
+
+struct pfs_shard *pfs_tx_shard(struct pfs_tx *tx, uint32_t shard);
+struct pfs_store *pfs_tx_store(struct pfs_tx *tx);
+
+/*
+ * Allocate len blocks (contiguous when contig, else up to len) for data
+ * from the shard's free space; the on-disk free tree is updated at commit,
+ * the allocation is undone on abort. *got: blocks given.
+ */
+int pfs_tx_alloc_data(struct pfs_tx *tx, uint32_t shard, uint64_t len, uint64_t hint,
+		      bool contig, uint64_t *start, uint64_t *got);
+
+/* Free data blocks [start, start+len): back to the free tree at commit,
+ * reusable after the next checkpoint (W4). */
+int pfs_tx_free_data(struct pfs_tx *tx, uint64_t start, uint64_t len);
+
+/*
+ * A data block to change through the WAL (small writes): the cached
+ * block, read from the device unless fresh (then zeroed), dirty in tx.
+ */
+int pfs_tx_data_block(struct pfs_tx *tx, uint64_t blkno, bool fresh, struct pfs_buf **bp);
+
+/*
+ * Commit: apply the space changes, log the changed blocks in the open
+ * group of the shard (one shard) or in the global WAL (several: written
+ * and flushed before return), release the locks. *wait_token receives
+ * what pfs_tx_wait_durable needs. -EAGAIN: the WAL is too full for this
+ * transaction: it was aborted, checkpoint and retry.
+ */
+struct pfs_durable {
+	uint32_t shard;		/* POSFS_SHARD_GLOBAL: already durable */
+	uint64_t group;
+};
+int pfs_tx_commit(struct pfs_tx *tx, struct pfs_durable *token);
+void pfs_tx_abort(struct pfs_tx *tx);
+
+/* Wait until a committed transaction is on stable storage (group commit:
+ * concurrent waiters share one record write and one flush). */
+int pfs_tx_wait_durable(struct pfs_store *st, const struct pfs_durable *token);
+
+/* Make everything committed durable and write every dirty block home;
+ * advance every WAL's tail. */
+int pfs_store_checkpoint(struct pfs_store *st);
+
+/* Is any WAL past its fill mark? */
+bool pfs_store_wal_full(struct pfs_store *st);
+
+/* Replay every WAL into the caches (open). */
+int pfs_journal_replay(struct pfs_store *st);
+
+/* Initialise / tear down the WAL and group state of the shards. */
+int pfs_journal_init(struct pfs_store *st);
+void pfs_journal_fini(struct pfs_store *st);
+
+/* The space changes a transaction made, for space.c to apply to the free
+ * trees. New ones may be added while they are applied (tree nodes). */
+struct pfs_space_change {
+	uint32_t shard;
+	uint64_t start;
+	uint64_t len;
+	bool is_free;		/* else an allocation */
+};
+size_t pfs_tx_space_count(const struct pfs_tx *tx);
+const struct pfs_space_change *pfs_tx_space_at(const struct pfs_tx *tx, size_t i);
+
+/* ---- space.c ------------------------------------------------------------ */
+
+/* Load a shard's free-space tree into its allocator; check the count. */
+int pfs_space_load(struct pfs_store *st, struct pfs_shard *sh, struct pfs_tx *tx);
+
+/* Bring the on-disk free trees up to date with the transaction's
+ * allocations and frees (called at commit, to a fixed point). */
+int pfs_space_apply(struct pfs_tx *tx);
+
+#endif /* POSFS_STORE_INTERNAL_H */

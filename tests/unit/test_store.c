@@ -1,0 +1,785 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The whole store against a simple in-memory model: random transactions of
+ * creates, writes around the small-write threshold (through the WAL and
+ * out of place), truncates, zeroes, omap and xattr changes and removes,
+ * over several shards; reads, xattrs and omaps compared after every batch;
+ * close and reopen; and power cuts through the recording device, after
+ * which the store must be exactly the model after some whole transaction
+ * that is no older than the last one acknowledged durable, with the free
+ * space exactly accounted for. The seed is printed; POSFS_TEST_SEED or the
+ * first argument sets it (a random one when "random").
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "posfs/io.h"
+#include "posfs/store.h"
+#include "store/store_internal.h"
+
+static unsigned seed;
+
+#define NOBJ 6
+#define MAXSZ (96u * 1024)
+#define NKEYS 8
+#define NXA 4
+
+struct mobj {
+	uint64_t oid;			/* 0: none */
+	uint32_t mode;
+	uint64_t size;
+	uint8_t data[MAXSZ];
+	uint8_t key_set[NKEYS];		/* omap key "k<i>" present, value byte */
+	uint8_t key_val[NKEYS];
+	uint16_t key_len[NKEYS];
+	uint8_t xa_set[NXA];
+	uint8_t xa_val[NXA];
+};
+
+struct model {
+	struct mobj o[NOBJ];
+	uint32_t txno;
+};
+
+static uint64_t DEVSZ = 48ull << 20;
+
+static struct pfs_dev *newfs_mem(uint32_t shards)
+{
+	struct pfs_mkfs_params p = { .size = DEVSZ, .block_size = 4096, .shard_count = shards,
+				     .wal_bytes = 2 << 20, .global_wal_bytes = 1 << 20, .ncpu = 1 };
+	struct pfs_newfs_opts o = { .root_mode = 0755, .now = 1700000000 };
+	struct pfs_super sb = { 0 };
+	struct pfs_dev *dev;
+
+	ck_assert_int_eq(pfs_dev_open_mem(DEVSZ, 512, &dev), 0);
+	ck_assert_int_eq(pfs_geo_compute(&p, &sb, NULL), 0);
+	for (int i = 0; i < 16; i++)
+		sb.uuid[i] = (uint8_t)(i * 3 + 5);
+	sb.feature_incompat = POSFS_FEATURE_global_wal;
+	sb.state = POSFS_STATE_CLEAN;
+	sb.errors = 1;
+	sb.max_mount_count = UINT32_MAX;
+	ck_assert_int_eq(pfs_newfs_write(dev, &sb, &o), 0);
+	return dev;
+}
+
+static struct pfs_store *open_dev(struct pfs_dev *dev)
+{
+	struct pfs_store_opts o = { .cache_blocks = 512, .ckpt_interval_ms = -1 };
+	struct pfs_store *st;
+	int ret = pfs_store_open_dev(dev, &o, &st);
+
+	ck_assert_msg(ret == 0, "open: %d, seed %u", ret, seed);
+	return st;
+}
+
+static void key_name(int i, char *k, uint16_t len)
+{
+	memset(k, 'a' + i, len);
+	k[0] = 'k';
+	k[1] = (char)('0' + i);
+}
+
+/* ---- compare the store with the model ----------------------------------- */
+
+struct omap_seen {
+	const struct mobj *m;
+	int n;
+	int bad;
+};
+
+static int omap_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct omap_seen *s = arg;
+	const char *k = key;
+	int i = k[1] - '0';
+
+	if (klen < 2 || k[0] != 'k' || i < 0 || i >= NKEYS || !s->m->key_set[i] ||
+	    klen != s->m->key_len[i] || vlen != 100u + i ||
+	    ((const uint8_t *)val)[vlen - 1] != s->m->key_val[i])
+		s->bad++;
+	s->n++;
+	return 0;
+}
+
+static void verify(struct pfs_store *st, const struct model *m, const char *when)
+{
+	uint8_t *buf = malloc(MAXSZ + 4096);
+
+	for (int i = 0; i < NOBJ; i++) {
+		const struct mobj *o = &m->o[i];
+		struct pfs_onode on;
+		struct omap_seen seen = { o, 0, 0 };
+		int nkeys = 0;
+		ssize_t r;
+
+		if (!o->oid)
+			continue;
+		ck_assert_msg(pfs_store_stat(st, o->oid, &on) == 0, "%s: object %d gone, seed %u",
+			      when, i, seed);
+		ck_assert_msg(on.size == o->size, "%s: object %d size %llu, want %llu, seed %u", when,
+			      i, (unsigned long long)on.size, (unsigned long long)o->size, seed);
+		ck_assert_uint_eq(on.mode, o->mode);
+		r = pfs_store_read(st, o->oid, 0, MAXSZ + 4096, buf);
+		ck_assert_msg(r == (ssize_t)o->size, "%s: read %zd, seed %u", when, r, seed);
+		for (uint64_t k = 0; k < o->size; k++)
+			if (buf[k] != o->data[k])
+				ck_abort_msg("%s: object %d byte %llu is %u, want %u, seed %u", when, i,
+					     (unsigned long long)k, buf[k], o->data[k], seed);
+		/* a read at an odd offset */
+		if (o->size > 10) {
+			uint64_t off = (uint64_t)rand() % (o->size - 5);
+
+			r = pfs_store_read(st, o->oid, off, 5000, buf);
+			ck_assert_int_eq(r, (ssize_t)(o->size - off < 5000 ? o->size - off : 5000));
+			ck_assert_int_eq(memcmp(buf, o->data + off, (size_t)r), 0);
+		}
+		ck_assert_int_eq(pfs_store_omap_iterate(st, o->oid, NULL, 0, omap_cb, &seen), 0);
+		for (int k = 0; k < NKEYS; k++)
+			nkeys += o->key_set[k];
+		ck_assert_msg(seen.n == nkeys && !seen.bad, "%s: omap of %d: %d keys (%d bad), want %d, seed %u",
+			      when, i, seen.n, seen.bad, nkeys, seed);
+		for (int x = 0; x < NXA; x++) {
+			char name[16], v[64];
+
+			snprintf(name, sizeof(name), "user.a%d", x);
+			r = pfs_store_getxattr(st, o->oid, name, v, sizeof(v));
+			if (o->xa_set[x]) {
+				ck_assert_msg(r == 10 + x && v[0] == (char)o->xa_val[x],
+					      "%s: xattr %s of %d: %zd, seed %u", when, name, i, r, seed);
+			} else {
+				ck_assert_msg(r == -ENODATA, "%s: xattr %s of %d present, seed %u", when,
+					      name, i, seed);
+			}
+		}
+	}
+	free(buf);
+}
+
+/* Free space: every data block is free, pending, or referenced. */
+static void space_verify(struct pfs_store *st)
+{
+	struct pfs_statfs sfs;
+
+	ck_assert_int_eq(pfs_store_statfs(st, &sfs), 0);
+	for (uint32_t s = 0; s < st->nshards; s++) {
+		struct pfs_shard *sh = &st->shards[s];
+
+		ck_assert_uint_eq(sh->hdr.free_blocks, pfs_alloc_free_blocks(&sh->alloc) +
+				  pfs_alloc_pending_blocks(&sh->alloc));
+		ck_assert_int_eq(pfs_alloc_check(&sh->alloc), 0);
+	}
+}
+
+/* ---- random transactions ------------------------------------------------ */
+
+static uint8_t *scratch;
+static int nclones;
+
+static uint64_t rand_len(void)
+{
+	switch (rand() % 6) {
+	case 0: return 1 + (uint64_t)rand() % 100;
+	case 1: return 1 + (uint64_t)rand() % 8192;
+	case 2: return 30000 + (uint64_t)rand() % 6000;	/* around 32 KiB */
+	case 3: return 32768;
+	case 4: return 4096 * (1 + (uint64_t)rand() % 12);
+	default: return 1 + (uint64_t)rand() % 70000;
+	}
+}
+
+/* One random transaction; m is updated only when it commits. */
+static int random_txn(struct pfs_store *st, struct model *m, uint64_t counter_oid, bool durable,
+		      struct pfs_commit *tok)
+{
+	struct model *next = malloc(sizeof(*next));
+	struct pfs_txn t;
+	int nops = 1 + rand() % 3, ret;
+	char keys[NKEYS + NXA][300];
+	uint8_t vals[8][200];
+	int nk = 0, nv = 0;
+	uint32_t txno = m->txno + 1;
+	char cval[16];
+
+	memcpy(next, m, sizeof(*next));
+	pfs_txn_init(&t);
+	for (int k = 0; k < nops; k++) {
+		int i = rand() % NOBJ;
+		struct mobj *o = &next->o[i];
+
+		if (!o->oid) {
+			struct pfs_attr a = { .mode = S_IFREG | 0644, .nlink = 1 };
+			uint64_t oid;
+
+			ck_assert_int_eq(pfs_store_oid_alloc(st, (uint32_t)(rand() % st->nshards), &oid), 0);
+			pfs_txn_create(&t, oid, &a);
+			memset(o, 0, sizeof(*o));
+			o->oid = oid;
+			o->mode = a.mode;
+			continue;
+		}
+		switch (rand() % 10) {
+		case 0: case 1: case 2: case 3: {
+			uint64_t len = rand_len(), off = (uint64_t)rand() % MAXSZ;
+			uint8_t *d = scratch + (size_t)k * MAXSZ;
+
+			if (off + len > MAXSZ)
+				len = MAXSZ - off;
+			for (uint64_t b = 0; b < len; b++)
+				d[b] = (uint8_t)(txno * 31 + b * 7 + (uint64_t)i);
+			pfs_txn_write(&t, o->oid, off, len, d);
+			memcpy(o->data + off, d, len);
+			if (off + len > o->size)
+				o->size = off + len;
+			break;
+		}
+		case 4: {
+			uint64_t size = (uint64_t)rand() % MAXSZ;
+
+			pfs_txn_truncate(&t, o->oid, size);
+			if (size < o->size)
+				memset(o->data + size, 0, o->size - size);
+			o->size = size;
+			break;
+		}
+		case 5: {
+			uint64_t off = o->size ? (uint64_t)rand() % o->size : 0, len = rand_len();
+
+			if (off + len > o->size)
+				len = o->size - off;
+			pfs_txn_zero(&t, o->oid, off, len);
+			memset(o->data + off, 0, len);
+			break;
+		}
+		case 6: {
+			int key = rand() % NKEYS;
+			uint16_t klen = (uint16_t)(2 + rand() % 250);
+
+			if (o->key_set[key])
+				klen = o->key_len[key];
+			key_name(key, keys[nk], klen);
+			if (o->key_set[key] && rand() % 2) {
+				pfs_txn_omap_rm(&t, o->oid, keys[nk], klen);
+				o->key_set[key] = 0;
+			} else {
+				memset(vals[nv], (int)txno, 100 + (size_t)key);
+				pfs_txn_omap_set(&t, o->oid, keys[nk], klen, vals[nv], 100 + (size_t)key);
+				o->key_set[key] = 1;
+				o->key_val[key] = (uint8_t)txno;
+				o->key_len[key] = klen;
+				nv++;
+			}
+			nk++;
+			break;
+		}
+		case 7: case 8: {
+			int x = rand() % NXA;
+
+			snprintf(keys[nk], sizeof(keys[nk]), "user.a%d", x);
+			if (o->xa_set[x] && rand() % 2) {
+				pfs_txn_rmxattr(&t, o->oid, keys[nk]);
+				o->xa_set[x] = 0;
+			} else {
+				memset(vals[nv], (int)txno, 10 + (size_t)x);
+				pfs_txn_setxattr(&t, o->oid, keys[nk], vals[nv], 10 + (size_t)x, 0);
+				o->xa_set[x] = 1;
+				o->xa_val[x] = (uint8_t)txno;
+				nv++;
+			}
+			nk++;
+			break;
+		}
+		default: {
+			int j = rand() % NOBJ;
+			struct mobj *d = &next->o[j];
+			uint64_t soff, len, doff, rl;
+
+			if (rand() % 3 == 0) {
+				pfs_txn_remove(&t, o->oid);
+				memset(o, 0, sizeof(*o));
+				break;
+			}
+			/* a clone into another object of the same shard */
+			if (j == i || !d->oid || POSFS_OID_SHARD(d->oid) != POSFS_OID_SHARD(o->oid) ||
+			    !o->size)
+				break;
+			soff = (uint64_t)(rand() % (int)((o->size + 4095) / 4096)) * 4096;
+			len = 4096 * (1 + (uint64_t)rand() % 8);
+			if (soff >= o->size)
+				break;
+			if (soff + len >= o->size)
+				len = o->size - soff;
+			rl = (len + 4095) / 4096 * 4096;
+			doff = (uint64_t)(rand() % (int)(MAXSZ / 4096)) * 4096;
+			if (doff + rl > MAXSZ)
+				break;
+			if (rand() % 4 == 0 && o->size <= MAXSZ) {
+				pfs_txn_clone(&t, o->oid, d->oid);
+				nclones++;
+				memcpy(d->data, o->data, o->size);
+				memset(d->data + o->size, 0, MAXSZ - o->size);
+				d->size = o->size;
+				break;
+			}
+			pfs_txn_clone_range(&t, o->oid, soff, d->oid, doff, len);
+			nclones++;
+			memcpy(d->data + doff, o->data + soff, len);
+			memset(d->data + doff + len, 0, rl - len);
+			if (doff + len > d->size)
+				d->size = doff + len;
+			if (d->size < doff + rl && d->size > doff + len)
+				d->size = d->size;
+			break;
+		}
+		}
+		if (nv >= 8 || nk >= NKEYS + NXA - 1)
+			break;
+	}
+	if (counter_oid) {
+		memcpy(cval, &txno, 4);
+		pfs_txn_setxattr(&t, counter_oid, "user.n", cval, 4, 0);
+	}
+	ret = pfs_store_submit(st, &t, durable ? PFS_SUBMIT_DURABLE : 0, tok);
+	pfs_txn_fini(&t);
+	if (!ret) {
+		next->txno = txno;
+		memcpy(m, next, sizeof(*m));
+	}
+	free(next);
+	return ret;
+}
+
+START_TEST(model_random)
+{
+	struct pfs_dev *dev = newfs_mem(3);
+	struct pfs_store *st = open_dev(dev);
+	struct model *m = calloc(1, sizeof(*m));
+	struct pfs_statfs before, after;
+	struct pfs_txn t;
+	int ret;
+
+	srand(seed);
+	ck_assert_int_eq(pfs_store_statfs(st, &before), 0);
+	nclones = 0;
+	for (int i = 0; i < 2500; i++) {
+		ret = random_txn(st, m, 0, rand() % 4 == 0, NULL);
+		ck_assert_msg(ret == 0, "txn %d: %d, seed %u", i, ret, seed);
+		if (i % 250 == 249) {
+			verify(st, m, "running");
+			space_verify(st);
+		}
+		if (i % 600 == 300)
+			ck_assert_int_eq(pfs_store_sync(st), 0);
+	}
+	verify(st, m, "end");
+	ck_assert_msg(nclones > 50, "only %d clones, seed %u", nclones, seed);
+	/* remove everything: every block comes back, shared ones included */
+	pfs_txn_init(&t);
+	for (int i = 0; i < NOBJ; i++)
+		if (m->o[i].oid)
+			pfs_txn_remove(&t, m->o[i].oid);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	pfs_txn_fini(&t);
+	ck_assert_int_eq(pfs_store_sync(st), 0);
+	ck_assert_int_eq(pfs_store_statfs(st, &after), 0);
+	ck_assert_msg(after.free_blocks == before.free_blocks && after.objects == before.objects,
+		      "leak: %llu free blocks after removing everything, %llu before, seed %u",
+		      (unsigned long long)after.free_blocks, (unsigned long long)before.free_blocks, seed);
+	for (uint32_t s = 0; s < st->nshards; s++)
+		ck_assert_uint_eq(st->shards[s].hdr.refcount.blkno, 0);
+	ck_assert_int_eq(pfs_store_close(st), 0);
+	free(m);
+}
+END_TEST
+
+START_TEST(close_and_reopen)
+{
+	char path[] = "/var/tmp/posfs-store.XXXXXX";
+	struct model *m = calloc(1, sizeof(*m));
+	struct pfs_store *st;
+	struct pfs_dev *dev;
+	uint8_t *img;
+	int fd, ret;
+
+	/* an image file: close for real, open by path */
+	dev = newfs_mem(2);
+	img = pfs_dev_buf_alloc(DEVSZ);
+	ck_assert_int_eq(pfs_dev_pread(dev, img, DEVSZ, 0), 0);
+	pfs_dev_close(dev);
+	fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pwrite(fd, img, DEVSZ, 0), (ssize_t)DEVSZ);
+	close(fd);
+	pfs_dev_buf_free(img);
+	srand(seed + 1);
+	for (int round = 0; round < 4; round++) {
+		struct pfs_store_opts o = { .cache_blocks = 128, .ckpt_interval_ms = -1 };
+
+		ck_assert_int_eq(pfs_store_open(path, &o, &st), 0);
+		verify(st, m, "after reopen");
+		space_verify(st);
+		for (int i = 0; i < 300; i++) {
+			ret = random_txn(st, m, 0, false, NULL);
+			ck_assert_msg(ret == 0, "txn: %d, seed %u", ret, seed);
+		}
+		verify(st, m, "before close");
+		ck_assert_int_eq(pfs_store_close(st), 0);
+	}
+	{
+		struct pfs_store_opts o = { .readonly = true };
+		struct pfs_txn t;
+
+		ck_assert_int_eq(pfs_store_open(path, &o, &st), 0);
+		verify(st, m, "read-only");
+		pfs_txn_init(&t);
+		pfs_txn_truncate(&t, POSFS_ROOT_OID, 0);
+		ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), -EROFS);
+		pfs_txn_fini(&t);
+		ck_assert_int_eq(pfs_store_close(st), 0);
+	}
+	unlink(path);
+	free(m);
+}
+END_TEST
+
+START_TEST(errors_change_nothing)
+{
+	struct pfs_dev *dev = newfs_mem(2);
+	struct pfs_store *st = open_dev(dev);
+	struct model *m = calloc(1, sizeof(*m));
+	struct pfs_attr a = { .mode = S_IFREG | 0600 };
+	struct pfs_txn t;
+	uint64_t oid, bogus;
+	char v[8] = "value";
+
+	srand(seed + 2);
+	for (int i = 0; i < 200; i++)
+		ck_assert_int_eq(random_txn(st, m, 0, false, NULL), 0);
+	/* a transaction whose last operation fails leaves nothing behind */
+	ck_assert_int_eq(pfs_store_oid_alloc(st, 1, &oid), 0);
+	pfs_txn_init(&t);
+	pfs_txn_create(&t, oid, &a);
+	pfs_txn_write(&t, oid, 0, 5, v);
+	for (int i = 0; i < NOBJ; i++)
+		if (m->o[i].oid) {
+			pfs_txn_write(&t, m->o[i].oid, 0, 5, v);
+			pfs_txn_omap_set(&t, m->o[i].oid, "knew", 4, v, 5);
+		}
+	pfs_txn_rmxattr(&t, oid, "user.none");		/* -ENODATA */
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), -ENODATA);
+	pfs_txn_fini(&t);
+	{
+		struct pfs_onode on;
+
+		ck_assert_int_eq(pfs_store_stat(st, oid, &on), -ENOENT);
+	}
+	verify(st, m, "after a failed transaction");
+	/* each error as documented */
+	pfs_txn_init(&t);
+	pfs_txn_create(&t, oid, &a);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	pfs_txn_reset(&t);
+	pfs_txn_create(&t, oid, &a);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), -EEXIST);
+	pfs_txn_reset(&t);
+	bogus = POSFS_OID(1, 1000000);
+	pfs_txn_write(&t, bogus, 0, 5, v);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), -ENOENT);
+	pfs_txn_reset(&t);
+	pfs_txn_omap_insert(&t, oid, "kx", 2, v, 1);
+	pfs_txn_omap_insert(&t, oid, "kx", 2, v, 1);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), -EEXIST);
+	pfs_txn_reset(&t);
+	pfs_txn_omap_set(&t, oid, "\0bad", 4, v, 1);	/* the store's key space */
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), -EINVAL);
+	pfs_txn_reset(&t);
+	pfs_txn_setxattr(&t, oid, "user.r", v, 1, XATTR_REPLACE);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), -ENODATA);
+	pfs_txn_reset(&t);
+	pfs_txn_write(&t, oid, UINT64_MAX - 10, 5, v);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), -EFBIG);
+	pfs_txn_reset(&t);
+	pfs_txn_setxattr(&t, oid, "user.c", v, 1, XATTR_CREATE);
+	pfs_txn_setxattr(&t, oid, "user.c", v, 1, XATTR_CREATE);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), -EEXIST);
+	pfs_txn_fini(&t);
+	ck_assert_int_eq(pfs_store_getxattr(st, oid, "user.c", v, sizeof(v)), -ENODATA);
+	ck_assert_int_eq(pfs_store_listxattr(st, oid, NULL, 0), 0);
+	verify(st, m, "after the errors");
+	ck_assert_int_eq(pfs_store_close(st), 0);
+	free(m);
+}
+END_TEST
+
+START_TEST(enospc_is_whole)
+{
+	struct pfs_dev *dev = newfs_mem(1);
+	struct pfs_store *st = open_dev(dev);
+	struct pfs_attr a = { .mode = S_IFREG | 0600 };
+	struct pfs_statfs sfs, sfs2;
+	uint8_t *big = calloc(1, 8 << 20);
+	struct pfs_txn t;
+	uint64_t oid, oid2;
+	int ret, n = 0;
+
+	ck_assert_int_eq(pfs_store_oid_alloc(st, 0, &oid), 0);
+	pfs_txn_init(&t);
+	pfs_txn_create(&t, oid, &a);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	/* fill the device, 8 MiB at a time, then smaller */
+	for (uint64_t off = 0, len = 8 << 20; len >= 4096;) {
+		pfs_txn_reset(&t);
+		pfs_txn_write(&t, oid, off, len, big);
+		ret = pfs_store_submit(st, &t, 0, NULL);
+		if (ret == -ENOSPC) {
+			len /= 2;
+			continue;
+		}
+		ck_assert_int_eq(ret, 0);
+		off += len;
+		n++;
+	}
+	ck_assert_int_gt(n, 3);
+	ck_assert_int_eq(pfs_store_statfs(st, &sfs), 0);
+	/* a transaction that cannot be satisfied fails whole */
+	ck_assert_int_eq(pfs_store_oid_alloc(st, 0, &oid2), 0);
+	pfs_txn_reset(&t);
+	pfs_txn_create(&t, oid2, &a);
+	pfs_txn_write(&t, oid2, 0, 1 << 20, big);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), -ENOSPC);
+	ck_assert_int_eq(pfs_store_statfs(st, &sfs2), 0);
+	ck_assert_uint_eq(sfs2.free_blocks, sfs.free_blocks);
+	ck_assert_uint_eq(sfs2.objects, sfs.objects);
+	{
+		struct pfs_onode on;
+
+		ck_assert_int_eq(pfs_store_stat(st, oid2, &on), -ENOENT);
+	}
+	/* removing the big object gives the space back */
+	pfs_txn_reset(&t);
+	pfs_txn_remove(&t, oid);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	ck_assert_int_eq(pfs_store_sync(st), 0);
+	ck_assert_int_eq(pfs_store_statfs(st, &sfs2), 0);
+	ck_assert_uint_gt(sfs2.free_blocks, sfs.free_blocks + (uint64_t)n * 256);
+	pfs_txn_reset(&t);
+	pfs_txn_create(&t, oid2, &a);
+	pfs_txn_write(&t, oid2, 0, 1 << 20, big);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	pfs_txn_fini(&t);
+	space_verify(st);
+	ck_assert_int_eq(pfs_store_close(st), 0);
+	free(big);
+}
+END_TEST
+
+START_TEST(timer_checkpoints)
+{
+	struct pfs_dev *dev = newfs_mem(1);
+	struct pfs_store_opts o = { .ckpt_interval_ms = 50 };
+	struct pfs_attr a = { .mode = S_IFREG | 0644 };
+	struct pfs_store *st;
+	struct pfs_txn t;
+	uint64_t oid;
+
+	ck_assert_int_eq(pfs_store_open_dev(dev, &o, &st), 0);
+	ck_assert_int_eq(pfs_store_oid_alloc(st, 0, &oid), 0);
+	pfs_txn_init(&t);
+	pfs_txn_create(&t, oid, &a);
+	pfs_txn_write(&t, oid, 0, 5, "hello");
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);	/* not durable */
+	pfs_txn_fini(&t);
+	ck_assert(pfs_store_dirty(st));
+	for (int i = 0; i < 200 && pfs_store_dirty(st); i++)
+		usleep(10000);
+	ck_assert_msg(!pfs_store_dirty(st), "no checkpoint within 2 s of a 50 ms timer");
+	ck_assert_uint_ge(st->stat_checkpoints, 2);	/* the one at open, then the timer's */
+	ck_assert_int_eq(pfs_store_close(st), 0);
+}
+END_TEST
+
+START_TEST(corrupt_block_is_reported)
+{
+	char path[] = "/var/tmp/posfs-corrupt.XXXXXX";
+	struct pfs_store_opts o = { .ckpt_interval_ms = -1 };
+	struct pfs_attr a = { .mode = S_IFREG | 0644 };
+	struct pfs_dev *dev = newfs_mem(2);
+	struct pfs_super sb;
+	struct pfs_onode on;
+	struct pfs_store *st;
+	uint64_t oid0, oid1, leaf;
+	struct pfs_txn t;
+	uint8_t *img = pfs_dev_buf_alloc(DEVSZ);
+	char buf[8];
+	int fd;
+
+	ck_assert_int_eq(pfs_dev_pread(dev, img, DEVSZ, 0), 0);
+	pfs_dev_close(dev);
+	fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pwrite(fd, img, DEVSZ, 0), (ssize_t)DEVSZ);
+	ck_assert_int_eq(pfs_store_open(path, &o, &st), 0);
+	ck_assert_int_eq(pfs_store_oid_alloc(st, 0, &oid0), 0);
+	ck_assert_int_eq(pfs_store_oid_alloc(st, 1, &oid1), 0);
+	pfs_txn_init(&t);
+	pfs_txn_create(&t, oid0, &a);
+	pfs_txn_create(&t, oid1, &a);
+	pfs_txn_write(&t, oid0, 0, 5, "zero!");
+	pfs_txn_write(&t, oid1, 0, 5, "one!!");
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	pfs_txn_fini(&t);
+	leaf = st->shards[1].hdr.onodes.blkno;	/* shard 1's onode leaf */
+	ck_assert_int_eq(pfs_store_close(st), 0);
+	/* one flipped bit in that block on the device */
+	ck_assert_int_eq(pread(fd, img, 4096, (off_t)leaf * 4096), 4096);
+	img[700] ^= 0x04;
+	ck_assert_int_eq(pwrite(fd, img, 4096, (off_t)leaf * 4096), 4096);
+	ck_assert_int_eq(pfs_store_open(path, &o, &st), 0);
+	ck_assert_int_eq(pfs_store_stat(st, oid1, &on), -EBADMSG);
+	ck_assert_int_eq(pfs_store_read(st, oid1, 0, 5, buf), -EBADMSG);
+	pfs_txn_init(&t);
+	pfs_txn_write(&t, oid1, 0, 5, "again");
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), -EBADMSG);
+	pfs_txn_fini(&t);
+	/* the other shard is untouched and works */
+	ck_assert_int_eq(pfs_store_read(st, oid0, 0, 5, buf), 5);
+	ck_assert_int_eq(memcmp(buf, "zero!", 5), 0);
+	ck_assert(pfs_store_has_errors(st));
+	ck_assert_int_eq(pfs_store_close(st), 0);
+	/* and the superblock says fsck is needed */
+	{
+		struct pfs_dev *d;
+
+		ck_assert_int_eq(pfs_dev_open(path, NULL, &d), 0);
+		ck_assert_int_eq(pfs_super_read(d, &sb, NULL), 0);
+		ck_assert(sb.state & POSFS_STATE_ERRORS);
+		pfs_dev_close(d);
+	}
+	close(fd);
+	unlink(path);
+	pfs_dev_buf_free(img);
+}
+END_TEST
+
+/* ---- power cuts --------------------------------------------------------- */
+
+#define NTX_CUT 60
+
+START_TEST(power_cuts)
+{
+	struct model *snap = calloc(NTX_CUT + 1, sizeof(*snap));
+	size_t mark_ev[NTX_CUT + 1];
+	uint32_t acked[NTX_CUT + 1];
+	int nmarks = 0;
+	struct pfs_dev *mem = newfs_mem(2), *recdev;
+	struct pfs_devrec *rec;
+	struct pfs_store *st;
+	struct pfs_attr a = { .mode = S_IFREG | 0644 };
+	struct pfs_txn t;
+	uint64_t counter;
+	uint8_t *base = pfs_dev_buf_alloc(DEVSZ);
+	size_t setup_end, cuts = 0;
+	char zero4[4] = { 0 };
+
+	srand(seed + 3);
+	ck_assert_int_eq(pfs_dev_pread(mem, base, DEVSZ, 0), 0);
+	ck_assert_int_eq(pfs_devrec_wrap(mem, &recdev), 0);
+	rec = pfs_devrec_of(recdev);
+	st = open_dev(recdev);
+	ck_assert_int_eq(pfs_store_oid_alloc(st, 0, &counter), 0);
+	pfs_txn_init(&t);
+	pfs_txn_create(&t, counter, &a);
+	pfs_txn_setxattr(&t, counter, "user.n", zero4, 4, 0);
+	ck_assert_int_eq(pfs_store_submit(st, &t, PFS_SUBMIT_DURABLE, NULL), 0);
+	pfs_txn_fini(&t);
+	ck_assert_int_eq(pfs_store_sync(st), 0);
+	setup_end = pfs_devrec_count(rec);
+	for (int k = 1; k <= NTX_CUT; k++) {
+		bool durable = rand() % 2;
+
+		snap[k] = snap[k - 1];
+		ck_assert_int_eq(random_txn(st, &snap[k], counter, durable, NULL), 0);
+		ck_assert_uint_eq(snap[k].txno, (uint32_t)k);
+		if (durable) {
+			mark_ev[nmarks] = pfs_devrec_count(rec);
+			acked[nmarks++] = (uint32_t)k;
+		}
+		if (k % 20 == 0)
+			ck_assert_int_eq(pfs_store_sync(st), 0);
+	}
+	for (size_t f = setup_end; f < pfs_devrec_count(rec); f++) {
+		struct pfs_dev *dev;
+		struct pfs_store *s2;
+		uint32_t must = 0, n;
+		char v[8];
+
+		if (pfs_devrec_event(rec, f)->kind != PFS_REC_FLUSH)
+			continue;
+		for (int i = 0; i < nmarks && mark_ev[i] <= f; i++)
+			must = acked[i];
+		ck_assert_int_eq(pfs_dev_open_mem(DEVSZ, 512, &dev), 0);
+		ck_assert_int_eq(pfs_dev_pwrite(dev, base, DEVSZ, 0), 0);
+		ck_assert_int_eq(pfs_devrec_apply(rec, 0, f + 1, dev), 0);
+		/* the writes in flight after the flush: a random subset, some torn */
+		for (size_t i = f + 1; i < pfs_devrec_count(rec) &&
+		     pfs_devrec_event(rec, i)->kind != PFS_REC_FLUSH; i++) {
+			const struct pfs_devrec_event *e = pfs_devrec_event(rec, i);
+
+			if (e->kind == PFS_REC_WRITE && rand() % 3 == 0)
+				ck_assert_int_eq(pfs_devrec_apply_one(rec, i,
+					rand() % 2 ? 0 : 512 * (1 + (uint32_t)rand() % (e->len / 512)), dev), 0);
+		}
+		s2 = open_dev(dev);
+		ck_assert_int_eq(pfs_store_getxattr(s2, counter, "user.n", v, sizeof(v)), 4);
+		memcpy(&n, v, 4);
+		ck_assert_msg(n <= NTX_CUT && n >= must, "cut at %zu: store at transaction %u, "
+			      "acknowledged %u, seed %u", f, n, must, seed);
+		verify(s2, &snap[n], "after a power cut");
+		space_verify(s2);
+		ck_assert_int_eq(pfs_store_close(s2), 0);
+		cuts++;
+	}
+	ck_assert_uint_gt(cuts, NTX_CUT / 3);
+	ck_assert_int_eq(pfs_store_close(st), 0);
+	pfs_dev_buf_free(base);
+	free(snap);
+}
+END_TEST
+
+int main(int argc, char **argv)
+{
+	const char *s = argc > 1 ? argv[1] : getenv("POSFS_TEST_SEED");
+	Suite *su = suite_create("store");
+	TCase *tc = tcase_create("store");
+	SRunner *sr;
+	int failed;
+
+	seed = 1;
+	if (s)
+		seed = !strcmp(s, "random") ? (unsigned)time(NULL) : (unsigned)strtoul(s, NULL, 0);
+	printf("seed %u\n", seed);
+	scratch = malloc(4 * MAXSZ);
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, model_random);
+	tcase_add_test(tc, close_and_reopen);
+	tcase_add_test(tc, errors_change_nothing);
+	tcase_add_test(tc, enospc_is_whole);
+	tcase_add_test(tc, power_cuts);
+	tcase_add_test(tc, timer_checkpoints);
+	tcase_add_test(tc, corrupt_block_is_reported);
+	suite_add_tcase(su, tc);
+	sr = srunner_create(su);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	free(scratch);
+	return failed ? 1 : 0;
+}
