@@ -1,0 +1,296 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * store-bench: the object store's own figures, on an image file opened
+ * with O_DIRECT (io_uring backend where the kernel has it):
+ *
+ *   durable 4 KiB writes   transactions/s and CPU us per transaction, with
+ *                          1 and N threads (group commit shares flushes)
+ *   creates                objects created per second (not durable each)
+ *   omap                   inserts and lookups per second, K keys in one
+ *                          object (1,000,000 by default)
+ *   sequential 1 MiB       writes (out of place), MB/s, then a sync
+ *
+ * usage: store-bench [-q] [-t THREADS] [-k KEYS] [-s SIZE_MB] IMAGE_PATH
+ * IMAGE_PATH is created (and removed afterwards) on a disk-backed file
+ * system. Prints one line per figure and a JSON object at the end. Not a
+ * test: figures vary with the machine; compare runs on one machine.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "posfs/disk.h"
+#include "posfs/io.h"
+#include "posfs/store.h"
+
+static double now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static double cpu_now(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+static void die(const char *what, int err)
+{
+	fprintf(stderr, "store-bench: %s: %s\n", what, strerror(-err));
+	exit(1);
+}
+
+static int mkfs_image(const char *path, uint64_t size)
+{
+	struct pfs_mkfs_params p = { .size = size, .ncpu = (unsigned)sysconf(_SC_NPROCESSORS_ONLN) };
+	struct pfs_newfs_opts o = { .root_mode = 0755, .now = time(NULL) };
+	struct pfs_dev_opts d = { 0 };
+	struct pfs_super sb = { 0 };
+	struct pfs_dev *dev;
+	FILE *f = fopen(path, "w");
+	int ret;
+
+	if (!f)
+		return -errno;
+	/*
+	 * Write the whole image once, so that the host file system has
+	 * allocated every block: what is measured is then posfs and the
+	 * device, not block allocation in the file system under the image.
+	 */
+	{
+		static char zeros[1 << 20];
+
+		for (uint64_t off = 0; off < size; off += sizeof(zeros))
+			if (fwrite(zeros, sizeof(zeros), 1, f) != 1) {
+				fclose(f);
+				return -EIO;
+			}
+	}
+	if (fflush(f) || fsync(fileno(f))) {
+		fclose(f);
+		return -errno;
+	}
+	fclose(f);
+	ret = pfs_dev_open(path, &d, &dev);
+	if (ret)
+		return ret;
+	ret = pfs_geo_compute(&p, &sb, NULL);
+	for (int i = 0; i < 16; i++)
+		sb.uuid[i] = (uint8_t)rand();
+	sb.feature_incompat = POSFS_FEATURE_global_wal;
+	sb.state = POSFS_STATE_CLEAN;
+	sb.errors = 1;
+	sb.max_mount_count = UINT32_MAX;
+	if (!ret)
+		ret = pfs_newfs_write(dev, &sb, &o);
+	pfs_dev_close(dev);
+	return ret;
+}
+
+struct worker {
+	struct pfs_store *st;
+	uint64_t oid;
+	int n;
+	int err;
+};
+
+static void *durable_writer(void *p)
+{
+	struct worker *w = p;
+	char buf[4096];
+	struct pfs_txn t;
+
+	memset(buf, 'x', sizeof(buf));
+	pfs_txn_init(&t);
+	for (int i = 0; i < w->n && !w->err; i++) {
+		pfs_txn_reset(&t);
+		pfs_txn_write(&t, w->oid, (uint64_t)(i % 256) * 4096, 4096, buf);
+		w->err = pfs_store_submit(w->st, &t, PFS_SUBMIT_DURABLE, NULL);
+	}
+	pfs_txn_fini(&t);
+	return NULL;
+}
+
+static uint64_t new_object(struct pfs_store *st, uint32_t shard)
+{
+	struct pfs_attr a = { .mode = S_IFREG | 0644, .nlink = 1 };
+	struct pfs_txn t;
+	uint64_t oid;
+	int ret;
+
+	ret = pfs_store_oid_alloc(st, shard, &oid);
+	if (ret)
+		die("oid", ret);
+	pfs_txn_init(&t);
+	pfs_txn_create(&t, oid, &a);
+	ret = pfs_store_submit(st, &t, 0, NULL);
+	pfs_txn_fini(&t);
+	if (ret)
+		die("create", ret);
+	return oid;
+}
+
+static double durable_writes(struct pfs_store *st, int threads, int per, double *cpu_us)
+{
+	struct worker w[64];
+	pthread_t th[64];
+	double t0, c0, dt;
+
+	for (int i = 0; i < threads; i++)
+		w[i] = (struct worker){ st, new_object(st, (uint32_t)i % pfs_store_super(st)->shard_count),
+					per, 0 };
+	pfs_store_sync(st);
+	t0 = now();
+	c0 = cpu_now();
+	for (int i = 0; i < threads; i++)
+		pthread_create(&th[i], NULL, durable_writer, &w[i]);
+	for (int i = 0; i < threads; i++) {
+		pthread_join(th[i], NULL);
+		if (w[i].err)
+			die("durable write", w[i].err);
+	}
+	dt = now() - t0;
+	*cpu_us = (cpu_now() - c0) / (threads * per) * 1e6;
+	return threads * per / dt;
+}
+
+int main(int argc, char **argv)
+{
+	int threads = 4, quick = 0, opt, ret;
+	long keys = 1000000, size_mb = 512;
+	struct pfs_store_opts so = { 0 };
+	struct pfs_store *st;
+	struct pfs_txn t;
+	double r1, c1, rn, cn, creates, ins, look, seq, t0, c0;
+	const char *path;
+	uint64_t oid;
+	char *big;
+
+	while ((opt = getopt(argc, argv, "qt:k:s:")) != -1) {
+		switch (opt) {
+		case 'q': quick = 1; break;
+		case 't': threads = atoi(optarg); break;
+		case 'k': keys = atol(optarg); break;
+		case 's': size_mb = atol(optarg); break;
+		default:
+			fprintf(stderr, "usage: store-bench [-q] [-t THREADS] [-k KEYS] [-s SIZE_MB] IMAGE\n");
+			return 2;
+		}
+	}
+	if (optind != argc - 1 || threads < 1 || threads > 64) {
+		fprintf(stderr, "usage: store-bench [-q] [-t THREADS] [-k KEYS] [-s SIZE_MB] IMAGE\n");
+		return 2;
+	}
+	if (quick) {
+		keys = keys > 100000 ? 100000 : keys;
+		size_mb = size_mb > 128 ? 128 : size_mb;
+	}
+	path = argv[optind];
+	ret = mkfs_image(path, quick ? 1ull << 30 : 4ull << 30);
+	if (ret)
+		die("mkfs", ret);
+	ret = pfs_store_open(path, &so, &st);
+	if (ret)
+		die("open", ret);
+
+	r1 = durable_writes(st, 1, quick ? 500 : 2000, &c1);
+	printf("durable_4k_1thread      %10.0f tx/s   %8.1f cpu-us/tx\n", r1, c1);
+	rn = durable_writes(st, threads, quick ? 500 : 2000, &cn);
+	printf("durable_4k_%dthreads     %10.0f tx/s   %8.1f cpu-us/tx\n", threads, rn, cn);
+
+	pfs_txn_init(&t);
+	{
+		int n = quick ? 20000 : 100000;
+		struct pfs_attr a = { .mode = S_IFREG | 0644, .nlink = 1 };
+
+		t0 = now();
+		c0 = cpu_now();
+		for (int i = 0; i < n; i++) {
+			ret = pfs_store_oid_alloc(st, 0, &oid);
+			pfs_txn_reset(&t);
+			pfs_txn_create(&t, oid, &a);
+			if (!ret)
+				ret = pfs_store_submit(st, &t, 0, NULL);
+			if (ret)
+				die("create", ret);
+		}
+		creates = n / (now() - t0);
+		printf("creates                 %10.0f /s     %8.1f cpu-us/op\n", creates,
+		       (cpu_now() - c0) / n * 1e6);
+	}
+
+	oid = new_object(st, 0);
+	t0 = now();
+	c0 = cpu_now();
+	for (long i = 0; i < keys; i++) {
+		char key[32], val[16];
+		int kl = snprintf(key, sizeof(key), "d%011ld", (i * 7919) % keys);
+
+		memset(val, 'v', sizeof(val));
+		pfs_txn_reset(&t);
+		pfs_txn_omap_set(&t, oid, key, (size_t)kl, val, sizeof(val));
+		ret = pfs_store_submit(st, &t, 0, NULL);
+		if (ret)
+			die("omap set", ret);
+	}
+	ins = keys / (now() - t0);
+	printf("omap_insert_%ldk        %10.0f /s     %8.1f cpu-us/op\n", keys / 1000, ins,
+	       (cpu_now() - c0) / keys * 1e6);
+	t0 = now();
+	c0 = cpu_now();
+	for (long i = 0; i < keys; i++) {
+		char key[32], val[16];
+		int kl = snprintf(key, sizeof(key), "d%011ld", (i * 104729) % keys);
+
+		ret = (int)pfs_store_omap_get(st, oid, key, (size_t)kl, val, sizeof(val));
+		if (ret != 16)
+			die("omap get", ret < 0 ? ret : -EIO);
+	}
+	look = keys / (now() - t0);
+	printf("omap_lookup_%ldk        %10.0f /s     %8.1f cpu-us/op\n", keys / 1000, look,
+	       (cpu_now() - c0) / keys * 1e6);
+
+	big = NULL;
+	if (posix_memalign((void **)&big, 4096, 1 << 20))
+		die("memory", -ENOMEM);
+	memset(big, 'b', 1 << 20);
+	oid = new_object(st, 0);
+	pfs_store_sync(st);
+	t0 = now();
+	for (long i = 0; i < size_mb; i++) {
+		pfs_txn_reset(&t);
+		pfs_txn_write(&t, oid, (uint64_t)i << 20, 1 << 20, big);
+		ret = pfs_store_submit(st, &t, 0, NULL);
+		if (ret)
+			die("1 MiB write", ret);
+	}
+	ret = pfs_store_sync(st);
+	if (ret)
+		die("sync", ret);
+	seq = size_mb / (now() - t0);
+	printf("seq_write_1M            %10.1f MB/s\n", seq * 1.048576);
+	pfs_txn_fini(&t);
+	free(big);
+	ret = pfs_store_close(st);
+	unlink(path);
+	if (ret)
+		die("close", ret);
+	printf("{\"durable_4k_1t\": %.0f, \"durable_4k_1t_cpu_us\": %.1f, \"durable_4k_%dt\": %.0f, "
+	       "\"durable_4k_nt_cpu_us\": %.1f, \"creates\": %.0f, \"omap_insert\": %.0f, "
+	       "\"omap_lookup\": %.0f, \"seq_write_mbs\": %.1f}\n", r1, c1, threads, rn, cn, creates,
+	       ins, look, seq * 1.048576);
+	return 0;
+}
