@@ -281,6 +281,7 @@ static int oid_ok(const struct pfs_store *st, uint64_t oid)
 static int obj_get(struct objctx *c, uint64_t oid, struct obj **op)
 {
 	struct pfs_radix rx;
+	struct pfs_shard *sh;
 	struct obj *ob;
 	int ret;
 
@@ -298,10 +299,14 @@ static int obj_get(struct objctx *c, uint64_t oid, struct obj **op)
 		return -E2BIG;
 	ob = &c->objs[c->n];
 	memset(ob, 0, sizeof(*ob));
-	rx = radix_of(c->st, POSFS_OID_SHARD(oid));
-	ret = pfs_radix_lookup(c->tx, &rx, POSFS_OID_LOCAL(oid), &ob->o);
-	if (ret)
-		return ret;
+	sh = &c->st->shards[POSFS_OID_SHARD(oid)];
+	if (!pfs_ocache_get(&sh->onodes, oid, &ob->o)) {
+		rx = radix_of(c->st, POSFS_OID_SHARD(oid));
+		ret = pfs_radix_lookup(c->tx, &rx, POSFS_OID_LOCAL(oid), &ob->o);
+		if (ret)
+			return ret;
+		pfs_ocache_put(&sh->onodes, &ob->o);	/* the committed onode */
+	}
 	ob->oid = oid;
 	c->n++;
 	*op = ob;
@@ -315,6 +320,10 @@ static int obj_writeback(struct objctx *c)
 		struct pfs_radix rx = radix_of(c->st, POSFS_OID_SHARD(ob->oid));
 		int ret = 0;
 
+		/* read-through cache: what this transaction changes is read
+		 * again from the radix tree once committed */
+		if (ob->removed || ob->dirty)
+			pfs_ocache_drop(&c->st->shards[POSFS_OID_SHARD(ob->oid)].onodes, ob->oid);
 		if (ob->removed || !ob->dirty)
 			continue;
 		ob->o.data_fmt = ob->o.extents.blkno ? POSFS_DATA_BTREE : POSFS_DATA_INLINE;

@@ -16,6 +16,7 @@
 #include "store/store_internal.h"
 
 #define CACHE_BLOCKS_DEFAULT 4096u
+#define ONODE_CACHE_DEFAULT 8192u
 #define FILL_PCT_DEFAULT 50u
 
 /* ---- the checkpoint timer ------------------------------------------------ */
@@ -91,6 +92,7 @@ static void store_free(struct pfs_store *st)
 			struct pfs_shard *sh = &st->shards[i];
 
 			pfs_bcache_fini(&sh->cache);
+			pfs_ocache_fini(&sh->onodes);
 			pfs_alloc_fini(&sh->alloc);
 			pthread_mutex_destroy(&sh->lock);
 		}
@@ -163,6 +165,9 @@ static int shards_load(struct pfs_store *st, const struct pfs_store_opts *o)
 		ret = pfs_alloc_init(&sh->alloc);
 		if (!ret)
 			ret = pfs_bcache_init(&sh->cache, st->dev, st->sb.block_size, cache);
+		if (!ret)
+			ret = pfs_ocache_init(&sh->onodes, o && o->onode_cache ? o->onode_cache :
+					      ONODE_CACHE_DEFAULT);
 		if (!ret)
 			ret = pfs_geo_shard(&st->sb, i, &sh->geo);
 		if (!ret)

@@ -22,6 +22,7 @@
 #include "posfs/io.h"
 #include "store/alloc.h"
 #include "store/bcache.h"
+#include "store/ocache.h"
 #include "store/tx.h"
 
 /* A sealed WAL record waiting for (or under) its write. */
@@ -76,6 +77,7 @@ struct pfs_shard {
 	struct pfs_shard_hdr hdr;	/* current state: roots, counters */
 	struct pfs_shard_hdr ondisk;	/* as last written (tail, slot, seq) */
 	struct pfs_bcache cache;
+	struct pfs_ocache onodes;	/* decoded onodes, read-through */
 	struct pfs_alloc alloc;
 	struct pfs_wal wal;
 	struct pfs_group group;

@@ -73,7 +73,8 @@ static struct pfs_dev *newfs_mem(uint32_t shards)
 
 static struct pfs_store *open_dev(struct pfs_dev *dev)
 {
-	struct pfs_store_opts o = { .cache_blocks = 512, .ckpt_interval_ms = -1 };
+	/* small caches: eviction paths run too */
+	struct pfs_store_opts o = { .cache_blocks = 512, .onode_cache = 3, .ckpt_interval_ms = -1 };
 	struct pfs_store *st;
 	int ret = pfs_store_open_dev(dev, &o, &st);
 
@@ -581,6 +582,44 @@ START_TEST(enospc_is_whole)
 }
 END_TEST
 
+START_TEST(onode_cache_serves_stats)
+{
+	struct pfs_dev *dev = newfs_mem(1);
+	struct pfs_store_opts o = { .ckpt_interval_ms = -1 };
+	struct pfs_attr a = { .mode = S_IFREG | 0644 };
+	struct pfs_store *st;
+	struct pfs_onode on;
+	struct pfs_txn t;
+	uint64_t oid, hits;
+
+	ck_assert_int_eq(pfs_store_open_dev(dev, &o, &st), 0);
+	ck_assert_int_eq(pfs_store_oid_alloc(st, 0, &oid), 0);
+	pfs_txn_init(&t);
+	pfs_txn_create(&t, oid, &a);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	ck_assert_int_eq(pfs_store_stat(st, oid, &on), 0);
+	hits = st->shards[0].onodes.hits;
+	for (int i = 0; i < 10; i++)
+		ck_assert_int_eq(pfs_store_stat(st, oid, &on), 0);
+	ck_assert_uint_eq(st->shards[0].onodes.hits, hits + 10);
+	/* a change is seen at once: the entry was dropped, not kept stale */
+	pfs_txn_reset(&t);
+	pfs_txn_write(&t, oid, 0, 7, "changed");
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	ck_assert_int_eq(pfs_store_stat(st, oid, &on), 0);
+	ck_assert_uint_eq(on.size, 7);
+	/* an aborted transaction leaves the committed onode */
+	pfs_txn_reset(&t);
+	pfs_txn_write(&t, oid, 0, sizeof(on.inline_area), on.inline_area);
+	pfs_txn_rmxattr(&t, oid, "user.none");
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), -ENODATA);
+	ck_assert_int_eq(pfs_store_stat(st, oid, &on), 0);
+	ck_assert_uint_eq(on.size, 7);
+	pfs_txn_fini(&t);
+	ck_assert_int_eq(pfs_store_close(st), 0);
+}
+END_TEST
+
 START_TEST(timer_checkpoints)
 {
 	struct pfs_dev *dev = newfs_mem(1);
@@ -774,6 +813,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, enospc_is_whole);
 	tcase_add_test(tc, power_cuts);
 	tcase_add_test(tc, timer_checkpoints);
+	tcase_add_test(tc, onode_cache_serves_stats);
 	tcase_add_test(tc, corrupt_block_is_reported);
 	suite_add_tcase(su, tc);
 	sr = srunner_create(su);
