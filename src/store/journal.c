@@ -1479,7 +1479,7 @@ int pfs_journal_replay(struct pfs_store *st)
 	ret = replay_scan(st, &st->global_wal, &rp);
 	for (uint32_t i = 0; !ret && i < st->nshards; i++)
 		ret = replay_scan(st, &st->shards[i].wal, &rp);
-	if (!ret)
+	if (!ret && rp.n)
 		qsort(rp.v, rp.n, sizeof(*rp.v), replay_cmp);
 	for (size_t i = 0; !ret && i < rp.n; i++)
 		ret = replay_apply(st, &rp.v[i], &max_txid);
