@@ -227,6 +227,15 @@ int pfs_store_stat(struct pfs_store *st, uint64_t oid, struct pfs_onode *o);
 ssize_t pfs_store_read(struct pfs_store *st, uint64_t oid, uint64_t off, size_t len,
 		       void *buf);
 
+/*
+ * lseek(2)'s SEEK_DATA (hole false) and SEEK_HOLE (hole true): the first
+ * offset >= off that is data (or a hole; the end of the object counts as
+ * a hole). -ENXIO when off is at or past the end, or there is no data
+ * after off.
+ */
+int pfs_store_seek(struct pfs_store *st, uint64_t oid, uint64_t off, bool hole,
+		   uint64_t *result);
+
 /* The value's length; -ERANGE when cap is too small (cap 0: just the
  * length); -ENODATA when there is no such xattr. */
 ssize_t pfs_store_getxattr(struct pfs_store *st, uint64_t oid, const char *name, void *buf,

@@ -1361,6 +1361,58 @@ ssize_t pfs_store_read(struct pfs_store *st, uint64_t oid, uint64_t off, size_t 
 	return ret ? pfs_store_note(st, ret) : (ssize_t)(end - off);
 }
 
+int pfs_store_seek(struct pfs_store *st, uint64_t oid, uint64_t off, bool hole,
+		   uint64_t *result)
+{
+	uint32_t bs = st->sb.block_size;
+	struct objctx c;
+	struct obj *ob;
+	uint64_t pos;
+	int ret = read_begin(st, oid, &c, &ob);
+
+	if (ret)
+		return ret;
+	if (off >= ob->o.size) {
+		read_end(&c);
+		return -ENXIO;
+	}
+	pos = off;
+	ret = 0;
+	while (pos < ob->o.size) {
+		struct pfs_extent e;
+		struct pfs_btree bt = ext_tree(ob);
+		struct pfs_dextent d;
+		int r = ext_find(&c, ob, pos / bs, &e);
+		bool data = !r && !(e.flags & POSFS_EXTENT_UNWRITTEN);
+
+		if (r && r != -ENOENT) {
+			ret = r;
+			break;
+		}
+		if (data != hole) {
+			*result = pos;
+			break;
+		}
+		if (data) {
+			pos = (e.lblk + e.len) * bs;	/* past this extent */
+		} else if (!r) {
+			pos = (e.lblk + e.len) * bs;	/* past an unwritten extent */
+		} else if (ob->o.extents.blkno && !pfs_btree_lookup_ge(c.tx, &bt, pos / bs, &d)) {
+			pos = le64_get(d.lblk) * bs;	/* the next extent */
+		} else {
+			pos = ob->o.size;
+		}
+	}
+	if (!ret && pos >= ob->o.size) {
+		if (hole)
+			*result = ob->o.size;	/* the end is a hole */
+		else
+			ret = -ENXIO;
+	}
+	read_end(&c);
+	return pfs_store_note(st, ret);
+}
+
 ssize_t pfs_store_getxattr(struct pfs_store *st, uint64_t oid, const char *name, void *buf,
 			   size_t cap)
 {

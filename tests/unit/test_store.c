@@ -620,6 +620,36 @@ START_TEST(onode_cache_serves_stats)
 }
 END_TEST
 
+START_TEST(seek_data_and_holes)
+{
+	struct pfs_dev *dev = newfs_mem(1);
+	struct pfs_store *st = open_dev(dev);
+	struct pfs_attr a = { .mode = S_IFREG | 0644 };
+	static char blk[4096];
+	struct pfs_txn t;
+	uint64_t oid, r;
+
+	ck_assert_int_eq(pfs_store_oid_alloc(st, 0, &oid), 0);
+	pfs_txn_init(&t);
+	pfs_txn_create(&t, oid, &a);
+	pfs_txn_write(&t, oid, 0, 4096, blk);
+	pfs_txn_write(&t, oid, 65536, 4000, blk);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	pfs_txn_fini(&t);
+	ck_assert_int_eq(pfs_store_seek(st, oid, 0, false, &r), 0);
+	ck_assert_uint_eq(r, 0);
+	ck_assert_int_eq(pfs_store_seek(st, oid, 100, true, &r), 0);
+	ck_assert_uint_eq(r, 4096);
+	ck_assert_int_eq(pfs_store_seek(st, oid, 5000, false, &r), 0);
+	ck_assert_uint_eq(r, 65536);
+	ck_assert_int_eq(pfs_store_seek(st, oid, 65536, true, &r), 0);
+	ck_assert_uint_eq(r, 69536);			/* the end is a hole */
+	ck_assert_int_eq(pfs_store_seek(st, oid, 69536, false, &r), -ENXIO);
+	ck_assert_int_eq(pfs_store_seek(st, oid, 1 << 30, true, &r), -ENXIO);
+	ck_assert_int_eq(pfs_store_close(st), 0);
+}
+END_TEST
+
 START_TEST(timer_checkpoints)
 {
 	struct pfs_dev *dev = newfs_mem(1);
@@ -813,6 +843,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, enospc_is_whole);
 	tcase_add_test(tc, power_cuts);
 	tcase_add_test(tc, timer_checkpoints);
+	tcase_add_test(tc, seek_data_and_holes);
 	tcase_add_test(tc, onode_cache_serves_stats);
 	tcase_add_test(tc, corrupt_block_is_reported);
 	suite_add_tcase(su, tc);
