@@ -5,8 +5,7 @@
  * Model runs: random insert / delete / update / replace / lookups /
  * cursor walks against an array model, for the free-space, extent and
  * refcount trees, with 4 KiB and 64 KiB blocks, a fixed and a random seed
- * (BTREE_SEED=n in the environment replays one; every failure message
- * starts with the seed). The tree grows and shrinks in phases; batches are
+ * (every failure message starts with the seed). The tree grows and shrinks in phases; batches are
  * committed and a new transaction begun, so every read goes back through
  * block verification; at each commit the tree is iterated both ways and
  * compared with the model, checked with pfs_btree_check, and its nodes
@@ -19,7 +18,13 @@
  * and cursors at leaf and key-space boundaries (a test tree keyed at
  * offset 8, keys 0 and UINT64_MAX), error codes, destroy, and corrupt
  * nodes (sealed by a commit, and random byte flips) that must give
- * -EUCLEAN, never a crash.
+ * -EUCLEAN, never a crash; the corrupt-node cases and the fuzz end with a
+ * commit, so the error paths too must put every buffer (T3) and dirty
+ * what they change (T1).
+ *
+ * Environment: BTREE_SEED=n replays a random-seed test, BTREE_ONLY=name
+ * runs the tests whose name contains it, BTREE_VERBOSE=1 prints what the
+ * model runs reached (height, grow cycles, -ENOSPC hits).
  */
 #include <check.h>
 #include <endian.h>
