@@ -36,6 +36,7 @@
 #include "posfs/store.h"
 #include "format/endian.h"
 #include "store/btree.h"
+#include "store/extmap.h"
 #include "store/omap.h"
 #include "store/radix.h"
 #include "store/refcount.h"
@@ -326,7 +327,6 @@ static int obj_writeback(struct objctx *c)
 			pfs_ocache_drop(&c->st->shards[POSFS_OID_SHARD(ob->oid)].onodes, ob->oid);
 		if (ob->removed || !ob->dirty)
 			continue;
-		ob->o.data_fmt = ob->o.extents.blkno ? POSFS_DATA_BTREE : POSFS_DATA_INLINE;
 		ob->o.version++;
 		ret = ob->is_new ? pfs_radix_insert(c->tx, &rx, &ob->o)
 				 : pfs_radix_update(c->tx, &rx, &ob->o);
@@ -400,19 +400,18 @@ static int op_create(struct objctx *c, const struct pfs_op *op)
 	ob->o.oid = op->oid;
 	ob->o.generation = sh->hdr.next_generation++;
 	attr_apply(&ob->o, &op->attr, PFS_ATTR_ALL);
-	ob->o.data_fmt = POSFS_DATA_INLINE;
+	ob->o.data_fmt = POSFS_DATA_EXTENTS;	/* no extent yet, inline */
 	sh->hdr.onode_count++;
 	return 0;
 }
 
 /* ---- extents ------------------------------------------------------------ */
 
-static struct pfs_btree ext_tree(struct obj *ob)
+static struct pfs_extmap ext_map(struct objctx *c, struct obj *ob)
 {
-	struct pfs_btree bt = { &pfs_btree_extent_ops, &ob->o.extents,
-				POSFS_OID_SHARD(ob->oid), ob->oid };
+	struct pfs_extmap em = { c->tx, &ob->o, POSFS_OID_SHARD(ob->oid) };
 
-	return bt;
+	return em;
 }
 
 static void ext_get(const struct pfs_dextent *d, struct pfs_extent *e)
@@ -436,13 +435,11 @@ static struct pfs_dextent ext_put(const struct pfs_extent *e)
 /* The extent that maps lblk: 0; -ENOENT for a hole. */
 static int ext_find(struct objctx *c, struct obj *ob, uint64_t lblk, struct pfs_extent *e)
 {
-	struct pfs_btree bt = ext_tree(ob);
+	struct pfs_extmap em = ext_map(c, ob);
 	struct pfs_dextent d;
 	int ret;
 
-	if (!ob->o.extents.blkno)
-		return -ENOENT;
-	ret = pfs_btree_lookup_le(c->tx, &bt, lblk, &d);
+	ret = pfs_extmap_lookup_le(&em, lblk, &d);
 	if (ret)
 		return ret;
 	ext_get(&d, e);
@@ -460,7 +457,7 @@ static uint64_t sectors(struct pfs_store *st, uint64_t blocks)
  * neighbour when both are contiguous. */
 static int ext_insert(struct objctx *c, struct obj *ob, const struct pfs_extent *e)
 {
-	struct pfs_btree bt = ext_tree(ob);
+	struct pfs_extmap em = ext_map(c, ob);
 	struct pfs_extent l;
 	struct pfs_dextent d;
 
@@ -471,31 +468,31 @@ static int ext_insert(struct objctx *c, struct obj *ob, const struct pfs_extent 
 		l.len += e->len;
 		l.plen = l.len;
 		d = ext_put(&l);
-		return pfs_btree_update(c->tx, &bt, &d);
+		return pfs_extmap_update(&em, &d);
 	}
 	d = ext_put(e);
-	return pfs_btree_insert(c->tx, &bt, &d);
+	return pfs_extmap_insert(&em, &d);
 }
 
 /* Unmap [start, end) and free its blocks. */
 static int ext_punch(struct objctx *c, struct obj *ob, uint64_t start, uint64_t end)
 {
-	struct pfs_btree bt = ext_tree(ob);
+	struct pfs_extmap em = ext_map(c, ob);
 	int ret;
 
-	while (ob->o.extents.blkno && start < end) {
+	while (!pfs_extmap_empty(&em) && start < end) {
 		struct pfs_dextent d;
 		struct pfs_extent e, keep;
 		uint64_t cs, ce;
 
-		ret = pfs_btree_lookup_le(c->tx, &bt, start, &d);
+		ret = pfs_extmap_lookup_le(&em, start, &d);
 		if (!ret) {
 			ext_get(&d, &e);
 			if (e.lblk + e.len <= start)
 				ret = -ENOENT;
 		}
 		if (ret == -ENOENT) {
-			ret = pfs_btree_lookup_ge(c->tx, &bt, start, &d);
+			ret = pfs_extmap_lookup_ge(&em, start, &d);
 			if (ret == -ENOENT)
 				return 0;
 			if (ret)
@@ -519,26 +516,26 @@ static int ext_punch(struct objctx *c, struct obj *ob, uint64_t start, uint64_t 
 		ob->dirty = true;
 		ob->o.blocks -= sectors(c->st, ce - cs);
 		if (cs == e.lblk && ce == e.lblk + e.len) {
-			ret = pfs_btree_delete(c->tx, &bt, e.lblk);
+			ret = pfs_extmap_delete(&em, e.lblk);
 		} else if (cs == e.lblk) {
 			keep = e;
 			keep.lblk = ce;
 			keep.pblk = e.pblk + (ce - e.lblk);
 			keep.len = keep.plen = (uint32_t)(e.lblk + e.len - ce);
 			d = ext_put(&keep);
-			ret = pfs_btree_replace(c->tx, &bt, e.lblk, &d);
+			ret = pfs_extmap_replace(&em, e.lblk, &d);
 		} else {
 			keep = e;
 			keep.len = keep.plen = (uint32_t)(cs - e.lblk);
 			d = ext_put(&keep);
-			ret = pfs_btree_update(c->tx, &bt, &d);
+			ret = pfs_extmap_update(&em, &d);
 			if (!ret && ce < e.lblk + e.len) {
 				keep = e;
 				keep.lblk = ce;
 				keep.pblk = e.pblk + (ce - e.lblk);
 				keep.len = keep.plen = (uint32_t)(e.lblk + e.len - ce);
 				d = ext_put(&keep);
-				ret = pfs_btree_insert(c->tx, &bt, &d);
+				ret = pfs_extmap_insert(&em, &d);
 			}
 		}
 		if (ret)
@@ -784,7 +781,7 @@ static struct pfs_omap omap_of(struct obj *ob)
 
 static int op_remove(struct objctx *c, const struct pfs_op *op)
 {
-	struct pfs_btree bt;
+	struct pfs_extmap em;
 	struct pfs_omap om;
 	struct pfs_radix rx;
 	struct obj *ob;
@@ -793,10 +790,10 @@ static int op_remove(struct objctx *c, const struct pfs_op *op)
 	ret = obj_get(c, op->oid, &ob);
 	if (ret)
 		return ret;
-	bt = ext_tree(ob);
+	em = ext_map(c, ob);
 	om = omap_of(ob);
-	if (ob->o.extents.blkno) {
-		ret = pfs_btree_destroy(c->tx, &bt, free_extent_cb, c);
+	if (!pfs_extmap_empty(&em)) {
+		ret = pfs_extmap_destroy(&em, free_extent_cb, c);
 		if (ret)
 			return ret;
 	}
@@ -823,7 +820,7 @@ static int op_remove(struct objctx *c, const struct pfs_op *op)
 static int ext_mark_shared(struct objctx *c, struct obj *ob, const struct pfs_extent *e,
 			   uint64_t lb, uint64_t n)
 {
-	struct pfs_btree bt = ext_tree(ob);
+	struct pfs_extmap em = ext_map(c, ob);
 	struct pfs_extent part;
 	struct pfs_dextent d;
 	uint64_t end = e->lblk + e->len;
@@ -835,20 +832,20 @@ static int ext_mark_shared(struct objctx *c, struct obj *ob, const struct pfs_ex
 		part = *e;
 		part.len = part.plen = (uint32_t)(lb - e->lblk);
 		d = ext_put(&part);
-		ret = pfs_btree_update(c->tx, &bt, &d);
+		ret = pfs_extmap_update(&em, &d);
 		part.lblk = lb;
 		part.pblk = e->pblk + (lb - e->lblk);
 		part.len = part.plen = (uint32_t)n;
 		part.flags |= POSFS_EXTENT_SHARED;
 		d = ext_put(&part);
 		if (!ret)
-			ret = pfs_btree_insert(c->tx, &bt, &d);
+			ret = pfs_extmap_insert(&em, &d);
 	} else {
 		part = *e;
 		part.len = part.plen = (uint32_t)n;
 		part.flags |= POSFS_EXTENT_SHARED;
 		d = ext_put(&part);
-		ret = pfs_btree_update(c->tx, &bt, &d);
+		ret = pfs_extmap_update(&em, &d);
 	}
 	if (!ret && lb + n < end) {
 		part = *e;
@@ -856,7 +853,7 @@ static int ext_mark_shared(struct objctx *c, struct obj *ob, const struct pfs_ex
 		part.pblk = e->pblk + (lb + n - e->lblk);
 		part.len = part.plen = (uint32_t)(end - lb - n);
 		d = ext_put(&part);
-		ret = pfs_btree_insert(c->tx, &bt, &d);
+		ret = pfs_extmap_insert(&em, &d);
 	}
 	ob->dirty = true;
 	return ret;
@@ -903,10 +900,10 @@ static int op_clone_range(struct objctx *c, const struct pfs_op *op)
 		ret = ext_find(c, src, slb + i, &e);
 		if (ret == -ENOENT) {
 			/* a hole: skip to the next extent */
-			struct pfs_btree bt = ext_tree(src);
+			struct pfs_extmap em = ext_map(c, src);
 			struct pfs_dextent d;
 
-			ret = src->o.extents.blkno ? pfs_btree_lookup_ge(c->tx, &bt, slb + i, &d) : -ENOENT;
+			ret = pfs_extmap_lookup_ge(&em, slb + i, &d);
 			if (ret == -ENOENT) {
 				ret = 0;
 				break;
@@ -1303,14 +1300,13 @@ ssize_t pfs_store_read(struct pfs_store *st, uint64_t oid, uint64_t off, size_t 
 		ret = ext_find(&c, ob, lb, &e);
 		if (ret == -ENOENT || (!ret && (e.flags & POSFS_EXTENT_UNWRITTEN))) {
 			/* a hole: zeros up to the next extent or the end */
-			struct pfs_btree bt = ext_tree(ob);
+			struct pfs_extmap em = ext_map(&c, ob);
 			struct pfs_dextent d;
 			uint64_t next = UINT64_MAX;
 
 			if (!ret) {
 				next = e.lblk + e.len;
-			} else if (ob->o.extents.blkno &&
-				   !pfs_btree_lookup_ge(c.tx, &bt, lb, &d)) {
+			} else if (!pfs_extmap_lookup_ge(&em, lb, &d)) {
 				next = le64_get(d.lblk);
 			}
 			run_end = next == UINT64_MAX || next * bs > end ? end : next * bs;
@@ -1380,7 +1376,7 @@ int pfs_store_seek(struct pfs_store *st, uint64_t oid, uint64_t off, bool hole,
 	ret = 0;
 	while (pos < ob->o.size) {
 		struct pfs_extent e;
-		struct pfs_btree bt = ext_tree(ob);
+		struct pfs_extmap em = ext_map(&c, ob);
 		struct pfs_dextent d;
 		int r = ext_find(&c, ob, pos / bs, &e);
 		bool data = !r && !(e.flags & POSFS_EXTENT_UNWRITTEN);
@@ -1397,7 +1393,7 @@ int pfs_store_seek(struct pfs_store *st, uint64_t oid, uint64_t off, bool hole,
 			pos = (e.lblk + e.len) * bs;	/* past this extent */
 		} else if (!r) {
 			pos = (e.lblk + e.len) * bs;	/* past an unwritten extent */
-		} else if (ob->o.extents.blkno && !pfs_btree_lookup_ge(c.tx, &bt, pos / bs, &d)) {
+		} else if (!pfs_extmap_lookup_ge(&em, pos / bs, &d)) {
 			pos = le64_get(d.lblk) * bs;	/* the next extent */
 		} else {
 			pos = ob->o.size;

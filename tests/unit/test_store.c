@@ -50,6 +50,7 @@ struct model {
 };
 
 static uint64_t DEVSZ = 48ull << 20;
+static int seen_fmt[3];		/* objects seen with each data_fmt */
 
 static struct pfs_dev *newfs_mem(uint32_t shards)
 {
@@ -129,6 +130,7 @@ static void verify(struct pfs_store *st, const struct model *m, const char *when
 		ck_assert_msg(on.size == o->size, "%s: object %d size %llu, want %llu, seed %u", when,
 			      i, (unsigned long long)on.size, (unsigned long long)o->size, seed);
 		ck_assert_uint_eq(on.mode, o->mode);
+		seen_fmt[on.data_fmt % 3]++;
 		r = pfs_store_read(st, o->oid, 0, MAXSZ + 4096, buf);
 		ck_assert_msg(r == (ssize_t)o->size, "%s: read %zd, seed %u", when, r, seed);
 		for (uint64_t k = 0; k < o->size; k++)
@@ -382,6 +384,10 @@ START_TEST(model_random)
 	}
 	verify(st, m, "end");
 	ck_assert_msg(nclones > 50, "only %d clones, seed %u", nclones, seed);
+	/* both extent map forms were met: inline in the onode, and a B+tree */
+	ck_assert_msg(seen_fmt[POSFS_DATA_EXTENTS] && seen_fmt[POSFS_DATA_BTREE],
+		      "inline maps %d, trees %d, seed %u", seen_fmt[POSFS_DATA_EXTENTS],
+		      seen_fmt[POSFS_DATA_BTREE], seed);
 	/* remove everything: every block comes back, shared ones included */
 	pfs_txn_init(&t);
 	for (int i = 0; i < NOBJ; i++)
