@@ -979,13 +979,131 @@ static int xattr_key(const struct pfs_op *op, uint8_t *key, size_t *klen)
 	return 0;
 }
 
+/*
+ * Inline xattrs: entries packed at the end of the onode's inline area,
+ * [POSFS_INLINE_SIZE - xattr_len, POSFS_INLINE_SIZE): struct pfs_dxattr,
+ * the name without its namespace prefix, the value, padded to 4 bytes.
+ * Small xattrs of the four known namespaces go there while they fit beside
+ * the inline extents; the others live in the omap.
+ */
+#define XATTR_INLINE_MAX 128u	/* bytes of one inline entry at most */
+
+static const char *const xattr_ns_prefix[] = {
+	[POSFS_XATTR_USER] = "user.",
+	[POSFS_XATTR_TRUSTED] = "trusted.",
+	[POSFS_XATTR_SECURITY] = "security.",
+	[POSFS_XATTR_SYSTEM] = "system.",
+};
+
+/* The namespace of name and the length of its prefix; 0 if none known. */
+static int xattr_ns(const char *name, size_t len, size_t *plen)
+{
+	for (int ns = POSFS_XATTR_USER; ns <= POSFS_XATTR_SYSTEM; ns++) {
+		size_t l = strlen(xattr_ns_prefix[ns]);
+
+		if (len > l && !memcmp(name, xattr_ns_prefix[ns], l)) {
+			*plen = l;
+			return ns;
+		}
+	}
+	return 0;
+}
+
+static uint32_t xa_entlen(size_t nlen, size_t vlen)
+{
+	return (uint32_t)((sizeof(struct pfs_dxattr) + nlen + vlen + 3) & ~(size_t)3);
+}
+
+struct xa_ent {
+	uint32_t off;		/* in the inline area */
+	uint32_t len;		/* padded */
+	uint8_t ns;
+	uint8_t nlen;
+	uint16_t vlen;
+	const uint8_t *name, *val;
+};
+
+/* Entry at *pos (advanced past it): 1, 0 at the end, -EUCLEAN if bad. */
+static int xa_next(const struct pfs_onode *o, uint32_t *pos, struct xa_ent *e)
+{
+	const struct pfs_dxattr *d;
+
+	if (*pos >= POSFS_INLINE_SIZE)
+		return 0;
+	if (POSFS_INLINE_SIZE - *pos < sizeof(*d))
+		return -EUCLEAN;
+	d = (const struct pfs_dxattr *)(o->inline_area + *pos);
+	e->off = *pos;
+	e->ns = d->ns;
+	e->nlen = d->name_len;
+	e->vlen = le16_get(d->value_len);
+	e->len = xa_entlen(e->nlen, e->vlen);
+	if (e->ns < POSFS_XATTR_USER || e->ns > POSFS_XATTR_SYSTEM || !e->nlen ||
+	    e->len > POSFS_INLINE_SIZE - *pos)
+		return -EUCLEAN;
+	e->name = o->inline_area + *pos + sizeof(*d);
+	e->val = e->name + e->nlen;
+	*pos += e->len;
+	return 1;
+}
+
+static int xa_find(const struct pfs_onode *o, const char *name, size_t len, struct xa_ent *e)
+{
+	uint32_t pos = POSFS_INLINE_SIZE - o->xattr_len;
+	size_t plen = 0;
+	int ns = xattr_ns(name, len, &plen), ret;
+
+	if (o->data_len + o->xattr_len > POSFS_INLINE_SIZE)
+		return -EUCLEAN;
+	while ((ret = xa_next(o, &pos, e)) > 0)
+		if (ns && e->ns == ns && e->nlen == len - plen && !memcmp(e->name, name + plen, e->nlen))
+			return 0;
+	return ret ? ret : -ENOENT;
+}
+
+static void xa_remove(struct pfs_onode *o, const struct xa_ent *e)
+{
+	uint32_t start = POSFS_INLINE_SIZE - o->xattr_len;
+
+	memmove(o->inline_area + start + e->len, o->inline_area + start, e->off - start);
+	memset(o->inline_area + start, 0, e->len);
+	o->xattr_len = (uint16_t)(o->xattr_len - e->len);
+	o->xattr_count--;
+}
+
+/* Add inline if it fits: 0, or -ENOSPC (then it goes to the omap). */
+static int xa_add(struct pfs_onode *o, const char *name, size_t len, const void *val, size_t vlen)
+{
+	size_t plen = 0;
+	int ns = xattr_ns(name, len, &plen);
+	uint32_t el = xa_entlen(len - plen, vlen), start;
+	struct pfs_dxattr *d;
+
+	if (!ns || len - plen > 255 || el > XATTR_INLINE_MAX ||
+	    o->data_len + o->xattr_len + el > POSFS_INLINE_SIZE)
+		return -ENOSPC;
+	start = POSFS_INLINE_SIZE - o->xattr_len - el;
+	memset(o->inline_area + start, 0, el);
+	d = (struct pfs_dxattr *)(o->inline_area + start);
+	d->ns = (uint8_t)ns;
+	d->name_len = (uint8_t)(len - plen);
+	d->value_len = le16_put((uint16_t)vlen);
+	memcpy(o->inline_area + start + sizeof(*d), name + plen, len - plen);
+	if (vlen)
+		memcpy(o->inline_area + start + sizeof(*d) + len - plen, val, vlen);
+	o->xattr_len = (uint16_t)(o->xattr_len + el);
+	o->xattr_count++;
+	return 0;
+}
+
 static int op_xattr(struct objctx *c, const struct pfs_op *op)
 {
 	uint8_t key[XATTR_KEY_MAX];
 	struct pfs_omap om;
+	struct xa_ent inl;
 	struct obj *ob;
 	size_t klen;
-	int ret, exists;
+	int ret, exists, in_inline, in_omap;
 
 	ret = xattr_key(op, key, &klen);
 	if (ret)
@@ -996,8 +1114,16 @@ static int op_xattr(struct objctx *c, const struct pfs_op *op)
 	if (ret)
 		return ret;
 	om = omap_of(ob);
-	ob->dirty = true;
+	ret = xa_find(&ob->o, op->key, op->klen, &inl);
+	if (ret && ret != -ENOENT)
+		return ret;
+	in_inline = !ret;
 	if (op->type == PFS_OP_RMXATTR) {
+		ob->dirty = true;
+		if (in_inline) {
+			xa_remove(&ob->o, &inl);
+			return 0;
+		}
 		ret = ob->o.omap.blkno ? pfs_omap_remove(c->tx, &om, key, klen) : -ENOENT;
 		if (ret == -ENOENT)
 			return -ENODATA;
@@ -1005,16 +1131,25 @@ static int op_xattr(struct objctx *c, const struct pfs_op *op)
 			ob->o.xattr_omap_count--;
 		return ret;
 	}
-	ret = ob->o.omap.blkno ? pfs_omap_get(c->tx, &om, key, klen, NULL, 0, NULL) : -ENOENT;
-	if (ret && ret != -ENOENT)
-		return ret;
-	exists = !ret;
+	in_omap = 0;
+	if (!in_inline) {
+		ret = ob->o.omap.blkno ? pfs_omap_get(c->tx, &om, key, klen, NULL, 0, NULL) : -ENOENT;
+		if (ret && ret != -ENOENT)
+			return ret;
+		in_omap = !ret;
+	}
+	exists = in_inline || in_omap;
 	if ((op->flags & XATTR_CREATE) && exists)
 		return -EEXIST;
 	if ((op->flags & XATTR_REPLACE) && !exists)
 		return -ENODATA;
+	ob->dirty = true;
+	if (in_inline)
+		xa_remove(&ob->o, &inl);
+	if (!in_omap && !xa_add(&ob->o, op->key, op->klen, op->val, op->vlen))
+		return 0;
 	ret = pfs_omap_set(c->tx, &om, key, klen, op->val, op->vlen);
-	if (!ret && !exists)
+	if (!ret && !in_omap)
 		ob->o.xattr_omap_count++;
 	return ret;
 }
@@ -1426,6 +1561,24 @@ ssize_t pfs_store_getxattr(struct pfs_store *st, uint64_t oid, const char *name,
 	ret = read_begin(st, oid, &c, &ob);
 	if (ret)
 		return ret;
+	{
+		struct xa_ent e;
+
+		ret = xa_find(&ob->o, name, op.klen, &e);
+		if (!ret) {
+			vlen = e.vlen;
+			if (cap && cap < vlen)
+				ret = -ERANGE;
+			else if (cap)
+				memcpy(buf, e.val, vlen);
+			read_end(&c);
+			return ret ? ret : (ssize_t)vlen;
+		}
+		if (ret != -ENOENT) {
+			read_end(&c);
+			return pfs_store_note(st, ret);
+		}
+	}
 	om = omap_of(ob);
 	ret = ob->o.omap.blkno ? pfs_omap_get(c.tx, &om, key, klen, cap ? buf : NULL, cap, &vlen)
 			       : -ENOENT;
@@ -1454,9 +1607,33 @@ ssize_t pfs_store_listxattr(struct pfs_store *st, uint64_t oid, char *buf, size_
 	ret = read_begin(st, oid, &c, &ob);
 	if (ret)
 		return ret;
+	{
+		uint32_t pos = POSFS_INLINE_SIZE - ob->o.xattr_len;
+		struct xa_ent e;
+
+		while ((ret = xa_next(&ob->o, &pos, &e)) > 0) {
+			const char *p = xattr_ns_prefix[e.ns];
+			size_t l = strlen(p) + e.nlen + 1;
+
+			if (cap) {
+				if (total + l > cap) {
+					read_end(&c);
+					return -ERANGE;
+				}
+				memcpy(buf + total, p, strlen(p));
+				memcpy(buf + total + strlen(p), e.name, e.nlen);
+				buf[total + l - 1] = 0;
+			}
+			total += l;
+		}
+		if (ret < 0) {
+			read_end(&c);
+			return pfs_store_note(st, ret);
+		}
+	}
 	if (!ob->o.omap.blkno) {
 		read_end(&c);
-		return 0;
+		return (ssize_t)total;
 	}
 	om = omap_of(ob);
 	ret = pfs_omap_cursor_seek(c.tx, &om, prefix, 2, &cur);

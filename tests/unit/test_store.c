@@ -31,6 +31,8 @@ static unsigned seed;
 #define MAXSZ (96u * 1024)
 #define NKEYS 8
 #define NXA 4
+/* xattr x's value length: small ones go inline, the last one to the omap */
+#define XA_LEN(x) ((x) == NXA - 1 ? 300u : 10u + (unsigned)(x))
 
 struct mobj {
 	uint64_t oid;			/* 0: none */
@@ -151,12 +153,12 @@ static void verify(struct pfs_store *st, const struct model *m, const char *when
 		ck_assert_msg(seen.n == nkeys && !seen.bad, "%s: omap of %d: %d keys (%d bad), want %d, seed %u",
 			      when, i, seen.n, seen.bad, nkeys, seed);
 		for (int x = 0; x < NXA; x++) {
-			char name[16], v[64];
+			char name[16], v[400];
 
 			snprintf(name, sizeof(name), "user.a%d", x);
 			r = pfs_store_getxattr(st, o->oid, name, v, sizeof(v));
 			if (o->xa_set[x]) {
-				ck_assert_msg(r == 10 + x && v[0] == (char)o->xa_val[x],
+				ck_assert_msg(r == (ssize_t)XA_LEN(x) && v[0] == (char)o->xa_val[x],
 					      "%s: xattr %s of %d: %zd, seed %u", when, name, i, r, seed);
 			} else {
 				ck_assert_msg(r == -ENODATA, "%s: xattr %s of %d present, seed %u", when,
@@ -207,7 +209,7 @@ static int random_txn(struct pfs_store *st, struct model *m, uint64_t counter_oi
 	struct pfs_txn t;
 	int nops = 1 + rand() % 3, ret;
 	char keys[NKEYS + NXA][300];
-	uint8_t vals[8][200];
+	uint8_t vals[8][400];
 	int nk = 0, nv = 0;
 	uint32_t txno = m->txno + 1;
 	char cval[16];
@@ -291,8 +293,8 @@ static int random_txn(struct pfs_store *st, struct model *m, uint64_t counter_oi
 				pfs_txn_rmxattr(&t, o->oid, keys[nk]);
 				o->xa_set[x] = 0;
 			} else {
-				memset(vals[nv], (int)txno, 10 + (size_t)x);
-				pfs_txn_setxattr(&t, o->oid, keys[nk], vals[nv], 10 + (size_t)x, 0);
+				memset(vals[nv], (int)txno, XA_LEN(x));
+				pfs_txn_setxattr(&t, o->oid, keys[nk], vals[nv], XA_LEN(x), 0);
 				o->xa_set[x] = 1;
 				o->xa_val[x] = (uint8_t)txno;
 				nv++;
@@ -656,6 +658,105 @@ START_TEST(seek_data_and_holes)
 }
 END_TEST
 
+START_TEST(xattrs_inline_and_omap)
+{
+	struct pfs_dev *dev = newfs_mem(1);
+	struct pfs_store *st = open_dev(dev);
+	struct pfs_attr a = { .mode = S_IFREG | 0644 };
+	static char blk[4096], list[4096], v[200];
+	struct pfs_onode on;
+	struct pfs_txn t;
+	uint64_t oid;
+	ssize_t n;
+
+	ck_assert_int_eq(pfs_store_oid_alloc(st, 0, &oid), 0);
+	pfs_txn_init(&t);
+	pfs_txn_create(&t, oid, &a);
+	/* eight extents inline: every other block */
+	for (int i = 0; i < 8; i++)
+		pfs_txn_write(&t, oid, (uint64_t)i * 8192, 4096, blk);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	ck_assert_int_eq(pfs_store_stat(st, oid, &on), 0);
+	ck_assert_uint_eq(on.data_fmt, POSFS_DATA_EXTENTS);
+	ck_assert_uint_eq(on.data_len, 8 * sizeof(struct pfs_dextent));
+	/* xattrs: the first that fits goes inline, the rest to the omap */
+	for (int i = 0; i < 20; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "user.attr%02d", i);
+		memset(v, 'a' + i, 20);
+		pfs_txn_reset(&t);
+		pfs_txn_setxattr(&t, oid, name, v, 20, XATTR_CREATE);
+		ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	}
+	pfs_txn_reset(&t);
+	pfs_txn_setxattr(&t, oid, "trusted.other", "x", 1, 0);
+	pfs_txn_setxattr(&t, oid, "security.selinux", "ctx", 3, 0);
+	pfs_txn_setxattr(&t, oid, "user.empty", "", 0, 0);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	ck_assert_int_eq(pfs_store_stat(st, oid, &on), 0);
+	ck_assert_uint_gt(on.xattr_count, 0);		/* some inline */
+	ck_assert_uint_gt(on.xattr_omap_count, 0);	/* some in the omap */
+	ck_assert_uint_eq(on.xattr_count + on.xattr_omap_count, 23);
+	n = pfs_store_listxattr(st, oid, NULL, 0);
+	ck_assert_int_gt(n, 0);
+	ck_assert_int_eq(pfs_store_listxattr(st, oid, list, (size_t)n), n);
+	ck_assert_int_eq(pfs_store_listxattr(st, oid, list, (size_t)n - 1), -ERANGE);
+	{
+		int count = 0;
+
+		for (ssize_t p = 0; p < n; p += (ssize_t)strlen(list + p) + 1)
+			count++;
+		ck_assert_int_eq(count, 23);
+	}
+	for (int i = 0; i < 20; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "user.attr%02d", i);
+		ck_assert_int_eq(pfs_store_getxattr(st, oid, name, v, sizeof(v)), 20);
+		ck_assert_int_eq(v[19], 'a' + i);
+		ck_assert_int_eq(pfs_store_getxattr(st, oid, name, v, 5), -ERANGE);
+		ck_assert_int_eq(pfs_store_getxattr(st, oid, name, NULL, 0), 20);
+	}
+	ck_assert_int_eq(pfs_store_getxattr(st, oid, "user.empty", v, sizeof(v)), 0);
+	ck_assert_int_eq(pfs_store_getxattr(st, oid, "security.selinux", v, sizeof(v)), 3);
+	/* more extents than fit beside the xattrs: the map becomes a tree */
+	pfs_txn_reset(&t);
+	for (int i = 8; i < 14; i++)
+		pfs_txn_write(&t, oid, (uint64_t)i * 8192, 4096, blk);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	ck_assert_int_eq(pfs_store_stat(st, oid, &on), 0);
+	ck_assert_uint_eq(on.data_fmt, POSFS_DATA_BTREE);
+	ck_assert_int_eq(pfs_store_read(st, oid, 13 * 8192, 4096, list), 4096);
+	/* replace and remove, wherever they live */
+	for (int i = 0; i < 20; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "user.attr%02d", i);
+		pfs_txn_reset(&t);
+		pfs_txn_setxattr(&t, oid, name, "new", 3, XATTR_REPLACE);
+		ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+		ck_assert_int_eq(pfs_store_getxattr(st, oid, name, v, sizeof(v)), 3);
+		pfs_txn_reset(&t);
+		pfs_txn_rmxattr(&t, oid, name);
+		ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+		ck_assert_int_eq(pfs_store_getxattr(st, oid, name, v, sizeof(v)), -ENODATA);
+	}
+	pfs_txn_reset(&t);
+	pfs_txn_rmxattr(&t, oid, "trusted.other");
+	pfs_txn_rmxattr(&t, oid, "security.selinux");
+	pfs_txn_rmxattr(&t, oid, "user.empty");
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	pfs_txn_fini(&t);
+	ck_assert_int_eq(pfs_store_listxattr(st, oid, list, sizeof(list)), 0);
+	ck_assert_int_eq(pfs_store_stat(st, oid, &on), 0);
+	ck_assert_uint_eq(on.xattr_count, 0);
+	ck_assert_uint_eq(on.xattr_omap_count, 0);
+	ck_assert_uint_eq(on.xattr_len, 0);
+	ck_assert_int_eq(pfs_store_close(st), 0);
+}
+END_TEST
+
 START_TEST(timer_checkpoints)
 {
 	struct pfs_dev *dev = newfs_mem(1);
@@ -849,6 +950,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, enospc_is_whole);
 	tcase_add_test(tc, power_cuts);
 	tcase_add_test(tc, timer_checkpoints);
+	tcase_add_test(tc, xattrs_inline_and_omap);
 	tcase_add_test(tc, seek_data_and_holes);
 	tcase_add_test(tc, onode_cache_serves_stats);
 	tcase_add_test(tc, corrupt_block_is_reported);
