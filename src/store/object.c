@@ -694,6 +694,60 @@ out:
 	return ret;
 }
 
+/*
+ * Inline data: an object without extents whose bytes all lie in the first
+ * POSFS_INLINE_SIZE - xattr_len bytes keeps them in the onode (data_fmt
+ * INLINE, data_len bytes, zeros after them up to size): a small file or a
+ * symlink costs no block. The first write that does not fit moves the
+ * bytes to a block (through the WAL) and the object has extents from then.
+ */
+static bool is_inline_data(const struct obj *ob)
+{
+	return ob->o.data_fmt == POSFS_DATA_INLINE;
+}
+
+static bool inline_fits(const struct obj *ob, uint64_t end)
+{
+	bool no_extents = is_inline_data(ob) ||
+			  (ob->o.data_fmt == POSFS_DATA_EXTENTS && !ob->o.data_len);
+
+	return no_extents && end <= POSFS_INLINE_SIZE - ob->o.xattr_len;
+}
+
+/* Move inline bytes to a data block: the object gets an extent map. */
+static int inline_to_extents(struct objctx *c, struct obj *ob)
+{
+	uint8_t bytes[POSFS_INLINE_SIZE];
+	uint16_t n = ob->o.data_len;
+	uint64_t hint = 0;
+
+	if (!is_inline_data(ob))
+		return 0;
+	memcpy(bytes, ob->o.inline_area, n);
+	memset(ob->o.inline_area, 0, n);
+	ob->o.data_len = 0;
+	ob->o.data_fmt = POSFS_DATA_EXTENTS;
+	ob->dirty = true;
+	return n ? small_block(c, ob, 0, 0, n, bytes, &hint) : 0;
+}
+
+/* Write (data) or zero (data NULL) [off, end) of an inline object. */
+static void inline_write(struct obj *ob, uint64_t off, uint64_t end, const void *data)
+{
+	if (!is_inline_data(ob)) {
+		ob->o.data_fmt = POSFS_DATA_INLINE;
+		ob->o.data_len = 0;
+	}
+	if (data) {
+		memcpy(ob->o.inline_area + off, data, end - off);
+		if (end > ob->o.data_len)
+			ob->o.data_len = (uint16_t)end;
+	} else if (off < ob->o.data_len) {
+		memset(ob->o.inline_area + off, 0, (end < ob->o.data_len ? end : ob->o.data_len) - off);
+	}
+	ob->dirty = true;
+}
+
 static int op_write(struct objctx *c, const struct pfs_op *op, bool zero)
 {
 	uint32_t bs = c->st->sb.block_size;
@@ -708,6 +762,20 @@ static int op_write(struct objctx *c, const struct pfs_op *op, bool zero)
 	if (ret || !op->len)
 		return ret;
 	ob->dirty = true;
+	if (is_inline_data(ob) && zero) {
+		inline_write(ob, off < ob->o.data_len ? off : ob->o.data_len,
+			     end < ob->o.data_len ? end : ob->o.data_len, NULL);
+		return 0;
+	}
+	if (!zero && inline_fits(ob, end)) {
+		inline_write(ob, off, end, src);
+		if (end > ob->o.size)
+			ob->o.size = end;
+		return 0;
+	}
+	ret = inline_to_extents(c, ob);
+	if (ret)
+		return ret;
 	if (!zero && op->len > c->st->small_write)
 		ret = write_out_of_place(c, ob, off, op->len, src);
 	else if (zero) {
@@ -749,7 +817,12 @@ static int op_truncate(struct objctx *c, const struct pfs_op *op)
 	if (ret)
 		return ret;
 	ob->dirty = true;
-	if (size < ob->o.size) {
+	if (is_inline_data(ob)) {
+		if (size < ob->o.data_len) {
+			inline_write(ob, size, ob->o.data_len, NULL);
+			ob->o.data_len = (uint16_t)size;
+		}
+	} else if (size < ob->o.size) {
 		ret = ext_punch(c, ob, (size + bs - 1) / bs, UINT64_MAX);
 		if (!ret && size % bs)
 			ret = small_block(c, ob, size / bs, size % bs, bs, NULL, &hint);
@@ -889,6 +962,45 @@ static int op_clone_range(struct objctx *c, const struct pfs_op *op)
 		return -EINVAL;		/* overlapping ranges of one object */
 	if (!op->len)
 		return 0;
+	if (is_inline_data(src)) {
+		/* a few bytes: copy them rather than share a block; the rest
+		 * of the range reads as zeros in dst, as it does in src */
+		uint64_t avail = src->o.size > op->off ? src->o.size - op->off : 0;
+		struct pfs_op w = { .type = PFS_OP_WRITE, .oid = op->oid2, .off = op->off2 };
+		uint64_t n_copy = 0;
+
+		if (avail > op->len)
+			avail = op->len;
+		if (op->off < src->o.data_len)
+			n_copy = src->o.data_len - op->off < avail ? src->o.data_len - op->off : avail;
+		if (n_copy) {
+			uint8_t bytes[POSFS_INLINE_SIZE];
+
+			memcpy(bytes, src->o.inline_area + op->off, n_copy);
+			w.len = n_copy;
+			w.data = bytes;
+			ret = op_write(c, &w, false);
+			if (ret)
+				return ret;
+		}
+		/* zeros to the end of the range's last block, as a shared
+		 * block would read past src's end */
+		if (n_copy < (op->len + bs - 1) / bs * bs) {
+			w.off = op->off2 + n_copy;
+			w.len = (op->len + bs - 1) / bs * bs - n_copy;
+			ret = op_write(c, &w, true);
+			if (ret)
+				return ret;
+		}
+		if (dst->o.size < op->off2 + avail) {
+			dst->o.size = op->off2 + avail;
+			dst->dirty = true;
+		}
+		return 0;
+	}
+	ret = inline_to_extents(c, dst);
+	if (ret)
+		return ret;
 	slb = op->off / bs;
 	dlb = op->off2 / bs;
 	n = (op->len + bs - 1) / bs;
@@ -956,6 +1068,11 @@ static int op_clone(struct objctx *c, const struct pfs_op *op)
 		ret = obj_get(c, op->oid2, &dst);
 	if (ret)
 		return ret;
+	if (is_inline_data(dst)) {
+		memset(dst->o.inline_area, 0, dst->o.data_len);
+		dst->o.data_len = 0;
+		dst->o.data_fmt = POSFS_DATA_EXTENTS;
+	}
 	ret = ext_punch(c, dst, 0, UINT64_MAX);
 	if (ret)
 		return ret;
@@ -1426,6 +1543,14 @@ ssize_t pfs_store_read(struct pfs_store *st, uint64_t oid, uint64_t off, size_t 
 		return 0;
 	}
 	end = off + len > ob->o.size ? ob->o.size : off + len;
+	if (is_inline_data(ob)) {
+		memset(out, 0, end - off);
+		if (off < ob->o.data_len)
+			memcpy(out, ob->o.inline_area + off,
+			       (end < ob->o.data_len ? end : ob->o.data_len) - off);
+		read_end(&c);
+		return (ssize_t)(end - off);
+	}
 	pos = off;
 	while (pos < end) {
 		uint64_t lb = pos / bs, run_end, boff = pos % bs;
@@ -1506,6 +1631,11 @@ int pfs_store_seek(struct pfs_store *st, uint64_t oid, uint64_t off, bool hole,
 	if (off >= ob->o.size) {
 		read_end(&c);
 		return -ENXIO;
+	}
+	if (is_inline_data(ob)) {	/* all data, up to the end */
+		*result = hole ? ob->o.size : off;
+		read_end(&c);
+		return 0;
 	}
 	pos = off;
 	ret = 0;

@@ -234,6 +234,11 @@ static int random_txn(struct pfs_store *st, struct model *m, uint64_t counter_oi
 		switch (rand() % 10) {
 		case 0: case 1: case 2: case 3: {
 			uint64_t len = rand_len(), off = (uint64_t)rand() % MAXSZ;
+
+			if (i == 0 || rand() % 4 == 0) {	/* small objects: inline data */
+				off = (uint64_t)rand() % 300;
+				len = 1 + (uint64_t)rand() % 100;
+			}
 			uint8_t *d = scratch + (size_t)k * MAXSZ;
 
 			if (off + len > MAXSZ)
@@ -247,7 +252,7 @@ static int random_txn(struct pfs_store *st, struct model *m, uint64_t counter_oi
 			break;
 		}
 		case 4: {
-			uint64_t size = (uint64_t)rand() % MAXSZ;
+			uint64_t size = (uint64_t)rand() % (i == 0 ? 400 : MAXSZ);
 
 			pfs_txn_truncate(&t, o->oid, size);
 			if (size < o->size)
@@ -386,9 +391,10 @@ START_TEST(model_random)
 	}
 	verify(st, m, "end");
 	ck_assert_msg(nclones > 50, "only %d clones, seed %u", nclones, seed);
-	/* both extent map forms were met: inline in the onode, and a B+tree */
-	ck_assert_msg(seen_fmt[POSFS_DATA_EXTENTS] && seen_fmt[POSFS_DATA_BTREE],
-		      "inline maps %d, trees %d, seed %u", seen_fmt[POSFS_DATA_EXTENTS],
+	/* every data form was met: inline data, inline extents, a B+tree */
+	ck_assert_msg(seen_fmt[POSFS_DATA_INLINE] && seen_fmt[POSFS_DATA_EXTENTS] &&
+		      seen_fmt[POSFS_DATA_BTREE], "inline data %d, inline maps %d, trees %d, seed %u",
+		      seen_fmt[POSFS_DATA_INLINE], seen_fmt[POSFS_DATA_EXTENTS],
 		      seen_fmt[POSFS_DATA_BTREE], seed);
 	/* remove everything: every block comes back, shared ones included */
 	pfs_txn_init(&t);
@@ -757,6 +763,82 @@ START_TEST(xattrs_inline_and_omap)
 }
 END_TEST
 
+START_TEST(inline_data)
+{
+	struct pfs_dev *dev = newfs_mem(1);
+	struct pfs_store *st = open_dev(dev);
+	struct pfs_attr a = { .mode = S_IFLNK | 0777 };
+	struct pfs_statfs s0, s1;
+	struct pfs_onode on;
+	struct pfs_txn t;
+	char buf[8192], big[5000];
+	uint64_t oid, oid2, r;
+
+	struct pfs_statfs s2;
+
+	ck_assert_int_eq(pfs_store_statfs(st, &s0), 0);
+	ck_assert_int_eq(pfs_store_oid_alloc(st, 0, &oid), 0);
+	ck_assert_int_eq(pfs_store_oid_alloc(st, 0, &oid2), 0);
+	pfs_txn_init(&t);
+	pfs_txn_create(&t, oid, &a);
+	pfs_txn_create(&t, oid2, &a);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	ck_assert_int_eq(pfs_store_sync(st), 0);
+	ck_assert_int_eq(pfs_store_statfs(st, &s2), 0);
+	pfs_txn_reset(&t);
+	pfs_txn_write(&t, oid, 0, 12, "/target/path");
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	ck_assert_int_eq(pfs_store_sync(st), 0);
+	ck_assert_int_eq(pfs_store_statfs(st, &s1), 0);
+	ck_assert_uint_eq(s1.free_blocks, s2.free_blocks);	/* no block for the data */
+	ck_assert_int_eq(pfs_store_stat(st, oid, &on), 0);
+	ck_assert_uint_eq(on.data_fmt, POSFS_DATA_INLINE);
+	ck_assert_uint_eq(on.size, 12);
+	ck_assert_int_eq(pfs_store_read(st, oid, 0, sizeof(buf), buf), 12);
+	ck_assert_int_eq(memcmp(buf, "/target/path", 12), 0);
+	ck_assert_int_eq(pfs_store_seek(st, oid, 3, true, &r), 0);
+	ck_assert_uint_eq(r, 12);
+	/* truncate up reads zeros, down cuts */
+	pfs_txn_reset(&t);
+	pfs_txn_truncate(&t, oid, 100);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	ck_assert_int_eq(pfs_store_read(st, oid, 0, sizeof(buf), buf), 100);
+	ck_assert_int_eq(buf[50], 0);
+	pfs_txn_reset(&t);
+	pfs_txn_truncate(&t, oid, 4);
+	pfs_txn_write(&t, oid, 8, 2, "zz");
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	ck_assert_int_eq(pfs_store_read(st, oid, 0, sizeof(buf), buf), 10);
+	ck_assert_int_eq(memcmp(buf, "/tar\0\0\0\0zz", 10), 0);
+	/* a clone of an inline object copies the bytes */
+	pfs_txn_reset(&t);
+	pfs_txn_clone(&t, oid, oid2);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	ck_assert_int_eq(pfs_store_read(st, oid2, 0, sizeof(buf), buf), 10);
+	ck_assert_int_eq(memcmp(buf, "/tar\0\0\0\0zz", 10), 0);
+	/* a write past the inline area moves the bytes to a block */
+	memset(big, 'b', sizeof(big));
+	pfs_txn_reset(&t);
+	pfs_txn_write(&t, oid, 4000, sizeof(big), big);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	ck_assert_int_eq(pfs_store_stat(st, oid, &on), 0);
+	ck_assert_uint_ne(on.data_fmt, POSFS_DATA_INLINE);
+	ck_assert_int_eq(pfs_store_read(st, oid, 0, sizeof(buf), buf), 8192);
+	ck_assert_int_eq(memcmp(buf, "/tar\0\0\0\0zz", 10), 0);
+	ck_assert_int_eq(buf[3999], 0);
+	ck_assert_int_eq(buf[4000], 'b');
+	pfs_txn_reset(&t);
+	pfs_txn_remove(&t, oid);
+	pfs_txn_remove(&t, oid2);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	pfs_txn_fini(&t);
+	ck_assert_int_eq(pfs_store_sync(st), 0);
+	ck_assert_int_eq(pfs_store_statfs(st, &s1), 0);
+	ck_assert_uint_eq(s1.free_blocks, s0.free_blocks);
+	ck_assert_int_eq(pfs_store_close(st), 0);
+}
+END_TEST
+
 START_TEST(timer_checkpoints)
 {
 	struct pfs_dev *dev = newfs_mem(1);
@@ -950,6 +1032,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, enospc_is_whole);
 	tcase_add_test(tc, power_cuts);
 	tcase_add_test(tc, timer_checkpoints);
+	tcase_add_test(tc, inline_data);
 	tcase_add_test(tc, xattrs_inline_and_omap);
 	tcase_add_test(tc, seek_data_and_holes);
 	tcase_add_test(tc, onode_cache_serves_stats);
