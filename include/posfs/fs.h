@@ -1,0 +1,308 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * libposfs namespace layer (src/fs): a POSIX file system on the objects of
+ * the store. inode = object, inode number = object id (the root directory
+ * is POSFS_ROOT_OID, FUSE's root id), FUSE generation = the onode's
+ * generation. The FUSE daemon (fuse/) and fsck call this layer; it knows
+ * nothing of FUSE.
+ *
+ * Every call that changes the namespace is one store transaction, so it is
+ * atomic and crash-safe (cross-shard ones too). Calls return once the
+ * change is applied (every later call sees it); pfs_fs_fsync makes the
+ * changes of one inode durable.
+ *
+ * Errors: 0 (or a count) or -errno, as ext4 gives them: -ENOENT, -EEXIST,
+ * -ENOTDIR, -EISDIR, -ENOTEMPTY, -ENAMETOOLONG (a name past
+ * POSFS_NAME_MAX = 255 bytes, on every path; such a name is never stored),
+ * -EINVAL, -EPERM, -EMLINK (PFS_FS_LINK_MAX), -ENOSPC, -EFBIG, -EROFS
+ * (read-only store), -EIO, -EUCLEAN/-EBADMSG (corruption found: run fsck).
+ *
+ * Permissions are not checked here: the daemon mounts with
+ * default_permissions and the kernel checks modes and ACLs. What the
+ * kernel cannot do is done here: ownership of new inodes (the caller's
+ * uid and gid, setgid-directory inheritance) and the clearing of set-user-
+ * and set-group-ID on a write or truncate.
+ *
+ * Thread-safe: every function may be called from any thread at any time
+ * between pfs_fs_open and pfs_fs_close.
+ */
+#ifndef POSFS_FS_H
+#define POSFS_FS_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "posfs/disk.h"
+
+struct pfs_store;
+struct pfs_fs;
+
+#define PFS_FS_LINK_MAX		65000u	/* hard links of a file, subdirectories + 2 of a dir (ext4) */
+#define PFS_FS_SYMLINK_MAX	4095u	/* bytes of a symlink target (PATH_MAX - 1) */
+#define PFS_FS_XATTR_NAME_MAX	255u	/* bytes of an xattr name */
+#define PFS_FS_XATTR_SIZE_MAX	65536u	/* bytes of an xattr value */
+
+/* What a stat(2) reply needs. */
+struct pfs_fs_attr {
+	uint64_t ino;
+	uint64_t generation;
+	uint32_t mode, uid, gid, nlink;
+	uint64_t size;
+	uint64_t blocks;		/* 512-byte units */
+	uint64_t rdev;
+	struct pfs_timespec atime, mtime, ctime, btime;
+	uint32_t flags;			/* chattr flags (FS_*_FL) */
+	uint32_t blksize;		/* preferred I/O size: the block size */
+};
+
+/* Who asks (the FUSE request's uid and gid). uid 0 is taken as holding
+ * CAP_FSETID and CAP_FOWNER. */
+struct pfs_fs_cred {
+	uint32_t uid, gid;
+};
+
+/* ---- fs.c: mount, inodes, attributes, orphans, statfs, fsync ---------- */
+
+/*
+ * Start the namespace layer on an open store (the caller keeps owning the
+ * store and closes it after pfs_fs_close). Recovers from a crash: every
+ * object left on a shard's orphan list (unlinked while open) is removed.
+ * Creates the shards' orphan-list objects where missing. A read-only store
+ * is accepted (orphans are then left alone; changes fail with -EROFS).
+ * Errors: -ENOMEM, -EUCLEAN (no root directory), those of the store.
+ */
+int pfs_fs_open(struct pfs_store *st, struct pfs_fs **fsp);
+
+/*
+ * Free the layer. Inodes still open (pfs_fs_inode_open without release)
+ * that are orphans stay on the orphan list: the next pfs_fs_open reclaims
+ * them. Does not sync or close the store. NULL is fine.
+ */
+void pfs_fs_close(struct pfs_fs *fs);
+
+/* Attributes of ino. -ENOENT when there is no such inode. */
+int pfs_fs_getattr(struct pfs_fs *fs, uint64_t ino, struct pfs_fs_attr *attr);
+
+/*
+ * For export handles (NFS): as pfs_fs_getattr, but -ESTALE when ino is
+ * gone, is an unlinked orphan, or its generation is not generation.
+ */
+int pfs_fs_getattr_gen(struct pfs_fs *fs, uint64_t ino, uint64_t generation,
+		       struct pfs_fs_attr *attr);
+
+/* pfs_fs_setattr mask */
+#define PFS_FS_SET_MODE		0x0001u	/* permission bits (and S_ISUID/S_ISGID/S_ISVTX) */
+#define PFS_FS_SET_UID		0x0002u
+#define PFS_FS_SET_GID		0x0004u
+#define PFS_FS_SET_SIZE		0x0008u	/* truncate or extend (sparse) */
+#define PFS_FS_SET_ATIME	0x0010u
+#define PFS_FS_SET_MTIME	0x0020u
+#define PFS_FS_SET_CTIME	0x0040u	/* explicit ctime; otherwise ctime = now */
+#define PFS_FS_SET_BTIME	0x0080u
+#define PFS_FS_SET_FLAGS	0x0100u	/* chattr flags */
+
+/*
+ * Change the attributes of ino named by mask, from attr (UTIME_NOW is the
+ * daemon's business: it passes real times). ctime becomes now unless
+ * PFS_FS_SET_CTIME (a change of atime only, as relatime updates, leaves
+ * ctime alone). PFS_FS_SET_SIZE: regular files only; mtime and ctime
+ * become now (when the size changes or not, as ftruncate) and, unless cred
+ * is uid 0, S_ISUID and (with S_IXGRP) S_ISGID are cleared, as a write
+ * does. cred may be NULL (taken as uid 0). attr_out (may be NULL) gets the
+ * new attributes. Errors: -ENOENT, -EISDIR (size of a directory), -EINVAL
+ * (size of another non-regular file), -EFBIG (past the largest file the
+ * format allows), -ENOSPC, -EROFS.
+ */
+int pfs_fs_setattr(struct pfs_fs *fs, uint64_t ino, const struct pfs_fs_attr *attr,
+		   uint32_t mask, const struct pfs_fs_cred *cred, struct pfs_fs_attr *attr_out);
+
+/*
+ * Open counts, kept in memory: the daemon calls pfs_fs_inode_open at each
+ * open/create of a regular file (or anything it keeps open) and
+ * pfs_fs_inode_release at each release. An inode whose last link goes
+ * while it is open becomes an orphan (POSFS_ONODE_ORPHAN, recorded on its
+ * shard's orphan list) and is removed at its last release, in one
+ * transaction with its orphan record. Errors: -ENOENT (no such inode, or
+ * an orphan already: open), -EINVAL (release without open), those of the
+ * store (release: the count is dropped anyway; the next mount reclaims).
+ */
+int pfs_fs_inode_open(struct pfs_fs *fs, uint64_t ino);
+int pfs_fs_inode_release(struct pfs_fs *fs, uint64_t ino);
+
+struct pfs_fs_statfs {
+	uint32_t bsize;			/* block size */
+	uint64_t blocks, bfree, bavail;
+	uint64_t files, ffree;		/* objects; ffree: free blocks (an estimate) */
+	uint32_t namemax;		/* POSFS_NAME_MAX */
+};
+
+int pfs_fs_statfs(struct pfs_fs *fs, struct pfs_fs_statfs *sfs);
+
+/*
+ * Return once everything submitted for ino (its data, attributes, and for
+ * a directory its entries) is durable. datasync is accepted and treated
+ * as a full fsync (the metadata rides in the same WAL records). This is
+ * fsync, fdatasync and fsyncdir. Errors: -EIO, those of the store.
+ */
+int pfs_fs_fsync(struct pfs_fs *fs, uint64_t ino, int datasync);
+
+/* ---- fs.c: xattrs (names as "user.x"; namespaces are the kernel's) ------ */
+
+/*
+ * flags: 0, XATTR_CREATE (-EEXIST when there) or XATTR_REPLACE (-ENODATA
+ * when not). ctime becomes now. Errors: -ERANGE (name empty or past 255
+ * bytes), -E2BIG (value past 64 KiB), -EINVAL (other flags), -ENOENT,
+ * -ENOSPC, -EROFS.
+ */
+int pfs_fs_setxattr(struct pfs_fs *fs, uint64_t ino, const char *name, const void *value,
+		    size_t size, int flags);
+/* The value's length (cap 0: just the length); -ENODATA, -ERANGE (cap too
+ * small), -ENOENT. */
+ssize_t pfs_fs_getxattr(struct pfs_fs *fs, uint64_t ino, const char *name, void *buf,
+			size_t cap);
+/* NUL-terminated names, as listxattr(2); -ERANGE, cap 0 as above. */
+ssize_t pfs_fs_listxattr(struct pfs_fs *fs, uint64_t ino, char *buf, size_t cap);
+/* -ENODATA when there is no such xattr. ctime becomes now. */
+int pfs_fs_removexattr(struct pfs_fs *fs, uint64_t ino, const char *name);
+
+/* ---- namei.c: directories -------------------------------------------- */
+
+/*
+ * Look name up in directory dir ("." and ".." too). Errors: -ENOENT,
+ * -ENOTDIR (dir is not a directory), -ENAMETOOLONG, -EINVAL (a '/' in
+ * name).
+ */
+int pfs_fs_lookup(struct pfs_fs *fs, uint64_t dir, const char *name, struct pfs_fs_attr *attr);
+
+/*
+ * Make a regular file (S_IFREG, or no type bits), fifo, socket, character
+ * or block device (rdev) named name in dir, owned by cred (gid: dir's when
+ * dir has S_ISGID). All four times are now; dir's mtime and ctime too.
+ * The new file goes to dir's shard. attr gets its attributes (may be
+ * NULL). create(2) is this with S_IFREG. Errors: -EEXIST, -ENOENT (dir
+ * gone), -ENOTDIR, -ENAMETOOLONG, -EINVAL (S_IFDIR, S_IFLNK or unknown
+ * type; '/' in name), -ENOSPC, -EROFS.
+ */
+int pfs_fs_mknod(struct pfs_fs *fs, uint64_t dir, const char *name, uint32_t mode,
+		 uint64_t rdev, const struct pfs_fs_cred *cred, struct pfs_fs_attr *attr);
+
+/* As mknod, for a directory (S_IFDIR is added; S_ISGID inherited from a
+ * setgid dir). New directories go round-robin over the shards. dir's nlink
+ * rises by one; -EMLINK at PFS_FS_LINK_MAX. */
+int pfs_fs_mkdir(struct pfs_fs *fs, uint64_t dir, const char *name, uint32_t mode,
+		 const struct pfs_fs_cred *cred, struct pfs_fs_attr *attr);
+
+/* As mknod, for a symlink to target (1 .. PFS_FS_SYMLINK_MAX bytes, else
+ * -ENOENT for empty and -ENAMETOOLONG), mode 0777. */
+int pfs_fs_symlink(struct pfs_fs *fs, uint64_t dir, const char *name, const char *target,
+		   const struct pfs_fs_cred *cred, struct pfs_fs_attr *attr);
+
+/* Copy ino's target to buf (at most cap bytes, not NUL-terminated) and
+ * return its full length. Errors: -EINVAL (not a symlink), -ENOENT. */
+ssize_t pfs_fs_readlink(struct pfs_fs *fs, uint64_t ino, char *buf, size_t cap);
+
+/*
+ * A new link newname in newdir to ino (any shard). ino's nlink rises and
+ * its ctime becomes now. Errors: -EPERM (ino is a directory), -EMLINK,
+ * -ENOENT (ino gone or unlinked), -EEXIST, and those of mknod.
+ */
+int pfs_fs_link(struct pfs_fs *fs, uint64_t ino, uint64_t newdir, const char *newname,
+		struct pfs_fs_attr *attr);
+
+/* Remove the entry name (not a directory: -EISDIR) from dir. The inode
+ * goes with its last link, or becomes an orphan while open. */
+int pfs_fs_unlink(struct pfs_fs *fs, uint64_t dir, const char *name);
+
+/* Remove the empty directory name from dir. Errors: -ENOTDIR, -ENOTEMPTY
+ * (also for ".."), -EINVAL ("."), -ENOENT. */
+int pfs_fs_rmdir(struct pfs_fs *fs, uint64_t dir, const char *name);
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE	(1 << 0)
+#endif
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE		(1 << 1)
+#endif
+
+/*
+ * rename(2)/renameat2(2), in one transaction, also across directories and
+ * shards (never -EXDEV). flags: 0, RENAME_NOREPLACE (-EEXIST when newname
+ * exists) or RENAME_EXCHANGE (swap the two, which must both exist).
+ * Errors: -ENOENT, -EEXIST, -ENOTDIR (a directory over a non-directory, or
+ * newdir not a directory), -EISDIR (a non-directory over a directory),
+ * -ENOTEMPTY, -EINVAL (a directory into its own subtree; "." or ".."; bad
+ * flags), -EMLINK, -ENAMETOOLONG. Renaming a name onto a link of the same
+ * inode does nothing (0).
+ */
+int pfs_fs_rename(struct pfs_fs *fs, uint64_t dir, const char *name, uint64_t newdir,
+		  const char *newname, unsigned int flags);
+
+/*
+ * Called for each entry: name (NUL-terminated), its inode and DT_* type,
+ * and the cookie to resume after it. A nonzero return stops readdir (the
+ * entry is then taken as not consumed by the caller's choice: resume with
+ * the last cookie it did take). fn runs with no lock of the layer held.
+ */
+typedef int (*pfs_fs_dirent_fn)(void *arg, const char *name, uint64_t ino, unsigned type,
+				uint64_t next_cookie);
+
+/*
+ * List dir from cookie (0: the start): ".", "..", then the entries in the
+ * order they were added. Cookies stay valid while entries come and go: an
+ * entry present during a whole listing is returned exactly once; one added
+ * or removed meanwhile may or may not be. Returns 0 at the end or when fn
+ * stopped. Errors: -ENOENT, -ENOTDIR.
+ */
+int pfs_fs_readdir(struct pfs_fs *fs, uint64_t dir, uint64_t cookie, pfs_fs_dirent_fn fn,
+		   void *arg);
+
+/* ---- file.c: data ------------------------------------------------------ */
+
+/* Up to len bytes at off: the count read (short or 0 at the end). -EISDIR,
+ * -EINVAL (not a regular file or symlink). */
+ssize_t pfs_fs_read(struct pfs_fs *fs, uint64_t ino, uint64_t off, size_t len, void *buf);
+
+/*
+ * Write len bytes at off and return len. mtime and ctime become now;
+ * unless cred is uid 0 (or NULL), S_ISUID and (with S_IXGRP) S_ISGID are
+ * cleared, as Linux does for a writer without CAP_FSETID. Errors: -EISDIR,
+ * -EINVAL (not a regular file), -EFBIG, -ENOSPC, -EROFS.
+ */
+ssize_t pfs_fs_write(struct pfs_fs *fs, uint64_t ino, uint64_t off, size_t len,
+		     const void *buf, const struct pfs_fs_cred *cred);
+
+/*
+ * fallocate(2). There are no unwritten extents yet, so:
+ *  - 0 and FALLOC_FL_KEEP_SIZE: the holes of the range (within the file's
+ *    size with KEEP_SIZE) are written with zeros, so the range reads as
+ *    before and later writes there have their blocks; mode 0 extends the
+ *    size to off + len.
+ *  - FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE: the range (within the
+ *    size) reads as zeros and whole blocks are given back.
+ *  - FALLOC_FL_ZERO_RANGE (with or without KEEP_SIZE): the range reads as
+ *    zeros (whole blocks given back: a later write may still hit
+ *    -ENOSPC); the size extends to off + len unless KEEP_SIZE.
+ * mtime and ctime become now. Errors: -EOPNOTSUPP (any other mode,
+ * PUNCH_HOLE without KEEP_SIZE), -EINVAL (len 0), -EFBIG, -EISDIR,
+ * -ENODEV (not a regular file), -ENOSPC, -EROFS.
+ */
+int pfs_fs_fallocate(struct pfs_fs *fs, uint64_t ino, int mode, uint64_t off, uint64_t len);
+
+/* lseek(2) SEEK_DATA / SEEK_HOLE (whence); -ENXIO at or past the end or no
+ * data after off; -EINVAL for another whence. */
+int pfs_fs_lseek(struct pfs_fs *fs, uint64_t ino, uint64_t off, int whence, uint64_t *result);
+
+/*
+ * copy_file_range(2) between regular files: the bytes copied (short at the
+ * end of ino_in, 0 past it; a call may copy less than asked, as the
+ * syscall may). Whole blocks at matching block offsets are cloned (shared
+ * copy on write); the rest is copied. Errors: -EXDEV (the files are in
+ * different shards: the daemon copies itself), -EINVAL (overlapping
+ * ranges of one file), -EISDIR, -EFBIG, -ENOSPC. The destination's mtime
+ * and ctime become now and its set-ID bits go as for a write.
+ */
+ssize_t pfs_fs_copy_range(struct pfs_fs *fs, uint64_t ino_in, uint64_t off_in,
+			  uint64_t ino_out, uint64_t off_out, size_t len,
+			  const struct pfs_fs_cred *cred);
+
+#endif /* POSFS_FS_H */

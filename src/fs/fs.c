@@ -1,0 +1,660 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The namespace layer's mount state: inode attributes, open counts and
+ * orphans, commit tokens for fsync, statfs, xattrs, and the striped locks
+ * the other files use (lock order in fs_internal.h).
+ *
+ * Invariants:
+ *  1. An inode is on its shard's orphan list (key 'o' + be64 ino in object
+ *     POSFS_OID(shard, POSFS_LOCAL_ORPHANS)) exactly when its onode has
+ *     POSFS_ONODE_ORPHAN, and then its nlink is 0. Both are set in the
+ *     transaction that removes its last link, and both go (with the
+ *     object) in the transaction of its last release, or at the next
+ *     pfs_fs_open after a crash.
+ *  2. An inode with nlink 0 and no open count does not exist: the
+ *     transaction that removes the last link of an inode nobody has open
+ *     removes the object too. Open counts change under the inode lock,
+ *     and the unlink path reads them under the same lock.
+ *  3. For every inode, state->local / state->global are the tokens of the
+ *     last transactions touching it in its shard's WAL and in the global
+ *     WAL; waiting for both makes everything submitted for it durable
+ *     (commits of one WAL become durable in order). An inode with no state
+ *     has had nothing submitted since mount, when everything was durable.
+ *     (States are kept until close; see the report about pruning.)
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <time.h>
+
+#include "fs/fs_internal.h"
+
+/* ---- locks ------------------------------------------------------------- */
+
+static unsigned lock_index(uint64_t ino)
+{
+	uint64_t h = ino * UINT64_C(0x9e3779b97f4a7c15);
+
+	return (unsigned)(h >> 56) % PFS_FS_LOCKS;
+}
+
+void pfs_lockset_init(struct pfs_lockset *ls, pthread_mutex_t *base)
+{
+	ls->base = base;
+	ls->n = 0;
+}
+
+void pfs_lockset_add(struct pfs_lockset *ls, uint64_t ino)
+{
+	unsigned idx = lock_index(ino), i;
+
+	for (i = 0; i < ls->n; i++)
+		if (ls->idx[i] == idx)
+			return;
+	/* insertion sort: a handful of entries */
+	for (i = ls->n; i > 0 && ls->idx[i - 1] > idx; i--)
+		ls->idx[i] = ls->idx[i - 1];
+	ls->idx[i] = idx;
+	ls->n++;
+}
+
+void pfs_lockset_lock(struct pfs_lockset *ls)
+{
+	for (unsigned i = 0; i < ls->n; i++)
+		pthread_mutex_lock(&ls->base[ls->idx[i]]);
+}
+
+void pfs_lockset_unlock(struct pfs_lockset *ls)
+{
+	for (unsigned i = ls->n; i > 0; i--)
+		pthread_mutex_unlock(&ls->base[ls->idx[i - 1]]);
+}
+
+pthread_mutex_t *pfs_fs_ilock(struct pfs_fs *fs, uint64_t ino)
+{
+	return &fs->ilock[lock_index(ino)];
+}
+
+/* ---- inode state ------------------------------------------------------- */
+
+static unsigned state_bucket(uint64_t ino)
+{
+	return (unsigned)((ino * UINT64_C(0x9e3779b97f4a7c15)) >> 40) % PFS_FS_STATE_BUCKETS;
+}
+
+/* With state_lock held. NULL when create is false and there is none, or
+ * out of memory. */
+static struct pfs_istate *state_find(struct pfs_fs *fs, uint64_t ino, bool create)
+{
+	struct pfs_istate **pp = &fs->state[state_bucket(ino)], *s;
+
+	for (s = *pp; s; s = s->next)
+		if (s->ino == ino)
+			return s;
+	if (!create)
+		return NULL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->ino = ino;
+	s->next = *pp;
+	*pp = s;
+	return s;
+}
+
+void pfs_fs_note_commit(struct pfs_fs *fs, const uint64_t *inos, unsigned n,
+			const struct pfs_commit *token)
+{
+	pthread_mutex_lock(&fs->state_lock);
+	for (unsigned i = 0; i < n; i++) {
+		struct pfs_istate *s = state_find(fs, inos[i], true);
+
+		if (!s) {
+			/* out of memory: fsync of this inode syncs the store */
+			continue;
+		}
+		if (token->shard == POSFS_SHARD_GLOBAL) {
+			s->global = *token;
+			s->has_global = true;
+		} else {
+			s->local = *token;
+			s->has_local = true;
+		}
+	}
+	pthread_mutex_unlock(&fs->state_lock);
+}
+
+uint32_t pfs_fs_opens(struct pfs_fs *fs, uint64_t ino)
+{
+	struct pfs_istate *s;
+	uint32_t n;
+
+	pthread_mutex_lock(&fs->state_lock);
+	s = state_find(fs, ino, false);
+	n = s ? s->opens : 0;
+	pthread_mutex_unlock(&fs->state_lock);
+	return n;
+}
+
+uint64_t pfs_fs_seq_get(struct pfs_fs *fs, uint64_t dir)
+{
+	struct pfs_istate *s;
+	uint64_t n;
+
+	pthread_mutex_lock(&fs->state_lock);
+	s = state_find(fs, dir, false);
+	n = s ? s->next_seq : 0;
+	pthread_mutex_unlock(&fs->state_lock);
+	return n;
+}
+
+void pfs_fs_seq_set(struct pfs_fs *fs, uint64_t dir, uint64_t next)
+{
+	struct pfs_istate *s;
+
+	pthread_mutex_lock(&fs->state_lock);
+	s = state_find(fs, dir, true);
+	if (s)
+		s->next_seq = next;
+	pthread_mutex_unlock(&fs->state_lock);
+}
+
+/* ---- helpers ----------------------------------------------------------- */
+
+struct pfs_timespec pfs_fs_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (struct pfs_timespec){ .sec = ts.tv_sec, .nsec = (uint32_t)ts.tv_nsec };
+}
+
+void pfs_fs_attr_from_onode(const struct pfs_fs *fs, const struct pfs_onode *o,
+			    struct pfs_fs_attr *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->ino = o->oid;
+	a->generation = o->generation;
+	a->mode = o->mode;
+	a->uid = o->uid;
+	a->gid = o->gid;
+	a->nlink = o->nlink;
+	a->size = o->size;
+	a->blocks = o->blocks;
+	a->rdev = o->rdev;
+	a->atime = o->atime;
+	a->mtime = o->mtime;
+	a->ctime = o->ctime;
+	a->btime = o->btime;
+	a->flags = o->attr_flags;
+	a->blksize = fs->block_size;
+	if (S_ISDIR(o->mode)) {
+		/* one block per 128 entries, at least one */
+		uint64_t entries = (o->omap_count - o->xattr_omap_count) / 2;
+
+		a->size = (uint64_t)fs->block_size * (1 + entries / 128);
+		a->blocks = a->size / 512;
+	}
+}
+
+uint32_t pfs_fs_kill_suid(uint32_t mode, const struct pfs_fs_cred *cred)
+{
+	uint32_t kill = 0;
+
+	if (!cred || cred->uid == 0)
+		return 0;
+	if (mode & S_ISUID)
+		kill |= S_ISUID;
+	if ((mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+		kill |= S_ISGID;
+	return kill;
+}
+
+void pfs_fs_orphan_add(struct pfs_txn *t, uint64_t ino, uint8_t key[9])
+{
+	struct pfs_attr a = { .onode_flags = POSFS_ONODE_ORPHAN };
+
+	key[0] = PFS_ORPHAN_KEY;
+	pfs_be64_put(key + 1, ino);
+	pfs_txn_setattr(t, ino, &a, PFS_ATTR_ONODE_FLAGS);
+	pfs_txn_omap_set(t, POSFS_OID(POSFS_OID_SHARD(ino), POSFS_LOCAL_ORPHANS), key, 9, "", 0);
+}
+
+/* ---- mount ------------------------------------------------------------- */
+
+struct orphan_batch {
+	uint64_t oid[128];
+	unsigned n;
+	uint8_t last[9];
+};
+
+static int orphan_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct orphan_batch *b = arg;
+	const uint8_t *k = key;
+
+	(void)val;
+	(void)vlen;
+	if (klen != 9 || k[0] != PFS_ORPHAN_KEY)
+		return 0;	/* not ours: skip */
+	memcpy(b->last, k, 9);
+	b->oid[b->n++] = pfs_be64_get(k + 1);
+	return b->n == 128 ? 1 : 0;
+}
+
+/* Remove every object on shard's orphan list, and the list's records. */
+static int orphans_reclaim(struct pfs_fs *fs, uint32_t shard)
+{
+	uint64_t list = POSFS_OID(shard, POSFS_LOCAL_ORPHANS);
+	struct orphan_batch b;
+	struct pfs_onode o;
+	struct pfs_txn t;
+	int ret;
+
+	pfs_txn_init(&t);
+	for (;;) {
+		b.n = 0;
+		ret = pfs_store_omap_iterate(fs->st, list, NULL, 0, orphan_cb, &b);
+		if (ret < 0 || !b.n)
+			break;
+		for (unsigned i = 0; i < b.n; i++) {
+			uint8_t key[9];
+
+			key[0] = PFS_ORPHAN_KEY;
+			pfs_be64_put(key + 1, b.oid[i]);
+			pfs_txn_reset(&t);
+			ret = pfs_store_stat(fs->st, b.oid[i], &o);
+			if (ret && ret != -ENOENT)
+				goto out;
+			/* an inode linked again (never made so) is left alone */
+			if (!ret && o.nlink == 0)
+				pfs_txn_remove(&t, b.oid[i]);
+			pfs_txn_omap_rm(&t, list, key, 9);
+			ret = pfs_store_submit(fs->st, &t, 0, NULL);
+			if (ret)
+				goto out;
+		}
+	}
+out:
+	pfs_txn_fini(&t);
+	return ret > 0 ? 0 : ret;
+}
+
+/* Create the orphan-list objects that are missing (mkfs made none). */
+static int orphans_prepare(struct pfs_fs *fs, uint32_t shard)
+{
+	uint64_t list = POSFS_OID(shard, POSFS_LOCAL_ORPHANS);
+	struct pfs_attr a = { .mode = S_IFREG | 0600, .nlink = 1 };
+	struct pfs_onode o;
+	struct pfs_txn t;
+	int ret;
+
+	ret = pfs_store_stat(fs->st, list, &o);
+	if (ret != -ENOENT)
+		return ret;
+	a.atime = a.mtime = a.ctime = a.btime = pfs_fs_now();
+	pfs_txn_init(&t);
+	pfs_txn_create(&t, list, &a);
+	ret = pfs_store_submit(fs->st, &t, 0, NULL);
+	pfs_txn_fini(&t);
+	return ret;
+}
+
+int pfs_fs_open(struct pfs_store *st, struct pfs_fs **fsp)
+{
+	const struct pfs_super *sb = pfs_store_super(st);
+	struct pfs_onode root;
+	struct pfs_fs *fs;
+	int ret;
+
+	*fsp = NULL;
+	ret = pfs_store_stat(st, POSFS_ROOT_OID, &root);
+	if (ret)
+		return ret == -ENOENT ? -EUCLEAN : ret;
+	if (!S_ISDIR(root.mode))
+		return -EUCLEAN;
+	fs = calloc(1, sizeof(*fs));
+	if (!fs)
+		return -ENOMEM;
+	fs->st = st;
+	fs->shards = sb->shard_count;
+	fs->block_size = sb->block_size;
+	pthread_mutex_init(&fs->rename_lock, NULL);
+	pthread_mutex_init(&fs->state_lock, NULL);
+	for (unsigned i = 0; i < PFS_FS_LOCKS; i++) {
+		pthread_mutex_init(&fs->dlock[i], NULL);
+		pthread_mutex_init(&fs->ilock[i], NULL);
+	}
+	for (uint32_t s = 0; s < fs->shards; s++) {
+		ret = orphans_prepare(fs, s);
+		if (!ret)
+			ret = orphans_reclaim(fs, s);
+		if (ret == -EROFS) {
+			ret = 0;	/* read-only: orphans stay for a writable mount */
+			break;
+		}
+		if (ret)
+			goto out;
+	}
+	*fsp = fs;
+out:
+	if (ret)
+		pfs_fs_close(fs);
+	return ret;
+}
+
+void pfs_fs_close(struct pfs_fs *fs)
+{
+	if (!fs)
+		return;
+	for (unsigned b = 0; b < PFS_FS_STATE_BUCKETS; b++) {
+		struct pfs_istate *s = fs->state[b], *n;
+
+		for (; s; s = n) {
+			n = s->next;
+			free(s);
+		}
+	}
+	pthread_mutex_destroy(&fs->rename_lock);
+	pthread_mutex_destroy(&fs->state_lock);
+	for (unsigned i = 0; i < PFS_FS_LOCKS; i++) {
+		pthread_mutex_destroy(&fs->dlock[i]);
+		pthread_mutex_destroy(&fs->ilock[i]);
+	}
+	free(fs);
+}
+
+/* ---- attributes -------------------------------------------------------- */
+
+int pfs_fs_stat(struct pfs_fs *fs, uint64_t ino, struct pfs_onode *o)
+{
+	if (POSFS_OID_LOCAL(ino) < POSFS_LOCAL_FIRST && ino != POSFS_ROOT_OID)
+		return -ENOENT;		/* the layer's own objects are not inodes */
+	return pfs_store_stat(fs->st, ino, o);
+}
+
+int pfs_fs_getattr(struct pfs_fs *fs, uint64_t ino, struct pfs_fs_attr *attr)
+{
+	struct pfs_onode o;
+	int ret;
+
+	ret = pfs_fs_stat(fs, ino, &o);
+	if (!ret)
+		pfs_fs_attr_from_onode(fs, &o, attr);
+	return ret;
+}
+
+int pfs_fs_getattr_gen(struct pfs_fs *fs, uint64_t ino, uint64_t generation,
+		       struct pfs_fs_attr *attr)
+{
+	int ret = pfs_fs_getattr(fs, ino, attr);
+
+	if (ret == -ENOENT || (!ret && (attr->generation != generation || attr->nlink == 0)))
+		return -ESTALE;
+	return ret;
+}
+
+int pfs_fs_setattr(struct pfs_fs *fs, uint64_t ino, const struct pfs_fs_attr *attr,
+		   uint32_t mask, const struct pfs_fs_cred *cred, struct pfs_fs_attr *attr_out)
+{
+	pthread_mutex_t *il = pfs_fs_ilock(fs, ino);
+	struct pfs_attr a = { 0 };
+	struct pfs_commit tok;
+	struct pfs_onode o;
+	uint32_t amask = 0;
+	struct pfs_txn t;
+	int ret;
+
+	pfs_txn_init(&t);
+	pthread_mutex_lock(il);
+	ret = pfs_fs_stat(fs, ino, &o);
+	if (ret)
+		goto out;
+	a.mode = o.mode;
+	if (mask & PFS_FS_SET_MODE) {
+		a.mode = (o.mode & S_IFMT) | (attr->mode & 07777);
+		amask |= PFS_ATTR_MODE;
+	}
+	if (mask & PFS_FS_SET_UID) {
+		a.uid = attr->uid;
+		amask |= PFS_ATTR_UID;
+	}
+	if (mask & PFS_FS_SET_GID) {
+		a.gid = attr->gid;
+		amask |= PFS_ATTR_GID;
+	}
+	if (mask & PFS_FS_SET_ATIME) {
+		a.atime = attr->atime;
+		amask |= PFS_ATTR_ATIME;
+	}
+	if (mask & PFS_FS_SET_MTIME) {
+		a.mtime = attr->mtime;
+		amask |= PFS_ATTR_MTIME;
+	}
+	if (mask & PFS_FS_SET_BTIME) {
+		a.btime = attr->btime;
+		amask |= PFS_ATTR_BTIME;
+	}
+	if (mask & PFS_FS_SET_FLAGS) {
+		a.attr_flags = attr->flags;
+		amask |= PFS_ATTR_FLAGS;
+	}
+	if (mask & PFS_FS_SET_SIZE) {
+		uint32_t kill;
+
+		if (S_ISDIR(o.mode)) {
+			ret = -EISDIR;
+			goto out;
+		}
+		if (!S_ISREG(o.mode)) {
+			ret = -EINVAL;
+			goto out;
+		}
+		pfs_txn_truncate(&t, ino, attr->size);
+		if (!(mask & PFS_FS_SET_MTIME)) {
+			a.mtime = pfs_fs_now();
+			amask |= PFS_ATTR_MTIME;
+		}
+		kill = pfs_fs_kill_suid(a.mode, cred);
+		if (kill) {
+			a.mode &= ~kill;
+			amask |= PFS_ATTR_MODE;
+		}
+	}
+	if (mask & PFS_FS_SET_CTIME)
+		a.ctime = attr->ctime;
+	else
+		a.ctime = pfs_fs_now();
+	if ((mask & PFS_FS_SET_CTIME) || mask != PFS_FS_SET_ATIME)
+		amask |= PFS_ATTR_CTIME;
+	pfs_txn_setattr(&t, ino, &a, amask);
+	ret = pfs_store_submit(fs->st, &t, 0, &tok);
+	if (ret)
+		goto out;
+	pfs_fs_note_commit(fs, &ino, 1, &tok);
+	if (attr_out)
+		ret = pfs_fs_getattr(fs, ino, attr_out);
+out:
+	pthread_mutex_unlock(il);
+	pfs_txn_fini(&t);
+	return ret;
+}
+
+/* ---- open counts and orphans ------------------------------------------- */
+
+int pfs_fs_inode_open(struct pfs_fs *fs, uint64_t ino)
+{
+	pthread_mutex_t *il = pfs_fs_ilock(fs, ino);
+	struct pfs_fs_attr a;
+	struct pfs_istate *s;
+	int ret;
+
+	pthread_mutex_lock(il);
+	ret = pfs_fs_getattr(fs, ino, &a);
+	if (!ret && a.nlink == 0 && !S_ISDIR(a.mode) && pfs_fs_opens(fs, ino) == 0)
+		ret = -ENOENT;	/* an orphan nobody holds: about to go */
+	if (ret)
+		goto out;
+	pthread_mutex_lock(&fs->state_lock);
+	s = state_find(fs, ino, true);
+	if (s)
+		s->opens++;
+	else
+		ret = -ENOMEM;
+	pthread_mutex_unlock(&fs->state_lock);
+out:
+	pthread_mutex_unlock(il);
+	return ret;
+}
+
+int pfs_fs_inode_release(struct pfs_fs *fs, uint64_t ino)
+{
+	pthread_mutex_t *il = pfs_fs_ilock(fs, ino);
+	struct pfs_istate *s;
+	struct pfs_onode o;
+	struct pfs_txn t;
+	uint32_t opens;
+	uint8_t key[9];
+	int ret = 0;
+
+	pfs_txn_init(&t);
+	pthread_mutex_lock(il);
+	pthread_mutex_lock(&fs->state_lock);
+	s = state_find(fs, ino, false);
+	if (!s || !s->opens) {
+		pthread_mutex_unlock(&fs->state_lock);
+		ret = -EINVAL;
+		goto out;
+	}
+	opens = --s->opens;
+	pthread_mutex_unlock(&fs->state_lock);
+	if (opens)
+		goto out;
+	ret = pfs_store_stat(fs->st, ino, &o);
+	if (ret == -ENOENT) {
+		ret = 0;
+		goto out;
+	}
+	if (ret || !(o.flags & POSFS_ONODE_ORPHAN) || o.nlink)
+		goto out;
+	/* invariant 1: the object and its orphan record go together */
+	key[0] = PFS_ORPHAN_KEY;
+	pfs_be64_put(key + 1, ino);
+	pfs_txn_remove(&t, ino);
+	pfs_txn_omap_rm(&t, POSFS_OID(POSFS_OID_SHARD(ino), POSFS_LOCAL_ORPHANS), key, 9);
+	ret = pfs_store_submit(fs->st, &t, 0, NULL);
+out:
+	pthread_mutex_unlock(il);
+	pfs_txn_fini(&t);
+	return ret;
+}
+
+/* ---- statfs, fsync ----------------------------------------------------- */
+
+int pfs_fs_statfs(struct pfs_fs *fs, struct pfs_fs_statfs *sfs)
+{
+	struct pfs_statfs s;
+	int ret = pfs_store_statfs(fs->st, &s);
+
+	if (ret)
+		return ret;
+	memset(sfs, 0, sizeof(*sfs));
+	sfs->bsize = s.block_size;
+	sfs->blocks = s.total_blocks;
+	sfs->bfree = s.free_blocks;
+	sfs->bavail = s.free_blocks;
+	sfs->ffree = s.free_blocks;
+	sfs->files = s.objects + s.free_blocks;
+	sfs->namemax = POSFS_NAME_MAX;
+	return 0;
+}
+
+int pfs_fs_fsync(struct pfs_fs *fs, uint64_t ino, int datasync)
+{
+	struct pfs_commit local, global;
+	bool has_local = false, has_global = false;
+	struct pfs_istate *s;
+	int ret = 0;
+
+	(void)datasync;
+	pthread_mutex_lock(&fs->state_lock);
+	s = state_find(fs, ino, false);
+	if (s) {
+		has_local = s->has_local;
+		has_global = s->has_global;
+		local = s->local;
+		global = s->global;
+	}
+	pthread_mutex_unlock(&fs->state_lock);
+	if (has_local)
+		ret = pfs_store_wait(fs->st, &local);
+	if (!ret && has_global)
+		ret = pfs_store_wait(fs->st, &global);
+	return ret;
+}
+
+/* ---- xattrs ------------------------------------------------------------ */
+
+static int xattr_change(struct pfs_fs *fs, uint64_t ino, const char *name, const void *value,
+			size_t size, int flags, bool remove)
+{
+	struct pfs_attr a = { .ctime = pfs_fs_now() };
+	size_t nlen = strlen(name);
+	struct pfs_commit tok;
+	struct pfs_fs_attr at;
+	struct pfs_txn t;
+	int ret;
+
+	if (!nlen || nlen > PFS_FS_XATTR_NAME_MAX)
+		return remove ? -ENODATA : -ERANGE;
+	if (!remove && size > PFS_FS_XATTR_SIZE_MAX)
+		return -E2BIG;
+	if (flags & ~(XATTR_CREATE | XATTR_REPLACE))
+		return -EINVAL;
+	ret = pfs_fs_getattr(fs, ino, &at);
+	if (ret)
+		return ret;
+	pfs_txn_init(&t);
+	if (remove)
+		pfs_txn_rmxattr(&t, ino, name);
+	else
+		pfs_txn_setxattr(&t, ino, name, size ? value : "", size, flags);
+	pfs_txn_setattr(&t, ino, &a, PFS_ATTR_CTIME);
+	ret = pfs_store_submit(fs->st, &t, 0, &tok);
+	if (!ret)
+		pfs_fs_note_commit(fs, &ino, 1, &tok);
+	pfs_txn_fini(&t);
+	return ret;
+}
+
+int pfs_fs_setxattr(struct pfs_fs *fs, uint64_t ino, const char *name, const void *value,
+		    size_t size, int flags)
+{
+	return xattr_change(fs, ino, name, value, size, flags, false);
+}
+
+int pfs_fs_removexattr(struct pfs_fs *fs, uint64_t ino, const char *name)
+{
+	return xattr_change(fs, ino, name, NULL, 0, 0, true);
+}
+
+ssize_t pfs_fs_getxattr(struct pfs_fs *fs, uint64_t ino, const char *name, void *buf,
+			size_t cap)
+{
+	size_t nlen = strlen(name);
+
+	if (!nlen || nlen > PFS_FS_XATTR_NAME_MAX)
+		return -ERANGE;
+	if (POSFS_OID_LOCAL(ino) < POSFS_LOCAL_FIRST && ino != POSFS_ROOT_OID)
+		return -ENOENT;
+	return pfs_store_getxattr(fs->st, ino, name, buf, cap);
+}
+
+ssize_t pfs_fs_listxattr(struct pfs_fs *fs, uint64_t ino, char *buf, size_t cap)
+{
+	if (POSFS_OID_LOCAL(ino) < POSFS_LOCAL_FIRST && ino != POSFS_ROOT_OID)
+		return -ENOENT;
+	return pfs_store_listxattr(fs->st, ino, buf, cap);
+}

@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Private to src/fs: the layer's in-memory state and the helpers its files
+ * share.
+ *
+ * Lock order (outermost first; a thread never takes an earlier one while
+ * holding a later one):
+ *   1. fs->rename_lock: renames between two directories (loop checks read
+ *      '..' chains, which only such renames change);
+ *   2. directory locks (fs->dlock[], striped by inode number), several at
+ *      once in increasing stripe index (struct pfs_lockset);
+ *   3. inode locks (fs->ilock[], striped likewise), in increasing index:
+ *      taken for read-modify-write of an inode's nlink, mode or open count;
+ *   4. fs->state_lock: the inode state table, for short moments only;
+ *      never held across a store call.
+ * Store calls are made with any of 1-3 held; store callbacks never call
+ * back into the layer.
+ */
+#ifndef POSFS_FS_INTERNAL_H
+#define POSFS_FS_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "posfs/format.h"
+#include "posfs/fs.h"
+#include "posfs/store.h"
+
+#define PFS_FS_LOCKS		256u	/* stripes of directory and inode locks */
+#define PFS_FS_STATE_BUCKETS	4096u
+
+/* Directory entry omap records (see namei.c). */
+#define PFS_DENT_NAME		'n'	/* 'n' + name -> struct dent value */
+#define PFS_DENT_SEQ		's'	/* 's' + be64 seq -> name */
+#define PFS_DENT_VLEN		17u	/* le64 ino, u8 type, le64 seq */
+#define PFS_DENT_FIRST_SEQ	3u	/* 1 and 2 are the cookies of "." and ".." */
+#define PFS_ORPHAN_KEY		'o'	/* orphan list: 'o' + be64 oid -> empty */
+
+/* What the layer remembers about an inode while mounted. */
+struct pfs_istate {
+	uint64_t ino;
+	uint32_t opens;			/* pfs_fs_inode_open - release */
+	bool has_local, has_global;
+	struct pfs_commit local;	/* last commit in the inode's shard */
+	struct pfs_commit global;	/* last cross-shard commit */
+	uint64_t next_seq;		/* directories: next entry seq; 0 unknown */
+	struct pfs_istate *next;	/* hash chain */
+};
+
+struct pfs_fs {
+	struct pfs_store *st;
+	uint32_t shards;
+	uint32_t block_size;
+	pthread_mutex_t rename_lock;
+	pthread_mutex_t dlock[PFS_FS_LOCKS];
+	pthread_mutex_t ilock[PFS_FS_LOCKS];
+	pthread_mutex_t state_lock;
+	struct pfs_istate *state[PFS_FS_STATE_BUCKETS];
+	uint32_t next_dir_shard;	/* round-robin for mkdir (state_lock) */
+};
+
+/* A set of striped locks taken in index order. */
+struct pfs_lockset {
+	pthread_mutex_t *base;
+	unsigned idx[6];
+	unsigned n;
+};
+
+void pfs_lockset_init(struct pfs_lockset *ls, pthread_mutex_t *base);
+void pfs_lockset_add(struct pfs_lockset *ls, uint64_t ino);
+void pfs_lockset_lock(struct pfs_lockset *ls);
+void pfs_lockset_unlock(struct pfs_lockset *ls);
+
+/* fs.c */
+/* The inode lock of ino. */
+pthread_mutex_t *pfs_fs_ilock(struct pfs_fs *fs, uint64_t ino);
+/* pfs_store_stat of an inode: -ENOENT for the layer's own objects. */
+int pfs_fs_stat(struct pfs_fs *fs, uint64_t ino, struct pfs_onode *o);
+struct pfs_timespec pfs_fs_now(void);
+void pfs_fs_attr_from_onode(const struct pfs_fs *fs, const struct pfs_onode *o,
+			    struct pfs_fs_attr *a);
+/* Remember token as the last commit of each of the n inodes. */
+void pfs_fs_note_commit(struct pfs_fs *fs, const uint64_t *inos, unsigned n,
+			const struct pfs_commit *token);
+/* Open count of ino (call with ino's inode lock held). */
+uint32_t pfs_fs_opens(struct pfs_fs *fs, uint64_t ino);
+/* Directory seq cache (call with the directory's lock held). */
+uint64_t pfs_fs_seq_get(struct pfs_fs *fs, uint64_t dir);
+void pfs_fs_seq_set(struct pfs_fs *fs, uint64_t dir, uint64_t next);
+/* Add to t what makes ino (nlink now 0, still open) an orphan. */
+void pfs_fs_orphan_add(struct pfs_txn *t, uint64_t ino, uint8_t key[9]);
+/* Suid/sgid bits a write by cred clears from mode (0 when none). */
+uint32_t pfs_fs_kill_suid(uint32_t mode, const struct pfs_fs_cred *cred);
+
+static inline void pfs_be64_put(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static inline uint64_t pfs_be64_get(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+#endif /* POSFS_FS_INTERNAL_H */

@@ -1,0 +1,977 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Directories: entries, create, link, unlink, rmdir, rename, readdir.
+ *
+ * A directory's entries live in its omap, two records each:
+ *   'n' + name        -> le64 ino, u8 DT_* type, le64 seq
+ *   's' + be64(seq)   -> name
+ * seq numbers the entries of one directory in the order they were added
+ * (a renamed entry gets a new one). The next seq is one past the largest
+ * 's' key (found by a binary search over the 's' keys, then kept in
+ * memory while mounted), or PFS_DENT_FIRST_SEQ = 3: cookies 1 and 2 are
+ * "." and "..", which are not stored ("." is the directory, ".." its
+ * onode's parent field). readdir walks the 's' keys after the cookie, so
+ * an entry present during a whole listing is returned exactly once.
+ *
+ * Invariants:
+ *  1. Each 'n' record has exactly one 's' record with its seq and name,
+ *     and the other way round; both change in one transaction.
+ *  2. A directory's nlink is 2 + its subdirectories; a directory's parent
+ *     field names the one directory holding an entry for it (the root:
+ *     itself). A non-directory's nlink is the number of its entries.
+ *  3. Names are 1..POSFS_NAME_MAX bytes without '/' or NUL, never "." or
+ *     "..": checked before anything else, so a longer name is never
+ *     stored and gives -ENAMETOOLONG everywhere.
+ *  4. The check-then-change logic of an operation runs under the locks of
+ *     the directories it changes (and of a directory it removes), taken in
+ *     stripe order; renames between directories also hold rename_lock, so
+ *     the '..' chains a loop check reads cannot change meanwhile.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fs/fs_internal.h"
+
+/* ---- names and entries ------------------------------------------------- */
+
+/* 0, or 1 for "." and 2 for ".." (then *len too), or -errno (invariant 3). */
+static int name_check(const char *name, size_t *len)
+{
+	size_t n = strnlen(name, POSFS_NAME_MAX + 1);
+
+	if (n > POSFS_NAME_MAX)
+		return -ENAMETOOLONG;
+	if (!n)
+		return -ENOENT;
+	if (memchr(name, '/', n))
+		return -EINVAL;
+	*len = n;
+	if (name[0] == '.' && (n == 1 || (n == 2 && name[1] == '.')))
+		return (int)n;
+	return 0;
+}
+
+struct dent {
+	uint64_t ino;
+	uint8_t type;
+	uint64_t seq;
+};
+
+/* Keys and values of one entry's records, alive until submit. */
+struct dent_rec {
+	uint8_t nkey[1 + POSFS_NAME_MAX];
+	size_t nklen;
+	uint8_t val[PFS_DENT_VLEN];
+	uint8_t skey[9];
+};
+
+static void dent_rec_fill(struct dent_rec *r, const char *name, size_t nlen, const struct dent *d)
+{
+	r->nkey[0] = PFS_DENT_NAME;
+	memcpy(r->nkey + 1, name, nlen);
+	r->nklen = nlen + 1;
+	for (int i = 0; i < 8; i++) {
+		r->val[i] = (uint8_t)(d->ino >> (8 * i));
+		r->val[9 + i] = (uint8_t)(d->seq >> (8 * i));
+	}
+	r->val[8] = d->type;
+	r->skey[0] = PFS_DENT_SEQ;
+	pfs_be64_put(r->skey + 1, d->seq);
+}
+
+static int dent_get(struct pfs_fs *fs, uint64_t dir, const char *name, size_t nlen,
+		    struct dent *d)
+{
+	uint8_t key[1 + POSFS_NAME_MAX], val[PFS_DENT_VLEN];
+	ssize_t r;
+
+	key[0] = PFS_DENT_NAME;
+	memcpy(key + 1, name, nlen);
+	r = pfs_store_omap_get(fs->st, dir, key, nlen + 1, val, sizeof(val));
+	if (r < 0)
+		return (int)r;
+	if (r != PFS_DENT_VLEN)
+		return -EUCLEAN;
+	d->ino = d->seq = 0;
+	for (int i = 7; i >= 0; i--) {
+		d->ino = d->ino << 8 | val[i];
+		d->seq = d->seq << 8 | val[9 + i];
+	}
+	d->type = val[8];
+	return 0;
+}
+
+/* Add the records of a new entry (r filled) to t. */
+static void dent_add(struct pfs_txn *t, uint64_t dir, const struct dent_rec *r)
+{
+	pfs_txn_omap_insert(t, dir, r->nkey, r->nklen, r->val, PFS_DENT_VLEN);
+	pfs_txn_omap_insert(t, dir, r->skey, 9, r->nkey + 1, r->nklen - 1);
+}
+
+static void dent_del(struct pfs_txn *t, uint64_t dir, const struct dent_rec *r)
+{
+	pfs_txn_omap_rm(t, dir, r->nkey, r->nklen);
+	pfs_txn_omap_rm(t, dir, r->skey, 9);
+}
+
+static uint8_t dt_of(uint32_t mode)
+{
+	return (uint8_t)((mode & S_IFMT) >> 12);
+}
+
+static int seq_probe_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	(void)arg;
+	(void)val;
+	(void)vlen;
+	return klen == 9 && ((const uint8_t *)key)[0] == PFS_DENT_SEQ ? 1 : 2;
+}
+
+/* Is there an 's' key past seq x? 1, 0 or -errno. */
+static int seq_after(struct pfs_fs *fs, uint64_t dir, uint64_t x)
+{
+	uint8_t key[9];
+	int ret;
+
+	key[0] = PFS_DENT_SEQ;
+	pfs_be64_put(key + 1, x);
+	ret = pfs_store_omap_iterate(fs->st, dir, key, 9, seq_probe_cb, NULL);
+	return ret < 0 ? ret : ret == 1;
+}
+
+/* The next seq of dir, with dir's lock held. */
+static int seq_next(struct pfs_fs *fs, uint64_t dir, uint64_t *seq)
+{
+	uint64_t lo = 0, hi = UINT64_MAX, n = pfs_fs_seq_get(fs, dir);
+	int ret;
+
+	if (n) {
+		*seq = n;
+		return 0;
+	}
+	ret = seq_after(fs, dir, 0);
+	if (ret < 0)
+		return ret;
+	if (!ret) {
+		*seq = PFS_DENT_FIRST_SEQ;
+		return 0;
+	}
+	/* keys after lo exist, none after hi: the last is lo + 1 at the end */
+	while (hi - lo > 1) {
+		uint64_t mid = lo + (hi - lo) / 2;
+
+		ret = seq_after(fs, dir, mid);
+		if (ret < 0)
+			return ret;
+		if (ret)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	*seq = lo + 2;
+	if (*seq < PFS_DENT_FIRST_SEQ)
+		*seq = PFS_DENT_FIRST_SEQ;
+	return 0;
+}
+
+/* dir must be an existing directory. */
+static int dir_stat(struct pfs_fs *fs, uint64_t dir, struct pfs_onode *o)
+{
+	int ret = pfs_fs_stat(fs, dir, o);
+
+	if (!ret && !S_ISDIR(o->mode))
+		ret = -ENOTDIR;
+	return ret;
+}
+
+static int empty_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	(void)arg;
+	(void)val;
+	(void)vlen;
+	return klen >= 1 && ((const uint8_t *)key)[0] == PFS_DENT_NAME ? 1 : 2;
+}
+
+/* 1 when dir has no entries, 0 when it has, or -errno. */
+static int dir_empty(struct pfs_fs *fs, uint64_t dir)
+{
+	static const uint8_t after[1] = { PFS_DENT_NAME };
+	int ret = pfs_store_omap_iterate(fs->st, dir, after, 1, empty_cb, NULL);
+
+	return ret < 0 ? ret : ret != 1;
+}
+
+/* ---- lookup ------------------------------------------------------------ */
+
+int pfs_fs_lookup(struct pfs_fs *fs, uint64_t dir, const char *name, struct pfs_fs_attr *attr)
+{
+	struct pfs_onode o;
+	struct dent d;
+	size_t nlen;
+	int ret, dots = name_check(name, &nlen);
+
+	if (dots < 0)
+		return dots;
+	ret = dir_stat(fs, dir, &o);
+	if (ret)
+		return ret;
+	if (dots)
+		return pfs_fs_getattr(fs, dots == 1 ? dir : o.parent, attr);
+	ret = dent_get(fs, dir, name, nlen, &d);
+	if (!ret)
+		ret = pfs_fs_getattr(fs, d.ino, attr);
+	return ret;
+}
+
+/* ---- a set of inode changes for one transaction ------------------------ */
+
+struct touch {
+	unsigned n;
+	uint64_t ino[6];
+	struct pfs_attr a[6];
+	uint32_t mask[6];
+};
+
+/* The attributes to change for ino (its current nlink and parent loaded by
+ * the caller through touch_load). */
+static struct pfs_attr *touch_get(struct touch *tc, uint64_t ino, uint32_t mask)
+{
+	for (unsigned i = 0; i < tc->n; i++)
+		if (tc->ino[i] == ino) {
+			tc->mask[i] |= mask;
+			return &tc->a[i];
+		}
+	tc->ino[tc->n] = ino;
+	memset(&tc->a[tc->n], 0, sizeof(tc->a[0]));
+	tc->mask[tc->n] = mask;
+	return &tc->a[tc->n++];
+}
+
+static void touch_load(struct touch *tc, const struct pfs_onode *o)
+{
+	struct pfs_attr *a = touch_get(tc, o->oid, 0);
+
+	a->nlink = o->nlink;
+	a->parent = o->parent;
+	a->mode = o->mode;
+}
+
+static void touch_emit(struct touch *tc, struct pfs_txn *t, struct pfs_timespec now)
+{
+	for (unsigned i = 0; i < tc->n; i++) {
+		if (tc->mask[i] & PFS_ATTR_MTIME)
+			tc->a[i].mtime = now;
+		if (tc->mask[i] & PFS_ATTR_CTIME)
+			tc->a[i].ctime = now;
+		if (tc->mask[i])
+			pfs_txn_setattr(t, tc->ino[i], &tc->a[i], tc->mask[i]);
+	}
+}
+
+static int submit(struct pfs_fs *fs, struct pfs_txn *t, const struct touch *tc,
+		  const uint64_t *more, unsigned nmore)
+{
+	struct pfs_commit tok;
+	int ret = pfs_store_submit(fs->st, t, 0, &tok);
+
+	if (ret)
+		return ret;
+	pfs_fs_note_commit(fs, tc->ino, tc->n, &tok);
+	if (nmore)
+		pfs_fs_note_commit(fs, more, nmore, &tok);
+	return 0;
+}
+
+/* ---- create ------------------------------------------------------------ */
+
+static int create_node(struct pfs_fs *fs, uint64_t dir, const char *name, uint32_t mode,
+		       uint64_t rdev, const char *target, const struct pfs_fs_cred *cred,
+		       struct pfs_fs_attr *attr)
+{
+	struct pfs_lockset ls;
+	struct pfs_onode po;
+	struct dent_rec rec;
+	struct touch tc = { 0 };
+	struct pfs_attr a = { 0 };
+	struct pfs_timespec now;
+	struct pfs_txn t;
+	struct dent d;
+	uint32_t shard;
+	size_t nlen;
+	int ret;
+
+	ret = name_check(name, &nlen);
+	if (ret)
+		return ret > 0 ? -EEXIST : ret;
+	pfs_txn_init(&t);
+	pfs_lockset_init(&ls, fs->dlock);
+	pfs_lockset_add(&ls, dir);
+	pfs_lockset_lock(&ls);
+	ret = dir_stat(fs, dir, &po);
+	if (ret)
+		goto out;
+	ret = dent_get(fs, dir, name, nlen, &d);
+	if (ret != -ENOENT) {
+		ret = ret ? ret : -EEXIST;
+		goto out;
+	}
+	if (S_ISDIR(mode) && po.nlink >= PFS_FS_LINK_MAX) {
+		ret = -EMLINK;
+		goto out;
+	}
+	shard = POSFS_OID_SHARD(dir);
+	if (S_ISDIR(mode)) {
+		pthread_mutex_lock(&fs->state_lock);
+		shard = fs->next_dir_shard++ % fs->shards;
+		pthread_mutex_unlock(&fs->state_lock);
+	}
+	ret = pfs_store_oid_alloc(fs->st, shard, &d.ino);
+	if (!ret)
+		ret = seq_next(fs, dir, &d.seq);
+	if (ret)
+		goto out;
+	d.type = dt_of(mode);
+	now = pfs_fs_now();
+	a.mode = mode;
+	a.uid = cred ? cred->uid : 0;
+	a.gid = cred ? cred->gid : 0;
+	if (po.mode & S_ISGID) {
+		a.gid = po.gid;
+		if (S_ISDIR(mode))
+			a.mode |= S_ISGID;
+	} else if (!S_ISDIR(mode) && (a.mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP) &&
+		   a.uid != 0 && a.gid != (cred ? cred->gid : 0)) {
+		a.mode &= ~(uint32_t)S_ISGID;	/* not in the group */
+	}
+	a.nlink = S_ISDIR(mode) ? 2 : 1;
+	a.rdev = (S_ISCHR(mode) || S_ISBLK(mode)) ? rdev : 0;
+	a.atime = a.mtime = a.ctime = a.btime = now;
+	a.parent = S_ISDIR(mode) ? dir : 0;
+	pfs_txn_create(&t, d.ino, &a);
+	if (target)
+		pfs_txn_write(&t, d.ino, 0, strlen(target), target);
+	dent_rec_fill(&rec, name, nlen, &d);
+	dent_add(&t, dir, &rec);
+	touch_load(&tc, &po);
+	touch_get(&tc, dir, PFS_ATTR_MTIME | PFS_ATTR_CTIME);
+	if (S_ISDIR(mode))
+		touch_get(&tc, dir, PFS_ATTR_NLINK)->nlink++;
+	touch_emit(&tc, &t, now);
+	ret = submit(fs, &t, &tc, &d.ino, 1);
+	if (ret)
+		goto out;
+	pfs_fs_seq_set(fs, dir, d.seq + 1);
+	if (attr)
+		ret = pfs_fs_getattr(fs, d.ino, attr);
+out:
+	pfs_lockset_unlock(&ls);
+	pfs_txn_fini(&t);
+	return ret;
+}
+
+int pfs_fs_mknod(struct pfs_fs *fs, uint64_t dir, const char *name, uint32_t mode,
+		 uint64_t rdev, const struct pfs_fs_cred *cred, struct pfs_fs_attr *attr)
+{
+	if (!(mode & S_IFMT))
+		mode |= S_IFREG;
+	switch (mode & S_IFMT) {
+	case S_IFREG: case S_IFIFO: case S_IFSOCK: case S_IFCHR: case S_IFBLK:
+		break;
+	default:
+		return -EINVAL;
+	}
+	return create_node(fs, dir, name, mode & (S_IFMT | 07777), rdev, NULL, cred, attr);
+}
+
+int pfs_fs_mkdir(struct pfs_fs *fs, uint64_t dir, const char *name, uint32_t mode,
+		 const struct pfs_fs_cred *cred, struct pfs_fs_attr *attr)
+{
+	return create_node(fs, dir, name, S_IFDIR | (mode & 07777), 0, NULL, cred, attr);
+}
+
+int pfs_fs_symlink(struct pfs_fs *fs, uint64_t dir, const char *name, const char *target,
+		   const struct pfs_fs_cred *cred, struct pfs_fs_attr *attr)
+{
+	size_t tlen = strnlen(target, PFS_FS_SYMLINK_MAX + 1);
+	size_t nlen;
+	int ret = name_check(name, &nlen);
+
+	if (ret)
+		return ret > 0 ? -EEXIST : ret;
+	if (!tlen)
+		return -ENOENT;
+	if (tlen > PFS_FS_SYMLINK_MAX)
+		return -ENAMETOOLONG;
+	return create_node(fs, dir, name, S_IFLNK | 0777, 0, target, cred, attr);
+}
+
+ssize_t pfs_fs_readlink(struct pfs_fs *fs, uint64_t ino, char *buf, size_t cap)
+{
+	struct pfs_onode o;
+	ssize_t r;
+	int ret = pfs_fs_stat(fs, ino, &o);
+
+	if (ret)
+		return ret;
+	if (!S_ISLNK(o.mode))
+		return -EINVAL;
+	if (cap > o.size)
+		cap = o.size;
+	r = pfs_store_read(fs->st, ino, 0, cap, buf);
+	return r < 0 ? r : (ssize_t)o.size;
+}
+
+/* ---- link, unlink, rmdir ------------------------------------------------ */
+
+int pfs_fs_link(struct pfs_fs *fs, uint64_t ino, uint64_t newdir, const char *newname,
+		struct pfs_fs_attr *attr)
+{
+	struct pfs_lockset ls, il;
+	struct pfs_onode po, o;
+	struct touch tc = { 0 };
+	struct dent_rec rec;
+	struct pfs_txn t;
+	struct dent d;
+	size_t nlen;
+	int ret;
+
+	ret = name_check(newname, &nlen);
+	if (ret)
+		return ret > 0 ? -EEXIST : ret;
+	pfs_txn_init(&t);
+	pfs_lockset_init(&ls, fs->dlock);
+	pfs_lockset_add(&ls, newdir);
+	pfs_lockset_init(&il, fs->ilock);
+	pfs_lockset_add(&il, ino);
+	pfs_lockset_lock(&ls);
+	pfs_lockset_lock(&il);
+	ret = dir_stat(fs, newdir, &po);
+	if (ret)
+		goto out;
+	ret = pfs_fs_stat(fs, ino, &o);
+	if (ret)
+		goto out;
+	if (S_ISDIR(o.mode)) {
+		ret = -EPERM;
+		goto out;
+	}
+	if (o.nlink == 0) {
+		ret = -ENOENT;
+		goto out;
+	}
+	if (o.nlink >= PFS_FS_LINK_MAX) {
+		ret = -EMLINK;
+		goto out;
+	}
+	ret = dent_get(fs, newdir, newname, nlen, &d);
+	if (ret != -ENOENT) {
+		ret = ret ? ret : -EEXIST;
+		goto out;
+	}
+	ret = seq_next(fs, newdir, &d.seq);
+	if (ret)
+		goto out;
+	d.ino = ino;
+	d.type = dt_of(o.mode);
+	dent_rec_fill(&rec, newname, nlen, &d);
+	dent_add(&t, newdir, &rec);
+	touch_load(&tc, &po);
+	touch_load(&tc, &o);
+	touch_get(&tc, newdir, PFS_ATTR_MTIME | PFS_ATTR_CTIME);
+	touch_get(&tc, ino, PFS_ATTR_NLINK | PFS_ATTR_CTIME)->nlink++;
+	touch_emit(&tc, &t, pfs_fs_now());
+	ret = submit(fs, &t, &tc, NULL, 0);
+	if (ret)
+		goto out;
+	pfs_fs_seq_set(fs, newdir, d.seq + 1);
+	if (attr)
+		ret = pfs_fs_getattr(fs, ino, attr);
+out:
+	pfs_lockset_unlock(&il);
+	pfs_lockset_unlock(&ls);
+	pfs_txn_fini(&t);
+	return ret;
+}
+
+/*
+ * Add to t the loss of one link of the non-directory o (touch loaded):
+ * with its last link it goes, or becomes an orphan while open (fs.c
+ * invariant 1). The caller holds o's inode lock.
+ */
+static void drop_link(struct pfs_fs *fs, struct pfs_txn *t, struct touch *tc,
+		      const struct pfs_onode *o, uint8_t okey[9], bool *removed)
+{
+	struct pfs_attr *a = touch_get(tc, o->oid, PFS_ATTR_NLINK | PFS_ATTR_CTIME);
+
+	*removed = false;
+	if (--a->nlink)
+		return;
+	if (pfs_fs_opens(fs, o->oid)) {
+		pfs_fs_orphan_add(t, o->oid, okey);
+		return;
+	}
+	/* removed: no setattr for it */
+	for (unsigned i = 0; i < tc->n; i++)
+		if (tc->ino[i] == o->oid)
+			tc->mask[i] = 0;
+	*removed = true;
+}
+
+int pfs_fs_unlink(struct pfs_fs *fs, uint64_t dir, const char *name)
+{
+	struct pfs_lockset ls, il;
+	struct pfs_onode po, o;
+	struct touch tc = { 0 };
+	struct dent_rec rec;
+	uint8_t okey[9];
+	struct pfs_txn t;
+	struct dent d;
+	bool removed;
+	size_t nlen;
+	int ret;
+
+	ret = name_check(name, &nlen);
+	if (ret)
+		return ret == 1 ? -EISDIR : ret == 2 ? -ENOTEMPTY : ret;
+	pfs_txn_init(&t);
+	pfs_lockset_init(&ls, fs->dlock);
+	pfs_lockset_add(&ls, dir);
+	pfs_lockset_init(&il, fs->ilock);
+	pfs_lockset_lock(&ls);
+	ret = dir_stat(fs, dir, &po);
+	if (!ret)
+		ret = dent_get(fs, dir, name, nlen, &d);
+	if (ret)
+		goto out;
+	pfs_lockset_add(&il, d.ino);
+	pfs_lockset_lock(&il);
+	ret = pfs_fs_stat(fs, d.ino, &o);
+	if (ret)
+		goto out;
+	if (S_ISDIR(o.mode)) {
+		ret = -EISDIR;
+		goto out;
+	}
+	dent_rec_fill(&rec, name, nlen, &d);
+	dent_del(&t, dir, &rec);
+	touch_load(&tc, &po);
+	touch_load(&tc, &o);
+	touch_get(&tc, dir, PFS_ATTR_MTIME | PFS_ATTR_CTIME);
+	drop_link(fs, &t, &tc, &o, okey, &removed);
+	touch_emit(&tc, &t, pfs_fs_now());
+	if (removed)
+		pfs_txn_remove(&t, o.oid);
+	ret = submit(fs, &t, &tc, NULL, 0);
+out:
+	pfs_lockset_unlock(&il);
+	pfs_lockset_unlock(&ls);
+	pfs_txn_fini(&t);
+	return ret;
+}
+
+/*
+ * Lock the directories of ls plus the inode of an entry that must stay
+ * what it was when looked up without the locks: retry until it does.
+ * *d gets the entry (-ENOENT when there is none; ls then holds only the
+ * directories, locked).
+ */
+static int lock_with_entry(struct pfs_fs *fs, struct pfs_lockset *ls, uint64_t dir,
+			   const char *name, size_t nlen, struct dent *d)
+{
+	struct pfs_lockset base = *ls;
+	struct dent d2;
+	int ret;
+
+	for (;;) {
+		*ls = base;
+		ret = dent_get(fs, dir, name, nlen, d);
+		if (ret == -ENOENT) {
+			pfs_lockset_lock(ls);
+			ret = dent_get(fs, dir, name, nlen, d);
+			if (ret == -ENOENT)
+				return ret;
+			pfs_lockset_unlock(ls);
+			continue;
+		}
+		if (ret)
+			return ret;
+		pfs_lockset_add(ls, d->ino);
+		pfs_lockset_lock(ls);
+		ret = dent_get(fs, dir, name, nlen, &d2);
+		if (!ret && d2.ino == d->ino) {
+			*d = d2;
+			return 0;
+		}
+		pfs_lockset_unlock(ls);
+	}
+}
+
+int pfs_fs_rmdir(struct pfs_fs *fs, uint64_t dir, const char *name)
+{
+	struct pfs_lockset ls;
+	struct pfs_onode po, o;
+	struct touch tc = { 0 };
+	struct dent_rec rec;
+	struct pfs_txn t;
+	struct dent d;
+	size_t nlen;
+	int ret;
+
+	ret = name_check(name, &nlen);
+	if (ret)
+		return ret == 1 ? -EINVAL : ret == 2 ? -ENOTEMPTY : ret;
+	pfs_txn_init(&t);
+	pfs_lockset_init(&ls, fs->dlock);
+	pfs_lockset_add(&ls, dir);
+	ret = dir_stat(fs, dir, &po);
+	if (ret) {
+		pfs_txn_fini(&t);
+		return ret;
+	}
+	ret = lock_with_entry(fs, &ls, dir, name, nlen, &d);
+	if (ret == -ENOENT)
+		goto out;
+	if (ret) {
+		pfs_txn_fini(&t);
+		return ret;
+	}
+	ret = dir_stat(fs, dir, &po);
+	if (!ret)
+		ret = pfs_fs_stat(fs, d.ino, &o);
+	if (ret)
+		goto out;
+	if (!S_ISDIR(o.mode)) {
+		ret = -ENOTDIR;
+		goto out;
+	}
+	ret = dir_empty(fs, d.ino);
+	if (ret < 0)
+		goto out;
+	if (!ret) {
+		ret = -ENOTEMPTY;
+		goto out;
+	}
+	dent_rec_fill(&rec, name, nlen, &d);
+	dent_del(&t, dir, &rec);
+	pfs_txn_remove(&t, d.ino);
+	touch_load(&tc, &po);
+	touch_get(&tc, dir, PFS_ATTR_MTIME | PFS_ATTR_CTIME | PFS_ATTR_NLINK)->nlink--;
+	touch_emit(&tc, &t, pfs_fs_now());
+	ret = submit(fs, &t, &tc, NULL, 0);
+out:
+	pfs_lockset_unlock(&ls);
+	pfs_txn_fini(&t);
+	return ret;
+}
+
+/* ---- rename ------------------------------------------------------------ */
+
+/* Is anc dir itself or one of its ancestors? 1, 0 or -errno (rename_lock
+ * held). */
+static int is_ancestor(struct pfs_fs *fs, uint64_t anc, uint64_t dir)
+{
+	struct pfs_onode o;
+	int ret;
+
+	for (unsigned depth = 0; depth < 100000; depth++) {
+		if (dir == anc)
+			return 1;
+		if (dir == POSFS_ROOT_OID)
+			return 0;
+		ret = pfs_fs_stat(fs, dir, &o);
+		if (ret)
+			return ret;
+		dir = o.parent;
+	}
+	return -EUCLEAN;
+}
+
+struct rename_ctx {
+	struct pfs_lockset dl, il;
+	bool dl_locked, il_locked;
+};
+
+int pfs_fs_rename(struct pfs_fs *fs, uint64_t dir, const char *name, uint64_t newdir,
+		  const char *newname, unsigned int flags)
+{
+	bool cross = dir != newdir, exchange = flags & RENAME_EXCHANGE;
+	struct pfs_onode dpo, npo, so, to;
+	struct dent_rec srec, trec, nrec, xrec;
+	struct touch tc = { 0 };
+	struct rename_ctx rc = { 0 };
+	struct dent sd, td, nd;
+	uint64_t nseq = 0, xseq = 0;
+	size_t nlen, nnlen;
+	bool have_t, removed = false;
+	uint8_t okey[9];
+	struct pfs_txn t;
+	int ret, r2;
+
+	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE) ||
+	    (flags & RENAME_NOREPLACE && exchange))
+		return -EINVAL;
+	ret = name_check(name, &nlen);
+	r2 = name_check(newname, &nnlen);
+	if (ret < 0 || r2 < 0)
+		return ret < 0 ? ret : r2;
+	if (ret || r2)
+		return -EINVAL;		/* "." or ".." */
+	pfs_txn_init(&t);
+	if (cross)
+		pthread_mutex_lock(&fs->rename_lock);
+	/* lock both directories and the directories named by both entries */
+	for (;;) {
+		struct dent a, b;
+		int ra, rb;
+
+		pfs_lockset_init(&rc.dl, fs->dlock);
+		pfs_lockset_add(&rc.dl, dir);
+		pfs_lockset_add(&rc.dl, newdir);
+		ra = dent_get(fs, dir, name, nlen, &a);
+		rb = dent_get(fs, newdir, newname, nnlen, &b);
+		if ((ra && ra != -ENOENT) || (rb && rb != -ENOENT)) {
+			ret = ra && ra != -ENOENT ? ra : rb;
+			goto out;
+		}
+		if (!ra && a.type == DT_DIR)
+			pfs_lockset_add(&rc.dl, a.ino);
+		if (!rb && b.type == DT_DIR)
+			pfs_lockset_add(&rc.dl, b.ino);
+		pfs_lockset_lock(&rc.dl);
+		rc.dl_locked = true;
+		ret = dent_get(fs, dir, name, nlen, &sd);
+		r2 = dent_get(fs, newdir, newname, nnlen, &td);
+		if ((ret == ra && (ret || sd.ino == a.ino)) && (r2 == rb && (r2 || td.ino == b.ino)))
+			break;
+		pfs_lockset_unlock(&rc.dl);
+		rc.dl_locked = false;
+	}
+	ret = dir_stat(fs, dir, &dpo);
+	if (!ret)
+		ret = dir_stat(fs, newdir, &npo);
+	if (ret)
+		goto out;
+	ret = dent_get(fs, dir, name, nlen, &sd);
+	if (ret)
+		goto out;
+	r2 = dent_get(fs, newdir, newname, nnlen, &td);
+	if (r2 && r2 != -ENOENT) {
+		ret = r2;
+		goto out;
+	}
+	have_t = !r2;
+	pfs_lockset_init(&rc.il, fs->ilock);
+	pfs_lockset_add(&rc.il, sd.ino);
+	if (have_t)
+		pfs_lockset_add(&rc.il, td.ino);
+	pfs_lockset_lock(&rc.il);
+	rc.il_locked = true;
+	ret = pfs_fs_stat(fs, sd.ino, &so);
+	if (!ret && have_t)
+		ret = pfs_fs_stat(fs, td.ino, &to);
+	if (ret)
+		goto out;
+	if (exchange && !have_t) {
+		ret = -ENOENT;
+		goto out;
+	}
+	if (have_t && (flags & RENAME_NOREPLACE)) {
+		ret = -EEXIST;
+		goto out;
+	}
+	if (have_t && sd.ino == td.ino)
+		goto out;	/* two links of one inode: nothing to do */
+	/* loops: a directory into its own subtree */
+	if (cross && S_ISDIR(so.mode)) {
+		ret = is_ancestor(fs, sd.ino, newdir);
+		if (ret)
+			goto out_loop;
+	}
+	if (cross && exchange && S_ISDIR(to.mode)) {
+		ret = is_ancestor(fs, td.ino, dir);
+		if (ret)
+			goto out_loop;
+	}
+	if (have_t && !exchange) {
+		if (S_ISDIR(so.mode) && !S_ISDIR(to.mode)) {
+			ret = -ENOTDIR;
+			goto out;
+		}
+		if (!S_ISDIR(so.mode) && S_ISDIR(to.mode)) {
+			ret = -EISDIR;
+			goto out;
+		}
+		if (S_ISDIR(to.mode)) {
+			ret = dir_empty(fs, td.ino);
+			if (ret < 0)
+				goto out;
+			if (!ret) {
+				ret = -ENOTEMPTY;
+				goto out;
+			}
+		}
+	}
+	touch_load(&tc, &dpo);
+	touch_load(&tc, &npo);
+	touch_load(&tc, &so);
+	if (have_t)
+		touch_load(&tc, &to);
+	touch_get(&tc, dir, PFS_ATTR_MTIME | PFS_ATTR_CTIME);
+	touch_get(&tc, newdir, PFS_ATTR_MTIME | PFS_ATTR_CTIME);
+	touch_get(&tc, sd.ino, PFS_ATTR_CTIME);
+	if (exchange) {
+		/* each name keeps its seq; the inodes swap */
+		struct dent a = { td.ino, td.type, sd.seq }, b = { sd.ino, sd.type, td.seq };
+
+		dent_rec_fill(&srec, name, nlen, &a);
+		dent_rec_fill(&trec, newname, nnlen, &b);
+		pfs_txn_omap_set(&t, dir, srec.nkey, srec.nklen, srec.val, PFS_DENT_VLEN);
+		pfs_txn_omap_set(&t, newdir, trec.nkey, trec.nklen, trec.val, PFS_DENT_VLEN);
+		touch_get(&tc, td.ino, PFS_ATTR_CTIME);
+		if (cross && S_ISDIR(so.mode)) {
+			touch_get(&tc, sd.ino, PFS_ATTR_PARENT)->parent = newdir;
+			touch_get(&tc, dir, PFS_ATTR_NLINK)->nlink--;
+			touch_get(&tc, newdir, PFS_ATTR_NLINK)->nlink++;
+		}
+		if (cross && S_ISDIR(to.mode)) {
+			touch_get(&tc, td.ino, PFS_ATTR_PARENT)->parent = dir;
+			touch_get(&tc, newdir, PFS_ATTR_NLINK)->nlink--;
+			touch_get(&tc, dir, PFS_ATTR_NLINK)->nlink++;
+		}
+	} else {
+		if (cross && S_ISDIR(so.mode) && !have_t && npo.nlink >= PFS_FS_LINK_MAX) {
+			ret = -EMLINK;
+			goto out;
+		}
+		ret = seq_next(fs, newdir, &nseq);
+		if (ret)
+			goto out;
+		/* the old name goes */
+		dent_rec_fill(&srec, name, nlen, &sd);
+		dent_del(&t, dir, &srec);
+		if (have_t) {
+			/* the replaced entry's records go; its inode loses a link */
+			dent_rec_fill(&xrec, newname, nnlen, &td);
+			dent_del(&t, newdir, &xrec);
+			xseq = td.seq;
+			if (S_ISDIR(to.mode)) {
+				pfs_txn_remove(&t, td.ino);
+				touch_get(&tc, newdir, PFS_ATTR_NLINK)->nlink--;
+			} else {
+				drop_link(fs, &t, &tc, &to, okey, &removed);
+			}
+		}
+		nd = (struct dent){ sd.ino, sd.type, nseq };
+		dent_rec_fill(&nrec, newname, nnlen, &nd);
+		dent_add(&t, newdir, &nrec);
+		if (S_ISDIR(so.mode) && cross) {
+			touch_get(&tc, sd.ino, PFS_ATTR_PARENT)->parent = newdir;
+			touch_get(&tc, dir, PFS_ATTR_NLINK)->nlink--;
+			touch_get(&tc, newdir, PFS_ATTR_NLINK)->nlink++;
+		}
+	}
+	(void)xseq;
+	touch_emit(&tc, &t, pfs_fs_now());
+	if (removed)
+		pfs_txn_remove(&t, td.ino);
+	ret = submit(fs, &t, &tc, NULL, 0);
+	if (!ret && !exchange)
+		pfs_fs_seq_set(fs, newdir, nseq + 1);
+	goto out;
+out_loop:
+	if (ret > 0)
+		ret = -EINVAL;
+out:
+	if (rc.il_locked)
+		pfs_lockset_unlock(&rc.il);
+	if (rc.dl_locked)
+		pfs_lockset_unlock(&rc.dl);
+	if (cross)
+		pthread_mutex_unlock(&fs->rename_lock);
+	pfs_txn_fini(&t);
+	return ret;
+}
+
+/* ---- readdir ------------------------------------------------------------ */
+
+#define RD_BATCH 64
+
+struct rd_batch {
+	unsigned n;
+	uint64_t seq[RD_BATCH];
+	uint8_t nlen[RD_BATCH];
+	char name[RD_BATCH][POSFS_NAME_MAX + 1];
+};
+
+static int rd_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct rd_batch *b = arg;
+	const uint8_t *k = key;
+
+	if (klen != 9 || k[0] != PFS_DENT_SEQ)
+		return 2;	/* past the 's' keys */
+	if (!vlen || vlen > POSFS_NAME_MAX)
+		return -EUCLEAN;
+	b->seq[b->n] = pfs_be64_get(k + 1);
+	b->nlen[b->n] = (uint8_t)vlen;
+	memcpy(b->name[b->n], val, vlen);
+	b->name[b->n][vlen] = 0;
+	return ++b->n == RD_BATCH ? 1 : 0;
+}
+
+int pfs_fs_readdir(struct pfs_fs *fs, uint64_t dir, uint64_t cookie, pfs_fs_dirent_fn fn,
+		   void *arg)
+{
+	struct rd_batch *b;
+	struct pfs_onode o;
+	uint8_t after[9];
+	int ret = dir_stat(fs, dir, &o);
+
+	if (ret)
+		return ret;
+	if (cookie == 0 && fn(arg, ".", dir, DT_DIR, 1))
+		return 0;
+	if (cookie <= 1 && fn(arg, "..", o.parent, DT_DIR, 2))
+		return 0;
+	if (cookie < 2)
+		cookie = 2;
+	b = malloc(sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	for (;;) {
+		int r;
+
+		b->n = 0;
+		after[0] = PFS_DENT_SEQ;
+		pfs_be64_put(after + 1, cookie);
+		r = pfs_store_omap_iterate(fs->st, dir, after, 9, rd_cb, b);
+		if (r < 0) {
+			ret = r;
+			break;
+		}
+		for (unsigned i = 0; i < b->n; i++) {
+			struct dent d;
+
+			/* gone or renamed since: skip it */
+			ret = dent_get(fs, dir, b->name[i], b->nlen[i], &d);
+			if (ret == -ENOENT || (!ret && d.seq != b->seq[i])) {
+				ret = 0;
+				cookie = b->seq[i];
+				continue;
+			}
+			if (ret)
+				goto out;
+			if (fn(arg, b->name[i], d.ino, d.type, b->seq[i]))
+				goto out;
+			cookie = b->seq[i];
+		}
+		if (r != 1)
+			break;
+	}
+out:
+	free(b);
+	return ret;
+}

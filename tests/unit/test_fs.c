@@ -1,0 +1,1200 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The namespace layer (src/fs) on a memory device with three shards: each
+ * operation with its success and error cases as ext4 gives them; nlink and
+ * '..' after directory changes across shards; the rename matrix; a
+ * directory of 20,000 entries listed while it changes; sparse and huge
+ * files; orphans (last release, and recovery at the next mount after a
+ * "crash"); persistence across close and reopen; xattrs, fallocate,
+ * copy_range; and a random run of namespace operations against an
+ * in-memory model. POSFS_TEST_SEED or the first argument sets the seed.
+ */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <linux/falloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "posfs/format.h"
+#include "posfs/fs.h"
+#include "posfs/io.h"
+#include "posfs/store.h"
+
+static unsigned seed = 1;
+static const uint64_t DEVSZ = 64ull << 20;
+static const struct pfs_fs_cred user = { 1000, 1000 };
+static const struct pfs_fs_cred root = { 0, 0 };
+
+static struct pfs_dev *newfs_mem(uint32_t shards)
+{
+	struct pfs_mkfs_params p = { .size = DEVSZ, .block_size = 4096, .shard_count = shards,
+				     .wal_bytes = 2 << 20, .global_wal_bytes = 1 << 20, .ncpu = 1 };
+	struct pfs_newfs_opts o = { .root_mode = 0755, .now = 1700000000 };
+	struct pfs_super sb = { 0 };
+	struct pfs_dev *dev;
+
+	ck_assert_int_eq(pfs_dev_open_mem(DEVSZ, 512, &dev), 0);
+	ck_assert_int_eq(pfs_geo_compute(&p, &sb, NULL), 0);
+	for (int i = 0; i < 16; i++)
+		sb.uuid[i] = (uint8_t)(i * 7 + 1);
+	sb.feature_incompat = POSFS_FEATURE_global_wal;
+	sb.state = POSFS_STATE_CLEAN;
+	sb.errors = 1;
+	sb.max_mount_count = UINT32_MAX;
+	ck_assert_int_eq(pfs_newfs_write(dev, &sb, &o), 0);
+	return dev;
+}
+
+struct mnt {
+	struct pfs_store *st;
+	struct pfs_fs *fs;
+};
+
+static struct mnt mount_dev(struct pfs_dev *dev)
+{
+	struct pfs_store_opts o = { .cache_blocks = 1024, .ckpt_interval_ms = -1 };
+	struct mnt m;
+
+	ck_assert_int_eq(pfs_store_open_dev(dev, &o, &m.st), 0);
+	ck_assert_int_eq(pfs_fs_open(m.st, &m.fs), 0);
+	return m;
+}
+
+static struct mnt mount_mem(uint32_t shards)
+{
+	return mount_dev(newfs_mem(shards));
+}
+
+static struct mnt mount_path(const char *path)
+{
+	struct pfs_store_opts o = { .cache_blocks = 1024, .ckpt_interval_ms = -1 };
+	struct mnt m;
+
+	ck_assert_int_eq(pfs_store_open(path, &o, &m.st), 0);
+	ck_assert_int_eq(pfs_fs_open(m.st, &m.fs), 0);
+	return m;
+}
+
+static void umount(struct mnt m)
+{
+	pfs_fs_close(m.fs);
+	ck_assert_int_eq(pfs_store_close(m.st), 0);
+}
+
+/* A fresh file system as an image file under /var/tmp. */
+static void image_new(char *path, uint32_t shards)
+{
+	struct pfs_dev *dev = newfs_mem(shards);
+	uint8_t *img = pfs_dev_buf_alloc(DEVSZ);
+	int fd;
+
+	ck_assert_int_eq(pfs_dev_pread(dev, img, DEVSZ, 0), 0);
+	pfs_dev_close(dev);
+	fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pwrite(fd, img, DEVSZ, 0), (ssize_t)DEVSZ);
+	close(fd);
+	pfs_dev_buf_free(img);
+}
+
+static uint64_t mk(struct pfs_fs *fs, uint64_t dir, const char *name, uint32_t mode)
+{
+	struct pfs_fs_attr a;
+	int ret = !(mode & S_IFMT) ? pfs_fs_mkdir(fs, dir, name, mode, &user, &a)
+				: pfs_fs_mknod(fs, dir, name, mode, 0, &user, &a);
+
+	ck_assert_msg(ret == 0, "create %s: %d", name, ret);
+	return a.ino;
+}
+
+static uint64_t ino_of(struct pfs_fs *fs, uint64_t dir, const char *name)
+{
+	struct pfs_fs_attr a;
+	int ret = pfs_fs_lookup(fs, dir, name, &a);
+
+	ck_assert_msg(ret == 0, "lookup %s: %d", name, ret);
+	return a.ino;
+}
+
+static uint32_t nlink_of(struct pfs_fs *fs, uint64_t ino)
+{
+	struct pfs_fs_attr a;
+
+	ck_assert_int_eq(pfs_fs_getattr(fs, ino, &a), 0);
+	return a.nlink;
+}
+
+static int lookup_err(struct pfs_fs *fs, uint64_t dir, const char *name)
+{
+	struct pfs_fs_attr a;
+
+	return pfs_fs_lookup(fs, dir, name, &a);
+}
+
+/* (mode without type bits: a directory) */
+
+/* ---- readdir helpers ----------------------------------------------------- */
+
+struct listing {
+	unsigned n;
+	char (*names)[POSFS_NAME_MAX + 1];
+	uint64_t *inos;
+	unsigned cap;
+};
+
+static int list_cb(void *arg, const char *name, uint64_t ino, unsigned type, uint64_t next)
+{
+	struct listing *l = arg;
+
+	(void)type;
+	(void)next;
+	if (!strcmp(name, ".") || !strcmp(name, ".."))
+		return 0;
+	ck_assert_uint_lt(l->n, l->cap);
+	strcpy(l->names[l->n], name);
+	l->inos[l->n++] = ino;
+	return 0;
+}
+
+static unsigned count_entries(struct pfs_fs *fs, uint64_t dir)
+{
+	struct listing l = { 0 };
+
+	l.cap = 1024;
+	l.names = malloc(sizeof(*l.names) * l.cap);
+	l.inos = malloc(sizeof(*l.inos) * l.cap);
+	ck_assert_int_eq(pfs_fs_readdir(fs, dir, 0, list_cb, &l), 0);
+	free(l.names);
+	free(l.inos);
+	return l.n;
+}
+
+struct dots {
+	uint64_t dot, dotdot;
+};
+
+static int dots_cb(void *arg, const char *name, uint64_t ino, unsigned type, uint64_t next)
+{
+	struct dots *d = arg;
+
+	(void)next;
+	ck_assert_uint_eq(type, DT_DIR);
+	if (!strcmp(name, "."))
+		d->dot = ino;
+	else if (!strcmp(name, ".."))
+		d->dotdot = ino;
+	return 1;
+}
+
+static uint64_t dotdot_of(struct pfs_fs *fs, uint64_t dir)
+{
+	struct dots d = { 0, 0 };
+
+	ck_assert_int_eq(pfs_fs_readdir(fs, dir, 1, dots_cb, &d), 0);
+	ck_assert_uint_eq(ino_of(fs, dir, ".."), d.dotdot);
+	return d.dotdot;
+}
+
+/* ---- tests ------------------------------------------------------------- */
+
+START_TEST(create_lookup_errors)
+{
+	struct mnt m = mount_mem(3);
+	struct pfs_fs *fs = m.fs;
+	char n255[256], n256[257], buf[64];
+	struct pfs_fs_attr a, b;
+	uint64_t d, f;
+
+	memset(n255, 'a', 255);
+	n255[255] = 0;
+	memset(n256, 'b', 256);
+	n256[256] = 0;
+	ck_assert_int_eq(pfs_fs_getattr(fs, POSFS_ROOT_OID, &a), 0);
+	ck_assert(S_ISDIR(a.mode));
+	ck_assert_uint_eq(a.nlink, 2);
+	d = mk(fs, POSFS_ROOT_OID, "d", 0755);
+	f = mk(fs, d, "f", S_IFREG | 0644);
+	ck_assert_int_eq(pfs_fs_getattr(fs, f, &a), 0);
+	ck_assert_uint_eq(a.uid, 1000);
+	ck_assert_uint_eq(a.gid, 1000);
+	ck_assert_uint_eq(a.nlink, 1);
+	ck_assert_uint_eq(a.size, 0);
+	ck_assert(S_ISREG(a.mode));
+	ck_assert_int_eq(a.btime.sec, a.ctime.sec);
+	ck_assert_uint_eq(POSFS_OID_SHARD(f), POSFS_OID_SHARD(d));	/* parent's shard */
+	ck_assert_uint_eq(ino_of(fs, d, "f"), f);
+	ck_assert_uint_eq(ino_of(fs, d, "."), d);
+	ck_assert_uint_eq(ino_of(fs, d, ".."), POSFS_ROOT_OID);
+	ck_assert_uint_eq(ino_of(fs, POSFS_ROOT_OID, ".."), POSFS_ROOT_OID);
+	/* errors */
+	ck_assert_int_eq(lookup_err(fs, d, "nope"), -ENOENT);
+	ck_assert_int_eq(lookup_err(fs, f, "x"), -ENOTDIR);
+	ck_assert_int_eq(pfs_fs_mknod(fs, d, "f", S_IFREG | 0644, 0, &user, NULL), -EEXIST);
+	ck_assert_int_eq(pfs_fs_mkdir(fs, d, "f", 0755, &user, NULL), -EEXIST);
+	ck_assert_int_eq(pfs_fs_symlink(fs, d, "f", "t", &user, NULL), -EEXIST);
+	ck_assert_int_eq(pfs_fs_mkdir(fs, d, ".", 0755, &user, NULL), -EEXIST);
+	ck_assert_int_eq(pfs_fs_mknod(fs, f, "x", S_IFREG | 0644, 0, &user, NULL), -ENOTDIR);
+	ck_assert_int_eq(pfs_fs_mknod(fs, d, "x", S_IFDIR | 0644, 0, &user, NULL), -EINVAL);
+	ck_assert_int_eq(pfs_fs_mknod(fs, d, "a/b", S_IFREG | 0644, 0, &user, NULL), -EINVAL);
+	ck_assert_int_eq(pfs_fs_unlink(fs, d, "nope"), -ENOENT);
+	ck_assert_int_eq(pfs_fs_rmdir(fs, d, "nope"), -ENOENT);
+	ck_assert_int_eq(pfs_fs_rmdir(fs, d, "f"), -ENOTDIR);
+	ck_assert_int_eq(pfs_fs_unlink(fs, POSFS_ROOT_OID, "d"), -EISDIR);
+	ck_assert_int_eq(pfs_fs_rmdir(fs, POSFS_ROOT_OID, "d"), -ENOTEMPTY);
+	ck_assert_int_eq(pfs_fs_rmdir(fs, d, "."), -EINVAL);
+	ck_assert_int_eq(pfs_fs_rmdir(fs, d, ".."), -ENOTEMPTY);
+	ck_assert_int_eq(pfs_fs_link(fs, d, POSFS_ROOT_OID, "dl", NULL), -EPERM);
+	ck_assert_int_eq(pfs_fs_link(fs, f, d, "f", NULL), -EEXIST);
+	/* 255 accepted, 256 refused everywhere */
+	ck_assert_int_eq(pfs_fs_mknod(fs, d, n255, S_IFREG | 0600, 0, &user, NULL), 0);
+	ck_assert_int_eq(lookup_err(fs, d, n255), 0);
+	ck_assert_int_eq(lookup_err(fs, d, n256), -ENAMETOOLONG);
+	ck_assert_int_eq(pfs_fs_mknod(fs, d, n256, S_IFREG | 0600, 0, &user, NULL), -ENAMETOOLONG);
+	ck_assert_int_eq(pfs_fs_mkdir(fs, d, n256, 0700, &user, NULL), -ENAMETOOLONG);
+	ck_assert_int_eq(pfs_fs_mknod(fs, d, n256, S_IFIFO | 0600, 0, &user, NULL), -ENAMETOOLONG);
+	ck_assert_int_eq(pfs_fs_symlink(fs, d, n256, "t", &user, NULL), -ENAMETOOLONG);
+	ck_assert_int_eq(pfs_fs_link(fs, f, d, n256, NULL), -ENAMETOOLONG);
+	ck_assert_int_eq(pfs_fs_unlink(fs, d, n256), -ENAMETOOLONG);
+	ck_assert_int_eq(pfs_fs_rmdir(fs, d, n256), -ENAMETOOLONG);
+	ck_assert_int_eq(pfs_fs_rename(fs, d, "f", d, n256, 0), -ENAMETOOLONG);
+	ck_assert_int_eq(pfs_fs_rename(fs, d, n256, d, "g", 0), -ENAMETOOLONG);
+	ck_assert_int_eq(pfs_fs_rename(fs, d, n255, d, "g", 0), 0);
+	ck_assert_int_eq(pfs_fs_rename(fs, d, "g", d, n255, 0), 0);
+	ck_assert_uint_eq(count_entries(fs, d), 2);
+	/* special files and symlinks */
+	ck_assert_int_eq(pfs_fs_mknod(fs, d, "c", S_IFCHR | 0600, makedev(1, 3), &root, &a), 0);
+	ck_assert_uint_eq(a.rdev, makedev(1, 3));
+	ck_assert_uint_eq(a.uid, 0);
+	ck_assert_int_eq(pfs_fs_mknod(fs, d, "p", S_IFIFO | 0600, 0, &user, &a), 0);
+	ck_assert(S_ISFIFO(a.mode));
+	ck_assert_int_eq(pfs_fs_mknod(fs, d, "s", S_IFSOCK | 0600, 0, &user, &a), 0);
+	ck_assert_int_eq(pfs_fs_symlink(fs, d, "l", "../some/target", &user, &b), 0);
+	ck_assert(S_ISLNK(b.mode));
+	ck_assert_uint_eq(b.size, 14);
+	ck_assert_int_eq(pfs_fs_readlink(fs, b.ino, buf, sizeof(buf)), 14);
+	ck_assert_mem_eq(buf, "../some/target", 14);
+	ck_assert_int_eq(pfs_fs_readlink(fs, f, buf, sizeof(buf)), -EINVAL);
+	ck_assert_int_eq(pfs_fs_symlink(fs, d, "l2", "", &user, NULL), -ENOENT);
+	/* the directory's times moved */
+	ck_assert_int_eq(pfs_fs_getattr(fs, d, &a), 0);
+	ck_assert_uint_eq(a.nlink, 2);
+	ck_assert_uint_eq(a.size, 4096);
+	umount(m);
+}
+END_TEST
+
+START_TEST(dirs_across_shards)
+{
+	struct mnt m = mount_mem(3);
+	struct pfs_fs *fs = m.fs;
+	uint64_t d[6], sub;
+	unsigned shards_seen = 0;
+	char name[16];
+
+	for (int i = 0; i < 6; i++) {
+		snprintf(name, sizeof(name), "d%d", i);
+		d[i] = mk(fs, POSFS_ROOT_OID, name, 0755);
+		shards_seen |= 1u << POSFS_OID_SHARD(d[i]);
+		ck_assert_uint_eq(dotdot_of(fs, d[i]), POSFS_ROOT_OID);
+	}
+	ck_assert_uint_eq(shards_seen, 7);	/* round-robin over 3 shards */
+	ck_assert_uint_eq(nlink_of(fs, POSFS_ROOT_OID), 8);
+	sub = mk(fs, d[0], "sub", 0755);
+	mk(fs, sub, "file", S_IFREG | 0644);
+	ck_assert_uint_eq(nlink_of(fs, d[0]), 3);
+	/* move sub from d0 to d1 and on to d2 (other shards) */
+	ck_assert_int_eq(pfs_fs_rename(fs, d[0], "sub", d[1], "sub", 0), 0);
+	ck_assert_uint_eq(nlink_of(fs, d[0]), 2);
+	ck_assert_uint_eq(nlink_of(fs, d[1]), 3);
+	ck_assert_uint_eq(dotdot_of(fs, sub), d[1]);
+	ck_assert_int_eq(pfs_fs_rename(fs, d[1], "sub", d[2], "moved", 0), 0);
+	ck_assert_uint_eq(nlink_of(fs, d[1]), 2);
+	ck_assert_uint_eq(nlink_of(fs, d[2]), 3);
+	ck_assert_uint_eq(dotdot_of(fs, sub), d[2]);
+	ck_assert_uint_eq(ino_of(fs, ino_of(fs, d[2], "moved"), "file"), ino_of(fs, sub, "file"));
+	/* into its own subtree: EINVAL; the root's '..' chain is fine */
+	ck_assert_int_eq(pfs_fs_rename(fs, d[2], "moved", sub, "x", 0), -EINVAL);
+	ck_assert_int_eq(pfs_fs_rename(fs, POSFS_ROOT_OID, "d2", sub, "x", 0), -EINVAL);
+	ck_assert_int_eq(pfs_fs_rename(fs, d[2], ".", d[3], "x", 0), -EINVAL);
+	ck_assert_int_eq(pfs_fs_rename(fs, d[2], "moved", d[3], "..", 0), -EINVAL);
+	/* over an ancestor: not empty */
+	ck_assert_int_eq(pfs_fs_rename(fs, d[2], "moved", POSFS_ROOT_OID, "d2", 0), -ENOTEMPTY);
+	/* rmdir */
+	ck_assert_int_eq(pfs_fs_rmdir(fs, d[2], "moved"), -ENOTEMPTY);
+	ck_assert_int_eq(pfs_fs_unlink(fs, sub, "file"), 0);
+	ck_assert_int_eq(pfs_fs_rmdir(fs, d[2], "moved"), 0);
+	ck_assert_uint_eq(nlink_of(fs, d[2]), 2);
+	ck_assert_int_eq(lookup_err(fs, d[2], "moved"), -ENOENT);
+	ck_assert_int_eq(pfs_fs_getattr(fs, sub, &(struct pfs_fs_attr){ 0 }), -ENOENT);
+	ck_assert_int_eq(pfs_fs_mknod(fs, sub, "x", S_IFREG, 0, &user, NULL), -ENOENT);
+	for (int i = 0; i < 6; i++) {
+		snprintf(name, sizeof(name), "d%d", i);
+		ck_assert_int_eq(pfs_fs_rmdir(fs, POSFS_ROOT_OID, name), 0);
+	}
+	ck_assert_uint_eq(nlink_of(fs, POSFS_ROOT_OID), 2);
+	ck_assert_uint_eq(count_entries(fs, POSFS_ROOT_OID), 0);
+	umount(m);
+}
+END_TEST
+
+START_TEST(rename_matrix)
+{
+	struct mnt m = mount_mem(3);
+	struct pfs_fs *fs = m.fs;
+	uint64_t a = mk(fs, POSFS_ROOT_OID, "a", 0755);
+	uint64_t b = mk(fs, POSFS_ROOT_OID, "b", 0755);
+	uint64_t f1, f2, e, n, x, t;
+
+	ck_assert_uint_ne(POSFS_OID_SHARD(a), POSFS_OID_SHARD(b));
+	f1 = mk(fs, a, "f1", S_IFREG | 0644);
+	f2 = mk(fs, b, "f2", S_IFREG | 0644);
+	e = mk(fs, b, "empty", 0755);
+	n = mk(fs, b, "full", 0755);
+	mk(fs, n, "inside", S_IFREG | 0644);
+	x = mk(fs, a, "dir", 0755);
+	/* plain, same directory */
+	ck_assert_int_eq(pfs_fs_rename(fs, a, "f1", a, "g1", 0), 0);
+	ck_assert_int_eq(lookup_err(fs, a, "f1"), -ENOENT);
+	ck_assert_uint_eq(ino_of(fs, a, "g1"), f1);
+	ck_assert_int_eq(pfs_fs_rename(fs, a, "nope", a, "z", 0), -ENOENT);
+	/* file over file across shards: the old one goes */
+	ck_assert_int_eq(pfs_fs_rename(fs, a, "g1", b, "f2", 0), 0);
+	ck_assert_uint_eq(ino_of(fs, b, "f2"), f1);
+	ck_assert_int_eq(pfs_fs_getattr(fs, f2, &(struct pfs_fs_attr){ 0 }), -ENOENT);
+	/* file over directories, directory over a file */
+	ck_assert_int_eq(pfs_fs_rename(fs, b, "f2", b, "empty", 0), -EISDIR);
+	ck_assert_int_eq(pfs_fs_rename(fs, a, "dir", b, "f2", 0), -ENOTDIR);
+	/* directory over an empty / non-empty directory */
+	ck_assert_int_eq(pfs_fs_rename(fs, a, "dir", b, "full", 0), -ENOTEMPTY);
+	ck_assert_uint_eq(nlink_of(fs, b), 4);
+	ck_assert_int_eq(pfs_fs_rename(fs, a, "dir", b, "empty", 0), 0);
+	ck_assert_int_eq(pfs_fs_getattr(fs, e, &(struct pfs_fs_attr){ 0 }), -ENOENT);
+	ck_assert_uint_eq(ino_of(fs, b, "empty"), x);
+	ck_assert_uint_eq(nlink_of(fs, a), 2);
+	ck_assert_uint_eq(nlink_of(fs, b), 4);
+	ck_assert_uint_eq(dotdot_of(fs, x), b);
+	/* NOREPLACE */
+	ck_assert_int_eq(pfs_fs_rename(fs, b, "f2", b, "full", RENAME_NOREPLACE), -EEXIST);
+	ck_assert_int_eq(pfs_fs_rename(fs, b, "f2", a, "new", RENAME_NOREPLACE), 0);
+	ck_assert_int_eq(pfs_fs_rename(fs, a, "new", a, "n2", RENAME_NOREPLACE | RENAME_EXCHANGE),
+			 -EINVAL);
+	ck_assert_int_eq(pfs_fs_rename(fs, a, "new", a, "n2", 0x80), -EINVAL);
+	/* EXCHANGE: needs both; file and directory across shards */
+	ck_assert_int_eq(pfs_fs_rename(fs, a, "new", a, "none", RENAME_EXCHANGE), -ENOENT);
+	ck_assert_int_eq(pfs_fs_rename(fs, a, "new", b, "full", RENAME_EXCHANGE), 0);
+	ck_assert_uint_eq(ino_of(fs, b, "full"), f1);
+	ck_assert_uint_eq(ino_of(fs, a, "new"), n);
+	ck_assert_uint_eq(dotdot_of(fs, n), a);
+	ck_assert_uint_eq(nlink_of(fs, a), 3);
+	ck_assert_uint_eq(nlink_of(fs, b), 3);
+	ck_assert_uint_eq(ino_of(fs, n, "inside"), ino_of(fs, ino_of(fs, a, "new"), "inside"));
+	/* exchange a directory with its own descendant's entry: loop */
+	t = mk(fs, n, "deep", 0755);
+	ck_assert_int_eq(pfs_fs_rename(fs, a, "new", n, "deep", RENAME_EXCHANGE), -EINVAL);
+	(void)t;
+	/* rename onto another link of the same inode: nothing happens */
+	ck_assert_int_eq(pfs_fs_link(fs, f1, b, "hard", NULL), 0);
+	ck_assert_int_eq(pfs_fs_rename(fs, b, "full", b, "hard", 0), 0);
+	ck_assert_uint_eq(ino_of(fs, b, "full"), f1);
+	ck_assert_uint_eq(nlink_of(fs, f1), 2);
+	ck_assert_int_eq(pfs_fs_rename(fs, b, "full", b, "full", 0), 0);
+	/* over a file with another link: that inode keeps one */
+	ck_assert_int_eq(pfs_fs_rename(fs, a, "new", a, "n3", 0), 0);
+	mk(fs, a, "f3", S_IFREG | 0644);
+	ck_assert_int_eq(pfs_fs_rename(fs, a, "f3", b, "hard", 0), 0);
+	ck_assert_uint_eq(nlink_of(fs, f1), 1);
+	umount(m);
+}
+END_TEST
+
+START_TEST(hard_links)
+{
+	struct mnt m = mount_mem(3);
+	struct pfs_fs *fs = m.fs;
+	uint64_t a = mk(fs, POSFS_ROOT_OID, "a", 0755);
+	uint64_t b = mk(fs, POSFS_ROOT_OID, "b", 0755);
+	uint64_t f = mk(fs, a, "f", S_IFREG | 0644);
+	struct pfs_fs_attr at;
+	char buf[8];
+
+	ck_assert_int_eq(pfs_fs_write(fs, f, 0, 5, "hello", &user), 5);
+	ck_assert_int_eq(pfs_fs_link(fs, f, b, "g", &at), 0);
+	ck_assert_uint_eq(at.nlink, 2);
+	ck_assert_int_eq(pfs_fs_link(fs, f, a, "h", &at), 0);
+	ck_assert_uint_eq(at.nlink, 3);
+	ck_assert_uint_eq(ino_of(fs, b, "g"), f);
+	ck_assert_int_eq(pfs_fs_unlink(fs, a, "f"), 0);
+	ck_assert_int_eq(pfs_fs_unlink(fs, a, "h"), 0);
+	ck_assert_uint_eq(nlink_of(fs, f), 1);
+	ck_assert_int_eq(pfs_fs_read(fs, f, 0, 8, buf), 5);
+	ck_assert_mem_eq(buf, "hello", 5);
+	ck_assert_int_eq(pfs_fs_unlink(fs, b, "g"), 0);
+	ck_assert_int_eq(pfs_fs_getattr(fs, f, &at), -ENOENT);
+	ck_assert_int_eq(pfs_fs_link(fs, f, b, "g", &at), -ENOENT);
+	umount(m);
+}
+END_TEST
+
+/* ---- a big directory listed while it changes ---------------------------- */
+
+#define BIG 20000
+
+struct big_walk {
+	struct pfs_fs *fs;
+	uint64_t dir;
+	uint32_t *seen;		/* per stable entry */
+	unsigned calls, extra;
+	uint64_t last;
+};
+
+static int big_cb(void *arg, const char *name, uint64_t ino, unsigned type, uint64_t next)
+{
+	struct big_walk *w = arg;
+	char nm[32];
+
+	(void)ino;
+	(void)type;
+	w->last = next;
+	if (name[0] == 's')
+		w->seen[atoi(name + 1)]++;
+	else if (name[0] == 'v')
+		w->extra++;
+	/* churn: add and remove volatile entries while listing */
+	if (++w->calls % 10 == 0) {
+		snprintf(nm, sizeof(nm), "v%u", w->calls);
+		ck_assert_int_eq(pfs_fs_mknod(w->fs, w->dir, nm, S_IFREG | 0600, 0, &user, NULL), 0);
+		snprintf(nm, sizeof(nm), "v%u", w->calls - 20);
+		if (w->calls > 20)
+			ck_assert_int_eq(pfs_fs_unlink(w->fs, w->dir, nm), 0);
+	}
+	/* stop now and then: the listing resumes from the cookie */
+	return w->calls % 1000 == 0;
+}
+
+START_TEST(big_directory_listing)
+{
+	struct mnt m = mount_mem(2);
+	struct pfs_fs *fs = m.fs;
+	uint64_t dir = mk(fs, POSFS_ROOT_OID, "big", 0755);
+	struct big_walk w = { fs, dir, calloc(BIG, sizeof(uint32_t)), 0, 0, 0 };
+	struct pfs_fs_attr a;
+	char nm[32];
+	unsigned rounds = 0;
+
+	/* interleave stable entries with ones removed before the listing */
+	for (unsigned i = 0; i < BIG; i++) {
+		snprintf(nm, sizeof(nm), "s%u", i);
+		ck_assert_int_eq(pfs_fs_mknod(fs, dir, nm, S_IFREG | 0600, 0, &user, NULL), 0);
+		if (i % 5 == 0) {
+			snprintf(nm, sizeof(nm), "gone%u", i);
+			ck_assert_int_eq(pfs_fs_mknod(fs, dir, nm, S_IFREG | 0600, 0, &user, NULL), 0);
+			ck_assert_int_eq(pfs_fs_unlink(fs, dir, nm), 0);
+		}
+	}
+	ck_assert_int_eq(pfs_fs_getattr(fs, dir, &a), 0);
+	ck_assert_uint_eq(a.size, 4096 * (1 + BIG / 128));
+	do {
+		uint64_t before = w.calls;
+
+		ck_assert_int_eq(pfs_fs_readdir(fs, dir, w.last, big_cb, &w), 0);
+		rounds++;
+		if (w.calls == before)
+			break;
+		if (w.calls % 1000)
+			break;	/* ended, not stopped */
+	} while (rounds < 1000);
+	for (unsigned i = 0; i < BIG; i++)
+		ck_assert_msg(w.seen[i] == 1, "entry s%u seen %u times", i, w.seen[i]);
+	ck_assert_uint_gt(rounds, 10);
+	free(w.seen);
+	umount(m);
+}
+END_TEST
+
+/* ---- data ------------------------------------------------------------- */
+
+START_TEST(sparse_and_huge)
+{
+	struct mnt m = mount_mem(2);
+	struct pfs_fs *fs = m.fs;
+	uint64_t f = mk(fs, POSFS_ROOT_OID, "sparse", S_IFREG | 0644);
+	uint64_t big = 5ull << 30, res;
+	struct pfs_fs_attr a = { 0 }, b;
+	char buf[16];
+
+	ck_assert_int_eq(pfs_fs_write(fs, f, big, 6, "faraway", &user), 6);
+	ck_assert_int_eq(pfs_fs_getattr(fs, f, &b), 0);
+	ck_assert_uint_eq(b.size, big + 6);
+	ck_assert_uint_lt(b.blocks, 64);
+	ck_assert_int_eq(pfs_fs_read(fs, f, big - 4, 16, buf), 10);
+	ck_assert_mem_eq(buf, "\0\0\0\0farawa", 10);
+	ck_assert_int_eq(pfs_fs_lseek(fs, f, 0, SEEK_DATA, &res), 0);
+	ck_assert_uint_eq(res, big / 4096 * 4096);
+	ck_assert_int_eq(pfs_fs_lseek(fs, f, 0, SEEK_HOLE, &res), 0);
+	ck_assert_uint_eq(res, 0);
+	/* truncate to a huge size: sparse; past the format's limit: EFBIG */
+	a.size = 1ull << 50;
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_SIZE, &user, &b), 0);
+	ck_assert_uint_eq(b.size, 1ull << 50);
+	a.size = UINT64_MAX - 4096;
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_SIZE, &user, NULL), -EFBIG);
+	ck_assert_int_eq(pfs_fs_write(fs, f, UINT64_MAX - 2, 6, "abcdef", &user), -EFBIG);
+	a.size = 3;
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_SIZE, &user, &b), 0);
+	ck_assert_uint_eq(b.size, 3);
+	ck_assert_int_eq(pfs_fs_setattr(fs, POSFS_ROOT_OID, &a, PFS_FS_SET_SIZE, &user, NULL),
+			 -EISDIR);
+	ck_assert_int_eq(pfs_fs_read(fs, POSFS_ROOT_OID, 0, 4, buf), -EISDIR);
+	ck_assert_int_eq(pfs_fs_write(fs, POSFS_ROOT_OID, 0, 4, buf, &user), -EISDIR);
+	umount(m);
+}
+END_TEST
+
+START_TEST(suid_times_setattr)
+{
+	struct mnt m = mount_mem(2);
+	struct pfs_fs *fs = m.fs;
+	struct pfs_fs_cred other = { 2000, 2000 };
+	uint64_t sg = mk(fs, POSFS_ROOT_OID, "sg", 0755);
+	struct pfs_fs_attr a = { 0 }, b;
+	uint64_t f;
+
+	/* setgid directory: group inherited, S_ISGID on subdirectories */
+	a.mode = 02775;
+	a.gid = 50;
+	ck_assert_int_eq(pfs_fs_setattr(fs, sg, &a, PFS_FS_SET_MODE | PFS_FS_SET_GID, &root, &b), 0);
+	ck_assert_uint_eq(b.mode, S_IFDIR | 02775);
+	ck_assert_int_eq(pfs_fs_mkdir(fs, sg, "sub", 0755, &user, &b), 0);
+	ck_assert_uint_eq(b.gid, 50);
+	ck_assert_uint_eq(b.mode, S_IFDIR | 02755);
+	ck_assert_int_eq(pfs_fs_mknod(fs, sg, "f", S_IFREG | 0644, 0, &user, &b), 0);
+	ck_assert_uint_eq(b.gid, 50);
+	f = b.ino;
+	/* write by another user clears the set-ID bits */
+	a.mode = 06755;
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_MODE, &root, &b), 0);
+	ck_assert_uint_eq(b.mode, S_IFREG | 06755);
+	ck_assert_int_eq(pfs_fs_write(fs, f, 0, 3, "abc", &root), 3);
+	ck_assert_int_eq(pfs_fs_getattr(fs, f, &b), 0);
+	ck_assert_uint_eq(b.mode, S_IFREG | 06755);
+	ck_assert_int_eq(pfs_fs_write(fs, f, 0, 3, "abc", &other), 3);
+	ck_assert_int_eq(pfs_fs_getattr(fs, f, &b), 0);
+	ck_assert_uint_eq(b.mode, S_IFREG | 0755);
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_MODE, &root, &b), 0);
+	a.size = 1;
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_SIZE, &other, &b), 0);
+	ck_assert_uint_eq(b.mode, S_IFREG | 0755);
+	/* explicit times; atime alone leaves ctime */
+	a.atime = (struct pfs_timespec){ 1000, 5 };
+	a.mtime = (struct pfs_timespec){ 2000, 7 };
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_ATIME | PFS_FS_SET_MTIME, &user,
+					&b), 0);
+	ck_assert_int_eq(b.atime.sec, 1000);
+	ck_assert_uint_eq(b.atime.nsec, 5);
+	ck_assert_int_eq(b.mtime.sec, 2000);
+	ck_assert_int_gt(b.ctime.sec, 2000);
+	a.ctime = (struct pfs_timespec){ 3000, 0 };
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_CTIME, &user, &b), 0);
+	a.atime = (struct pfs_timespec){ 4000, 0 };
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_ATIME, &user, &b), 0);
+	ck_assert_int_eq(b.ctime.sec, 3000);
+	ck_assert_int_eq(b.atime.sec, 4000);
+	/* export handles */
+	ck_assert_int_eq(pfs_fs_getattr_gen(fs, f, b.generation, &b), 0);
+	ck_assert_int_eq(pfs_fs_getattr_gen(fs, f, b.generation + 1, &b), -ESTALE);
+	ck_assert_int_eq(pfs_fs_unlink(fs, sg, "f"), 0);
+	ck_assert_int_eq(pfs_fs_getattr_gen(fs, f, b.generation, &b), -ESTALE);
+	umount(m);
+}
+END_TEST
+
+START_TEST(xattrs)
+{
+	struct mnt m = mount_mem(2);
+	struct pfs_fs *fs = m.fs;
+	uint64_t f = mk(fs, POSFS_ROOT_OID, "x", S_IFREG | 0644);
+	char name[300], buf[128];
+	void *bigv = calloc(1, 65537);
+
+	ck_assert_int_eq(pfs_fs_getxattr(fs, f, "user.a", buf, sizeof(buf)), -ENODATA);
+	ck_assert_int_eq(pfs_fs_setxattr(fs, f, "user.a", "1", 1, XATTR_REPLACE), -ENODATA);
+	ck_assert_int_eq(pfs_fs_setxattr(fs, f, "user.a", "1", 1, XATTR_CREATE), 0);
+	ck_assert_int_eq(pfs_fs_setxattr(fs, f, "user.a", "2", 1, XATTR_CREATE), -EEXIST);
+	ck_assert_int_eq(pfs_fs_setxattr(fs, f, "user.a", "22", 2, XATTR_REPLACE), 0);
+	ck_assert_int_eq(pfs_fs_setxattr(fs, f, "user.empty", "", 0, 0), 0);
+	ck_assert_int_eq(pfs_fs_getxattr(fs, f, "user.a", NULL, 0), 2);
+	ck_assert_int_eq(pfs_fs_getxattr(fs, f, "user.a", buf, 1), -ERANGE);
+	ck_assert_int_eq(pfs_fs_getxattr(fs, f, "user.a", buf, sizeof(buf)), 2);
+	ck_assert_mem_eq(buf, "22", 2);
+	ck_assert_int_eq(pfs_fs_getxattr(fs, f, "user.empty", buf, sizeof(buf)), 0);
+	ck_assert_int_eq(pfs_fs_listxattr(fs, f, NULL, 0), 18);
+	ck_assert_int_eq(pfs_fs_listxattr(fs, f, buf, 5), -ERANGE);
+	ck_assert_int_eq(pfs_fs_listxattr(fs, f, buf, sizeof(buf)), 18);
+	/* in the store's order */
+	ck_assert(!memcmp(buf, "user.a\0user.empty\0", 18) ||
+		  !memcmp(buf, "user.empty\0user.a\0", 18));
+	memset(name, 'n', sizeof(name));
+	memcpy(name, "user.", 5);
+	name[255] = 0;
+	ck_assert_int_eq(pfs_fs_setxattr(fs, f, name, "v", 1, 0), 0);
+	name[255] = 'n';
+	name[256] = 0;
+	ck_assert_int_eq(pfs_fs_setxattr(fs, f, name, "v", 1, 0), -ERANGE);
+	ck_assert_int_eq(pfs_fs_setxattr(fs, f, "user.big", bigv, 65536, 0), 0);
+	ck_assert_int_eq(pfs_fs_setxattr(fs, f, "user.big", bigv, 65537, 0), -E2BIG);
+	ck_assert_int_eq(pfs_fs_removexattr(fs, f, "user.a"), 0);
+	ck_assert_int_eq(pfs_fs_removexattr(fs, f, "user.a"), -ENODATA);
+	/* xattrs do not count as directory entries */
+	ck_assert_int_eq(pfs_fs_setxattr(fs, POSFS_ROOT_OID, "user.d", "v", 1, 0), 0);
+	ck_assert_uint_eq(count_entries(fs, POSFS_ROOT_OID), 1);
+	ck_assert_int_eq(pfs_fs_rmdir(fs, POSFS_ROOT_OID, "x"), -ENOTDIR);
+	free(bigv);
+	umount(m);
+}
+END_TEST
+
+START_TEST(fallocate_and_copy)
+{
+	struct mnt m = mount_mem(2);
+	struct pfs_fs *fs = m.fs;
+	uint64_t f = mk(fs, POSFS_ROOT_OID, "f", S_IFREG | 0644);
+	uint64_t g = mk(fs, POSFS_ROOT_OID, "g", S_IFREG | 0644);
+	uint64_t d = mk(fs, POSFS_ROOT_OID, "d", 0755);
+	uint64_t other = 0, res;
+	uint8_t *buf = malloc(65536), *back = malloc(65536);
+	struct pfs_fs_attr a;
+
+	for (int i = 0; i < 65536; i++)
+		buf[i] = (uint8_t)(i * 7 + 3);
+	ck_assert_int_eq(pfs_fs_write(fs, f, 0, 40000, buf, &user), 40000);
+	/* modes posfs lacks: EOPNOTSUPP, never EINVAL */
+	ck_assert_int_eq(pfs_fs_fallocate(fs, f, FALLOC_FL_COLLAPSE_RANGE, 0, 4096), -EOPNOTSUPP);
+	ck_assert_int_eq(pfs_fs_fallocate(fs, f, FALLOC_FL_INSERT_RANGE, 0, 4096), -EOPNOTSUPP);
+	ck_assert_int_eq(pfs_fs_fallocate(fs, f, FALLOC_FL_PUNCH_HOLE, 0, 4096), -EOPNOTSUPP);
+	ck_assert_int_eq(pfs_fs_fallocate(fs, f, 0, 0, 0), -EINVAL);
+	ck_assert_int_eq(pfs_fs_fallocate(fs, POSFS_ROOT_OID, 0, 0, 1), -EISDIR);
+	/* punch: zeros inside, size kept */
+	ck_assert_int_eq(pfs_fs_fallocate(fs, f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 100,
+					  9000), 0);
+	ck_assert_int_eq(pfs_fs_read(fs, f, 0, 65536, back), 40000);
+	for (int i = 0; i < 40000; i++)
+		ck_assert_uint_eq(back[i], i >= 100 && i < 9100 ? 0 : buf[i]);
+	ck_assert_int_eq(pfs_fs_lseek(fs, f, 4096, SEEK_HOLE, &res), 0);
+	ck_assert_uint_eq(res, 4096);
+	/* allocate: the hole is filled, the data unchanged; size grows */
+	ck_assert_int_eq(pfs_fs_fallocate(fs, f, 0, 0, 50000), 0);
+	ck_assert_int_eq(pfs_fs_getattr(fs, f, &a), 0);
+	ck_assert_uint_eq(a.size, 50000);
+	ck_assert_int_eq(pfs_fs_lseek(fs, f, 0, SEEK_HOLE, &res), 0);
+	ck_assert_uint_eq(res, 50000);
+	ck_assert_int_eq(pfs_fs_read(fs, f, 0, 65536, back), 50000);
+	for (int i = 0; i < 50000; i++)
+		ck_assert_uint_eq(back[i], (i >= 100 && i < 9100) || i >= 40000 ? 0 : buf[i]);
+	ck_assert_int_eq(pfs_fs_fallocate(fs, f, FALLOC_FL_KEEP_SIZE, 0, 60000), 0);
+	ck_assert_int_eq(pfs_fs_getattr(fs, f, &a), 0);
+	ck_assert_uint_eq(a.size, 50000);
+	ck_assert_int_eq(pfs_fs_fallocate(fs, f, FALLOC_FL_ZERO_RANGE, 49000, 2000), 0);
+	ck_assert_int_eq(pfs_fs_getattr(fs, f, &a), 0);
+	ck_assert_uint_eq(a.size, 51000);
+	/* copy_range: unaligned edges plus cloned blocks */
+	ck_assert_int_eq(pfs_fs_write(fs, f, 0, 40000, buf, &user), 40000);
+	ck_assert_int_eq(pfs_fs_copy_range(fs, f, 100, g, 100, 30000, &user), 30000);
+	ck_assert_int_eq(pfs_fs_read(fs, g, 0, 65536, back), 30100);
+	for (int i = 0; i < 30100; i++)
+		ck_assert_uint_eq(back[i], i < 100 ? 0 : buf[i]);
+	ck_assert_int_eq(pfs_fs_copy_range(fs, f, 5, g, 7, 1000, &user), 1000);
+	ck_assert_int_eq(pfs_fs_read(fs, g, 7, 1000, back), 1000);
+	ck_assert_mem_eq(back, buf + 5, 1000);
+	ck_assert_int_eq(pfs_fs_copy_range(fs, f, 60000, g, 0, 10, &user), 0);
+	ck_assert_int_eq(pfs_fs_copy_range(fs, f, 0, f, 100, 1000, &user), -EINVAL);
+	/* a file in the other shard: EXDEV */
+	if (POSFS_OID_SHARD(d) != POSFS_OID_SHARD(f))
+		other = mk(fs, d, "o", S_IFREG | 0644);
+	if (other)
+		ck_assert_int_eq(pfs_fs_copy_range(fs, f, 0, other, 0, 10, &user), -EXDEV);
+	free(buf);
+	free(back);
+	umount(m);
+}
+END_TEST
+
+/* ---- orphans and persistence ------------------------------------------- */
+
+START_TEST(orphans)
+{
+	struct mnt m = mount_mem(2);
+	struct pfs_fs *fs = m.fs;
+	uint64_t f = mk(fs, POSFS_ROOT_OID, "f", S_IFREG | 0644);
+	uint8_t *buf = malloc(1 << 20), *back = malloc(1 << 20);
+	struct pfs_fs_statfs s0, s1, s2;
+	struct pfs_fs_attr a;
+
+	memset(buf, 0x5a, 1 << 20);
+	ck_assert_int_eq(pfs_fs_statfs(fs, &s0), 0);
+	ck_assert_uint_eq(s0.namemax, 255);
+	ck_assert_int_eq(pfs_fs_write(fs, f, 0, 1 << 20, buf, &user), 1 << 20);
+	ck_assert_int_eq(pfs_fs_inode_open(fs, f), 0);
+	ck_assert_int_eq(pfs_fs_inode_open(fs, f), 0);
+	ck_assert_int_eq(pfs_fs_unlink(fs, POSFS_ROOT_OID, "f"), 0);
+	ck_assert_int_eq(lookup_err(fs, POSFS_ROOT_OID, "f"), -ENOENT);
+	ck_assert_int_eq(pfs_fs_getattr(fs, f, &a), 0);
+	ck_assert_uint_eq(a.nlink, 0);
+	ck_assert_int_eq(pfs_fs_read(fs, f, 0, 1 << 20, back), 1 << 20);
+	ck_assert_mem_eq(back, buf, 1 << 20);
+	ck_assert_int_eq(pfs_fs_write(fs, f, 0, 4, "more", &user), 4);
+	ck_assert_int_eq(pfs_fs_statfs(fs, &s1), 0);
+	ck_assert_uint_lt(s1.bfree, s0.bfree - 200);
+	ck_assert_int_eq(pfs_fs_inode_release(fs, f), 0);
+	ck_assert_int_eq(pfs_fs_getattr(fs, f, &a), 0);
+	ck_assert_int_eq(pfs_fs_inode_release(fs, f), 0);
+	ck_assert_int_eq(pfs_fs_getattr(fs, f, &a), -ENOENT);
+	ck_assert_int_eq(pfs_fs_inode_release(fs, f), -EINVAL);
+	ck_assert_int_eq(pfs_store_sync(m.st), 0);
+	ck_assert_int_eq(pfs_fs_statfs(fs, &s2), 0);
+	ck_assert_uint_ge(s2.bfree + 8, s0.bfree);
+	free(buf);
+	free(back);
+	umount(m);
+}
+END_TEST
+
+START_TEST(persistence_and_crash_orphans)
+{
+	char path[] = "/var/tmp/posfs-fs.XXXXXX";
+	uint8_t *buf = malloc(1 << 20);
+	struct pfs_fs_statfs s0, s1;
+	struct pfs_fs_attr a;
+	uint64_t d, f, o, l;
+	struct mnt m;
+	char t[32];
+
+	image_new(path, 3);
+	m = mount_path(path);
+	ck_assert_int_eq(pfs_fs_statfs(m.fs, &s0), 0);
+	d = mk(m.fs, POSFS_ROOT_OID, "dir", 0750);
+	f = mk(m.fs, d, "file", S_IFREG | 0640);
+	ck_assert_int_eq(pfs_fs_write(m.fs, f, 10, 5, "hello", &user), 5);
+	ck_assert_int_eq(pfs_fs_symlink(m.fs, d, "link", "file", &user, &a), 0);
+	l = a.ino;
+	ck_assert_int_eq(pfs_fs_link(m.fs, f, POSFS_ROOT_OID, "hard", NULL), 0);
+	ck_assert_int_eq(pfs_fs_setxattr(m.fs, f, "user.k", "v", 1, 0), 0);
+	o = mk(m.fs, d, "orphan", S_IFREG | 0600);
+	memset(buf, 1, 1 << 20);
+	ck_assert_int_eq(pfs_fs_write(m.fs, o, 0, 1 << 20, buf, &user), 1 << 20);
+	ck_assert_int_eq(pfs_fs_inode_open(m.fs, o), 0);
+	ck_assert_int_eq(pfs_fs_unlink(m.fs, d, "orphan"), 0);
+	ck_assert_int_eq(pfs_fs_fsync(m.fs, f, 0), 0);
+	ck_assert_int_eq(pfs_fs_fsync(m.fs, d, 0), 0);
+	/* "crash": no release; the store goes away with the orphan listed */
+	umount(m);
+	m = mount_path(path);
+	ck_assert_int_eq(pfs_fs_getattr(m.fs, o, &a), -ENOENT);
+	ck_assert_uint_eq(ino_of(m.fs, POSFS_ROOT_OID, "dir"), d);
+	ck_assert_uint_eq(ino_of(m.fs, d, "file"), f);
+	ck_assert_uint_eq(ino_of(m.fs, POSFS_ROOT_OID, "hard"), f);
+	ck_assert_uint_eq(nlink_of(m.fs, f), 2);
+	ck_assert_uint_eq(nlink_of(m.fs, POSFS_ROOT_OID), 3);
+	ck_assert_int_eq(pfs_fs_read(m.fs, f, 0, 32, t), 15);
+	ck_assert_mem_eq(t + 10, "hello", 5);
+	ck_assert_int_eq(pfs_fs_readlink(m.fs, l, t, sizeof(t)), 4);
+	ck_assert_int_eq(pfs_fs_getxattr(m.fs, f, "user.k", t, sizeof(t)), 1);
+	ck_assert_int_eq(pfs_fs_getattr(m.fs, d, &a), 0);
+	ck_assert_uint_eq(a.mode, S_IFDIR | 0750);
+	ck_assert_uint_eq(count_entries(m.fs, d), 2);
+	/* new entries after a remount get fresh cookies */
+	mk(m.fs, d, "after", S_IFREG | 0600);
+	ck_assert_uint_eq(count_entries(m.fs, d), 3);
+	ck_assert_int_eq(pfs_store_sync(m.st), 0);
+	ck_assert_int_eq(pfs_fs_statfs(m.fs, &s1), 0);
+	ck_assert_uint_ge(s1.bfree + 16, s0.bfree);
+	umount(m);
+	unlink(path);
+	free(buf);
+}
+END_TEST
+
+/* ---- random namespace operations against a model ------------------------ */
+
+#define MN 48			/* model nodes */
+
+struct mnode {
+	bool used, isdir;
+	uint64_t ino;
+	int parent;		/* dirs */
+	int nlink;		/* files */
+};
+
+struct mentry {
+	bool used;
+	int dir, node;
+	char name[8];
+};
+
+#define ME 128
+
+struct model {
+	struct mnode n[MN];
+	struct mentry e[ME];
+};
+
+static int m_find(struct model *md, int dir, const char *name)
+{
+	for (int i = 0; i < ME; i++)
+		if (md->e[i].used && md->e[i].dir == dir && !strcmp(md->e[i].name, name))
+			return i;
+	return -1;
+}
+
+static int m_count(struct model *md, int dir)
+{
+	int c = 0;
+
+	for (int i = 0; i < ME; i++)
+		c += md->e[i].used && md->e[i].dir == dir;
+	return c;
+}
+
+static int m_subdirs(struct model *md, int dir)
+{
+	int c = 0;
+
+	for (int i = 0; i < ME; i++)
+		c += md->e[i].used && md->e[i].dir == dir && md->n[md->e[i].node].isdir;
+	return c;
+}
+
+static bool m_ancestor(struct model *md, int anc, int dir)
+{
+	for (;;) {
+		if (dir == anc)
+			return true;
+		if (dir == 0)
+			return false;
+		dir = md->n[dir].parent;
+	}
+}
+
+static int m_free_node(struct model *md)
+{
+	for (int i = 1; i < MN; i++)
+		if (!md->n[i].used)
+			return i;
+	return -1;
+}
+
+static int m_free_entry(struct model *md)
+{
+	for (int i = 0; i < ME; i++)
+		if (!md->e[i].used)
+			return i;
+	return -1;
+}
+
+static int m_rand_dir(struct model *md)
+{
+	for (;;) {
+		int i = rand() % MN;
+
+		if (md->n[i].used && md->n[i].isdir)
+			return i;
+	}
+}
+
+static void m_verify(struct pfs_fs *fs, struct model *md)
+{
+	for (int i = 0; i < MN; i++) {
+		struct pfs_fs_attr a;
+
+		if (!md->n[i].used)
+			continue;
+		ck_assert_int_eq(pfs_fs_getattr(fs, md->n[i].ino, &a), 0);
+		if (md->n[i].isdir) {
+			ck_assert_uint_eq(a.nlink, 2 + (unsigned)m_subdirs(md, i));
+			ck_assert_uint_eq(count_entries(fs, md->n[i].ino), (unsigned)m_count(md, i));
+			ck_assert_uint_eq(ino_of(fs, md->n[i].ino, ".."),
+					  md->n[md->n[i].parent].ino);
+		} else {
+			ck_assert_uint_eq(a.nlink, (unsigned)md->n[i].nlink);
+		}
+	}
+	for (int i = 0; i < ME; i++)
+		if (md->e[i].used)
+			ck_assert_uint_eq(ino_of(fs, md->n[md->e[i].dir].ino, md->e[i].name),
+					  md->n[md->e[i].node].ino);
+}
+
+static void m_drop(struct model *md, int e)
+{
+	int n = md->e[e].node;
+
+	md->e[e].used = false;
+	if (md->n[n].isdir || --md->n[n].nlink == 0)
+		md->n[n].used = false;
+}
+
+START_TEST(model_random)
+{
+	struct mnt m = mount_mem(3);
+	struct pfs_fs *fs = m.fs;
+	struct model *md = calloc(1, sizeof(*md));
+
+	srand(seed);
+	md->n[0] = (struct mnode){ true, true, POSFS_ROOT_OID, 0, 0 };
+	for (int step = 0; step < 3000; step++) {
+		int op = rand() % 6, dir = m_rand_dir(md), dir2 = m_rand_dir(md);
+		char name[8], name2[8];
+		int e, e2, n, ret, want;
+
+		snprintf(name, sizeof(name), "n%d", rand() % 6);
+		snprintf(name2, sizeof(name2), "n%d", rand() % 6);
+		e = m_find(md, dir, name);
+		e2 = m_find(md, dir2, name2);
+		switch (op) {
+		case 0:	/* create a file or a directory */
+		case 1:
+			n = m_free_node(md);
+			if (n < 0 || m_free_entry(md) < 0)
+				break;
+			if (op == 0)
+				ret = pfs_fs_mknod(fs, md->n[dir].ino, name, S_IFREG | 0644, 0, &user,
+						   &(struct pfs_fs_attr){ 0 });
+			else
+				ret = pfs_fs_mkdir(fs, md->n[dir].ino, name, 0755, &user, NULL);
+			ck_assert_int_eq(ret, e >= 0 ? -EEXIST : 0);
+			if (e >= 0)
+				break;
+			md->n[n] = (struct mnode){ true, op == 1, ino_of(fs, md->n[dir].ino, name),
+						   dir, 1 };
+			e = m_free_entry(md);
+			md->e[e] = (struct mentry){ true, dir, n, "" };
+			strcpy(md->e[e].name, name);
+			break;
+		case 2:	/* unlink or rmdir */
+			if (e < 0) {
+				ck_assert_int_eq(pfs_fs_unlink(fs, md->n[dir].ino, name), -ENOENT);
+				break;
+			}
+			n = md->e[e].node;
+			if (md->n[n].isdir) {
+				want = m_count(md, n) ? -ENOTEMPTY : 0;
+				ck_assert_int_eq(pfs_fs_unlink(fs, md->n[dir].ino, name), -EISDIR);
+				ck_assert_int_eq(pfs_fs_rmdir(fs, md->n[dir].ino, name), want);
+			} else {
+				want = 0;
+				ck_assert_int_eq(pfs_fs_rmdir(fs, md->n[dir].ino, name), -ENOTDIR);
+				ck_assert_int_eq(pfs_fs_unlink(fs, md->n[dir].ino, name), 0);
+			}
+			if (!want)
+				m_drop(md, e);
+			break;
+		case 3:	/* link */
+			if (e < 0 || m_free_entry(md) < 0)
+				break;
+			n = md->e[e].node;
+			ret = pfs_fs_link(fs, md->n[n].ino, md->n[dir2].ino, name2, NULL);
+			want = md->n[n].isdir ? -EPERM : e2 >= 0 ? -EEXIST : 0;
+			ck_assert_int_eq(ret, want);
+			if (!want) {
+				e2 = m_free_entry(md);
+				md->e[e2] = (struct mentry){ true, dir2, n, "" };
+				strcpy(md->e[e2].name, name2);
+				md->n[n].nlink++;
+			}
+			break;
+		default: {	/* rename, sometimes with flags */
+			unsigned flags = rand() % 4 == 0 ? RENAME_NOREPLACE :
+					 rand() % 4 == 0 ? RENAME_EXCHANGE : 0;
+			int sn, tn = e2 >= 0 ? md->e[e2].node : -1;
+
+			ret = pfs_fs_rename(fs, md->n[dir].ino, name, md->n[dir2].ino, name2, flags);
+			if (e < 0) {
+				ck_assert_int_eq(ret, -ENOENT);
+				break;
+			}
+			sn = md->e[e].node;
+			if (flags == RENAME_EXCHANGE) {
+				if (e2 < 0)
+					want = -ENOENT;
+				else if (sn == tn)
+					want = 0;
+				else if ((md->n[sn].isdir && m_ancestor(md, sn, dir2)) ||
+					 (md->n[tn].isdir && m_ancestor(md, tn, dir)))
+					want = -EINVAL;
+				else
+					want = 0;
+				ck_assert_msg(ret == want, "step %d exchange: %d want %d", step, ret, want);
+				if (!want && sn != tn) {
+					md->e[e].node = tn;
+					md->e[e2].node = sn;
+					if (md->n[sn].isdir)
+						md->n[sn].parent = dir2;
+					if (md->n[tn].isdir)
+						md->n[tn].parent = dir;
+				}
+				break;
+			}
+			if (e2 >= 0 && flags == RENAME_NOREPLACE)
+				want = -EEXIST;
+			else if (e2 >= 0 && sn == tn)
+				want = 0;
+			else if (md->n[sn].isdir && dir != dir2 && m_ancestor(md, sn, dir2))
+				want = -EINVAL;
+			else if (e2 >= 0 && md->n[sn].isdir && !md->n[tn].isdir)
+				want = -ENOTDIR;
+			else if (e2 >= 0 && !md->n[sn].isdir && md->n[tn].isdir)
+				want = -EISDIR;
+			else if (e2 >= 0 && md->n[tn].isdir && m_count(md, tn))
+				want = -ENOTEMPTY;
+			else
+				want = 0;
+			ck_assert_msg(ret == want, "step %d rename: %d want %d", step, ret, want);
+			if (want || (e2 >= 0 && sn == tn))
+				break;
+			if (e2 >= 0)
+				m_drop(md, e2);
+			md->e[e].dir = dir2;
+			strcpy(md->e[e].name, name2);
+			if (md->n[sn].isdir)
+				md->n[sn].parent = dir2;
+			break;
+		}
+		}
+		if (step % 250 == 0)
+			m_verify(fs, md);
+	}
+	m_verify(fs, md);
+	free(md);
+	umount(m);
+}
+END_TEST
+
+/* ---- threads racing in shared directories ------------------------------ */
+
+struct racer {
+	struct pfs_fs *fs;
+	uint64_t dirs[3];
+	unsigned seed;
+};
+
+static void *race_thread(void *arg)
+{
+	struct racer *r = arg;
+
+	for (int i = 0; i < 600; i++) {
+		uint64_t d = r->dirs[rand_r(&r->seed) % 3], d2 = r->dirs[rand_r(&r->seed) % 3];
+		char n[16], n2[16];
+		int op = rand_r(&r->seed) % 5;
+
+		snprintf(n, sizeof(n), "r%u", rand_r(&r->seed) % 8);
+		snprintf(n2, sizeof(n2), "r%u", rand_r(&r->seed) % 8);
+		if (op == 0)
+			pfs_fs_mknod(r->fs, d, n, S_IFREG | 0644, 0, &user, NULL);
+		else if (op == 1)
+			pfs_fs_mkdir(r->fs, d, n, 0755, &user, NULL);
+		else if (op == 2)
+			pfs_fs_unlink(r->fs, d, n);
+		else if (op == 3)
+			pfs_fs_rmdir(r->fs, d, n);
+		else
+			pfs_fs_rename(r->fs, d, n, d2, n2, rand_r(&r->seed) % 3 == 0 ?
+				      RENAME_EXCHANGE : 0);
+	}
+	return NULL;
+}
+
+struct tree_check {
+	struct pfs_fs *fs;
+	uint64_t dir;
+	unsigned subdirs;
+};
+
+static int tree_cb(void *arg, const char *name, uint64_t ino, unsigned type, uint64_t next)
+{
+	struct tree_check *c = arg;
+	struct pfs_fs_attr a;
+
+	(void)next;
+	if (!strcmp(name, ".") || !strcmp(name, ".."))
+		return 0;
+	ck_assert_int_eq(pfs_fs_getattr(c->fs, ino, &a), 0);
+	ck_assert_uint_eq(type, (a.mode & S_IFMT) >> 12);
+	if (type == DT_DIR) {
+		struct tree_check sub = { c->fs, ino, 0 };
+
+		c->subdirs++;
+		ck_assert_uint_eq(ino_of(c->fs, ino, ".."), c->dir);
+		ck_assert_int_eq(pfs_fs_readdir(c->fs, ino, 0, tree_cb, &sub), 0);
+		ck_assert_uint_eq(a.nlink, 2 + sub.subdirs);
+	} else {
+		ck_assert_uint_ge(a.nlink, 1);
+	}
+	return 0;
+}
+
+START_TEST(threads_race)
+{
+	struct mnt m = mount_mem(3);
+	struct racer r[4];
+	pthread_t th[4];
+	struct tree_check c = { m.fs, POSFS_ROOT_OID, 0 };
+	uint64_t dirs[3];
+
+	for (int i = 0; i < 3; i++) {
+		char n[16];
+
+		snprintf(n, sizeof(n), "t%d", i);
+		dirs[i] = mk(m.fs, POSFS_ROOT_OID, n, 0755);
+	}
+	for (int i = 0; i < 4; i++) {
+		r[i] = (struct racer){ m.fs, { dirs[0], dirs[1], dirs[2] }, seed * 31 + (unsigned)i };
+		ck_assert_int_eq(pthread_create(&th[i], NULL, race_thread, &r[i]), 0);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	ck_assert_int_eq(pfs_fs_readdir(m.fs, POSFS_ROOT_OID, 0, tree_cb, &c), 0);
+	ck_assert_uint_eq(nlink_of(m.fs, POSFS_ROOT_OID), 2 + c.subdirs);
+	umount(m);
+}
+END_TEST
+
+int main(int argc, char **argv)
+{
+	const char *s = argc > 1 ? argv[1] : getenv("POSFS_TEST_SEED");
+	Suite *su = suite_create("fs");
+	TCase *tc = tcase_create("fs");
+	SRunner *sr;
+	int failed;
+
+	if (s)
+		seed = !strcmp(s, "random") ? (unsigned)time(NULL) : (unsigned)strtoul(s, NULL, 0);
+	printf("seed %u\n", seed);
+	tcase_set_timeout(tc, 600);
+	tcase_add_test(tc, create_lookup_errors);
+	tcase_add_test(tc, dirs_across_shards);
+	tcase_add_test(tc, rename_matrix);
+	tcase_add_test(tc, hard_links);
+	tcase_add_test(tc, big_directory_listing);
+	tcase_add_test(tc, sparse_and_huge);
+	tcase_add_test(tc, suid_times_setattr);
+	tcase_add_test(tc, xattrs);
+	tcase_add_test(tc, fallocate_and_copy);
+	tcase_add_test(tc, orphans);
+	tcase_add_test(tc, persistence_and_crash_orphans);
+	tcase_add_test(tc, model_random);
+	tcase_add_test(tc, threads_race);
+	suite_add_tcase(su, tc);
+	sr = srunner_create(su);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
