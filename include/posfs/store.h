@@ -210,6 +210,8 @@ struct pfs_commit {
  * PFS_SUBMIT_DURABLE); token (may be NULL) is what pfs_store_wait needs.
  * On error nothing of t is applied. Errors: those of the operations
  * (-ENOENT, -EEXIST, -ENODATA for a missing xattr, -ENOSPC, -EFBIG, ...),
+ * -E2BIG when the transaction changes more blocks than a WAL can hold
+ * (split it: truncate a very large object in steps before removing it),
  * -EUCLEAN / -EBADMSG, -EIO, -EROFS.
  */
 int pfs_store_submit(struct pfs_store *st, struct pfs_txn *t, int flags,

@@ -1446,6 +1446,9 @@ int pfs_store_submit(struct pfs_store *st, struct pfs_txn *t, int flags,
 		break;
 	}
 	free(c);
+	/* still too large right after a checkpoint: it cannot fit in a WAL */
+	if (ret == -EAGAIN)
+		ret = -E2BIG;
 	if (ret)
 		return pfs_store_note(st, ret);
 	if (token)

@@ -848,6 +848,83 @@ START_TEST(inline_data)
 }
 END_TEST
 
+START_TEST(transaction_larger_than_the_wal)
+{
+	const uint64_t size_dev = 192ull << 20;
+	struct pfs_mkfs_params p = { .size = size_dev, .block_size = 4096, .shard_count = 1,
+				     .wal_bytes = 1 << 20, .global_wal_bytes = 1 << 20, .ncpu = 1 };
+	struct pfs_newfs_opts no = { .root_mode = 0755, .now = 1700000000 };
+	struct pfs_attr a = { .mode = S_IFREG | 0644 };
+	struct pfs_super sb = { 0 };
+	struct pfs_statfs before, after;
+	static char blk[4096];
+	struct pfs_store *st;
+	struct pfs_dev *dev;
+	struct pfs_txn t;
+	uint64_t oid, oid2, size;
+	const uint64_t n = 16000;
+	int ret;
+
+	ck_assert_int_eq(pfs_dev_open_mem(size_dev, 512, &dev), 0);
+	ck_assert_int_eq(pfs_geo_compute(&p, &sb, NULL), 0);
+	sb.feature_incompat = POSFS_FEATURE_global_wal;
+	sb.state = POSFS_STATE_CLEAN;
+	sb.max_mount_count = UINT32_MAX;
+	ck_assert_int_eq(pfs_newfs_write(dev, &sb, &no), 0);
+	st = open_dev(dev);
+	ck_assert_int_eq(pfs_store_statfs(st, &before), 0);
+	ck_assert_int_eq(pfs_store_oid_alloc(st, 0, &oid), 0);
+	ck_assert_int_eq(pfs_store_oid_alloc(st, 0, &oid2), 0);
+	pfs_txn_init(&t);
+	pfs_txn_create(&t, oid, &a);
+	pfs_txn_create(&t, oid2, &a);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	/* two objects written in turn, every other block: each has many
+	 * extents, none of them next to another on the device */
+	for (uint64_t i = 0; i < n; i++) {
+		pfs_txn_reset(&t);
+		pfs_txn_write(&t, oid, i * 8192, 4096, blk);
+		pfs_txn_write(&t, oid2, i * 8192, 4096, blk);
+		ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	}
+	/* removing it at once changes more blocks than the 1 MiB WAL holds */
+	pfs_txn_reset(&t);
+	pfs_txn_remove(&t, oid);
+	ret = pfs_store_submit(st, &t, 0, NULL);
+	ck_assert_int_eq(ret, -E2BIG);
+	{
+		struct pfs_onode on;
+
+		ck_assert_int_eq(pfs_store_stat(st, oid, &on), 0);	/* nothing changed */
+		ck_assert_uint_eq(on.size, (n - 1) * 8192 + 4096);
+	}
+	/* in steps it goes */
+	for (size = (n - 1) * 8192 + 4096; size > 0;) {
+		size = size > 2000 * 8192 ? size - 2000 * 8192 : 0;
+		pfs_txn_reset(&t);
+		pfs_txn_truncate(&t, oid, size);
+		ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	}
+	pfs_txn_reset(&t);
+	pfs_txn_remove(&t, oid);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	for (size = (n - 1) * 8192 + 4096; size > 0;) {
+		size = size > 2000 * 8192 ? size - 2000 * 8192 : 0;
+		pfs_txn_reset(&t);
+		pfs_txn_truncate(&t, oid2, size);
+		ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	}
+	pfs_txn_reset(&t);
+	pfs_txn_remove(&t, oid2);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	pfs_txn_fini(&t);
+	ck_assert_int_eq(pfs_store_sync(st), 0);
+	ck_assert_int_eq(pfs_store_statfs(st, &after), 0);
+	ck_assert_uint_eq(after.free_blocks, before.free_blocks);
+	ck_assert_int_eq(pfs_store_close(st), 0);
+}
+END_TEST
+
 START_TEST(timer_checkpoints)
 {
 	struct pfs_dev *dev = newfs_mem(1);
@@ -1041,6 +1118,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, enospc_is_whole);
 	tcase_add_test(tc, power_cuts);
 	tcase_add_test(tc, timer_checkpoints);
+	tcase_add_test(tc, transaction_larger_than_the_wal);
 	tcase_add_test(tc, inline_data);
 	tcase_add_test(tc, xattrs_inline_and_omap);
 	tcase_add_test(tc, seek_data_and_holes);
