@@ -1033,11 +1033,14 @@ START_TEST(power_cuts)
 	size_t setup_end, cuts = 0;
 	char zero4[4] = { 0 };
 
+	struct pfs_statfs empty;
+
 	srand(seed + 3);
 	ck_assert_int_eq(pfs_dev_pread(mem, base, DEVSZ, 0), 0);
 	ck_assert_int_eq(pfs_devrec_wrap(mem, &recdev), 0);
 	rec = pfs_devrec_of(recdev);
 	st = open_dev(recdev);
+	ck_assert_int_eq(pfs_store_statfs(st, &empty), 0);
 	ck_assert_int_eq(pfs_store_oid_alloc(st, 0, &counter), 0);
 	pfs_txn_init(&t);
 	pfs_txn_create(&t, counter, &a);
@@ -1088,6 +1091,25 @@ START_TEST(power_cuts)
 			      "acknowledged %u, seed %u", f, n, must, seed);
 		verify(s2, &snap[n], "after a power cut");
 		space_verify(s2);
+		/* exact accounting: with every object gone, every block is free */
+		{
+			struct pfs_statfs sfs;
+			struct pfs_txn rm;
+
+			pfs_txn_init(&rm);
+			pfs_txn_remove(&rm, counter);
+			for (int i = 0; i < NOBJ; i++)
+				if (snap[n].o[i].oid)
+					pfs_txn_remove(&rm, snap[n].o[i].oid);
+			ck_assert_int_eq(pfs_store_submit(s2, &rm, 0, NULL), 0);
+			pfs_txn_fini(&rm);
+			ck_assert_int_eq(pfs_store_sync(s2), 0);
+			ck_assert_int_eq(pfs_store_statfs(s2, &sfs), 0);
+			ck_assert_msg(sfs.free_blocks == empty.free_blocks && sfs.objects == empty.objects,
+				      "cut at %zu: %llu blocks free with nothing left, %llu at first, seed %u",
+				      f, (unsigned long long)sfs.free_blocks,
+				      (unsigned long long)empty.free_blocks, seed);
+		}
 		ck_assert_int_eq(pfs_store_close(s2), 0);
 		cuts++;
 	}
