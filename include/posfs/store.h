@@ -187,8 +187,8 @@ void pfs_txn_omap_rmrange(struct pfs_txn *t, uint64_t oid, const void *start, si
 			  const void *end, size_t elen);
 
 /*
- * Clones: dst shares src's blocks (copy on write), within one shard
- * (-EXDEV otherwise). pfs_txn_clone: dst's data becomes src's (xattrs and
+ * Clones: dst shares src's blocks (copy on write), in any shards.
+ * pfs_txn_clone: dst's data becomes src's (xattrs and
  * omap are not copied). pfs_txn_clone_range: offsets block aligned, len
  * too unless the range reaches src's end (-EINVAL otherwise, and for
  * overlapping ranges of one object).

@@ -73,7 +73,18 @@ struct pfs_tx {
 	bool data_written;
 	bool read_only;			/* pfs_tx_begin_read: looks, never changes */
 	bool in_space;			/* pfs_space_apply: may use the reserve */
+	int64_t xdev_shard;		/* a shard it needed but did not lock, or -1 */
 };
+
+void pfs_tx_set_xdev(struct pfs_tx *tx, uint32_t shard)
+{
+	tx->xdev_shard = shard;
+}
+
+int64_t pfs_tx_xdev(const struct pfs_tx *tx)
+{
+	return tx->xdev_shard;
+}
 
 /*
  * Blocks kept back in every shard for the free-space tree itself: an
@@ -227,6 +238,7 @@ static int tx_start(struct pfs_store *st, const uint32_t *shards, unsigned n, bo
 		return -ENOMEM;
 	tx->st = st;
 	tx->read_only = ro;
+	tx->xdev_shard = -1;
 	pthread_rwlock_rdlock(&st->ckpt_lock);
 	for (unsigned i = 0; i < n; i++) {
 		if (shards[i] >= st->nshards || (i && shards[i] <= shards[i - 1])) {
@@ -289,8 +301,12 @@ static int tx_buf(struct pfs_tx *tx, uint64_t blkno, bool read, struct pfs_shard
 	struct pfs_txb *t;
 	int ret;
 
-	if (!sh || !pfs_tx_has_shard(tx, sh->index))
-		return -EUCLEAN;	/* a pointer out of the shards this tx may touch */
+	if (!sh)
+		return -EUCLEAN;	/* a pointer out of every shard */
+	if (!pfs_tx_has_shard(tx, sh->index)) {
+		tx->xdev_shard = sh->index;	/* the caller may retry with it */
+		return -EXDEV;
+	}
 	ret = pfs_bcache_get(&sh->cache, blkno, read, &b);
 	if (ret)
 		return ret;
@@ -541,8 +557,10 @@ int pfs_tx_free_data(struct pfs_tx *tx, uint64_t start, uint64_t len)
 
 	if (!sh || !len || pfs_store_block_shard(tx->st, start + len - 1) != sh)
 		return -EUCLEAN;
-	if (!pfs_tx_has_shard(tx, sh->index))
-		return -EXDEV;	/* the caller must lock the owning shard too */
+	if (!pfs_tx_has_shard(tx, sh->index)) {
+		tx->xdev_shard = sh->index;	/* the caller must lock it too */
+		return -EXDEV;
+	}
 	/* Cached copies of those blocks (small writes) must not be written
 	 * home over whatever reuses them: forget them at commit. */
 	for (uint64_t b = start; b < start + len; b++) {

@@ -23,9 +23,14 @@
  * Clones share blocks: both objects' extents carry POSFS_EXTENT_SHARED and
  * the shard's refcount tree counts the owners (refcount.c). A write to a
  * shared block copies it first (copy on write); unmapping a shared block
- * drops a reference, and the last one frees it. Clones are made within a
- * shard (-EXDEV across shards: the caller copies instead), so a shard's
- * data blocks are only ever touched with that shard locked.
+ * drops a reference, and the last one frees it. A clone may cross shards:
+ * an object then points at blocks of another shard's space. Those blocks
+ * are never written in place (they are shared, and stay flagged so), and
+ * only blocks that are home on the device are shared across shards (one
+ * changed since the last checkpoint is copied instead), so reads take
+ * them from the device without that shard's lock; changing their counts
+ * needs that shard's lock, and a transaction that finds it needs one it
+ * did not take (-EXDEV) begins again with it.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -944,8 +949,6 @@ static int op_clone_range(struct objctx *c, const struct pfs_op *op)
 	struct obj *src, *dst;
 	int ret;
 
-	if (POSFS_OID_SHARD(op->oid) != POSFS_OID_SHARD(op->oid2))
-		return -EXDEV;
 	ret = obj_get(c, op->oid, &src);
 	if (!ret)
 		ret = obj_get(c, op->oid2, &dst);
@@ -1032,6 +1035,41 @@ static int op_clone_range(struct objctx *c, const struct pfs_op *op)
 		if (e.flags & POSFS_EXTENT_UNWRITTEN) {
 			i += piece;
 			continue;
+		}
+		if ((int)POSFS_OID_SHARD(op->oid2) != pfs_geo_block_shard(&c->st->sb, e.pblk)) {
+			/*
+			 * Across shards only blocks that are home on the device
+			 * are shared (readers of dst take them from the device);
+			 * a block changed since the last checkpoint, or in this
+			 * transaction, is copied into dst's shard instead.
+			 */
+			struct pfs_shard *bsh = pfs_store_block_shard(c->st, e.pblk);
+			uint64_t pb = e.pblk + (slb + i - e.lblk), hint = 0;
+			struct pfs_buf *b;
+			bool settled;
+
+			if (!bsh)
+				return -EUCLEAN;
+			if (!pfs_tx_has_shard(c->tx, bsh->index)) {
+				pfs_tx_set_xdev(c->tx, bsh->index);
+				return -EXDEV;
+			}
+			b = pfs_bcache_find(&bsh->cache, pb);
+			settled = !b || (!(b->flags & PFS_BUF_DIRTY) && !b->txb);
+			pfs_bcache_put(b);
+			piece = 1;	/* one block at a time across shards */
+			if (!settled) {
+				uint8_t *copy = malloc(bs);
+
+				if (!copy)
+					return -ENOMEM;
+				ret = read_block(c, src, slb + i, copy);
+				if (!ret)
+					ret = small_block(c, dst, dlb + i, 0, bs, copy, &hint);
+				free(copy);
+				i += piece;
+				continue;
+			}
 		}
 		ret = ext_mark_shared(c, src, &e, slb + i, piece);
 		if (!ret)
@@ -1394,7 +1432,7 @@ int pfs_store_submit(struct pfs_store *st, struct pfs_txn *t, int flags,
 	struct pfs_durable tok = { POSFS_SHARD_GLOBAL, 0 };
 	uint32_t shards[8];
 	unsigned nsh;
-	int ret, tries = 0;
+	int ret, tries = 0, xdev_tries = 0;
 
 	if (t->err)
 		return t->err;
@@ -1424,6 +1462,22 @@ int pfs_store_submit(struct pfs_store *st, struct pfs_txn *t, int flags,
 			ret = op_apply(c, &t->ops[i]);
 		if (!ret)
 			ret = obj_writeback(c);
+		if (ret == -EXDEV && pfs_tx_xdev(c->tx) >= 0 && nsh < 8 && xdev_tries++ < 8) {
+			/* it needs another shard's lock too: begin again with it */
+			uint32_t x = (uint32_t)pfs_tx_xdev(c->tx);
+			unsigned p;
+
+			pfs_tx_abort(c->tx);
+			c->tx = NULL;
+			for (p = 0; p < nsh && shards[p] < x; p++)
+				;
+			if (p == nsh || shards[p] != x) {
+				memmove(shards + p + 1, shards + p, (nsh - p) * sizeof(*shards));
+				shards[p] = x;
+				nsh++;
+			}
+			continue;
+		}
 		if (ret) {
 			pfs_tx_abort(c->tx);
 		} else {
@@ -1599,6 +1653,11 @@ ssize_t pfs_store_read(struct pfs_store *st, uint64_t oid, uint64_t off, size_t 
 		{
 			struct pfs_shard *sh = pfs_store_block_shard(st, e.pblk);
 
+			/* a block of another shard (a clone) is home and never
+			 * changes in place: the device has it; that shard's
+			 * cache is not ours to look at without its lock */
+			if (sh && sh->index != POSFS_OID_SHARD(oid))
+				sh = NULL;
 			for (uint64_t i = 0; sh && i < n; i++) {
 				struct pfs_buf *b = pfs_bcache_find(&sh->cache, e.pblk + (lb - e.lblk) + i);
 

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Shared blobs: how many extents point at a device block, for clones.
+ * Shared blobs: how many extents point at a device block, for clones. The
+ * record lives in the shard whose space holds the block, which may not be
+ * the shard of the object that points at it (a clone across shards).
  *
  * A block referenced by one extent has no record (refs 1 is implicit); a
  * block shared by several has a record in the refcount tree of the shard
@@ -23,8 +25,10 @@ static int tree_of(struct pfs_tx *tx, uint64_t pblk, struct pfs_btree *bt)
 
 	if (!sh)
 		return -EUCLEAN;
-	if (!pfs_tx_has_shard(tx, sh->index))
+	if (!pfs_tx_has_shard(tx, sh->index)) {
+		pfs_tx_set_xdev(tx, sh->index);
 		return -EXDEV;
+	}
 	bt->ops = &pfs_btree_refcount_ops;
 	bt->root = &sh->hdr.refcount;
 	bt->shard = sh->index;

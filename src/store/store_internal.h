@@ -147,6 +147,13 @@ void pfs_tx_note_data(struct pfs_tx *tx);
 /* The transaction's id (global commit order). */
 uint64_t pfs_tx_id(const struct pfs_tx *tx);
 
+/*
+ * A block of a shard the transaction did not lock was needed (-EXDEV):
+ * which shard, so that the caller can begin again with it; -1 if none.
+ */
+void pfs_tx_set_xdev(struct pfs_tx *tx, uint32_t shard);
+int64_t pfs_tx_xdev(const struct pfs_tx *tx);
+
 /* Is the shard locked by tx? */
 bool pfs_tx_has_shard(const struct pfs_tx *tx, uint32_t shard);
 

@@ -320,9 +320,8 @@ static int random_txn(struct pfs_store *st, struct model *m, uint64_t counter_oi
 				memset(o, 0, sizeof(*o));
 				break;
 			}
-			/* a clone into another object of the same shard */
-			if (j == i || !d->oid || POSFS_OID_SHARD(d->oid) != POSFS_OID_SHARD(o->oid) ||
-			    !o->size)
+			/* a clone into another object, of any shard */
+			if (j == i || !d->oid || !o->size)
 				break;
 			soff = (uint64_t)(rand() % (int)((o->size + 4095) / 4096)) * 4096;
 			len = 4096 * (1 + (uint64_t)rand() % 8);
