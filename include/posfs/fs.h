@@ -296,8 +296,8 @@ int pfs_fs_lseek(struct pfs_fs *fs, uint64_t ino, uint64_t off, int whence, uint
  * copy_file_range(2) between regular files: the bytes copied (short at the
  * end of ino_in, 0 past it; a call may copy less than asked, as the
  * syscall may). Whole blocks at matching block offsets are cloned (shared
- * copy on write); the rest is copied. Errors: -EXDEV (the files are in
- * different shards: the daemon copies itself), -EINVAL (overlapping
+ * copy on write, also between files of different shards); the rest is
+ * copied. Errors: -EINVAL (overlapping
  * ranges of one file), -EISDIR, -EFBIG, -ENOSPC. The destination's mtime
  * and ctime become now and its set-ID bits go as for a write.
  */

@@ -225,8 +225,6 @@ ssize_t pfs_fs_copy_range(struct pfs_fs *fs, uint64_t ino_in, uint64_t off_in,
 		ret = reg_stat(fs, ino_out, &so, -EINVAL);
 	if (ret)
 		return ret;
-	if (POSFS_OID_SHARD(ino_in) != POSFS_OID_SHARD(ino_out))
-		return -EXDEV;
 	if (off_in >= si.size || !len)
 		return 0;
 	if (len > si.size - off_in)

@@ -716,11 +716,15 @@ START_TEST(fallocate_and_copy)
 	ck_assert_mem_eq(back, buf + 5, 1000);
 	ck_assert_int_eq(pfs_fs_copy_range(fs, f, 60000, g, 0, 10, &user), 0);
 	ck_assert_int_eq(pfs_fs_copy_range(fs, f, 0, f, 100, 1000, &user), -EINVAL);
-	/* a file in the other shard: EXDEV */
+	/* a file in the other shard: cloned all the same */
 	if (POSFS_OID_SHARD(d) != POSFS_OID_SHARD(f))
 		other = mk(fs, d, "o", S_IFREG | 0644);
-	if (other)
-		ck_assert_int_eq(pfs_fs_copy_range(fs, f, 0, other, 0, 10, &user), -EXDEV);
+	if (other) {
+		ck_assert_int_eq(pfs_fs_copy_range(fs, f, 0, other, 0, 30000, &user), 30000);
+		ck_assert_int_eq(pfs_fs_read(fs, other, 0, 30000, back), 30000);
+		ck_assert_int_eq(pfs_fs_read(fs, f, 0, 30000, buf), 30000);
+		ck_assert_mem_eq(back, buf, 30000);
+	}
 	free(buf);
 	free(back);
 	umount(m);
