@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "posfs/io.h"
+#include "testdev.h"
 #include "posfs/store.h"
 #include "store/store_internal.h"
 
@@ -56,21 +57,9 @@ static int seen_fmt[3];		/* objects seen with each data_fmt */
 
 static struct pfs_dev *newfs_mem(uint32_t shards)
 {
-	struct pfs_mkfs_params p = { .size = DEVSZ, .block_size = 4096, .shard_count = shards,
-				     .wal_bytes = 2 << 20, .global_wal_bytes = 1 << 20, .ncpu = 1 };
-	struct pfs_newfs_opts o = { .root_mode = 0755, .now = 1700000000 };
-	struct pfs_super sb = { 0 };
-	struct pfs_dev *dev;
+	struct pfs_dev *dev = pfs_test_newfs_mem(DEVSZ, shards, 2 << 20);
 
-	ck_assert_int_eq(pfs_dev_open_mem(DEVSZ, 512, &dev), 0);
-	ck_assert_int_eq(pfs_geo_compute(&p, &sb, NULL), 0);
-	for (int i = 0; i < 16; i++)
-		sb.uuid[i] = (uint8_t)(i * 3 + 5);
-	sb.feature_incompat = POSFS_FEATURE_global_wal;
-	sb.state = POSFS_STATE_CLEAN;
-	sb.errors = 1;
-	sb.max_mount_count = UINT32_MAX;
-	ck_assert_int_eq(pfs_newfs_write(dev, &sb, &o), 0);
+	ck_assert_ptr_nonnull(dev);
 	return dev;
 }
 
