@@ -1,0 +1,458 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * posfs: mount a posfs device through FUSE. A straight pipeline:
+ *   1. parse the options (bad ones: usage, exit 2);
+ *   2. without -f, fork: the parent waits on a pipe for the child's word
+ *      and exits 0 once the mount is up, 1 when start-up failed (so
+ *      mount(8) and scripts see errors); the child goes on, in a new
+ *      session. The fork comes before the store opens: the store's
+ *      threads, io_uring and exclusive claim must belong to the daemon;
+ *   3. open the store (WAL replay) and the namespace layer (orphans);
+ *      errors to stderr with a clear message, exit 1;
+ *   4. make the FUSE session and mount it (fsname=DEVICE, subtype=posfs,
+ *      default_permissions always);
+ *   5. daemonized: stdio to /dev/null, messages to syslog; run the loop
+ *      (multi-threaded unless -s) until unmount or SIGTERM/SIGINT/SIGHUP;
+ *   6. unmount, pfs_fs_close, pfs_store_close (checkpoint, mark clean).
+ * argv[0] named mount.posfs or mount.fuse.posfs runs helper.c instead.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "posfs/fs.h"
+#include "posfs/store.h"
+#include "posfs.h"
+
+static const char *prog = "posfs";
+static bool use_syslog;
+
+void posfs_log(int prio, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (use_syslog) {
+		vsyslog(prio, fmt, ap);
+	} else {
+		fprintf(stderr, "%s: ", prog);
+		vfprintf(stderr, fmt, ap);
+		fputc('\n', stderr);
+	}
+	va_end(ap);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"Usage: posfs [options] DEVICE MOUNTPOINT\n"
+"Mount the posfs file system on DEVICE (a block device or an image file)\n"
+"at MOUNTPOINT through FUSE.\n"
+"\n"
+"  -f                stay in the foreground (log to stderr)\n"
+"  -d                debug: print every FUSE request (implies -f)\n"
+"  -s                single-threaded request loop\n"
+"  -o OPTS           mount options, comma separated:\n"
+"      ro                  read-only (the WAL is replayed in memory only)\n"
+"      rw                  read-write (default)\n"
+"      allow_other         let other users in (permissions are always\n"
+"                          checked by the kernel: default_permissions)\n"
+"      writeback           kernel write-back cache: writes are cached in the\n"
+"                          page cache and sent later (fsync still durable)\n"
+"      nowriteback         write-through: each write reaches posfs before\n"
+"                          it returns (default)\n"
+"      cache_blocks=N      block cache per shard, in blocks (default 4096)\n"
+"      onode_cache=N       decoded onodes cached per shard (default 8192)\n"
+"      small_write=BYTES   writes up to BYTES go through the WAL (default:\n"
+"                          the threshold set by mkfs.posfs)\n"
+"      threads=N           at most N request threads (default 10)\n"
+"      entry_timeout=SECS  how long the kernel caches names (default 1)\n"
+"      attr_timeout=SECS   how long the kernel caches attributes (default 1)\n"
+"      relatime            update atime on read when it is not newer than\n"
+"                          mtime or ctime, or is a day old (default)\n"
+"      noatime             never update atime\n"
+"      strictatime         update atime on every read\n"
+"      default_permissions\n"
+"                          accepted; always on\n"
+"      nosuid, nodev, noexec, suid, dev, exec, sync, async, dirsync\n"
+"                          passed to the kernel as for any mount\n"
+"  -h                print this help and exit\n"
+"  -V                print the version and exit\n");
+}
+
+struct opts {
+	const char *device, *mountpoint;
+	bool foreground, debug, single, allow_other;
+	unsigned threads;
+	struct pfs_store_opts so;
+	char *kopts;			/* passed on to FUSE's mount */
+};
+
+static int parse_uint(const char *s, unsigned long long max, unsigned long long *v)
+{
+	char *end;
+
+	if (!*s || *s == '-')
+		return -1;
+	errno = 0;
+	*v = strtoull(s, &end, 10);
+	if (errno || *end || *v > max)
+		return -1;
+	return 0;
+}
+
+static int parse_secs(const char *s, double *v)
+{
+	char *end;
+
+	errno = 0;
+	*v = strtod(s, &end);
+	if (errno || *end || end == s || !(*v >= 0) || *v > 86400.0 * 365)
+		return -1;
+	return 0;
+}
+
+static int parse_one(struct posfs *p, struct opts *o, const char *opt)
+{
+	static const char *const passed[] = {
+		"nosuid", "nodev", "noexec", "suid", "dev", "exec", "sync", "async", "dirsync",
+	};
+	const char *eq = strchr(opt, '=');
+	const char *val = eq ? eq + 1 : NULL;
+	size_t klen = eq ? (size_t)(eq - opt) : strlen(opt);
+	unsigned long long v;
+
+#define IS(k) (klen == strlen(k) && !strncmp(opt, k, klen))
+	if (!*opt)
+		return 0;
+	if (IS("ro") && !val) {
+		o->so.readonly = true;
+		p->readonly = true;
+	} else if (IS("rw") && !val) {
+		o->so.readonly = false;
+		p->readonly = false;
+	} else if (IS("allow_other") && !val) {
+		o->allow_other = true;
+	} else if (IS("default_permissions") && !val) {
+		/* always */
+	} else if (IS("writeback") && !val) {
+		p->writeback = true;
+	} else if (IS("nowriteback") && !val) {
+		p->writeback = false;
+	} else if (IS("relatime") && !val) {
+		p->atime = POSFS_ATIME_RELATIME;
+	} else if (IS("noatime") && !val) {
+		p->atime = POSFS_ATIME_NOATIME;
+	} else if (IS("strictatime") && !val) {
+		p->atime = POSFS_ATIME_STRICTATIME;
+	} else if (IS("cache_blocks") && val && !parse_uint(val, UINT32_MAX, &v) && v) {
+		o->so.cache_blocks = (uint32_t)v;
+	} else if (IS("onode_cache") && val && !parse_uint(val, UINT32_MAX, &v) && v) {
+		o->so.onode_cache = (uint32_t)v;
+	} else if (IS("small_write") && val && !parse_uint(val, 1u << 20, &v)) {
+		o->so.small_write = (uint32_t)v;
+	} else if (IS("threads") && val && !parse_uint(val, 1024, &v) && v) {
+		o->threads = (unsigned)v;
+	} else if (IS("entry_timeout") && val && !parse_secs(val, &p->entry_timeout)) {
+		;
+	} else if (IS("attr_timeout") && val && !parse_secs(val, &p->attr_timeout)) {
+		;
+	} else {
+		for (size_t i = 0; i < sizeof(passed) / sizeof(passed[0]); i++) {
+			if (!val && IS(passed[i]))
+				return fuse_opt_add_opt(&o->kopts, opt) ? -1 : 0;
+		}
+		fprintf(stderr, "%s: bad mount option '%s'\n", prog, opt);
+		return -1;
+	}
+#undef IS
+	return 0;
+}
+
+static int parse_opts(struct posfs *p, struct opts *o, const char *list)
+{
+	char *copy = strdup(list), *save = NULL, *tok;
+	int ret = 0;
+
+	if (!copy)
+		return -1;
+	for (tok = strtok_r(copy, ",", &save); tok && !ret; tok = strtok_r(NULL, ",", &save))
+		ret = parse_one(p, o, tok);
+	free(copy);
+	return ret;
+}
+
+static int parse_args(int argc, char **argv, struct posfs *p, struct opts *o)
+{
+	int c;
+
+	while ((c = getopt(argc, argv, "fdso:hV")) != -1) {
+		switch (c) {
+		case 'f':
+			o->foreground = true;
+			break;
+		case 'd':
+			o->debug = o->foreground = true;
+			break;
+		case 's':
+			o->single = true;
+			break;
+		case 'o':
+			if (parse_opts(p, o, optarg))
+				return 2;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case 'V':
+			printf("%s %s (libfuse %s)\n", prog, PACKAGE_VERSION, fuse_pkgversion());
+			exit(0);
+		default:
+			return 2;
+		}
+	}
+	if (argc - optind != 2) {
+		fprintf(stderr, "%s: %s\n", prog,
+			argc - optind < 2 ? "DEVICE and MOUNTPOINT are needed" : "too many arguments");
+		return 2;
+	}
+	o->device = argv[optind];
+	o->mountpoint = argv[optind + 1];
+	return 0;
+}
+
+/* A clear message for each way pfs_store_open fails. */
+static void store_open_error(const char *dev, int ret)
+{
+	switch (ret) {
+	case -EBUSY:
+		posfs_log(LOG_ERR, "%s is in use (already mounted?)", dev);
+		break;
+	case -EOPNOTSUPP:
+		posfs_log(LOG_ERR, "%s has incompatible features this posfs does not know: "
+			  "a newer posfs is needed", dev);
+		break;
+	case -EROFS:
+		posfs_log(LOG_ERR, "%s has read-only-compatible features this posfs does not "
+			  "know: mount it with -o ro, or use a newer posfs", dev);
+		break;
+	case -EBADMSG:
+	case -EUCLEAN:
+		posfs_log(LOG_ERR, "%s: not a posfs file system (bad superblock): "
+			  "run fsck.posfs or mkfs.posfs", dev);
+		break;
+	case -EINVAL:
+		posfs_log(LOG_ERR, "cannot open %s: %s (not a posfs image or device?)", dev,
+			  strerror(-ret));
+		break;
+	default:
+		posfs_log(LOG_ERR, "cannot open %s: %s", dev, strerror(-ret));
+		break;
+	}
+}
+
+/* Step 2: returns in the child (or at once with -f); *status_fd is where
+ * the child writes its word. The parent exits here. */
+static void fork_daemon(int *status_fd)
+{
+	int fds[2];
+	char word;
+	pid_t pid;
+
+	if (pipe(fds)) {
+		posfs_log(LOG_ERR, "pipe: %s", strerror(errno));
+		exit(1);
+	}
+	pid = fork();
+	if (pid < 0) {
+		posfs_log(LOG_ERR, "fork: %s", strerror(errno));
+		exit(1);
+	}
+	if (pid > 0) {
+		close(fds[1]);
+		if (read(fds[0], &word, 1) != 1)
+			exit(1);	/* the child died before its word */
+		exit(word ? 1 : 0);
+	}
+	close(fds[0]);
+	if (setsid() < 0)
+		posfs_log(LOG_WARNING, "setsid: %s", strerror(errno));
+	*status_fd = fds[1];
+}
+
+/* Step 5 for a daemon: tell the parent, leave the terminal. */
+static void daemon_ready(int status_fd)
+{
+	char word = 0;
+	int nullfd;
+
+	if (status_fd < 0)
+		return;
+	openlog(prog, LOG_PID, LOG_DAEMON);
+	use_syslog = true;
+	if (chdir("/"))
+		posfs_log(LOG_WARNING, "chdir /: %s", strerror(errno));
+	nullfd = open("/dev/null", O_RDWR);
+	if (nullfd >= 0) {
+		dup2(nullfd, 0);
+		dup2(nullfd, 1);
+		dup2(nullfd, 2);
+		if (nullfd > 2)
+			close(nullfd);
+	}
+	if (write(status_fd, &word, 1) != 1)
+		posfs_log(LOG_WARNING, "cannot reach the parent: %s", strerror(errno));
+	close(status_fd);
+}
+
+static int run(struct posfs *p, struct opts *o, int status_fd)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct fuse_loop_config *cfg = NULL;
+	struct fuse_session *se = NULL;
+	char *fopts = NULL;
+	char fsname[PATH_MAX + 8];
+	bool mounted = false;
+	int ret, status = 1;
+
+	ret = pfs_store_open(o->device, &o->so, &p->st);
+	if (ret) {
+		store_open_error(o->device, ret);
+		goto out;
+	}
+	ret = pfs_fs_open(p->st, &p->fs);
+	if (ret) {
+		posfs_log(LOG_ERR, "%s: cannot start the file system: %s (run fsck.posfs)",
+			  o->device, strerror(-ret));
+		goto out;
+	}
+	if (posfs_itable_init()) {
+		posfs_log(LOG_ERR, "out of memory");
+		goto out;
+	}
+
+	snprintf(fsname, sizeof(fsname), "fsname=%s", o->device);
+	if (fuse_opt_add_opt_escaped(&fopts, fsname) ||
+	    fuse_opt_add_opt(&fopts, "subtype=posfs,default_permissions") ||
+	    (o->allow_other && fuse_opt_add_opt(&fopts, "allow_other")) ||
+	    (p->readonly && fuse_opt_add_opt(&fopts, "ro")) ||
+	    (p->atime == POSFS_ATIME_NOATIME && fuse_opt_add_opt(&fopts, "noatime")) ||
+	    (p->atime == POSFS_ATIME_STRICTATIME && fuse_opt_add_opt(&fopts, "strictatime")) ||
+	    (o->kopts && fuse_opt_add_opt(&fopts, o->kopts)) ||
+	    fuse_opt_add_arg(&args, prog) || fuse_opt_add_arg(&args, "-o") ||
+	    fuse_opt_add_arg(&args, fopts) || (o->debug && fuse_opt_add_arg(&args, "-d"))) {
+		posfs_log(LOG_ERR, "out of memory");
+		goto out;
+	}
+	se = fuse_session_new(&args, &posfs_ops, sizeof(posfs_ops), p);
+	if (!se) {
+		posfs_log(LOG_ERR, "cannot set up the FUSE session");
+		goto out;
+	}
+	if (fuse_set_signal_handlers(se)) {
+		posfs_log(LOG_ERR, "cannot install signal handlers");
+		goto out;
+	}
+	if (fuse_session_mount(se, o->mountpoint)) {
+		posfs_log(LOG_ERR, "cannot mount %s on %s", o->device, o->mountpoint);
+		goto out_signals;
+	}
+	mounted = true;
+	daemon_ready(status_fd);
+	status_fd = -1;
+	posfs_log(LOG_INFO, "%s mounted on %s", o->device, o->mountpoint);
+
+	if (o->single) {
+		ret = fuse_session_loop(se);
+	} else {
+		cfg = fuse_loop_cfg_create();
+		if (!cfg) {
+			posfs_log(LOG_ERR, "out of memory");
+			goto out_signals;
+		}
+		fuse_loop_cfg_set_max_threads(cfg, o->threads);
+		fuse_loop_cfg_set_clone_fd(cfg, 0);
+		ret = fuse_session_loop_mt(se, cfg);
+	}
+	status = ret < 0 ? 1 : 0;
+	if (ret < 0)
+		posfs_log(LOG_ERR, "request loop: %s", strerror(-ret));
+out_signals:
+	if (mounted)
+		fuse_session_unmount(se);
+	fuse_remove_signal_handlers(se);
+out:
+	if (se)
+		fuse_session_destroy(se);
+	if (cfg)
+		fuse_loop_cfg_destroy(cfg);
+	pfs_fs_close(p->fs);
+	p->fs = NULL;
+	if (p->st) {
+		ret = pfs_store_close(p->st);
+		p->st = NULL;
+		if (ret) {
+			posfs_log(LOG_ERR, "%s: closing the store: %s", o->device, strerror(-ret));
+			status = 1;
+		} else if (mounted) {
+			posfs_log(LOG_INFO, "%s unmounted cleanly", o->device);
+		}
+	}
+	posfs_itable_fini();
+	fuse_opt_free_args(&args);
+	free(fopts);
+	if (status_fd >= 0) {
+		char word = 1;
+
+		if (write(status_fd, &word, 1) != 1)
+			status = 1;
+		close(status_fd);
+	}
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	const char *base = strrchr(argv[0], '/');
+	struct posfs p = { .entry_timeout = 1.0, .attr_timeout = 1.0 };
+	struct opts o = { .threads = 10 };
+	char dev[PATH_MAX], mp[PATH_MAX];
+	struct stat st;
+	int status_fd = -1, ret;
+
+	base = base ? base + 1 : argv[0];
+	if (!strncmp(base, "mount.", 6))
+		return posfs_mount_helper(argc, argv);
+
+	ret = parse_args(argc, argv, &p, &o);
+	if (ret) {
+		usage(stderr);
+		return ret;
+	}
+	if (!realpath(o.device, dev)) {
+		fprintf(stderr, "%s: cannot open %s: %s\n", prog, o.device, strerror(errno));
+		return 1;
+	}
+	if (!realpath(o.mountpoint, mp) || stat(mp, &st)) {
+		fprintf(stderr, "%s: bad mount point %s: %s\n", prog, o.mountpoint, strerror(errno));
+		return 1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "%s: bad mount point %s: %s\n", prog, o.mountpoint,
+			strerror(ENOTDIR));
+		return 1;
+	}
+	o.device = dev;
+	o.mountpoint = mp;
+	p.debug = o.debug;
+	if (!o.foreground)
+		fork_daemon(&status_fd);
+	return run(&p, &o, status_fd);
+}

@@ -1,0 +1,969 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * FUSE low-level request handlers: each one a call of the namespace layer
+ * (include/posfs/fs.h), its errors returned as the layer gives them.
+ *
+ * Design:
+ *  1. Inode numbers are the layer's (object ids); the root is FUSE_ROOT_ID
+ *     = POSFS_ROOT_OID. The FUSE generation is the onode's (0 for the root,
+ *     which the kernel requires).
+ *  2. The inode table counts the kernel's lookups per inode, as
+ *     passthrough_hp does: every entry reply (lookup, create, mknod,
+ *     mkdir, symlink, link, readdirplus entries other than "." and "..")
+ *     raises the count by one before the reply goes out; forget and
+ *     forget_multi lower it; a forget of more than was counted is a bug
+ *     that abort()s. The root is not counted (the kernel holds it for the
+ *     whole mount). The table keeps no state the layer needs: it is the
+ *     check that the protocol is kept, and the place to hang per-inode
+ *     state later.
+ *  3. Open counts belong to the layer: open and create call
+ *     pfs_fs_inode_open, release calls pfs_fs_inode_release, so an
+ *     unlinked file lives until its last release (or the next mount
+ *     reclaims it). Directories are not counted: a removed directory that
+ *     is still open lists as empty, as on Linux.
+ *  4. Threads: every handler may run in any loop thread at once; the
+ *     layer is thread-safe. The only lock here is the table's (striped,
+ *     a leaf: never held across a call of the layer or a reply).
+ *  5. atime: the kernel never updates atime on FUSE (S_NOATIME), so read
+ *     and readdir do it through pfs_fs_setattr(ATIME) by the mount's
+ *     policy (relatime, noatime, strictatime), after the reply.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "posfs/fs.h"
+#include "posfs.h"
+
+#define ATIME_RELATIME_SECS	(24 * 60 * 60)
+#define COPY_CHUNK		(1u << 20)	/* daemon-side copy_file_range */
+#define COPY_MAX		(16u << 20)	/* at most this much per request */
+
+static struct posfs *mnt(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static struct pfs_fs_cred req_cred(fuse_req_t req)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	struct pfs_fs_cred cr = { (uint32_t)c->uid, (uint32_t)c->gid };
+
+	return cr;
+}
+
+/* An error of the layer: corruption and I/O errors also go to the log. */
+static int reply_err(fuse_req_t req, int neg)
+{
+	int e = -neg;
+
+	if (e == EUCLEAN || e == EBADMSG || e == EIO)
+		posfs_log(LOG_ERR, "%s: run fsck.posfs after unmounting", strerror(e));
+	return fuse_reply_err(req, e);
+}
+
+/* ---- the inode table (design 2) ------------------------------------------ */
+
+#define IT_BUCKETS	(1u << 16)
+#define IT_STRIPES	64u
+
+struct it_ent {
+	uint64_t ino;
+	uint64_t nlookup;
+	struct it_ent *next;
+};
+
+static struct it_ent **it_bucket;
+static pthread_mutex_t it_lock[IT_STRIPES];
+
+static unsigned it_hash(uint64_t ino)
+{
+	ino *= UINT64_C(0x9e3779b97f4a7c15);
+	return (unsigned)(ino >> 48) & (IT_BUCKETS - 1);
+}
+
+int posfs_itable_init(void)
+{
+	it_bucket = calloc(IT_BUCKETS, sizeof(*it_bucket));
+	if (!it_bucket)
+		return -ENOMEM;
+	for (unsigned i = 0; i < IT_STRIPES; i++)
+		pthread_mutex_init(&it_lock[i], NULL);
+	return 0;
+}
+
+void posfs_itable_fini(void)
+{
+	if (!it_bucket)
+		return;
+	for (unsigned b = 0; b < IT_BUCKETS; b++) {
+		struct it_ent *e = it_bucket[b], *n;
+
+		for (; e; e = n) {
+			n = e->next;
+			free(e);
+		}
+	}
+	free(it_bucket);
+	it_bucket = NULL;
+	for (unsigned i = 0; i < IT_STRIPES; i++)
+		pthread_mutex_destroy(&it_lock[i]);
+}
+
+/* One more lookup of ino by the kernel. -ENOMEM when the table cannot grow. */
+static int it_ref(uint64_t ino)
+{
+	unsigned b = it_hash(ino);
+	pthread_mutex_t *l = &it_lock[b % IT_STRIPES];
+	struct it_ent *e;
+	int ret = 0;
+
+	if (ino == FUSE_ROOT_ID)
+		return 0;
+	pthread_mutex_lock(l);
+	for (e = it_bucket[b]; e && e->ino != ino; e = e->next)
+		;
+	if (!e) {
+		e = calloc(1, sizeof(*e));
+		if (!e) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		e->ino = ino;
+		e->next = it_bucket[b];
+		it_bucket[b] = e;
+	}
+	e->nlookup++;
+out:
+	pthread_mutex_unlock(l);
+	return ret;
+}
+
+static void it_forget(uint64_t ino, uint64_t n)
+{
+	unsigned b = it_hash(ino);
+	pthread_mutex_t *l = &it_lock[b % IT_STRIPES];
+	struct it_ent **pp, *e;
+
+	if (ino == FUSE_ROOT_ID)
+		return;
+	pthread_mutex_lock(l);
+	for (pp = &it_bucket[b]; *pp && (*pp)->ino != ino; pp = &(*pp)->next)
+		;
+	e = *pp;
+	if (!e || e->nlookup < n) {
+		posfs_log(LOG_CRIT, "forget of inode %llu by %llu, but it was looked up %llu times",
+			  (unsigned long long)ino, (unsigned long long)n,
+			  (unsigned long long)(e ? e->nlookup : 0));
+		abort();
+	}
+	e->nlookup -= n;
+	if (!e->nlookup) {
+		*pp = e->next;
+		free(e);
+	}
+	pthread_mutex_unlock(l);
+}
+
+/* ---- attributes and entries ---------------------------------------------- */
+
+static void attr_to_stat(const struct pfs_fs_attr *a, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = a->ino;
+	st->st_mode = a->mode;
+	st->st_nlink = a->nlink;
+	st->st_uid = a->uid;
+	st->st_gid = a->gid;
+	st->st_rdev = a->rdev;
+	st->st_size = (off_t)a->size;
+	st->st_blksize = a->blksize;
+	st->st_blocks = (blkcnt_t)a->blocks;
+	st->st_atim.tv_sec = a->atime.sec;
+	st->st_atim.tv_nsec = a->atime.nsec;
+	st->st_mtim.tv_sec = a->mtime.sec;
+	st->st_mtim.tv_nsec = a->mtime.nsec;
+	st->st_ctim.tv_sec = a->ctime.sec;
+	st->st_ctim.tv_nsec = a->ctime.nsec;
+}
+
+static void fill_entry(struct posfs *p, const struct pfs_fs_attr *a, struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = a->ino;
+	e->generation = a->ino == FUSE_ROOT_ID ? 0 : a->generation;
+	attr_to_stat(a, &e->attr);
+	e->attr_timeout = p->attr_timeout;
+	e->entry_timeout = p->entry_timeout;
+}
+
+/* Reply with an entry, counting the lookup first (design 2). */
+static void reply_entry(fuse_req_t req, const struct pfs_fs_attr *a)
+{
+	struct fuse_entry_param e;
+	int ret = it_ref(a->ino);
+
+	if (ret) {
+		reply_err(req, ret);
+		return;
+	}
+	fill_entry(mnt(req), a, &e);
+	fuse_reply_entry(req, &e);
+}
+
+static struct pfs_timespec ts_now(void)
+{
+	struct timespec t;
+	struct pfs_timespec r;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	r.sec = t.tv_sec;
+	r.nsec = (uint32_t)t.tv_nsec;
+	return r;
+}
+
+static int ts_cmp(struct pfs_timespec a, struct pfs_timespec b)
+{
+	if (a.sec != b.sec)
+		return a.sec < b.sec ? -1 : 1;
+	return a.nsec < b.nsec ? -1 : a.nsec > b.nsec;
+}
+
+/* Design 5: after a read or a listing of ino. */
+static void touch_atime(struct posfs *p, uint64_t ino)
+{
+	struct pfs_fs_attr a;
+	struct pfs_timespec now;
+
+	if (p->readonly || p->atime == POSFS_ATIME_NOATIME)
+		return;
+	if (pfs_fs_getattr(p->fs, ino, &a))
+		return;
+	now = ts_now();
+	if (p->atime == POSFS_ATIME_RELATIME && ts_cmp(a.atime, a.mtime) > 0 &&
+	    ts_cmp(a.atime, a.ctime) > 0 && now.sec - a.atime.sec < ATIME_RELATIME_SECS)
+		return;
+	a.atime = now;
+	(void)pfs_fs_setattr(p->fs, ino, &a, PFS_FS_SET_ATIME, NULL, NULL);
+}
+
+/* ---- init, destroy ------------------------------------------------------- */
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	struct posfs *p = userdata;
+
+	if (conn->capable & FUSE_CAP_EXPORT_SUPPORT)
+		conn->want |= FUSE_CAP_EXPORT_SUPPORT;
+	if (p->writeback && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
+		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+	else
+		conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	/* No lock handlers: flock and fcntl locks stay in the kernel. */
+	conn->want &= ~(FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_POSIX_LOCKS);
+	conn->max_write = 1u << 20;
+	conn->time_gran = 1;
+}
+
+/* ---- names ---------------------------------------------------------------- */
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct pfs_fs_attr a;
+	int ret = pfs_fs_lookup(mnt(req)->fs, parent, name, &a);
+
+	if (ret == -ENOENT) {
+		/* a negative entry: only this mount changes the namespace */
+		struct fuse_entry_param e = { .ino = 0,
+					      .entry_timeout = mnt(req)->entry_timeout };
+
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (ret) {
+		reply_err(req, ret);
+		return;
+	}
+	reply_entry(req, &a);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	it_forget(ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		it_forget(forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct pfs_fs_attr a;
+	struct stat st;
+	int ret = pfs_fs_getattr(mnt(req)->fs, ino, &a);
+
+	(void)fi;
+	if (ret) {
+		reply_err(req, ret);
+		return;
+	}
+	attr_to_stat(&a, &st);
+	fuse_reply_attr(req, &st, mnt(req)->attr_timeout);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *st, int to_set,
+		       struct fuse_file_info *fi)
+{
+	struct pfs_fs_cred cr = req_cred(req);
+	struct pfs_fs_attr a = { 0 }, out;
+	struct pfs_timespec now = ts_now();
+	uint32_t mask = 0;
+	struct stat rst;
+	int ret;
+
+	(void)fi;
+	if (to_set & FUSE_SET_ATTR_MODE) {
+		a.mode = st->st_mode;
+		mask |= PFS_FS_SET_MODE;
+	}
+	if (to_set & FUSE_SET_ATTR_UID) {
+		a.uid = st->st_uid;
+		mask |= PFS_FS_SET_UID;
+	}
+	if (to_set & FUSE_SET_ATTR_GID) {
+		a.gid = st->st_gid;
+		mask |= PFS_FS_SET_GID;
+	}
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		a.size = (uint64_t)st->st_size;
+		mask |= PFS_FS_SET_SIZE;
+	}
+	if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
+		a.atime = now;
+		mask |= PFS_FS_SET_ATIME;
+	} else if (to_set & FUSE_SET_ATTR_ATIME) {
+		a.atime.sec = st->st_atim.tv_sec;
+		a.atime.nsec = (uint32_t)st->st_atim.tv_nsec;
+		mask |= PFS_FS_SET_ATIME;
+	}
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
+		a.mtime = now;
+		mask |= PFS_FS_SET_MTIME;
+	} else if (to_set & FUSE_SET_ATTR_MTIME) {
+		a.mtime.sec = st->st_mtim.tv_sec;
+		a.mtime.nsec = (uint32_t)st->st_mtim.tv_nsec;
+		mask |= PFS_FS_SET_MTIME;
+	}
+	if (to_set & FUSE_SET_ATTR_CTIME) {
+		/* the kernel's own ctime (writeback cache) */
+		a.ctime.sec = st->st_ctim.tv_sec;
+		a.ctime.nsec = (uint32_t)st->st_ctim.tv_nsec;
+		mask |= PFS_FS_SET_CTIME;
+	}
+	ret = pfs_fs_setattr(mnt(req)->fs, ino, &a, mask, &cr, &out);
+	if (ret) {
+		reply_err(req, ret);
+		return;
+	}
+	attr_to_stat(&out, &rst);
+	fuse_reply_attr(req, &rst, mnt(req)->attr_timeout);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	char buf[PFS_FS_SYMLINK_MAX + 1];
+	ssize_t n = pfs_fs_readlink(mnt(req)->fs, ino, buf, sizeof(buf) - 1);
+
+	if (n < 0) {
+		reply_err(req, (int)n);
+		return;
+	}
+	if ((size_t)n > sizeof(buf) - 1) {
+		reply_err(req, -ENAMETOOLONG);
+		return;
+	}
+	buf[n] = '\0';
+	fuse_reply_readlink(req, buf);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		     dev_t rdev)
+{
+	struct pfs_fs_cred cr = req_cred(req);
+	struct pfs_fs_attr a;
+	int ret = pfs_fs_mknod(mnt(req)->fs, parent, name, mode, rdev, &cr, &a);
+
+	if (ret)
+		reply_err(req, ret);
+	else
+		reply_entry(req, &a);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct pfs_fs_cred cr = req_cred(req);
+	struct pfs_fs_attr a;
+	int ret = pfs_fs_mkdir(mnt(req)->fs, parent, name, mode, &cr, &a);
+
+	if (ret)
+		reply_err(req, ret);
+	else
+		reply_entry(req, &a);
+}
+
+static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name)
+{
+	struct pfs_fs_cred cr = req_cred(req);
+	struct pfs_fs_attr a;
+	int ret = pfs_fs_symlink(mnt(req)->fs, parent, name, target, &cr, &a);
+
+	if (ret)
+		reply_err(req, ret);
+	else
+		reply_entry(req, &a);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	struct pfs_fs_attr a;
+	int ret = pfs_fs_link(mnt(req)->fs, ino, newparent, newname, &a);
+
+	if (ret)
+		reply_err(req, ret);
+	else
+		reply_entry(req, &a);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, -pfs_fs_unlink(mnt(req)->fs, parent, name));
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, -pfs_fs_rmdir(mnt(req)->fs, parent, name));
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	int ret = pfs_fs_rename(mnt(req)->fs, parent, name, newparent, newname, flags);
+
+	if (ret)
+		reply_err(req, ret);
+	else
+		fuse_reply_err(req, 0);
+}
+
+/* ---- files ----------------------------------------------------------------- */
+
+/* Open ino for fi (design 3); O_TRUNC when the kernel leaves it to us. */
+static int do_open(struct posfs *p, fuse_ino_t ino, struct fuse_file_info *fi,
+		   const struct pfs_fs_cred *cr)
+{
+	int ret = pfs_fs_inode_open(p->fs, ino);
+
+	if (ret)
+		return ret;
+	if (fi->flags & O_TRUNC) {
+		struct pfs_fs_attr a = { .size = 0 };
+
+		ret = pfs_fs_setattr(p->fs, ino, &a, PFS_FS_SET_SIZE, cr, NULL);
+		if (ret) {
+			(void)pfs_fs_inode_release(p->fs, ino);
+			return ret;
+		}
+	}
+	fi->fh = ino;
+	/* Only this mount changes the data: keep the page cache across
+	 * opens. A truncating open starts afresh. */
+	fi->keep_cache = !(fi->flags & O_TRUNC);
+	return 0;
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct posfs *p = mnt(req);	/* req is gone after the reply */
+	struct pfs_fs_cred cr = req_cred(req);
+	int ret = do_open(p, ino, fi, &cr);
+
+	if (ret) {
+		reply_err(req, ret);
+		return;
+	}
+	if (fuse_reply_open(req, fi) == -ENOENT)	/* interrupted: no release will come */
+		(void)pfs_fs_inode_release(p->fs, ino);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	struct posfs *p = mnt(req);
+	struct pfs_fs_cred cr = req_cred(req);
+	struct fuse_entry_param e;
+	struct pfs_fs_attr a;
+	int ret;
+
+	ret = pfs_fs_mknod(p->fs, parent, name, S_IFREG | (mode & 07777), 0, &cr, &a);
+	if (ret == -EEXIST && !(fi->flags & O_EXCL)) {
+		/* made by another request meanwhile: open it */
+		ret = pfs_fs_lookup(p->fs, parent, name, &a);
+		if (!ret && S_ISDIR(a.mode))
+			ret = -EISDIR;
+	}
+	if (ret)
+		goto err;
+	ret = do_open(p, a.ino, fi, &cr);
+	if (ret)
+		goto err;
+	if (fi->flags & O_TRUNC)
+		(void)pfs_fs_getattr(p->fs, a.ino, &a);
+	ret = it_ref(a.ino);
+	if (ret) {
+		(void)pfs_fs_inode_release(p->fs, a.ino);
+		goto err;
+	}
+	fill_entry(p, &a, &e);
+	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+		it_forget(a.ino, 1);
+		(void)pfs_fs_inode_release(p->fs, a.ino);
+	}
+	return;
+err:
+	reply_err(req, ret);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct posfs *p = mnt(req);	/* req is gone after the reply */
+	char *buf = malloc(size ? size : 1);
+	ssize_t n;
+
+	(void)fi;
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = pfs_fs_read(p->fs, ino, (uint64_t)off, size, buf);
+	if (n < 0)
+		reply_err(req, (int)n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+	if (n > 0)
+		touch_atime(p, ino);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	struct pfs_fs_cred cr = req_cred(req);
+	ssize_t n;
+
+	(void)fi;
+	n = pfs_fs_write(mnt(req)->fs, ino, (uint64_t)off, size, buf, &cr);
+	if (n < 0)
+		reply_err(req, (int)n);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	/* Every write is applied when it returns; durability is fsync's. */
+	(void)ino;
+	(void)fi;
+	fuse_reply_err(req, 0);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	int ret = pfs_fs_inode_release(mnt(req)->fs, ino);
+
+	(void)fi;
+	if (ret && ret != -EINVAL)
+		posfs_log(LOG_WARNING, "release of inode %llu: %s (the next mount reclaims it)",
+			  (unsigned long long)ino, strerror(-ret));
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	int ret = pfs_fs_fsync(mnt(req)->fs, ino, datasync);
+
+	(void)fi;
+	if (ret)
+		reply_err(req, ret);
+	else
+		fuse_reply_err(req, 0);
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+			 struct fuse_file_info *fi)
+{
+	int ret;
+
+	(void)fi;
+	if (off < 0 || len <= 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	ret = pfs_fs_fallocate(mnt(req)->fs, ino, mode, (uint64_t)off, (uint64_t)len);
+	if (ret)
+		reply_err(req, ret);
+	else
+		fuse_reply_err(req, 0);
+}
+
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		     struct fuse_file_info *fi)
+{
+	uint64_t res;
+	int ret;
+
+	(void)fi;
+	if (off < 0) {
+		fuse_reply_err(req, ENXIO);
+		return;
+	}
+	ret = pfs_fs_lseek(mnt(req)->fs, ino, (uint64_t)off, whence, &res);
+	if (ret)
+		reply_err(req, ret);
+	else
+		fuse_reply_lseek(req, (off_t)res);
+}
+
+/*
+ * copy_file_range: cloned by the layer where it can. -EXDEV from the
+ * layer means the two files are in different shards: the daemon copies
+ * through a buffer itself (the kernel would fall back to a page-cache
+ * copy on EXDEV too, at the cost of two more trips per chunk), so the
+ * caller never sees EXDEV between two files of one posfs.
+ */
+static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			       struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+			       struct fuse_file_info *fi_out, size_t len, int flags)
+{
+	struct posfs *p = mnt(req);
+	struct pfs_fs_cred cr = req_cred(req);
+	size_t done = 0;
+	char *buf;
+	ssize_t n;
+
+	(void)fi_in;
+	(void)fi_out;
+	if (flags) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	n = pfs_fs_copy_range(p->fs, ino_in, (uint64_t)off_in, ino_out, (uint64_t)off_out, len,
+			      &cr);
+	if (n != -EXDEV) {
+		if (n < 0)
+			reply_err(req, (int)n);
+		else
+			fuse_reply_write(req, (size_t)n);
+		return;
+	}
+	buf = malloc(COPY_CHUNK);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (len > COPY_MAX)
+		len = COPY_MAX;
+	while (done < len) {
+		size_t want = len - done < COPY_CHUNK ? len - done : COPY_CHUNK;
+
+		n = pfs_fs_read(p->fs, ino_in, (uint64_t)off_in + done, want, buf);
+		if (n <= 0)
+			break;
+		n = pfs_fs_write(p->fs, ino_out, (uint64_t)off_out + done, (size_t)n, buf, &cr);
+		if (n <= 0)
+			break;
+		done += (size_t)n;
+		if ((size_t)n < want)
+			break;
+	}
+	free(buf);
+	if (n < 0 && !done)
+		reply_err(req, (int)n);
+	else
+		fuse_reply_write(req, done);
+}
+
+/* ---- directories --------------------------------------------------------- */
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct pfs_fs_attr a;
+	int ret = pfs_fs_getattr(mnt(req)->fs, ino, &a);
+
+	if (!ret && !S_ISDIR(a.mode))
+		ret = -ENOTDIR;
+	if (ret) {
+		reply_err(req, ret);
+		return;
+	}
+	fi->fh = ino;
+	fi->cache_readdir = 0;
+	fuse_reply_open(req, fi);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)fi;
+	fuse_reply_err(req, 0);
+}
+
+struct rd_ctx {
+	fuse_req_t req;
+	struct posfs *p;
+	char *buf;
+	size_t size, pos;
+	bool plus;
+	int err;
+};
+
+static bool is_dot(const char *name)
+{
+	return name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2]));
+}
+
+static int rd_entry(void *arg, const char *name, uint64_t ino, unsigned type, uint64_t next)
+{
+	struct rd_ctx *c = arg;
+	size_t room = c->size - c->pos, n;
+
+	if (!c->plus) {
+		struct stat st = { .st_ino = ino, .st_mode = type << 12 };
+
+		n = fuse_add_direntry(c->req, c->buf + c->pos, room, name, &st, (off_t)next);
+		if (n > room)
+			return 1;
+	} else {
+		struct fuse_entry_param e = { 0 };
+		struct pfs_fs_attr a;
+		int ret;
+
+		if (is_dot(name)) {
+			/* the kernel takes no lookup for these: ino 0 */
+			e.attr.st_ino = ino;
+			e.attr.st_mode = type << 12;
+		} else {
+			ret = pfs_fs_getattr(c->p->fs, ino, &a);
+			if (ret == -ENOENT)
+				return 0;	/* removed meanwhile */
+			if (ret) {
+				c->err = ret;
+				return 1;
+			}
+			fill_entry(c->p, &a, &e);
+		}
+		n = fuse_add_direntry_plus(c->req, c->buf + c->pos, room, name, &e, (off_t)next);
+		if (n > room)
+			return 1;
+		if (e.ino) {
+			ret = it_ref(e.ino);
+			if (ret) {
+				c->err = ret;
+				return 1;	/* entry not sent: not counted */
+			}
+		}
+	}
+	c->pos += n;
+	return 0;
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
+{
+	struct rd_ctx c = { .req = req, .p = mnt(req), .size = size, .plus = plus };
+	int ret;
+
+	c.buf = malloc(size ? size : 1);
+	if (!c.buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	ret = pfs_fs_readdir(c.p->fs, ino, (uint64_t)off, rd_entry, &c);
+	if (ret == -ENOENT)
+		ret = 0;	/* removed while open: lists as empty */
+	if (!ret && c.err && !c.pos)
+		ret = c.err;
+	if (ret)
+		reply_err(req, ret);
+	else
+		fuse_reply_buf(req, c.buf, c.pos);
+	free(c.buf);
+	if (!ret && off == 0)
+		touch_atime(c.p, ino);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	(void)fi;
+	do_readdir(req, ino, size, off, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			   struct fuse_file_info *fi)
+{
+	(void)fi;
+	do_readdir(req, ino, size, off, true);
+}
+
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	op_fsync(req, ino, datasync, fi);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct pfs_fs_statfs s;
+	struct statvfs v = { 0 };
+	int ret = pfs_fs_statfs(mnt(req)->fs, &s);
+
+	(void)ino;
+	if (ret) {
+		reply_err(req, ret);
+		return;
+	}
+	v.f_bsize = s.bsize;
+	v.f_frsize = s.bsize;
+	v.f_blocks = s.blocks;
+	v.f_bfree = s.bfree;
+	v.f_bavail = s.bavail;
+	v.f_files = s.files;
+	v.f_ffree = s.ffree;
+	v.f_favail = s.ffree;
+	v.f_namemax = s.namemax;
+	fuse_reply_statfs(req, &v);
+}
+
+/* ---- xattrs ---------------------------------------------------------------- */
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+			size_t size, int flags)
+{
+	int ret = pfs_fs_setxattr(mnt(req)->fs, ino, name, value, size, flags);
+
+	if (ret)
+		reply_err(req, ret);
+	else
+		fuse_reply_err(req, 0);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	char *buf = NULL;
+	ssize_t n;
+
+	if (size) {
+		buf = malloc(size);
+		if (!buf) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+	}
+	n = pfs_fs_getxattr(mnt(req)->fs, ino, name, buf, size);
+	if (n < 0)
+		reply_err(req, (int)n);
+	else if (!size)
+		fuse_reply_xattr(req, (size_t)n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	char *buf = NULL;
+	ssize_t n;
+
+	if (size) {
+		buf = malloc(size);
+		if (!buf) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+	}
+	n = pfs_fs_listxattr(mnt(req)->fs, ino, buf, size);
+	if (n < 0)
+		reply_err(req, (int)n);
+	else if (!size)
+		fuse_reply_xattr(req, (size_t)n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	int ret = pfs_fs_removexattr(mnt(req)->fs, ino, name);
+
+	if (ret)
+		reply_err(req, ret);
+	else
+		fuse_reply_err(req, 0);
+}
+
+/*
+ * No access (default_permissions is always on: the kernel checks modes
+ * and never sends it), no getlk/setlk/flock (locks are kernel-local), no
+ * ioctl, poll, bmap.
+ */
+const struct fuse_lowlevel_ops posfs_ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.readlink = op_readlink,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.symlink = op_symlink,
+	.rename = op_rename,
+	.link = op_link,
+	.open = op_open,
+	.create = op_create,
+	.read = op_read,
+	.write = op_write,
+	.flush = op_flush,
+	.release = op_release,
+	.fsync = op_fsync,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
+	.releasedir = op_releasedir,
+	.fsyncdir = op_fsyncdir,
+	.statfs = op_statfs,
+	.setxattr = op_setxattr,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.removexattr = op_removexattr,
+	.fallocate = op_fallocate,
+	.lseek = op_lseek,
+	.copy_file_range = op_copy_file_range,
+};

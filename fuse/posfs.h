@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The posfs daemon (fuse/): a thin adapter from FUSE low-level requests to
+ * the namespace layer (include/posfs/fs.h). Declarations shared by its
+ * files: main.c (options, start-up, the loop), ops.c (the request
+ * handlers and the inode table), helper.c (mount.posfs).
+ */
+#ifndef POSFS_FUSE_POSFS_H
+#define POSFS_FUSE_POSFS_H
+
+#define FUSE_USE_VERSION 312	/* fuse_loop_cfg_* (max_threads): libfuse >= 3.12 */
+
+#include <fuse_lowlevel.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct pfs_fs;
+struct pfs_store;
+
+enum posfs_atime {
+	POSFS_ATIME_RELATIME = 0,	/* default */
+	POSFS_ATIME_NOATIME,
+	POSFS_ATIME_STRICTATIME,
+};
+
+/* The mount: set up by main.c before the session starts, read-only after. */
+struct posfs {
+	struct pfs_store *st;
+	struct pfs_fs *fs;
+	double entry_timeout, attr_timeout;
+	enum posfs_atime atime;
+	bool readonly;
+	bool writeback;			/* FUSE_CAP_WRITEBACK_CACHE asked for */
+	bool debug;
+};
+
+/* ops.c */
+extern const struct fuse_lowlevel_ops posfs_ops;
+int posfs_itable_init(void);
+void posfs_itable_fini(void);
+
+/* main.c: messages to stderr, or to syslog once daemonized */
+void posfs_log(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* helper.c: main of mount.posfs / mount.fuse.posfs */
+int posfs_mount_helper(int argc, char **argv);
+
+#endif /* POSFS_FUSE_POSFS_H */
