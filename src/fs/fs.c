@@ -222,6 +222,49 @@ void pfs_fs_orphan_add(struct pfs_txn *t, uint64_t ino, uint8_t key[9])
 	pfs_txn_omap_set(t, POSFS_OID(POSFS_OID_SHARD(ino), POSFS_LOCAL_ORPHANS), key, 9, "", 0);
 }
 
+int pfs_fs_reap(struct pfs_fs *fs, uint64_t ino)
+{
+	uint64_t list = POSFS_OID(POSFS_OID_SHARD(ino), POSFS_LOCAL_ORPHANS);
+	uint64_t step = 64ull << 20;
+	struct pfs_onode o;
+	struct pfs_txn t;
+	uint8_t key[9];
+	int ret;
+
+	key[0] = PFS_ORPHAN_KEY;
+	pfs_be64_put(key + 1, ino);
+	pfs_txn_init(&t);
+	for (;;) {
+		pfs_txn_reset(&t);
+		pfs_txn_remove(&t, ino);
+		pfs_txn_omap_rm(&t, list, key, 9);
+		ret = pfs_store_submit(fs->st, &t, 0, NULL);
+		if (ret != -E2BIG)
+			break;
+		/* too large for one transaction: shorten it, then again */
+		ret = pfs_store_stat(fs->st, ino, &o);
+		if (ret)
+			break;
+		while (o.size) {
+			uint64_t size = o.size > step ? o.size - step : 0;
+
+			pfs_txn_reset(&t);
+			pfs_txn_truncate(&t, ino, size);
+			ret = pfs_store_submit(fs->st, &t, 0, NULL);
+			if (ret == -E2BIG && step > 4096) {
+				step /= 2;
+				continue;
+			}
+			if (ret)
+				goto out;
+			o.size = size;
+		}
+	}
+out:
+	pfs_txn_fini(&t);
+	return ret;
+}
+
 /* ---- mount ------------------------------------------------------------- */
 
 struct orphan_batch {
@@ -269,10 +312,12 @@ static int orphans_reclaim(struct pfs_fs *fs, uint32_t shard)
 			if (ret && ret != -ENOENT)
 				goto out;
 			/* an inode linked again (never made so) is left alone */
-			if (!ret && o.nlink == 0)
-				pfs_txn_remove(&t, b.oid[i]);
-			pfs_txn_omap_rm(&t, list, key, 9);
-			ret = pfs_store_submit(fs->st, &t, 0, NULL);
+			if (!ret && o.nlink == 0) {
+				ret = pfs_fs_reap(fs, b.oid[i]);
+			} else {
+				pfs_txn_omap_rm(&t, list, key, 9);
+				ret = pfs_store_submit(fs->st, &t, 0, NULL);
+			}
 			if (ret)
 				goto out;
 		}
@@ -540,11 +585,8 @@ int pfs_fs_inode_release(struct pfs_fs *fs, uint64_t ino)
 	if (ret || !(o.flags & POSFS_ONODE_ORPHAN) || o.nlink)
 		goto out;
 	/* invariant 1: the object and its orphan record go together */
-	key[0] = PFS_ORPHAN_KEY;
-	pfs_be64_put(key + 1, ino);
-	pfs_txn_remove(&t, ino);
-	pfs_txn_omap_rm(&t, POSFS_OID(POSFS_OID_SHARD(ino), POSFS_LOCAL_ORPHANS), key, 9);
-	ret = pfs_store_submit(fs->st, &t, 0, NULL);
+	(void)key;
+	ret = pfs_fs_reap(fs, ino);
 out:
 	pthread_mutex_unlock(il);
 	pfs_txn_fini(&t);

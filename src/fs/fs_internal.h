@@ -90,6 +90,20 @@ uint64_t pfs_fs_seq_get(struct pfs_fs *fs, uint64_t dir);
 void pfs_fs_seq_set(struct pfs_fs *fs, uint64_t dir, uint64_t next);
 /* Add to t what makes ino (nlink now 0, still open) an orphan. */
 void pfs_fs_orphan_add(struct pfs_txn *t, uint64_t ino, uint8_t key[9]);
+
+/*
+ * Objects at least this large (in 512-byte sectors) are not removed in the
+ * transaction that drops their last link: they become orphans there, and
+ * pfs_fs_reap removes them afterwards, truncating in steps, so that no
+ * transaction outgrows a WAL (the store's -E2BIG).
+ */
+#define PFS_FS_REAP_SECTORS (16u << 11)		/* 16 MiB */
+
+/* Remove the orphan ino (nlink 0, on its shard's orphan list) and its
+ * record, truncating it in steps first when it is large. Each step is
+ * its own transaction; until the last one it stays on the orphan list, so
+ * a crash part way is finished at the next mount. */
+int pfs_fs_reap(struct pfs_fs *fs, uint64_t ino);
 /* Suid/sgid bits a write by cred clears from mode (0 when none). */
 uint32_t pfs_fs_kill_suid(uint32_t mode, const struct pfs_fs_cred *cred);
 

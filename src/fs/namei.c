@@ -499,18 +499,27 @@ out:
 /*
  * Add to t the loss of one link of the non-directory o (touch loaded):
  * with its last link it goes, or becomes an orphan while open (fs.c
- * invariant 1). The caller holds o's inode lock.
+ * invariant 1), or, when large, becomes an orphan that the caller reaps
+ * (pfs_fs_reap) once the transaction is in and the locks are dropped.
+ * The caller holds o's inode lock.
  */
 static void drop_link(struct pfs_fs *fs, struct pfs_txn *t, struct touch *tc,
-		      const struct pfs_onode *o, uint8_t okey[9], bool *removed)
+		      const struct pfs_onode *o, uint8_t okey[9], bool *removed, bool *reap)
 {
 	struct pfs_attr *a = touch_get(tc, o->oid, PFS_ATTR_NLINK | PFS_ATTR_CTIME);
 
 	*removed = false;
+	*reap = false;
 	if (--a->nlink)
 		return;
 	if (pfs_fs_opens(fs, o->oid)) {
 		pfs_fs_orphan_add(t, o->oid, okey);
+		return;
+	}
+	if (o->blocks >= PFS_FS_REAP_SECTORS) {
+		/* large: an orphan now, removed in steps after the commit */
+		pfs_fs_orphan_add(t, o->oid, okey);
+		*reap = true;
 		return;
 	}
 	/* removed: no setattr for it */
@@ -529,7 +538,7 @@ int pfs_fs_unlink(struct pfs_fs *fs, uint64_t dir, const char *name)
 	uint8_t okey[9];
 	struct pfs_txn t;
 	struct dent d;
-	bool removed;
+	bool removed, reap = false;
 	size_t nlen;
 	int ret;
 
@@ -560,7 +569,7 @@ int pfs_fs_unlink(struct pfs_fs *fs, uint64_t dir, const char *name)
 	touch_load(&tc, &po);
 	touch_load(&tc, &o);
 	touch_get(&tc, dir, PFS_ATTR_MTIME | PFS_ATTR_CTIME);
-	drop_link(fs, &t, &tc, &o, okey, &removed);
+	drop_link(fs, &t, &tc, &o, okey, &removed, &reap);
 	touch_emit(&tc, &t, pfs_fs_now());
 	if (removed)
 		pfs_txn_remove(&t, o.oid);
@@ -569,6 +578,8 @@ out:
 	pfs_lockset_unlock(&il);
 	pfs_lockset_unlock(&ls);
 	pfs_txn_fini(&t);
+	if (!ret && reap)
+		ret = pfs_fs_reap(fs, o.oid);
 	return ret;
 }
 
@@ -705,7 +716,7 @@ int pfs_fs_rename(struct pfs_fs *fs, uint64_t dir, const char *name, uint64_t ne
 	struct dent sd, td, nd;
 	uint64_t nseq = 0, xseq = 0;
 	size_t nlen, nnlen;
-	bool have_t, removed = false;
+	bool have_t, removed = false, reap = false;
 	uint8_t okey[9];
 	struct pfs_txn t;
 	int ret, r2;
@@ -861,7 +872,7 @@ int pfs_fs_rename(struct pfs_fs *fs, uint64_t dir, const char *name, uint64_t ne
 				pfs_txn_remove(&t, td.ino);
 				touch_get(&tc, newdir, PFS_ATTR_NLINK)->nlink--;
 			} else {
-				drop_link(fs, &t, &tc, &to, okey, &removed);
+				drop_link(fs, &t, &tc, &to, okey, &removed, &reap);
 			}
 		}
 		nd = (struct dent){ sd.ino, sd.type, nseq };
@@ -892,6 +903,8 @@ out:
 	if (cross)
 		pthread_mutex_unlock(&fs->rename_lock);
 	pfs_txn_fini(&t);
+	if (!ret && reap)
+		ret = pfs_fs_reap(fs, td.ino);
 	return ret;
 }
 

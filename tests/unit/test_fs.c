@@ -1133,6 +1133,44 @@ static int tree_cb(void *arg, const char *name, uint64_t ino, unsigned type, uin
 	return 0;
 }
 
+/*
+ * Files too large to remove in one transaction on a small WAL (16,000
+ * scattered extents each, 1 MiB WALs): unlink and rename over them go
+ * through the orphan list and are truncated in steps; every block comes
+ * back.
+ */
+START_TEST(huge_files_go_in_steps)
+{
+	struct pfs_dev *dev = pfs_test_newfs_mem(192ull << 20, 1, 1 << 20);
+	struct mnt m;
+	struct pfs_fs_statfs before, after;
+	static char blk[4096];
+	uint64_t f, g, h;
+	const uint64_t n = 16000;
+
+	ck_assert_ptr_nonnull(dev);
+	m = mount_dev(dev);
+	f = mk(m.fs, POSFS_ROOT_OID, "f", S_IFREG | 0644);
+	g = mk(m.fs, POSFS_ROOT_OID, "g", S_IFREG | 0644);
+	h = mk(m.fs, POSFS_ROOT_OID, "h", S_IFREG | 0644);
+	ck_assert_int_eq(pfs_store_sync(m.st), 0);
+	ck_assert_int_eq(pfs_fs_statfs(m.fs, &before), 0);	/* three empty files */
+	memset(blk, 'x', sizeof(blk));
+	for (uint64_t i = 0; i < n; i++) {
+		ck_assert_int_eq(pfs_fs_write(m.fs, f, i * 8192, 4096, blk, &user), 4096);
+		ck_assert_int_eq(pfs_fs_write(m.fs, g, i * 8192, 4096, blk, &user), 4096);
+	}
+	ck_assert_int_eq(pfs_fs_unlink(m.fs, POSFS_ROOT_OID, "f"), 0);
+	ck_assert_int_eq(pfs_fs_rename(m.fs, POSFS_ROOT_OID, "h", POSFS_ROOT_OID, "g", 0), 0);
+	ck_assert_int_eq(ino_of(m.fs, POSFS_ROOT_OID, "g"), h);
+	ck_assert_int_eq(pfs_store_sync(m.st), 0);
+	ck_assert_int_eq(pfs_fs_statfs(m.fs, &after), 0);
+	ck_assert_uint_eq(after.bfree, before.bfree);
+	umount(m);
+	(void)g;
+}
+END_TEST
+
 START_TEST(threads_race)
 {
 	struct mnt m = mount_mem(3);
@@ -1184,6 +1222,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, persistence_and_crash_orphans);
 	tcase_add_test(tc, model_random);
 	tcase_add_test(tc, threads_race);
+	tcase_add_test(tc, huge_files_go_in_steps);
 	suite_add_tcase(su, tc);
 	sr = srunner_create(su);
 	srunner_run_all(sr, CK_NORMAL);
