@@ -130,4 +130,14 @@ run_status st "$MKFS" -h
 expect_eq "-h exit" "$st" 0
 expect_match "-h" "$OUT" "Usage: mkfs.posfs"
 
+# 9. The manual names every option -h lists, and no other.
+help_opts=$("$MKFS" -h | sed -n 's/^  \(-[A-Za-z]\).*/\1/p' | sort -u | tr '\n' ' ')
+man_opts=$(sed -n 's/^\.\(B\|BI\|BR\) \\\(-[A-Za-z]\).*/\2/p' "$top_srcdir/man/mkfs.posfs.8" | \
+	sed 's/^\\//' | sort -u | tr '\n' ' ')
+expect_eq "options in -h and in mkfs.posfs.8" "$man_opts" "$help_opts"
+for e in root_owner lazy_journal_init; do
+	"$MKFS" -h | grep -q "$e" && grep -q "^\.BR $e" "$top_srcdir/man/mkfs.posfs.8" &&
+		ok "extended option $e in -h and the manual" || not_ok "extended option $e"
+done
+
 test_done
