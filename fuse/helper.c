@@ -89,7 +89,7 @@ int posfs_mount_helper(int argc, char **argv)
 	bool sloppy = false, fake = false, verbose = false;
 	char *opts = NULL, *raw = NULL;
 	char *nargv[8];
-	int npos = 0, n = 0;
+	int npos = 0, n = 0, ret = 1;
 
 	/* mount(8) puts the options after the operands: no getopt permutation
 	 * games, scan by hand. */
@@ -99,7 +99,7 @@ int posfs_mount_helper(int argc, char **argv)
 		if (a[0] != '-' || !a[1]) {
 			if (npos == 2) {
 				helper_usage();
-				return 1;
+				goto out;
 			}
 			pos[npos++] = a;
 			continue;
@@ -107,10 +107,10 @@ int posfs_mount_helper(int argc, char **argv)
 		if (!strcmp(a, "-o") || !strcmp(a, "-t")) {
 			if (i + 1 >= argc) {
 				helper_usage();
-				return 1;
+				goto out;
 			}
 			if (a[1] == 'o' && fuse_opt_add_opt(&raw, argv[i + 1]))
-				return 1;
+				goto out;
 			i++;
 			continue;
 		}
@@ -120,21 +120,24 @@ int posfs_mount_helper(int argc, char **argv)
 			case 'f': fake = true; break;
 			case 'n': break;
 			case 'v': verbose = true; break;
-			case 'h': helper_usage(); return 0;
+			case 'h':
+				helper_usage();
+				ret = 0;
+				goto out;
 			default:
 				fprintf(stderr, "mount.posfs: unknown option -%c\n", *f);
 				helper_usage();
-				return 1;
+				goto out;
 			}
 		}
 	}
 	if (npos != 2) {
 		helper_usage();
-		return 1;
+		goto out;
 	}
 	if (raw && filter_opts(raw, sloppy, &opts)) {
 		fprintf(stderr, "mount.posfs: out of memory\n");
-		return 1;
+		goto out;
 	}
 	nargv[n++] = "posfs";
 	if (opts) {
@@ -150,9 +153,14 @@ int posfs_mount_helper(int argc, char **argv)
 		printf("\n");
 		fflush(stdout);
 	}
-	if (fake)
-		return 0;
+	if (fake) {
+		ret = 0;
+		goto out;
+	}
 	execv("/proc/self/exe", nargv);
 	fprintf(stderr, "mount.posfs: cannot run the posfs daemon: %s\n", strerror(errno));
-	return 1;
+out:
+	free(raw);
+	free(opts);
+	return ret;
 }
