@@ -880,7 +880,7 @@ static struct pfs_wal_sealed *wal_reserve(struct pfs_wal *w, uint32_t bs, uint64
 	s->pad_at = pad ? w->head : UINT64_MAX;
 	s->nblocks = nblocks;
 	if (pad) {
-		w->used += w->nblocks - w->head;
+		__atomic_add_fetch(&w->used, w->nblocks - w->head, __ATOMIC_RELAXED);
 		w->head = 0;
 	}
 	s->at = w->head;
@@ -924,7 +924,7 @@ static void wal_seal(struct pfs_store *st, struct pfs_wal *w, struct pfs_wal_sea
 	w->head = s->at + s->nblocks;
 	if (w->head == w->nblocks)
 		w->head = 0;
-	w->used += s->nblocks;
+	__atomic_add_fetch(&w->used, s->nblocks, __ATOMIC_RELAXED);
 	s->seq = ++w->sealed_seq;
 	/* queue in order */
 	pthread_mutex_lock(&w->mutex);
@@ -1177,15 +1177,19 @@ static int groups_flush_locked(struct pfs_store *st, struct pfs_shard *sh)
 
 /* ---- checkpoint --------------------------------------------------------- */
 
+/* Unlocked: a hint that a checkpoint is due (used is updated atomically
+ * under the shard lock; W7 at commit is the check that counts). */
 bool pfs_store_wal_full(struct pfs_store *st)
 {
 	for (uint32_t i = 0; i < st->nshards; i++) {
 		struct pfs_wal *w = &st->shards[i].wal;
 
-		if (w->used * 100 >= (uint64_t)w->nblocks * st->fill_pct)
+		if (__atomic_load_n(&w->used, __ATOMIC_RELAXED) * 100 >=
+		    (uint64_t)w->nblocks * st->fill_pct)
 			return true;
 	}
-	return st->global_wal.used * 100 >= (uint64_t)st->global_wal.nblocks * st->fill_pct;
+	return __atomic_load_n(&st->global_wal.used, __ATOMIC_RELAXED) * 100 >=
+	       (uint64_t)st->global_wal.nblocks * st->fill_pct;
 }
 
 static int write_home(struct pfs_store *st, struct pfs_shard *sh)
@@ -1225,7 +1229,7 @@ static int header_write(struct pfs_store *st, struct pfs_wal *w, struct pfs_shar
 	state->ckpt_gen = h.ckpt_gen;
 	w->tail = w->head;
 	w->tail_lsn = w->next_lsn;
-	w->used = 0;
+	__atomic_store_n(&w->used, 0, __ATOMIC_RELAXED);
 	return 0;
 }
 
@@ -1413,7 +1417,7 @@ static int replay_scan(struct pfs_store *st, struct pfs_wal *w, struct replay *r
 	pfs_dev_buf_free(first);
 	w->head = pos;
 	w->next_lsn = lsn;
-	w->used = used;
+	__atomic_store_n(&w->used, used, __ATOMIC_RELAXED);
 	return ret;
 }
 

@@ -23,7 +23,7 @@
 
 bool pfs_store_dirty(struct pfs_store *st)
 {
-	bool dirty = st->global_wal.used > 0;
+	bool dirty = __atomic_load_n(&st->global_wal.used, __ATOMIC_RELAXED) > 0;
 
 	for (uint32_t i = 0; !dirty && i < st->nshards; i++) {
 		struct pfs_shard *sh = &st->shards[i];
