@@ -27,6 +27,12 @@
  *  5. atime: the kernel never updates atime on FUSE (S_NOATIME), so read
  *     and readdir do it through pfs_fs_setattr(ATIME) by the mount's
  *     policy (relatime, noatime, strictatime), after the reply.
+ *  6. ACLs: op_init asks for FUSE_CAP_POSIX_ACL and FUSE_CAP_DONT_MASK
+ *     when offered; the kernel then checks ACLs and sends ACL changes as
+ *     setxattr/removexattr of system.posix_acl_*, and the layer does the
+ *     rest (include/posfs/fs.h). The caller's umask goes to the layer in
+ *     struct pfs_fs_cred (req_cred: libfuse fills it for create, mknod
+ *     and mkdir, 0 otherwise).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -55,7 +61,8 @@ static struct posfs *mnt(fuse_req_t req)
 static struct pfs_fs_cred req_cred(fuse_req_t req)
 {
 	const struct fuse_ctx *c = fuse_req_ctx(req);
-	struct pfs_fs_cred cr = { (uint32_t)c->uid, (uint32_t)c->gid };
+	struct pfs_fs_cred cr = { .uid = (uint32_t)c->uid, .gid = (uint32_t)c->gid,
+				   .umask = (uint32_t)c->umask };
 
 	return cr;
 }
@@ -271,6 +278,16 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	/*
+	 * POSIX ACLs (design 6): the kernel enforces them (and forces
+	 * default_permissions); the layer inherits default ACLs and keeps
+	 * the mode in step. With DONT_MASK the kernel sends the raw mode and
+	 * the umask, which the layer applies only where there is no default
+	 * ACL. A kernel without POSIX_ACL masks by the umask itself (our
+	 * second mask is then a no-op) and refuses system.posix_acl_*.
+	 */
+	if ((conn->capable & FUSE_CAP_POSIX_ACL) && (conn->capable & FUSE_CAP_DONT_MASK))
+		conn->want |= FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK;
 	/* No lock handlers: flock and fcntl locks stay in the kernel. */
 	conn->want &= ~(FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_POSIX_LOCKS);
 	conn->max_write = 1u << 20;
@@ -282,7 +299,24 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct pfs_fs_attr a;
-	int ret = pfs_fs_lookup(mnt(req)->fs, parent, name, &a);
+	int ret;
+
+	if (!strcmp(name, ".")) {
+		/*
+		 * An export handle the kernel no longer has in its cache: it
+		 * asks for "." of the inode (any type). The kernel compares
+		 * the generation itself; an unlinked inode is stale.
+		 */
+		ret = pfs_fs_getattr(mnt(req)->fs, parent, &a);
+		if (!ret && !a.nlink)
+			ret = -ESTALE;
+		if (ret)
+			reply_err(req, ret == -ENOENT ? -ESTALE : ret);
+		else
+			reply_entry(req, &a);
+		return;
+	}
+	ret = pfs_fs_lookup(mnt(req)->fs, parent, name, &a);
 
 	if (ret == -ENOENT) {
 		/* a negative entry: only this mount changes the namespace */
@@ -928,8 +962,8 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 
 /*
  * No access (default_permissions is always on: the kernel checks modes
- * and never sends it), no getlk/setlk/flock (locks are kernel-local), no
- * ioctl, poll, bmap.
+ * and ACLs and never sends it), no getlk/setlk/flock (locks are
+ * kernel-local), no ioctl, poll, bmap.
  */
 const struct fuse_lowlevel_ops posfs_ops = {
 	.init = op_init,

@@ -20,8 +20,13 @@
  * Permissions are not checked here: the daemon mounts with
  * default_permissions and the kernel checks modes and ACLs. What the
  * kernel cannot do is done here: ownership of new inodes (the caller's
- * uid and gid, setgid-directory inheritance) and the clearing of set-user-
- * and set-group-ID on a write or truncate.
+ * uid and gid, setgid-directory inheritance), the clearing of set-user-
+ * and set-group-ID on a write or truncate, and the POSIX ACL work Linux
+ * leaves to each file system (acl.c): ACLs are the xattrs
+ * system.posix_acl_access and system.posix_acl_default (Linux's xattr
+ * format), validated when set; a new inode inherits its directory's
+ * default ACL (or gets the caller's umask, struct pfs_fs_cred); the mode
+ * and the access ACL are kept in step by setxattr and chmod.
  *
  * Thread-safe: every function may be called from any thread at any time
  * between pfs_fs_open and pfs_fs_close.
@@ -56,9 +61,14 @@ struct pfs_fs_attr {
 };
 
 /* Who asks (the FUSE request's uid and gid). uid 0 is taken as holding
- * CAP_FSETID and CAP_FOWNER. */
+ * CAP_FSETID and CAP_FOWNER. umask: the caller's, for mknod and mkdir
+ * (FUSE: fuse_req_ctx()->umask); it masks the new inode's mode unless the
+ * directory has a default ACL (then the ACL masks it instead, as Linux's
+ * posix_acl_create); 0 masks nothing. Initialise with designated
+ * initialisers: fields may be added. */
 struct pfs_fs_cred {
 	uint32_t uid, gid;
+	uint32_t umask;
 };
 
 /* ---- fs.c: mount, inodes, attributes, orphans, statfs, fsync ---------- */
@@ -153,6 +163,17 @@ int pfs_fs_fsync(struct pfs_fs *fs, uint64_t ino, int datasync);
  * when not). ctime becomes now. Errors: -ERANGE (name empty or past 255
  * bytes), -E2BIG (value past 64 KiB), -EINVAL (other flags), -ENOENT,
  * -ENOSPC, -EROFS.
+ *
+ * ACLs (acl.c), as Linux (fs/posix_acl.c) and ext4 do them:
+ * system.posix_acl_access and system.posix_acl_default values must be
+ * valid ACLs (struct posix_acl_xattr_header, version 2, then entries in
+ * tag order; -EINVAL otherwise, -EOPNOTSUPP for another version); a bare
+ * header removes the ACL; XATTR_CREATE/REPLACE are ignored. Setting the
+ * access ACL sets the mode's permission bits from it, and one the mode
+ * says in full (no named entries, no mask) is not stored. A default ACL
+ * on a non-directory is -EACCES; ACLs on a symlink -EOPNOTSUPP. Removing
+ * the access ACL leaves the mode. pfs_fs_setattr(PFS_FS_SET_MODE) updates
+ * the access ACL's USER_OBJ, MASK (or GROUP_OBJ) and OTHER entries.
  */
 int pfs_fs_setxattr(struct pfs_fs *fs, uint64_t ino, const char *name, const void *value,
 		    size_t size, int flags);
@@ -178,8 +199,11 @@ int pfs_fs_lookup(struct pfs_fs *fs, uint64_t dir, const char *name, struct pfs_
  * Make a regular file (S_IFREG, or no type bits), fifo, socket, character
  * or block device (rdev) named name in dir, owned by cred (gid: dir's when
  * dir has S_ISGID). All four times are now; dir's mtime and ctime too.
- * The new file goes to dir's shard. attr gets its attributes (may be
- * NULL). create(2) is this with S_IFREG. Errors: -EEXIST, -ENOENT (dir
+ * The new file goes to dir's shard. Permission bits: with a default ACL
+ * on dir, mode & the ACL, and the new inode gets an access ACL from it
+ * (posix_acl_create; a new directory gets the default ACL too); without,
+ * mode & ~cred->umask. attr gets its attributes (may be NULL). create(2)
+ * is this with S_IFREG. -EUCLEAN: dir's default ACL is damaged. Errors: -EEXIST, -ENOENT (dir
  * gone), -ENOTDIR, -ENAMETOOLONG, -EINVAL (S_IFDIR, S_IFLNK or unknown
  * type; '/' in name), -ENOSPC, -EROFS.
  */
@@ -193,7 +217,7 @@ int pfs_fs_mkdir(struct pfs_fs *fs, uint64_t dir, const char *name, uint32_t mod
 		 const struct pfs_fs_cred *cred, struct pfs_fs_attr *attr);
 
 /* As mknod, for a symlink to target (1 .. PFS_FS_SYMLINK_MAX bytes, else
- * -ENOENT for empty and -ENAMETOOLONG), mode 0777. */
+ * -ENOENT for empty and -ENAMETOOLONG), mode 0777 (no umask, no ACL). */
 int pfs_fs_symlink(struct pfs_fs *fs, uint64_t dir, const char *name, const char *target,
 		   const struct pfs_fs_cred *cred, struct pfs_fs_attr *attr);
 

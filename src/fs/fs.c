@@ -29,6 +29,7 @@
 #include <sys/xattr.h>
 #include <time.h>
 
+#include "fs/acl.h"
 #include "fs/fs_internal.h"
 
 /* ---- locks ------------------------------------------------------------- */
@@ -445,6 +446,7 @@ int pfs_fs_setattr(struct pfs_fs *fs, uint64_t ino, const struct pfs_fs_attr *at
 		   uint32_t mask, const struct pfs_fs_cred *cred, struct pfs_fs_attr *attr_out)
 {
 	pthread_mutex_t *il = pfs_fs_ilock(fs, ino);
+	struct pfs_acl_buf acl = { 0 };
 	struct pfs_attr a = { 0 };
 	struct pfs_commit tok;
 	struct pfs_onode o;
@@ -461,6 +463,10 @@ int pfs_fs_setattr(struct pfs_fs *fs, uint64_t ino, const struct pfs_fs_attr *at
 	if (mask & PFS_FS_SET_MODE) {
 		a.mode = (o.mode & S_IFMT) | (attr->mode & 07777);
 		amask |= PFS_ATTR_MODE;
+		/* posix_acl_chmod: the access ACL follows (acl.c invariant 2) */
+		ret = pfs_acl_chmod_txn(fs, &o, a.mode, &t, &acl);
+		if (ret)
+			goto out;
 	}
 	if (mask & PFS_FS_SET_UID) {
 		a.uid = attr->uid;
@@ -524,6 +530,7 @@ int pfs_fs_setattr(struct pfs_fs *fs, uint64_t ino, const struct pfs_fs_attr *at
 out:
 	pthread_mutex_unlock(il);
 	pfs_txn_fini(&t);
+	free(acl.p);
 	return ret;
 }
 
@@ -674,11 +681,19 @@ static int xattr_change(struct pfs_fs *fs, uint64_t ino, const char *name, const
 int pfs_fs_setxattr(struct pfs_fs *fs, uint64_t ino, const char *name, const void *value,
 		    size_t size, int flags)
 {
+	enum pfs_acl_type type = pfs_acl_type(name);
+
+	if (type)
+		return pfs_acl_set(fs, ino, type, size ? value : "", size, flags);
 	return xattr_change(fs, ino, name, value, size, flags, false);
 }
 
 int pfs_fs_removexattr(struct pfs_fs *fs, uint64_t ino, const char *name)
 {
+	enum pfs_acl_type type = pfs_acl_type(name);
+
+	if (type)
+		return pfs_acl_set(fs, ino, type, NULL, 0, 0);
 	return xattr_change(fs, ino, name, NULL, 0, 0, true);
 }
 

@@ -33,6 +33,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "fs/acl.h"
 #include "fs/fs_internal.h"
 
 /* ---- names and entries ------------------------------------------------- */
@@ -291,6 +292,7 @@ static int create_node(struct pfs_fs *fs, uint64_t dir, const char *name, uint32
 		       uint64_t rdev, const char *target, const struct pfs_fs_cred *cred,
 		       struct pfs_fs_attr *attr)
 {
+	struct pfs_acl_new acl = { 0 };
 	struct pfs_lockset ls;
 	struct pfs_onode po;
 	struct dent_rec rec;
@@ -331,6 +333,9 @@ static int create_node(struct pfs_fs *fs, uint64_t dir, const char *name, uint32
 	ret = pfs_store_oid_alloc(fs->st, shard, &d.ino);
 	if (!ret)
 		ret = seq_next(fs, dir, &d.seq);
+	/* the parent's default ACL, or the umask (acl.c) */
+	if (!ret)
+		ret = pfs_acl_inherit(fs, dir, &mode, cred ? cred->umask : 0, &acl);
 	if (ret)
 		goto out;
 	d.type = dt_of(mode);
@@ -351,6 +356,7 @@ static int create_node(struct pfs_fs *fs, uint64_t dir, const char *name, uint32
 	a.atime = a.mtime = a.ctime = a.btime = now;
 	a.parent = S_ISDIR(mode) ? dir : 0;
 	pfs_txn_create(&t, d.ino, &a);
+	pfs_acl_new_emit(&t, d.ino, &acl);	/* acl.c invariant 3 */
 	if (target)
 		pfs_txn_write(&t, d.ino, 0, strlen(target), target);
 	dent_rec_fill(&rec, name, nlen, &d);
@@ -369,6 +375,7 @@ static int create_node(struct pfs_fs *fs, uint64_t dir, const char *name, uint32
 out:
 	pfs_lockset_unlock(&ls);
 	pfs_txn_fini(&t);
+	pfs_acl_new_free(&acl);
 	return ret;
 }
 

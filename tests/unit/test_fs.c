@@ -32,8 +32,8 @@
 
 static unsigned seed = 1;
 static const uint64_t DEVSZ = 64ull << 20;
-static const struct pfs_fs_cred user = { 1000, 1000 };
-static const struct pfs_fs_cred root = { 0, 0 };
+static const struct pfs_fs_cred user = { .uid = 1000, .gid = 1000 };
+static const struct pfs_fs_cred root = { .uid = 0, .gid = 0 };
 
 static struct pfs_dev *newfs_mem(uint32_t shards)
 {
@@ -552,7 +552,7 @@ START_TEST(suid_times_setattr)
 {
 	struct mnt m = mount_mem(2);
 	struct pfs_fs *fs = m.fs;
-	struct pfs_fs_cred other = { 2000, 2000 };
+	struct pfs_fs_cred other = { .uid = 2000, .gid = 2000 };
 	uint64_t sg = mk(fs, POSFS_ROOT_OID, "sg", 0755);
 	struct pfs_fs_attr a = { 0 }, b;
 	uint64_t f;
