@@ -343,8 +343,9 @@ static int run(struct posfs *p, struct opts *o, int status_fd)
 	    fuse_opt_add_opt(&fopts, "subtype=posfs,default_permissions") ||
 	    (o->allow_other && fuse_opt_add_opt(&fopts, "allow_other")) ||
 	    (p->readonly && fuse_opt_add_opt(&fopts, "ro")) ||
+	    /* the daemon applies the atime policy itself (the kernel updates
+	     * no atime on FUSE); libfuse knows noatime, not strictatime */
 	    (p->atime == POSFS_ATIME_NOATIME && fuse_opt_add_opt(&fopts, "noatime")) ||
-	    (p->atime == POSFS_ATIME_STRICTATIME && fuse_opt_add_opt(&fopts, "strictatime")) ||
 	    (o->kopts && fuse_opt_add_opt(&fopts, o->kopts)) ||
 	    fuse_opt_add_arg(&args, prog) || fuse_opt_add_arg(&args, "-o") ||
 	    fuse_opt_add_arg(&args, fopts) || (o->debug && fuse_opt_add_arg(&args, "-d"))) {
