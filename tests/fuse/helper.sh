@@ -10,6 +10,10 @@ command -v losetup >/dev/null || skip "losetup (util-linux) missing"
 command -v mount >/dev/null || skip "mount (util-linux) missing"
 fuse_init
 
+# One test at a time puts helpers in /sbin (make check runs tests in
+# parallel; mount.sh does the same): held until this script exits.
+exec 9> /var/tmp/posfs-tests-sbin.lock
+flock 9
 for h in /sbin/mount.posfs /sbin/mount.fuse.posfs; do
 	[ -e "$h" ] && skip "$h is installed already: not replacing it"
 done

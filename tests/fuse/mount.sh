@@ -48,6 +48,9 @@ a6=$(atime_after_read "$m/f")
 pfs_umount "$m"
 
 # --- an fstab line, with mount.posfs in /sbin ------------------------------
+# one test at a time puts helpers in /sbin (helper.sh too); held to the end
+exec 9> /var/tmp/posfs-tests-sbin.lock
+flock 9
 if [ -e /sbin/mount.posfs ] || [ -e /sbin/mount.fuse.posfs ]; then
 	echo "# /sbin/mount.*posfs installed already: fstab case not run"
 else
