@@ -1716,10 +1716,8 @@ int pfs_store_seek(struct pfs_store *st, uint64_t oid, uint64_t off, bool hole,
 			*result = pos;
 			break;
 		}
-		if (data) {
-			pos = (e.lblk + e.len) * bs;	/* past this extent */
-		} else if (!r) {
-			pos = (e.lblk + e.len) * bs;	/* past an unwritten extent */
+		if (!r) {
+			pos = (e.lblk + e.len) * bs;	/* past this extent (data or unwritten) */
 		} else if (!pfs_extmap_lookup_ge(&em, pos / bs, &d)) {
 			pos = le64_get(d.lblk) * bs;	/* the next extent */
 		} else {
