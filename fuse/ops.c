@@ -26,7 +26,8 @@
  *     a leaf: never held across a call of the layer or a reply).
  *  5. atime: the kernel never updates atime on FUSE (S_NOATIME), so read
  *     and readdir do it through pfs_fs_setattr(ATIME) by the mount's
- *     policy (relatime, noatime, strictatime), after the reply.
+ *     policy (relatime, noatime, strictatime), before the reply: a stat
+ *     that follows the read sees the new atime.
  *  6. ACLs: op_init asks for FUSE_CAP_POSIX_ACL and FUSE_CAP_DONT_MASK
  *     when offered; the kernel then checks ACLs and sends ACL changes as
  *     setxattr/removexattr of system.posix_acl_*, and the layer does the
@@ -596,13 +597,13 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	n = pfs_fs_read(p->fs, ino, (uint64_t)off, size, buf);
+	if (n > 0)
+		touch_atime(p, ino);
 	if (n < 0)
 		reply_err(req, (int)n);
 	else
 		fuse_reply_buf(req, buf, (size_t)n);
 	free(buf);
-	if (n > 0)
-		touch_atime(p, ino);
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
@@ -842,13 +843,13 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
 		ret = 0;	/* removed while open: lists as empty */
 	if (!ret && c.err && !c.pos)
 		ret = c.err;
+	if (!ret && off == 0)
+		touch_atime(c.p, ino);
 	if (ret)
 		reply_err(req, ret);
 	else
 		fuse_reply_buf(req, c.buf, c.pos);
 	free(c.buf);
-	if (!ret && off == 0)
-		touch_atime(c.p, ino);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
