@@ -690,7 +690,205 @@ struct check_ctx {
 	const struct pfs_radix_check_ops *ops;
 	struct pfs_radix_stats *st;
 	uint64_t cover[RADIX_MAX_HEIGHT];	/* numbers under a node at level l */
+	bool repaired;				/* salvage changed the tree */
 };
+
+/* ---- salvage: the same walk, reporting and repairing ---------------------- */
+
+static int salvage_bad(struct check_ctx *c, enum pfs_radix_bad what, uint64_t blkno,
+		       uint32_t slot, int err)
+{
+	int r = c->ops->bad(c->ops->arg, what, blkno, slot, err);
+
+	return r < 0 ? r : r == PFS_RADIX_CUT;
+}
+
+/* One node: 0, PFS_RADIX_CUT (the caller cuts it), or < 0 to stop. */
+static int salvage_node(struct check_ctx *c, uint64_t blkno, uint32_t level, uint64_t base)
+{
+	const struct radix_geo *g = c->g;
+	struct pfs_dblock_hdr *h;
+	struct pfs_buf *b = NULL;
+	struct pfs_onode o;
+	uint32_t count = 0, cuts = 0;
+	bool dirty = false, bad_hdr;
+	int ret;
+
+	if (c->ops->node) {
+		ret = c->ops->node(c->ops->arg, blkno, (uint16_t)level);
+		if (ret)
+			return ret;
+	}
+	{
+		/* as node_get, but a count out of range is the count's problem */
+		struct pfs_block_expect exp = {
+			.magic = level ? POSFS_MAGIC_RADIX : POSFS_MAGIC_ONODES,
+			.owner = g->owner,
+			.check_owner = true,
+		};
+
+		ret = pfs_tx_get(c->tx, blkno, &exp, &b);
+		if (!ret && le16toh(node_hdr(b)->level) != level) {
+			pfs_buf_put(b);
+			b = NULL;
+			ret = -EUCLEAN;
+		}
+	}
+	if (ret == -ENOMEM || ret == -EIO)
+		return ret;
+	if (ret)
+		return salvage_bad(c, PFS_RADIX_BAD_NODE, blkno, 0, ret);
+	h = node_hdr(b);
+	if (!level) {
+		size_t used = sizeof(struct pfs_dblock_hdr) + (size_t)g->S * POSFS_ONODE_SIZE;
+
+		c->st->leaves++;
+		for (uint32_t i = 0; i < g->S; i++) {
+			uint64_t n = base + i;
+			bool bad = pfs_onode_from_disk(node_slot(b, i), &o) != 0;
+
+			if (!bad && !o.oid)
+				continue;
+			if (!bad && (n > POSFS_OID_LOCAL_MASK || o.oid != POSFS_OID(g->shard, n)))
+				bad = true;
+			if (bad) {
+				ret = salvage_bad(c, PFS_RADIX_BAD_ONODE, blkno, i, -EUCLEAN);
+				if (ret < 0)
+					goto out;
+				if (ret) {
+					if (!dirty && (ret = pfs_tx_dirty(c->tx, b)))
+						goto out;
+					dirty = true;
+					memset(node_slot(b, i), 0, POSFS_ONODE_SIZE);
+					cuts++;
+				} else {
+					count++;	/* left as it is */
+				}
+				continue;
+			}
+			count++;
+			c->st->onodes++;
+			if (c->ops->onode) {
+				ret = c->ops->onode(c->ops->arg, n, &o);
+				if (ret)
+					goto out;
+			}
+		}
+		bad_hdr = !bytes_zero(pfs_buf_data(b) + used, g->bs - used);
+	} else {
+		c->st->interior++;
+		for (uint32_t i = 0; i < g->F; i++) {
+			uint64_t child = node_child(b, i);
+			uint64_t cbase = base + i * c->cover[level - 1];
+
+			if (!child)
+				continue;
+			ret = cbase > POSFS_OID_LOCAL_MASK ?
+			      salvage_bad(c, PFS_RADIX_BAD_NODE, child, 0, -EUCLEAN) :
+			      salvage_node(c, child, level - 1, cbase);
+			if (ret < 0)
+				goto out;
+			if (ret == PFS_RADIX_CUT) {
+				if (!dirty && (ret = pfs_tx_dirty(c->tx, b)))
+					goto out;
+				dirty = true;
+				node_set_child(b, i, 0);
+				cuts++;
+				continue;
+			}
+			count++;
+		}
+		bad_hdr = false;
+	}
+	/* count: what the node holds now, bad parts left included; the count
+	 * was wrong before any cut of ours, or flags, or bytes */
+	bad_hdr = bad_hdr || h->flags || count + cuts != node_nr(b);
+	ret = 0;
+	if (bad_hdr) {
+		ret = salvage_bad(c, PFS_RADIX_BAD_COUNT, blkno, 0, -EUCLEAN);
+		if (ret < 0)
+			goto out;
+	}
+	if (ret || cuts) {
+		if (!dirty && (ret = pfs_tx_dirty(c->tx, b)))
+			goto out;
+		dirty = true;
+		c->repaired = true;
+		h->flags = 0;
+		node_set_nr(b, (uint16_t)count);
+		if (!level) {
+			size_t used = sizeof(struct pfs_dblock_hdr) + (size_t)g->S * POSFS_ONODE_SIZE;
+
+			memset(pfs_buf_data(b) + used, 0, g->bs - used);
+		}
+	}
+	/* a node left empty by repairs is cut in turn (its block is then in
+	 * no tree: the space pass finds it free) */
+	ret = dirty && !count ? PFS_RADIX_CUT : 0;
+out:
+	pfs_buf_put(b);
+	return ret;
+}
+
+int pfs_radix_salvage(struct pfs_tx *tx, const struct pfs_radix *rx,
+		      const struct pfs_radix_check_ops *ops,
+		      struct pfs_radix_stats *stats)
+{
+	struct pfs_radix_stats st = { 0 };
+	struct check_ctx c = { .tx = tx, .ops = ops, .st = &st };
+	struct radix_geo g;
+	struct pfs_tree_root root;
+	int ret;
+
+	if (!ops || !ops->bad)
+		return -EINVAL;
+	ret = radix_geo(tx, rx, &g, &root);
+	if (ret == -EUCLEAN) {
+		/* a root whose blkno and height disagree: the tree is lost */
+		ret = salvage_bad(&c, PFS_RADIX_BAD_NODE, rx->root->blkno, 0, ret);
+		if (ret == PFS_RADIX_CUT) {
+			*rx->root = (struct pfs_tree_root){ 0, 0 };
+			ret = 0;
+		}
+		if (stats)
+			*stats = st;
+		return ret;
+	}
+	if (ret)
+		return ret;
+	c.g = &g;
+	c.cover[0] = g.S;
+	for (uint32_t l = 1; l < g.maxh; l++)
+		c.cover[l] = c.cover[l - 1] * g.F;
+	st.height = root.height;
+	if (root.blkno) {
+		ret = salvage_node(&c, root.blkno, root.height - 1, 0);
+		if (ret == PFS_RADIX_CUT) {
+			*rx->root = (struct pfs_tree_root){ 0, 0 };
+			ret = 0;
+		}
+	}
+	/* R4 after cuts: an interior root left with child 0 alone steps down
+	 * (its block is forgotten, as the cut ones) */
+	while (!ret && c.repaired && rx->root->height > 1) {
+		struct pfs_buf *b;
+
+		ret = node_get(tx, &g, rx->root->blkno, rx->root->height - 1, &b);
+		if (ret)
+			break;
+		if (node_nr(b) == 1 && node_child(b, 0)) {
+			rx->root->blkno = node_child(b, 0);
+			rx->root->height--;
+			pfs_buf_put(b);
+			continue;
+		}
+		pfs_buf_put(b);
+		break;
+	}
+	if (stats)
+		*stats = st;
+	return ret;
+}
 
 /* One node and its subtree; base is the first number under it. The level
  * falls by one per call, so the recursion is at most max height deep. */

@@ -117,15 +117,31 @@ int pfs_radix_slot(struct pfs_tx *tx, const struct pfs_radix *rx,
 		   uint64_t local, bool dirty, struct pfs_buf **leaf,
 		   struct pfs_donode **slot);
 
-/* What pfs_radix_check calls; either function may be NULL. A non-zero
+/* What pfs_radix_salvage reports through pfs_radix_check_ops.bad. */
+enum pfs_radix_bad {
+	PFS_RADIX_BAD_NODE = 1,		/* blkno unreadable, or not the node its
+					 * place needs: its subtree is lost */
+	PFS_RADIX_BAD_ONODE = 2,	/* slot of leaf blkno does not decode or
+					 * holds another number */
+	PFS_RADIX_BAD_COUNT = 3,	/* blkno's nr, flags or unused bytes */
+};
+
+/* What pfs_radix_check calls; any function may be NULL. A negative
  * return stops the walk and is returned by pfs_radix_check. */
 struct pfs_radix_check_ops {
-	/* every node block, parents before children, in key order */
+	/* every node block, parents before children, in key order; in a
+	 * salvage, PFS_RADIX_CUT cuts the node from the tree unread (a block
+	 * that is already in use elsewhere) */
 	int (*node)(void *arg, uint64_t blkno, uint16_t level);
 	/* every onode, in number order, after its leaf's node() */
 	int (*onode)(void *arg, uint64_t local, const struct pfs_onode *o);
+	/* salvage only: a problem; return PFS_RADIX_CUT to repair it, 0 to
+	 * leave it (a bad subtree is then skipped), < 0 to stop */
+	int (*bad)(void *arg, enum pfs_radix_bad what, uint64_t blkno, uint32_t slot, int err);
 	void *arg;
 };
+
+#define PFS_RADIX_CUT 1
 
 struct pfs_radix_stats {
 	uint32_t height;
@@ -150,5 +166,20 @@ struct pfs_radix_stats {
 int pfs_radix_check(struct pfs_tx *tx, const struct pfs_radix *rx,
 		    const struct pfs_radix_check_ops *ops,
 		    struct pfs_radix_stats *stats);
+
+/*
+ * fsck repair walk: as pfs_radix_check, but a problem goes to ops->bad and
+ * the walk goes on. A repair (bad() or node() returning PFS_RADIX_CUT)
+ * needs a writable tx: a bad node is cut from its parent (the root: the
+ * tree becomes empty, *rx->root {0, 0}), a bad slot zeroed, a wrong
+ * header corrected; a node left without children or onodes is cut in
+ * turn. The objects under a cut node are lost; their blocks are no longer
+ * in the tree (fsck's space pass finds them free). The root's shape (R4)
+ * is not checked. Errors: -EINVAL for a bad rx, -EROFS for a repair in a
+ * read-only tx, -ENOMEM, -EIO, a callback's negative return.
+ */
+int pfs_radix_salvage(struct pfs_tx *tx, const struct pfs_radix *rx,
+		      const struct pfs_radix_check_ops *ops,
+		      struct pfs_radix_stats *stats);
 
 #endif /* POSFS_STORE_RADIX_H */
