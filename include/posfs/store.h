@@ -42,6 +42,9 @@ struct pfs_store_opts {
 	int ckpt_interval_ms;		/* checkpoint this often when there is
 					 * anything to write home; 0: 5000,
 					 * < 0: only at the fill mark and close */
+	bool fsck;			/* for the checker: the free trees are not
+					 * loaded (nothing can be allocated until
+					 * it loads them), no mount is counted */
 };
 
 /*

@@ -212,8 +212,17 @@ static int space_note(struct pfs_tx *tx, uint32_t shard, uint64_t start, uint64_
 		tx->sp = n;
 		tx->capsp = cap;
 	}
-	tx->sp[tx->nsp++] = (struct pfs_space_change){ shard, start, len, is_free };
+	tx->sp[tx->nsp++] = (struct pfs_space_change){ shard, start, len, is_free, false };
 	return 0;
+}
+
+int pfs_tx_space_tree_free(struct pfs_tx *tx, uint32_t shard, uint64_t start, uint64_t len)
+{
+	int ret = space_note(tx, shard, start, len, true);
+
+	if (!ret)
+		tx->sp[tx->nsp - 1].tree_only = true;
+	return ret;
 }
 
 /* ---- begin -------------------------------------------------------------- */
@@ -716,7 +725,7 @@ static int tx_prepare(struct pfs_tx *tx)
 	int ret;
 
 	tx->in_space = true;
-	ret = pfs_space_apply(tx);
+	ret = tx->st->space_loaded ? pfs_space_apply(tx) : 0;
 	tx->in_space = false;
 
 	if (ret)
@@ -774,7 +783,7 @@ static void tx_finish_blocks(struct pfs_tx *tx, bool into_group)
 	for (size_t i = 0; i < tx->nsp; i++) {
 		const struct pfs_space_change *c = &tx->sp[i];
 
-		if (c->is_free)
+		if (c->is_free && !c->tree_only && st->space_loaded)
 			pfs_alloc_defer(&st->shards[c->shard].alloc, c->start, c->len,
 					st->ckpt_gen + 1);
 	}

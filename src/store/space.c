@@ -178,3 +178,74 @@ int pfs_space_load(struct pfs_store *st, struct pfs_shard *sh, struct pfs_tx *tx
 		ret = -EUCLEAN;
 	return ret;
 }
+
+/* ---- fsck: a new free tree ------------------------------------------------ */
+
+#define REBUILD_CHUNK 256u	/* extents per transaction */
+
+/*
+ * The tree is built by the commit machinery itself: each chunk of extents
+ * is added to the allocator and noted as tree-only frees; pfs_space_apply
+ * inserts them, and the nodes it allocates come from extents already
+ * noted (earlier in the same loop, or in an earlier chunk), so that every
+ * allocation finds its blocks in the tree (F1 holds after each commit).
+ */
+int pfs_space_rebuild(struct pfs_store *st, uint32_t shard, pfs_space_next_fn next, void *arg)
+{
+	struct pfs_shard *sh;
+	uint64_t prev_end = 0, start, len;
+	bool first = true, more = true;
+	int ret = 0;
+
+	if (shard >= st->nshards)
+		return -EINVAL;
+	sh = &st->shards[shard];
+	ret = pfs_store_checkpoint(st);
+	st->space_loaded = true;	/* from here on the tree follows */
+	while (!ret && more) {
+		struct pfs_durable tok;
+		struct pfs_tx *tx;
+
+		ret = pfs_tx_begin(st, &shard, 1, &tx);
+		if (ret)
+			break;
+		if (first) {
+			/* the old tree's blocks are among the extents given */
+			sh->hdr.free = (struct pfs_tree_root){ 0, 0 };
+			sh->hdr.free_blocks = 0;
+			pfs_alloc_fini(&sh->alloc);
+			ret = pfs_alloc_init(&sh->alloc);
+			first = false;
+		}
+		for (unsigned n = 0; !ret && n < REBUILD_CHUNK; n++) {
+			ret = next(arg, &start, &len);
+			if (ret == -ENOENT) {
+				ret = 0;
+				more = false;
+				break;
+			}
+			if (ret)
+				break;
+			if (!len || start < sh->geo.data_start || start < prev_end ||
+			    (prev_end && start == prev_end) ||
+			    start + len > sh->geo.data_start + sh->geo.data_blocks) {
+				ret = -EUCLEAN;
+				break;
+			}
+			prev_end = start + len;
+			ret = pfs_alloc_add_free(&sh->alloc, start, len);
+			if (!ret)
+				ret = pfs_tx_space_tree_free(tx, shard, start, len);
+		}
+		if (ret) {
+			pfs_tx_abort(tx);
+			break;
+		}
+		ret = pfs_tx_commit(tx, &tok);
+		if (!ret)
+			ret = pfs_tx_wait_durable(st, &tok);
+		if (!ret && (pfs_store_wal_full(st) || !more))
+			ret = pfs_store_checkpoint(st);
+	}
+	return ret;
+}

@@ -194,7 +194,7 @@ out:
 	return ret;
 }
 
-static int allocators_load(struct pfs_store *st)
+int pfs_store_load_space(struct pfs_store *st)
 {
 	int ret = 0;
 
@@ -205,9 +205,15 @@ static int allocators_load(struct pfs_store *st)
 		ret = pfs_tx_begin_read(st, &s, 1, &tx);
 		if (ret)
 			break;
-		ret = pfs_space_load(st, &st->shards[i], tx);
+		/* from empty: fsck loads again after rebuilding trees */
+		pfs_alloc_fini(&st->shards[i].alloc);
+		ret = pfs_alloc_init(&st->shards[i].alloc);
+		if (!ret)
+			ret = pfs_space_load(st, &st->shards[i], tx);
 		pfs_tx_abort(tx);
 	}
+	if (!ret)
+		st->space_loaded = true;
 	return ret;
 }
 
@@ -259,13 +265,17 @@ int pfs_store_open_dev(struct pfs_dev *dev, const struct pfs_store_opts *o,
 		if (ret)
 			goto out;
 	}
-	ret = allocators_load(st);
-	if (ret)
-		goto out;
+	if (!(o && o->fsck)) {
+		ret = pfs_store_load_space(st);
+		if (ret)
+			goto out;
+	}
 	if (!st->readonly) {
 		st->sb.state &= (uint16_t)~POSFS_STATE_CLEAN;
-		st->sb.mount_count++;
-		st->sb.mount_time = (uint64_t)time(NULL);
+		if (!(o && o->fsck)) {
+			st->sb.mount_count++;
+			st->sb.mount_time = (uint64_t)time(NULL);
+		}
 		ret = pfs_super_write(dev, &st->sb);
 		if (ret)
 			goto out;

@@ -102,6 +102,8 @@ struct pfs_store {
 	bool readonly;
 	int err;			/* sticky: after an I/O failure, -EIO */
 	bool corrupt;			/* corrupt metadata met: fsck needed */
+	bool space_loaded;		/* free trees in the allocators; until
+					 * then (fsck) frees are forgotten */
 	/* the checkpoint timer */
 	pthread_t timer;
 	bool timer_running;
@@ -122,6 +124,10 @@ static inline int pfs_store_note(struct pfs_store *st, int err)
 		__atomic_store_n(&st->corrupt, true, __ATOMIC_RELAXED);
 	return err;
 }
+
+/* Load every shard's free tree into its allocator (open; fsck after it
+ * rebuilt them). */
+int pfs_store_load_space(struct pfs_store *st);
 
 /* Is anything waiting to be written home? */
 bool pfs_store_dirty(struct pfs_store *st);
@@ -217,14 +223,28 @@ struct pfs_space_change {
 	uint64_t start;
 	uint64_t len;
 	bool is_free;		/* else an allocation */
+	bool tree_only;		/* a free the allocator has already (fsck) */
 };
 size_t pfs_tx_space_count(const struct pfs_tx *tx);
+/* fsck: note that the free tree must take [start, start+len), free in the
+ * allocator already (pfs_space_rebuild). */
+int pfs_tx_space_tree_free(struct pfs_tx *tx, uint32_t shard, uint64_t start, uint64_t len);
 const struct pfs_space_change *pfs_tx_space_at(const struct pfs_tx *tx, size_t i);
 
 /* ---- space.c ------------------------------------------------------------ */
 
 /* Load a shard's free-space tree into its allocator; check the count. */
 int pfs_space_load(struct pfs_store *st, struct pfs_shard *sh, struct pfs_tx *tx);
+
+/*
+ * fsck: replace shard's free tree and allocator by the free extents next()
+ * gives (in increasing order, disjoint, not adjacent; 0, or -ENOENT at the
+ * end). Nothing else may run on the store. The new tree is written in
+ * transactions of a few hundred extents each. Errors: -EUCLEAN for
+ * extents out of order or outside the data area, those of transactions.
+ */
+typedef int (*pfs_space_next_fn)(void *arg, uint64_t *start, uint64_t *len);
+int pfs_space_rebuild(struct pfs_store *st, uint32_t shard, pfs_space_next_fn next, void *arg);
 
 /* Bring the on-disk free trees up to date with the transaction's
  * allocations and frees (called at commit, to a fixed point). */
