@@ -12,6 +12,8 @@
  *   record  wraps another device and keeps every write with its data and
  *           every flush, so that crash tests can rebuild the device as it
  *           was after any prefix of the write stream
+ *   hook    wraps another device and calls back before each write (fsck
+ *           saves the old contents in its undo file there)
  *
  * Every function returns 0 (or a count) on success and a negative errno on
  * failure; errno is never used to report an error, and nothing here prints.
@@ -90,7 +92,7 @@ struct pfs_dev_info {
 	uint32_t nvme_nsid;
 	char nvme_model[41];	/* NUL-terminated, trailing blanks trimmed */
 	char nvme_serial[21];
-	char backend_name[16];	/* "sync", "uring", "mem", "record" */
+	char backend_name[16];	/* "sync", "uring", "mem", "record", "hook" */
 };
 
 /* ---- dev.c: open, close, synchronous I/O -------------------------------- */
@@ -258,6 +260,31 @@ int pfs_devrec_apply(const struct pfs_devrec *rec, size_t from, size_t to,
  * logical sector), to model a torn write. */
 int pfs_devrec_apply_one(const struct pfs_devrec *rec, size_t i,
 			 uint32_t torn_len, struct pfs_dev *target);
+
+/* ---- hook.c: a device that calls back before each write ----------------- */
+
+/*
+ * pfs_dev_hook_wrap() returns a device that forwards everything to inner,
+ * and before each write calls before_write(arg, inner, off, len) with the
+ * range already checked (aligned, inside the device; a zero-length write
+ * is a no-op and calls nothing). before_write returns 0 or a -errno: a
+ * nonzero return fails the write with that error (a positive one with
+ * -EIO) and inner is not written. Writes through the hook device are
+ * serialised (one at a time, the callback included), so the callback sees
+ * inner as it is before this write and after every earlier one, and may
+ * read it. Reads and flushes go straight to inner; queued writes (pfs_ioq)
+ * go through the hook like the others. The hook device owns inner:
+ * closing it closes inner (when wrap fails, inner stays the caller's).
+ * Errors: -EINVAL (NULL inner, hook or before_write), -ENOMEM.
+ */
+struct pfs_dev_hook {
+	int (*before_write)(void *arg, struct pfs_dev *inner, uint64_t off,
+			    size_t len);
+	void *arg;
+};
+
+int pfs_dev_hook_wrap(struct pfs_dev *inner, const struct pfs_dev_hook *hook,
+		      struct pfs_dev **devp);
 
 #ifdef __cplusplus
 }

@@ -1931,6 +1931,284 @@ START_TEST(test_record_threads)
 }
 END_TEST
 
+/* ---- the hook device ---------------------------------------------------- */
+
+#define HOOK_MAX_CALLS	64
+
+/*
+ * The callback's view: every call (off, len), whether inner still held the
+ * old bytes of the range (model holds what the device should contain before
+ * the write), and an error to return on call fail_at.
+ */
+struct hook_ctx {
+	unsigned char *model;
+	unsigned calls;
+	uint64_t off[HOOK_MAX_CALLS];
+	size_t len[HOOK_MAX_CALLS];
+	bool old_ok[HOOK_MAX_CALLS];
+	unsigned fail_at;	/* call index that fails, or UINT_MAX */
+	int err;
+	int inside;		/* callbacks running now */
+	int overlap;		/* a callback ran while another did */
+};
+
+static int hook_cb(void *arg, struct pfs_dev *inner, uint64_t off, size_t len)
+{
+	struct hook_ctx *c = arg;
+	unsigned i = c->calls++;
+	unsigned char *b;
+	int ret = 0;
+
+	if (__atomic_fetch_add(&c->inside, 1, __ATOMIC_SEQ_CST) != 0)
+		c->overlap = 1;
+	if (i < HOOK_MAX_CALLS) {
+		c->off[i] = off;
+		c->len[i] = len;
+		b = pfs_dev_buf_alloc(len);
+		c->old_ok[i] = b && c->model &&
+			       pfs_dev_pread(inner, b, len, off) == 0 &&
+			       memcmp(b, c->model + off, len) == 0;
+		pfs_dev_buf_free(b);
+	}
+	if (i == c->fail_at)
+		ret = c->err;
+	__atomic_fetch_sub(&c->inside, 1, __ATOMIC_SEQ_CST);
+	return ret;
+}
+
+START_TEST(test_hook_writes)
+{
+	const size_t size = 256 * KiB;
+	struct hook_ctx c = { .fail_at = UINT_MAX };
+	struct pfs_dev_hook hook = { .before_write = hook_cb, .arg = &c };
+	struct pfs_dev *inner, *dev;
+	const struct pfs_dev_info *in;
+	unsigned char *model = malloc(size);
+	unsigned char *buf = pfs_dev_buf_alloc(64 * KiB);
+	unsigned char *img;
+	uint64_t s = 77;
+	unsigned i;
+
+	ck_assert(model && buf);
+	ck_assert_int_eq(pfs_dev_open_mem(size, 512, &inner), 0);
+	rnd_fill(&s, model, size);
+	img = pfs_dev_buf_alloc(size);
+	memcpy(img, model, size);
+	ck_assert_int_eq(pfs_dev_pwrite(inner, img, size, 0), 0);
+	pfs_dev_buf_free(img);
+	c.model = model;
+
+	ck_assert_int_eq(pfs_dev_hook_wrap(inner, &hook, &dev), 0);
+	in = pfs_dev_info(dev);
+	ck_assert_str_eq(in->backend_name, "hook");
+	ck_assert_uint_eq(in->size, size);
+	ck_assert_uint_eq(in->logical_sector, 512);
+	ck_assert_uint_eq(in->physical_sector,
+			  pfs_dev_info(inner)->physical_sector);
+	ck_assert_uint_eq(in->dio_mem_align,
+			  pfs_dev_info(inner)->dio_mem_align);
+	ck_assert(!in->readonly && !in->uring);
+
+	/* every write: one call, right range, old bytes still in inner */
+	for (i = 0; i < 40; i++) {
+		size_t len = 512 * (1 + (size_t)rnd_below(&s, 128));
+		uint64_t off = 512 * rnd_below(&s, (size - len) / 512 + 1);
+
+		rnd_fill(&s, buf, len);
+		ck_assert_int_eq(pfs_dev_pwrite(dev, buf, len, off), 0);
+		ck_assert_uint_eq(c.calls, i + 1);
+		ck_assert_uint_eq(c.off[i], off);
+		ck_assert_uint_eq(c.len[i], len);
+		ck_assert_msg(c.old_ok[i], "call %u saw new bytes", i);
+		memcpy(model + off, buf, len);
+	}
+	img = read_image(inner, size);
+	assert_same(img, model, size, "inner after hooked writes");
+	pfs_dev_buf_free(img);
+
+	/* zero length: no call; checks come before the callback */
+	ck_assert_int_eq(pfs_dev_pwrite(dev, buf, 0, 0), 0);
+	ck_assert_int_eq(pfs_dev_pwrite(dev, buf, 512, size), -EINVAL);
+	ck_assert_int_eq(pfs_dev_pwrite(dev, buf, 100, 0), -EINVAL);
+	ck_assert_uint_eq(c.calls, 40);
+
+	/* a failing callback fails the write; inner keeps its bytes */
+	c.fail_at = c.calls;
+	c.err = -ENOSPC;
+	memset(buf, 0xa5, 8192);
+	ck_assert_int_eq(pfs_dev_pwrite(dev, buf, 8192, 4096), -ENOSPC);
+	c.fail_at = c.calls;
+	c.err = 5;	/* not a -errno */
+	ck_assert_int_eq(pfs_dev_pwrite(dev, buf, 512, 0), -EIO);
+	ck_assert_uint_eq(c.calls, 42);
+	img = read_image(dev, size);
+	assert_same(img, model, size, "after failed callbacks");
+	pfs_dev_buf_free(img);
+
+	/* reads and flushes do not call back */
+	ck_assert_int_eq(pfs_dev_pread(dev, buf, 4096, 8192), 0);
+	assert_same(buf, model + 8192, 4096, "read through hook");
+	ck_assert_int_eq(pfs_dev_flush(dev), 0);
+	ck_assert_uint_eq(c.calls, 42);
+
+	pfs_dev_close(dev);	/* closes inner too */
+	free(model);
+	pfs_dev_buf_free(buf);
+}
+END_TEST
+
+START_TEST(test_hook_ioq)
+{
+	const size_t size = 128 * KiB;
+	struct hook_ctx c = { .fail_at = UINT_MAX };
+	struct pfs_dev_hook hook = { .before_write = hook_cb, .arg = &c };
+	struct pfs_dev *inner, *dev;
+	struct pfs_ioq *q;
+	struct pfs_io io[5];
+	unsigned char *model = calloc(1, size);
+	unsigned char *buf = pfs_dev_buf_alloc(5 * 4096);
+	unsigned char *img;
+	uint64_t s = 78;
+	unsigned i;
+
+	ck_assert(model && buf);
+	ck_assert_int_eq(pfs_dev_open_mem(size, 512, &inner), 0);
+	c.model = model;
+	ck_assert_int_eq(pfs_dev_hook_wrap(inner, &hook, &dev), 0);
+	ck_assert_int_eq(pfs_ioq_create(dev, 4, &q), 0);
+
+	/* W W F W R: three calls, in queue order, the read none (the
+	 * writes do not overlap: the callback compares with the model) */
+	rnd_fill(&s, buf, 4 * 4096);
+	io[0] = (struct pfs_io){ .op = PFS_IO_WRITE, .buf = buf, .len = 4096,
+				 .off = 0, .buf_index = -1 };
+	io[1] = (struct pfs_io){ .op = PFS_IO_WRITE, .buf = buf + 4096,
+				 .len = 1536, .off = 10240, .buf_index = -1 };
+	io[2] = (struct pfs_io){ .op = PFS_IO_FLUSH, .buf_index = -1 };
+	io[3] = (struct pfs_io){ .op = PFS_IO_WRITE, .buf = buf + 8192,
+				 .len = 8192, .off = 16384, .buf_index = -1 };
+	io[4] = (struct pfs_io){ .op = PFS_IO_READ, .buf = buf + 16384,
+				 .len = 4096, .off = 65536, .buf_index = -1 };
+	ck_assert_int_eq(pfs_ioq_run(q, io, 5), 0);
+	ck_assert_uint_eq(c.calls, 3);
+	for (i = 0; i < 3; i++) {
+		const struct pfs_io *w = &io[i < 2 ? i : 3];
+
+		ck_assert_uint_eq(c.off[i], w->off);
+		ck_assert_uint_eq(c.len[i], w->len);
+		ck_assert(c.old_ok[i]);
+		memcpy(model + w->off, w->buf, w->len);
+	}
+	img = read_image(inner, size);
+	assert_same(img, model, size, "queued writes through hook");
+	pfs_dev_buf_free(img);
+
+	/* a refused write fails its request and cancels past the flush */
+	c.fail_at = c.calls;
+	c.err = -EIO;
+	memset(buf, 0x5a, 3 * 4096);
+	io[0] = (struct pfs_io){ .op = PFS_IO_WRITE, .buf = buf, .len = 4096,
+				 .off = 4096, .buf_index = -1 };
+	io[1] = (struct pfs_io){ .op = PFS_IO_FLUSH, .buf_index = -1 };
+	io[2] = (struct pfs_io){ .op = PFS_IO_WRITE, .buf = buf + 4096,
+				 .len = 4096, .off = 32768, .buf_index = -1 };
+	ck_assert_int_eq(pfs_ioq_run(q, io, 3), -EIO);
+	ck_assert_int_eq(io[0].result, -EIO);
+	ck_assert_int_eq(io[1].result, -ECANCELED);
+	ck_assert_int_eq(io[2].result, -ECANCELED);
+	ck_assert_uint_eq(c.calls, 4);
+	img = read_image(inner, size);
+	assert_same(img, model, size, "after a refused queued write");
+	pfs_dev_buf_free(img);
+
+	pfs_ioq_destroy(q);
+	pfs_dev_close(dev);
+	free(model);
+	pfs_dev_buf_free(buf);
+}
+END_TEST
+
+struct hook_thr_arg {
+	struct pfs_dev *dev;
+	unsigned id;
+	int fail;
+};
+
+static void *hook_thr(void *p)
+{
+	struct hook_thr_arg *a = p;
+	unsigned char *b = pfs_dev_buf_alloc(512);
+	unsigned i;
+
+	for (i = 0; i < 100 && b; i++) {
+		uint64_t n = a->id * 100 + i;
+
+		memset(b, (int)(n & 0xff), 512);
+		if (pfs_dev_pwrite(a->dev, b, 512, 512 * n))
+			a->fail = 1;
+	}
+	if (!b)
+		a->fail = 1;
+	pfs_dev_buf_free(b);
+	return NULL;
+}
+
+START_TEST(test_hook_misc)
+{
+	struct hook_ctx c = { .fail_at = UINT_MAX };
+	struct pfs_dev_hook hook = { .before_write = hook_cb, .arg = &c };
+	struct pfs_dev_hook nocb = { .before_write = NULL };
+	struct pfs_dev *inner, *dev, *f;
+	struct hook_thr_arg a[4];
+	pthread_t th[4];
+	char path[PATH_MAX];
+	unsigned char *b = pfs_dev_buf_alloc(4096);
+	unsigned i;
+
+	/* wrap errors leave inner the caller's */
+	ck_assert_int_eq(pfs_dev_open_mem(400 * 512 * 4, 512, &inner), 0);
+	dev = inner;
+	ck_assert_int_eq(pfs_dev_hook_wrap(inner, &nocb, &dev), -EINVAL);
+	ck_assert_ptr_null(dev);
+	ck_assert_int_eq(pfs_dev_hook_wrap(inner, NULL, &dev), -EINVAL);
+	ck_assert_int_eq(pfs_dev_hook_wrap(NULL, &hook, &dev), -EINVAL);
+	ck_assert_int_eq(pfs_dev_pwrite(inner, b, 4096, 0), 0);
+
+	/* writes from several threads: one callback at a time */
+	ck_assert_int_eq(pfs_dev_hook_wrap(inner, &hook, &dev), 0);
+	for (i = 0; i < 4; i++) {
+		a[i] = (struct hook_thr_arg){ .dev = dev, .id = i };
+		ck_assert_int_eq(pthread_create(&th[i], NULL, hook_thr, &a[i]),
+				 0);
+	}
+	for (i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	for (i = 0; i < 4; i++)
+		ck_assert_int_eq(a[i].fail, 0);
+	ck_assert_uint_eq(c.calls, 400);
+	ck_assert_int_eq(c.overlap, 0);
+	pfs_dev_close(dev);
+
+	/* a read-only inner: the hook device is read-only, no call */
+	path_in(path, sizeof(path), g_dir, "hook-ro.img");
+	make_file(path, 1 * MiB);
+	f = open_dev(path, PFS_DEV_SYNC, false, true);
+	ck_assert_int_eq(pfs_dev_hook_wrap(f, &hook, &dev), 0);
+	ck_assert(pfs_dev_info(dev)->readonly);
+	ck_assert_uint_eq(pfs_dev_info(dev)->size, 1 * MiB);
+	ck_assert_uint_eq(pfs_dev_info(dev)->logical_sector,
+			  pfs_dev_info(f)->logical_sector);
+	ck_assert_int_eq(pfs_dev_info(dev)->direct, pfs_dev_info(f)->direct);
+	c.calls = 0;
+	ck_assert_int_eq(pfs_dev_pwrite(dev, b, 4096, 0), -EROFS);
+	ck_assert_uint_eq(c.calls, 0);
+	ck_assert_int_eq(pfs_dev_pread(dev, b, 4096, 0), 0);
+	pfs_dev_close(dev);
+	unlink(path);
+	pfs_dev_buf_free(b);
+}
+END_TEST
+
 /* ---- suite -------------------------------------------------------------- */
 
 static Suite *io_suite(void)
@@ -1992,6 +2270,13 @@ static Suite *io_suite(void)
 	tcase_add_test(tc, test_record_replay);
 	tcase_add_test(tc, test_record_torn);
 	tcase_add_test(tc, test_record_threads);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("hook");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_hook_writes);
+	tcase_add_test(tc, test_hook_ioq);
+	tcase_add_test(tc, test_hook_misc);
 	suite_add_tcase(s, tc);
 	return s;
 }
