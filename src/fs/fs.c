@@ -225,6 +225,11 @@ void pfs_fs_orphan_add(struct pfs_txn *t, uint64_t ino, uint8_t key[9])
 
 int pfs_fs_reap(struct pfs_fs *fs, uint64_t ino)
 {
+	return pfs_fs_remove_steps(fs->st, ino, true);
+}
+
+int pfs_fs_remove_steps(struct pfs_store *st, uint64_t ino, bool listed)
+{
 	uint64_t list = POSFS_OID(POSFS_OID_SHARD(ino), POSFS_LOCAL_ORPHANS);
 	uint64_t step = 64ull << 20;
 	struct pfs_onode o;
@@ -238,20 +243,25 @@ int pfs_fs_reap(struct pfs_fs *fs, uint64_t ino)
 	for (;;) {
 		pfs_txn_reset(&t);
 		pfs_txn_remove(&t, ino);
-		pfs_txn_omap_rm(&t, list, key, 9);
-		ret = pfs_store_submit(fs->st, &t, 0, NULL);
+		if (listed)
+			pfs_txn_omap_rm(&t, list, key, 9);
+		ret = pfs_store_submit(st, &t, 0, NULL);
 		if (ret != -E2BIG)
 			break;
 		/* too large for one transaction: shorten it, then again */
-		ret = pfs_store_stat(fs->st, ino, &o);
+		ret = pfs_store_stat(st, ino, &o);
 		if (ret)
 			break;
+		if (!o.size) {
+			ret = -E2BIG;	/* not its data: nothing to shorten */
+			break;
+		}
 		while (o.size) {
 			uint64_t size = o.size > step ? o.size - step : 0;
 
 			pfs_txn_reset(&t);
 			pfs_txn_truncate(&t, ino, size);
-			ret = pfs_store_submit(fs->st, &t, 0, NULL);
+			ret = pfs_store_submit(st, &t, 0, NULL);
 			if (ret == -E2BIG && step > 4096) {
 				step /= 2;
 				continue;

@@ -104,6 +104,10 @@ void pfs_fs_orphan_add(struct pfs_txn *t, uint64_t ino, uint8_t key[9]);
  * its own transaction; until the last one it stays on the orphan list, so
  * a crash part way is finished at the next mount. */
 int pfs_fs_reap(struct pfs_fs *fs, uint64_t ino);
+/* The same on the bare store, for fsck: remove the object ino in steps;
+ * with listed, its orphan record goes in the last step. -E2BIG when it is
+ * still too large with no data left. */
+int pfs_fs_remove_steps(struct pfs_store *st, uint64_t ino, bool listed);
 /* Suid/sgid bits a write by cred clears from mode (0 when none). */
 uint32_t pfs_fs_kill_suid(uint32_t mode, const struct pfs_fs_cred *cred);
 
