@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * libposfs checker (src/check): the engine of fsck.posfs. It checks a
+ * posfs device in passes and repairs what it is allowed to:
+ *
+ *   pass 0  superblocks and shard headers, then WAL replay (in memory
+ *           only when no change is allowed)
+ *   pass 1  objects: each shard's onode radix tree, each object's extent
+ *           map and omap; every block found in use is marked
+ *   pass 2  space: the free-space trees against the blocks in use, the
+ *           shared-blob counts, the shard counters
+ *   pass 3  namespace: directory entries, reachability, link counts,
+ *           '..', the orphan lists
+ *
+ * Each problem has a stable code (PFS_PROBLEMS below, listed in
+ * fsck.posfs(8)); the caller's ask() decides for each whether to fix it.
+ * The store and the namespace layer are reused for every read and every
+ * repair, so the checker reads the format exactly as the daemon does.
+ */
+#ifndef POSFS_CHECK_H
+#define POSFS_CHECK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct pfs_dev;
+
+/*
+ * X(code, name, preen, what is wrong, what the fix does). preen: the fix
+ * is safe to make without asking (fsck -p), as e2fsck's PR_PREEN_OK.
+ * Codes are never renumbered: pass in the high byte.
+ */
+#define PFS_PROBLEMS(X)								\
+	X(0x0001, SB_PRIMARY, 1, "primary superblock is damaged", "rewrite it from the backup") \
+	X(0x0002, SB_BACKUP, 1, "backup superblock is damaged or out of date", "rewrite it") \
+	X(0x0003, SHARD_SLOT, 1, "a shard header slot is damaged", "rewrite it from the other slot") \
+	X(0x0101, RADIX_NODE, 0, "onode tree block is damaged", "cut it from the tree (the objects under it are lost)") \
+	X(0x0102, ONODE, 0, "onode is damaged", "clear it (the object is lost)") \
+	X(0x0103, RADIX_COUNT, 1, "onode tree block has a wrong count", "correct it") \
+	X(0x0104, EXTENT_TREE, 0, "object's extent map is damaged", "drop the object's data (it reads as zeros)") \
+	X(0x0105, EXTENT, 0, "extent points outside the data area or at blocks already in use", "drop the extent (a hole)") \
+	X(0x0106, OMAP, 0, "object's omap is damaged", "drop its directory entries and large xattrs") \
+	X(0x0107, BLOCKS, 1, "object's block count is wrong", "correct it") \
+	X(0x0201, FREE_TREE, 1, "free-space tree is damaged", "rebuild it") \
+	X(0x0202, LEAK, 1, "blocks are neither in use nor free", "rebuild the free-space tree") \
+	X(0x0203, FREE_USED, 1, "blocks in use are in the free-space tree", "rebuild the free-space tree") \
+	X(0x0204, FREE_COUNT, 1, "free block count is wrong", "correct it") \
+	X(0x0205, ONODE_COUNT, 1, "object count is wrong", "correct it") \
+	X(0x0206, NEXT_LOCAL, 1, "next object number is not past the last object", "correct it") \
+	X(0x0207, REFCOUNT, 0, "shared-blob counts are wrong or their tree is damaged", "rebuild the tree") \
+	X(0x0301, ROOT, 0, "root directory is missing or not a directory", "make a new, empty root directory") \
+	X(0x0302, DANGLING, 0, "entry points at an object that does not exist", "remove the entry") \
+	X(0x0303, DIRENT_TYPE, 1, "entry's file type is not the object's", "correct it") \
+	X(0x0304, DIRENT_INDEX, 1, "entry and its listing record disagree", "rebuild the listing record") \
+	X(0x0305, DIR_LINKS, 0, "directory has more than one entry", "remove the extra entries") \
+	X(0x0306, DOTDOT, 1, "directory's '..' is wrong", "correct it") \
+	X(0x0307, UNREACHABLE, 0, "object is not reachable from the root", "connect it in /lost+found") \
+	X(0x0308, NLINK, 1, "link count is wrong", "correct it") \
+	X(0x0309, ORPHAN, 1, "unlinked object still on an orphan list", "reclaim it") \
+	X(0x030a, ORPHAN_RECORD, 1, "orphan list and object disagree", "correct the list and the object") \
+	X(0x030b, LOST_FOUND, 0, "/lost+found is missing or not a directory", "make it") \
+	X(0x030c, BAD_TYPE, 0, "object has no valid file type", "clear it")
+
+#define PFS_PROBLEM_ENUM_(code, name, preen, what, fix) PFS_PR_##name = code,
+enum pfs_problem { PFS_PROBLEMS(PFS_PROBLEM_ENUM_) };
+#undef PFS_PROBLEM_ENUM_
+
+struct pfs_problem_desc {
+	enum pfs_problem code;
+	const char *name;		/* "SB_PRIMARY" */
+	bool preen;
+	const char *what;
+	const char *fix;
+};
+
+/* The description of a code, or NULL. */
+const struct pfs_problem_desc *pfs_problem_desc(enum pfs_problem code);
+/* Every description, in code order; *n gets the count. */
+const struct pfs_problem_desc *pfs_problem_table(unsigned *n);
+
+enum pfs_check_pass {
+	PFS_PASS_SUPER = 0,
+	PFS_PASS_OBJECTS = 1,
+	PFS_PASS_SPACE = 2,
+	PFS_PASS_NAMES = 3,
+};
+
+struct pfs_check_ops {
+	/*
+	 * Open the device (called once per store open: the checker may
+	 * close and reopen the store between passes). The store owns what it
+	 * returns. Required.
+	 */
+	int (*open_dev)(void *arg, bool readonly, struct pfs_dev **devp);
+	/* A problem: return true to fix it. msg says where ("object 0x..:
+	 * ..."). Required. */
+	bool (*ask)(void *arg, const struct pfs_problem_desc *d, const char *msg);
+	/* Progress: pass, done, total (total may grow). May be NULL. */
+	void (*progress)(void *arg, enum pfs_check_pass pass, uint64_t cur, uint64_t max);
+	/* Informational lines (-v). May be NULL. */
+	void (*info)(void *arg, const char *msg);
+	void *arg;
+};
+
+struct pfs_check_opts {
+	bool readonly;			/* -n: open read-only, change nothing */
+	bool force;			/* -f: check even if clean */
+	const char *scratch_dir;	/* LMDB scratch maps go here ... */
+	uint64_t mem_limit;		/* ... when the maps outgrow this (bytes) */
+};
+
+struct pfs_check_result {
+	bool skipped;			/* clean, not forced: only pass 0 ran */
+	uint64_t found;			/* problems found */
+	uint64_t fixed;			/* of them fixed */
+	uint64_t left;			/* found and not fixed */
+	uint64_t replayed;		/* WAL records replayed */
+	/* what the file system holds (after repair) */
+	uint64_t files, dirs, others;
+	uint64_t blocks_total, blocks_used;
+	uint32_t block_size;
+	char label[65];
+	bool maps_on_disk;		/* the scratch maps moved to LMDB */
+};
+
+/*
+ * Check (and repair, by ask()'s answers) the posfs on the device ops
+ * open. Returns 0 when the check ran to its end (result says what it
+ * found and fixed), or a -errno when it could not run: -EBADMSG /
+ * -EUCLEAN (no valid superblock, a shard header lost, damage that stops
+ * the walk), -EOPNOTSUPP (unknown incompat features), -EIO, -ENOMEM.
+ */
+int pfs_check_run(const struct pfs_check_opts *opts, const struct pfs_check_ops *ops,
+		  struct pfs_check_result *res);
+
+#endif /* POSFS_CHECK_H */

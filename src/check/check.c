@@ -1,0 +1,220 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * A check run: pass 0 on the bare device, then the store opened for fsck
+ * (WAL replay, written home unless read-only; the free trees not loaded),
+ * passes 1 to 3, and the superblock: clean, checked now, mount count 0
+ * when nothing is left; marked with errors when something is.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "check/check_internal.h"
+#include "posfs/io.h"
+#include "store/store_internal.h"
+
+#define PFS_PROBLEM_DESC_(code_, name_, preen_, what_, fix_) \
+	{ .code = code_, .name = #name_, .preen = preen_, .what = what_, .fix = fix_ },
+static const struct pfs_problem_desc problems[] = { PFS_PROBLEMS(PFS_PROBLEM_DESC_) };
+#undef PFS_PROBLEM_DESC_
+
+const struct pfs_problem_desc *pfs_problem_table(unsigned *n)
+{
+	*n = sizeof(problems) / sizeof(problems[0]);
+	return problems;
+}
+
+const struct pfs_problem_desc *pfs_problem_desc(enum pfs_problem code)
+{
+	for (size_t i = 0; i < sizeof(problems) / sizeof(problems[0]); i++)
+		if (problems[i].code == code)
+			return &problems[i];
+	return NULL;
+}
+
+bool pfs_check_problem(struct pfs_check *c, enum pfs_problem code, const char *fmt, ...)
+{
+	const struct pfs_problem_desc *d = pfs_problem_desc(code);
+	char msg[512];
+	va_list ap;
+	bool fix;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	c->res->found++;
+	c->res->left++;
+	fix = c->ops->ask(c->ops->arg, d, msg);
+	return fix && !c->readonly;
+}
+
+void pfs_check_fixed(struct pfs_check *c)
+{
+	c->res->left--;
+	c->res->fixed++;
+}
+
+void pfs_check_unfixed(struct pfs_check *c, int err)
+{
+	pfs_check_info(c, "the repair failed: %s", strerror(-err));
+}
+
+void pfs_check_info(struct pfs_check *c, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	if (!c->ops->info)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	c->ops->info(c->ops->arg, msg);
+}
+
+void pfs_check_progress(struct pfs_check *c, enum pfs_check_pass pass, uint64_t cur,
+			uint64_t max)
+{
+	if (c->ops->progress)
+		c->ops->progress(c->ops->arg, pass, cur, max);
+}
+
+static int store_open(struct pfs_check *c)
+{
+	struct pfs_store_opts so = {
+		.readonly = c->readonly,
+		.fsck = true,
+		.ckpt_interval_ms = -1,
+	};
+	struct pfs_dev *dev;
+	int ret = c->ops->open_dev(c->ops->arg, c->readonly, &dev);
+
+	if (ret)
+		return ret;
+	ret = pfs_store_open_dev(dev, &so, &c->st);
+	if (ret)
+		pfs_check_info(c, "the store does not open (%s): the journal or a shard header "
+			       "is damaged beyond what replay can use", strerror(-ret));
+	return ret;
+}
+
+/* Fill in what the file system holds, from the shard headers. */
+static void usage(struct pfs_check *c)
+{
+	struct pfs_check_result *r = c->res;
+
+	r->block_size = c->sb.block_size;
+	memcpy(r->label, c->sb.label, sizeof(c->sb.label));
+	r->label[sizeof(r->label) - 1] = 0;
+	r->blocks_total = c->sb.total_blocks;
+	r->blocks_used = c->sb.total_blocks - (c->free_blocks < c->sb.total_blocks ?
+					       c->free_blocks : c->sb.total_blocks);
+	if (!c->st)
+		return;
+	r->blocks_used = c->sb.total_blocks;
+	for (uint32_t s = 0; s < c->st->nshards; s++) {
+		uint64_t f = c->st->shards[s].hdr.free_blocks;
+
+		r->blocks_used -= f < r->blocks_used ? f : r->blocks_used;
+	}
+}
+
+/* The superblock after a full check. */
+static int super_finish(struct pfs_check *c)
+{
+	struct pfs_super sb;
+	struct pfs_dev *dev;
+	int ret = c->ops->open_dev(c->ops->arg, false, &dev);
+
+	if (ret)
+		return ret;
+	ret = pfs_super_read(dev, &sb, NULL);
+	if (!ret) {
+		if (c->res->left) {
+			sb.state |= POSFS_STATE_ERRORS;
+		} else {
+			sb.state = (uint16_t)((sb.state | POSFS_STATE_CLEAN) & ~POSFS_STATE_ERRORS);
+			sb.mount_count = 0;
+			sb.check_time = (uint64_t)time(NULL);
+		}
+		ret = pfs_super_write(dev, &sb);
+	}
+	if (!ret)
+		ret = pfs_dev_flush(dev);
+	pfs_dev_close(dev);
+	return ret;
+}
+
+int pfs_check_run(const struct pfs_check_opts *opts, const struct pfs_check_ops *ops,
+		  struct pfs_check_result *res)
+{
+	struct pfs_map_opts mo = { opts->scratch_dir, opts->mem_limit };
+	struct pfs_check c = { .o = opts, .ops = ops, .res = res, .readonly = opts->readonly };
+	uint64_t left_before_objects;
+	int ret, cret;
+
+	memset(res, 0, sizeof(*res));
+	pfs_check_progress(&c, PFS_PASS_SUPER, 0, 1);
+	ret = pfs_check_super(&c);
+	if (ret || res->skipped) {
+		usage(&c);
+		return ret;
+	}
+	ret = pfs_map_env_create(&mo, &c.maps);
+	if (!ret)
+		ret = pfs_map_create(c.maps, "shared", sizeof(uint32_t), &c.shared);
+	if (ret)
+		goto out;
+	c.nblocks = c.sb.total_blocks;
+	c.used = calloc((c.nblocks + 7) / 8, 1);
+	c.onodes = calloc(c.sb.shard_count, sizeof(*c.onodes));
+	c.max_local = calloc(c.sb.shard_count, sizeof(*c.max_local));
+	if (!c.used || !c.onodes || !c.max_local) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	ret = store_open(&c);
+	if (ret)
+		goto out;
+	if (c.fix_slots)
+		ret = pfs_store_checkpoint(c.st);	/* the open made one: now both */
+	left_before_objects = res->left;
+	if (!ret) {
+		pfs_check_progress(&c, PFS_PASS_OBJECTS, 0, 1);
+		ret = pfs_check_objects(&c);
+	}
+	if (!ret) {
+		pfs_check_progress(&c, PFS_PASS_SPACE, 0, 1);
+		ret = pfs_check_space(&c);
+	}
+	if (!ret && res->left > left_before_objects) {
+		/* damaged trees left in place would make pass 3 misread the
+		 * namespace (and its repairs unsafe): it waits for a repair */
+		pfs_check_info(&c, "pass 3 skipped: the damage pass 1 found is still there");
+	} else if (!ret) {
+		pfs_check_progress(&c, PFS_PASS_NAMES, 0, 1);
+		ret = pfs_check_names(&c);
+	}
+	if (!ret && !c.readonly)
+		ret = pfs_store_checkpoint(c.st);
+	usage(&c);
+	res->maps_on_disk = pfs_map_on_disk(c.shared);
+	cret = pfs_store_close(c.st);
+	c.st = NULL;
+	if (!ret)
+		ret = cret;
+	if (!ret && !c.readonly)
+		ret = super_finish(&c);
+out:
+	if (c.st)
+		pfs_store_close(c.st);
+	pfs_map_env_destroy(c.maps);
+	free(c.used);
+	free(c.onodes);
+	free(c.max_local);
+	return ret;
+}

@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Private to src/check: the state of one check run and what the passes
+ * share. The check layer is the one layer that looks inside the store
+ * (src/store's private headers): it walks the trees with their own fsck
+ * walks and repairs them in store transactions, so that nothing of the
+ * format is read or written a second way.
+ *
+ * Division of work:
+ *   check.c    the run: open, the passes in order, the superblock at the end
+ *   super.c    pass 0: superblock pair, shard header slots
+ *   objects.c  pass 1: onode trees, extent maps, omaps, the block map
+ *   space.c    pass 2: free-space trees, shared-blob counts, counters
+ *   names.c    pass 3: the namespace
+ *   map.c      scratch maps (memory, or LMDB beyond a limit)
+ *   undo.c     the undo file (LMDB)
+ */
+#ifndef POSFS_CHECK_INTERNAL_H
+#define POSFS_CHECK_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "posfs/check.h"
+#include "posfs/disk.h"
+#include "posfs/store.h"
+#include "check/map.h"
+
+struct pfs_check {
+	const struct pfs_check_opts *o;
+	const struct pfs_check_ops *ops;
+	struct pfs_check_result *res;
+	struct pfs_store *st;		/* open during passes 1-3 */
+	struct pfs_super sb;		/* as pass 0 found it */
+	bool readonly;			/* -n: nothing may be written */
+	struct pfs_map_env *maps;
+
+	/* pass 0 findings, fixed when the store is opened writable */
+	bool fix_super;			/* write both superblocks at the end */
+	bool fix_slots;			/* checkpoint twice: every slot rewritten */
+	uint64_t free_blocks;		/* the shard headers' sum, as pass 0 read them */
+
+	/* pass 1 -> pass 2: blocks in use (one bit per device block) */
+	uint8_t *used;
+	uint64_t nblocks;		/* bits in used: total_blocks */
+	struct pfs_map *shared;		/* pblk -> le32 extents found on it */
+	uint64_t *max_local;		/* per shard: highest object number + 1 */
+	uint64_t *onodes;		/* per shard: objects found */
+	bool *rebuild_free;		/* per shard: pass 2 rebuilds the free tree */
+};
+
+/*
+ * Report a problem at the place fmt names. Returns true when it is to be
+ * fixed (never with readonly); the caller then fixes it and calls
+ * pfs_check_fixed, or pfs_check_unfixed when the fix failed.
+ */
+bool pfs_check_problem(struct pfs_check *c, enum pfs_problem code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void pfs_check_fixed(struct pfs_check *c);
+void pfs_check_unfixed(struct pfs_check *c, int err);
+void pfs_check_info(struct pfs_check *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void pfs_check_progress(struct pfs_check *c, enum pfs_check_pass pass, uint64_t cur,
+			uint64_t max);
+
+/* Block map of pass 1. */
+static inline bool pfs_check_used(const struct pfs_check *c, uint64_t b)
+{
+	return b < c->nblocks && (c->used[b >> 3] >> (b & 7) & 1);
+}
+
+static inline void pfs_check_mark(struct pfs_check *c, uint64_t b)
+{
+	c->used[b >> 3] |= (uint8_t)(1u << (b & 7));
+}
+
+/* The passes: 0, or a -errno that stops the run. */
+int pfs_check_super(struct pfs_check *c);
+int pfs_check_objects(struct pfs_check *c);
+int pfs_check_space(struct pfs_check *c);
+int pfs_check_names(struct pfs_check *c);
+
+#endif /* POSFS_CHECK_INTERNAL_H */
