@@ -191,7 +191,9 @@ int pfs_check_run(const struct pfs_check_opts *opts, const struct pfs_check_ops 
 		pfs_check_progress(&c, PFS_PASS_SPACE, 0, 1);
 		ret = pfs_check_space(&c);
 	}
-	if (!ret && res->left > left_before_objects) {
+	if (!ret && c.no_space) {
+		pfs_check_info(&c, "pass 3 skipped: the free space is still damaged");
+	} else if (!ret && res->left > left_before_objects) {
 		/* damaged trees left in place would make pass 3 misread the
 		 * namespace (and its repairs unsafe): it waits for a repair */
 		pfs_check_info(&c, "pass 3 skipped: the damage pass 1 found is still there");

@@ -46,7 +46,7 @@ struct pfs_check {
 	struct pfs_map *shared;		/* pblk -> le32 extents found on it */
 	uint64_t *max_local;		/* per shard: highest object number + 1 */
 	uint64_t *onodes;		/* per shard: objects found */
-	bool *rebuild_free;		/* per shard: pass 2 rebuilds the free tree */
+	bool no_space;			/* pass 2 left a free tree that does not load */
 };
 
 /*

@@ -490,10 +490,14 @@ int pfs_check_space(struct pfs_check *c)
 	}
 	if (!ret && !c->readonly) {
 		ret = pfs_store_load_space(c->st);
-		if (ret)
-			pfs_check_info(c, "the free-space trees do not load after repair");
+		if ((ret == -EUCLEAN || ret == -EBADMSG) && c->res->left) {
+			/* a damaged free tree the answer kept: nothing can be
+			 * allocated, so pass 3 cannot repair */
+			c->no_space = true;
+			ret = 0;
+		}
 	}
-	for (uint32_t s = 0; !ret && s < c->st->nshards; s++) {
+	for (uint32_t s = 0; !ret && !c->no_space && s < c->st->nshards; s++) {
 		struct refill rf = { c, s, &c->st->shards[s].geo, 0, 0, 0, 0 };
 
 		if (!refill[s])
