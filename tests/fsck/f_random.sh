@@ -5,14 +5,14 @@
 # crashes, needs at most two runs to converge (a third finds nothing), and
 # the result mounts and can be listed and read. Run it in a build
 # configured with --enable-sanitizers to have AddressSanitizer watch
-# (.ci/run does). FSCK_SEEDS sets the number of seeds (default 40).
+# (.ci/run does). FSCK_SEED0 and FSCK_SEEDS set the range of seeds (1 to 40).
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/fuse/common.sh"
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/fsck/common.sh"
 fsck_init
 populate
 img=$T_DIR/r.img
-for seed in $(seq 1 "${FSCK_SEEDS:-40}"); do
+for seed in $(seq "${FSCK_SEED0:-1}" "${FSCK_SEEDS:-40}"); do
 	cp "$BASE" "$img" || exit 99
 	what=$("$DAMAGE" "$img" random "$seed") || { not_ok "seed $seed: damage"; continue; }
 	run_status st1 "$FSCK" -fy "$img"
@@ -28,7 +28,10 @@ for seed in $(seq 1 "${FSCK_SEEDS:-40}"); do
 		printf '%s\n' "$out2" "$OUT" | sed 's/^/# /' | head -40
 		continue
 	fi
-	if pfs_mount "$img" "$M" && (cd "$M" && find . -type f -exec cat {} + > /dev/null) &&
+	# (a size field changed and sealed is a valid, if huge, sparse file:
+	# its first MiB is read)
+	if pfs_mount "$img" "$M" &&
+	   (cd "$M" && find . -type f -exec head -c 1048576 {} + > /dev/null) &&
 	   pfs_umount "$M"; then
 		ok "seed $seed: the result mounts and reads"
 	else
