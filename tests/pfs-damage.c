@@ -198,6 +198,13 @@ static void on_nr_minus(uint8_t *b)
 }
 
 /* the first record of a free-tree leaf */
+static void on_future(uint8_t *b)
+{
+	struct pfs_dblock_hdr *h = (struct pfs_dblock_hdr *)b;
+
+	h->lsn = le64_put(UINT64_C(1) << 40);
+}
+
 static void on_leak(uint8_t *b)
 {
 	struct pfs_dfree *r = (struct pfs_dfree *)(b + sizeof(struct pfs_dblock_hdr));
@@ -391,6 +398,12 @@ int main(int argc, char **argv)
 		NEED(1);
 		find(num(argv[3]), 0, &p);
 		flip(p.leaf * p.bs + 0x100);
+	} else if (!strcmp(what, "lsn")) {		/* OID: its leaf, from the future */
+		struct place p;
+
+		NEED(1);
+		find(num(argv[3]), 0, &p);
+		edit_block(p.leaf, p.bs, on_future);
 	} else if (!strcmp(what, "radix-count")) {	/* OID: its leaf */
 		struct place p;
 

@@ -44,6 +44,8 @@ struct pfs_block_expect {
 	uint64_t owner;
 	bool check_owner;
 	const uint8_t *uuid;		/* NULL: not checked */
+	uint64_t max_lsn;		/* 0: not checked; else the lsn must be
+					 * below it (no block from the future) */
 };
 
 /*

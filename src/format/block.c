@@ -93,6 +93,8 @@ int pfs_block_verify(const void *buf, size_t buflen,
 		return -EUCLEAN;
 	if (exp->uuid && memcmp(hdr.uuid, exp->uuid, POSFS_UUID_SIZE) != 0)
 		return -EUCLEAN;
+	if (exp->max_lsn && hdr.lsn >= exp->max_lsn)
+		return -EUCLEAN;
 	if (d->reserved)
 		return -EUCLEAN;
 	return 0;

@@ -356,6 +356,8 @@ int pfs_tx_get(struct pfs_tx *tx, uint64_t blkno, const struct pfs_block_expect 
 		e.uuid = tx->st->sb.uuid;
 	e.blkno = blkno;
 	e.check_blkno = true;
+	/* every change carries a transaction id handed out already */
+	e.max_lsn = __atomic_load_n(&tx->st->next_txid, __ATOMIC_RELAXED);
 	if ((b->flags & PFS_BUF_VERIFIED) || t->state != TXB_READ) {
 		/* verified once; the type and owner must still be what this
 		 * reader expects (two trees must never share a block) */

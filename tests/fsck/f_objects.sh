@@ -9,6 +9,7 @@ populate
 # dir3's files were made one after the other: a leaf of the onode tree
 # holds only files of dir3, so the damage stays inside dir3
 fsck_case "onode tree leaf" 0x0101 '^dir3/' radix-node "$(ino dir3/f15)"
+fsck_case "block from the future" 0x0101 '^dir3/' lsn "$(ino dir3/f15)"
 fsck_case "onode" 0x0102 '^dir3/f15$' onode "$(ino dir3/f15)"
 fsck_case "onode tree count" 0x0103 '' radix-count "$(ino dir3/f15)"
 fsck_case "extent tree" 0x0104 '^big$' extent-tree "$(ino big)"
