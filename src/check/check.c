@@ -36,6 +36,14 @@ const struct pfs_problem_desc *pfs_problem_desc(enum pfs_problem code)
 	return NULL;
 }
 
+/* Damage that leaves a tree unreadable where it is (pass 3 then cannot
+ * trust what it reads). */
+static bool tree_damage(enum pfs_problem code)
+{
+	return code == PFS_PR_RADIX_NODE || code == PFS_PR_ONODE ||
+	       code == PFS_PR_EXTENT_TREE || code == PFS_PR_OMAP;
+}
+
 bool pfs_check_problem(struct pfs_check *c, enum pfs_problem code, const char *fmt, ...)
 {
 	const struct pfs_problem_desc *d = pfs_problem_desc(code);
@@ -48,12 +56,15 @@ bool pfs_check_problem(struct pfs_check *c, enum pfs_problem code, const char *f
 	va_end(ap);
 	c->res->found++;
 	c->res->left++;
+	c->last = code;
+	c->trees_left += tree_damage(code);
 	fix = c->ops->ask(c->ops->arg, d, msg);
 	return fix && !c->readonly;
 }
 
 void pfs_check_fixed(struct pfs_check *c)
 {
+	c->trees_left -= tree_damage(c->last);
 	c->res->left--;
 	c->res->fixed++;
 }
@@ -154,7 +165,6 @@ int pfs_check_run(const struct pfs_check_opts *opts, const struct pfs_check_ops 
 {
 	struct pfs_map_opts mo = { opts->scratch_dir, opts->mem_limit };
 	struct pfs_check c = { .o = opts, .ops = ops, .res = res, .readonly = opts->readonly };
-	uint64_t left_before_objects;
 	int ret, cret;
 
 	memset(res, 0, sizeof(*res));
@@ -182,7 +192,6 @@ int pfs_check_run(const struct pfs_check_opts *opts, const struct pfs_check_ops 
 		goto out;
 	if (c.fix_slots)
 		ret = pfs_store_checkpoint(c.st);	/* the open made one: now both */
-	left_before_objects = res->left;
 	if (!ret) {
 		pfs_check_progress(&c, PFS_PASS_OBJECTS, 0, 1);
 		ret = pfs_check_objects(&c);
@@ -193,7 +202,7 @@ int pfs_check_run(const struct pfs_check_opts *opts, const struct pfs_check_ops 
 	}
 	if (!ret && c.no_space) {
 		pfs_check_info(&c, "pass 3 skipped: the free space is still damaged");
-	} else if (!ret && res->left > left_before_objects) {
+	} else if (!ret && c.trees_left) {
 		/* damaged trees left in place would make pass 3 misread the
 		 * namespace (and its repairs unsafe): it waits for a repair */
 		pfs_check_info(&c, "pass 3 skipped: the damage pass 1 found is still there");

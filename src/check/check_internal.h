@@ -47,6 +47,8 @@ struct pfs_check {
 	uint64_t *max_local;		/* per shard: highest object number + 1 */
 	uint64_t *onodes;		/* per shard: objects found */
 	bool no_space;			/* pass 2 left a free tree that does not load */
+	enum pfs_problem last;		/* the problem asked last */
+	uint64_t trees_left;		/* damaged trees left in place */
 };
 
 /*

@@ -19,6 +19,12 @@ fsck_case "orphan" 0x0309 '^dir1/f04$' orphan "$(ino dir1)" f04
 fsck_case "orphan record" 0x030a '' orphan-record "$(ino medium)"
 fsck_case "no file type" 0x030c '^dir1/f05$' mode "$(ino dir1/f05)" 644
 
+# /lost+found taken by a file when something must go there
+pfs_mount "$BASE" "$M" || exit 99
+echo "not a directory" > "$M/lost+found"
+pfs_umount "$M" || exit 99
+fsck_case "lost+found not a directory" 0x030b '^dir1/f03$' unlink-entry "$(ino dir1)" f03
+
 # what lost+found holds after an unreachable file is connected there
 cp "$BASE" "$T_DIR/lf.img"
 "$DAMAGE" "$T_DIR/lf.img" unlink-entry "$(ino dir1)" f03 || exit 99

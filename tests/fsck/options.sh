@@ -34,6 +34,45 @@ expect_match "preen: run fsck manually" "$OUT" "UNEXPECTED INCONSISTENCY; RUN fs
 run_status st "$FSCK" -fy "$img"
 expect_eq "-y after preen: exit" "$st" 1
 
+# --- interactive, on a terminal (a pty) ---------------------------------------------
+# answer: the keys typed at each question; prints the output, exits as fsck
+ask() {
+	py 'import os, pty, sys
+keys, argv = sys.argv[1], sys.argv[2:]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(argv[0], argv)
+out = b""
+while True:
+    try:
+        data = os.read(fd, 4096)
+    except OSError:
+        break
+    if not data:
+        break
+    out += data
+    if out.rstrip().endswith(b"<y>?"):
+        if keys:
+            os.write(fd, keys[0].encode() + b"\n"); keys = keys[1:]
+        else:
+            os.write(fd, b"\x04")	# end of input
+sys.stdout.write(out.decode(errors="replace"))
+st = os.waitpid(pid, 0)[1]
+sys.exit(os.waitstatus_to_exitcode(st))' "$@"
+}
+cp "$BASE" "$img"
+"$DAMAGE" "$img" blocks "$(ino medium)" || exit 99
+run_status st ask n "$FSCK" -f "$img"
+expect_eq "interactive, answered no: exit" "$st" 4
+expect_match "interactive: the question" "$OUT" "Correct it<y>\\? n"
+run_status st ask "" "$FSCK" -f "$img"
+expect_eq "interactive, no answer (end of input): cancelled" "$st" 32
+run_status st ask a "$FSCK" -f -C 0 "$img"
+expect_eq "interactive, yes to all: exit" "$st" 1
+expect_match "interactive, -C 0: a progress bar" "$OUT" "\|=*[ ]*\| +[0-9.]+%"
+run_status st "$FSCK" -fn "$img"
+expect_eq "interactive repairs: clean after" "$st" 0
+
 # --- not clean: checked without -f --------------------------------------------
 cp "$BASE" "$img"
 py 'import struct,sys
