@@ -76,8 +76,7 @@ static int mark_meta(struct pfs_check *c, struct marks *m, uint64_t b)
 struct radix_walk {
 	struct pfs_check *c;
 	uint32_t shard;
-	uint64_t *locals;		/* objects found, in number order */
-	size_t n, cap;
+	struct pfs_map *objects;	/* oid -> nothing: what phase B visits */
 };
 
 static int rw_node(void *arg, uint64_t blkno, uint16_t level)
@@ -97,22 +96,15 @@ static int rw_node(void *arg, uint64_t blkno, uint16_t level)
 	return 0;
 }
 
+/* In a map, not an array: on a device with more objects than memory
+ * holds, the map moves to the scratch database. */
 static int rw_onode(void *arg, uint64_t local, const struct pfs_onode *o)
 {
 	struct radix_walk *w = arg;
+	uint8_t none = 0;
 
-	(void)o;
-	if (w->n == w->cap) {
-		size_t cap = w->cap ? w->cap * 2 : 1024;
-		uint64_t *nl = realloc(w->locals, cap * sizeof(*nl));
-
-		if (!nl)
-			return -ENOMEM;
-		w->locals = nl;
-		w->cap = cap;
-	}
-	w->locals[w->n++] = local;
-	return 0;
+	(void)local;
+	return pfs_map_put(w->objects, o->oid, &none);
 }
 
 static int rw_bad(void *arg, enum pfs_radix_bad what, uint64_t blkno, uint32_t slot, int err)
@@ -154,7 +146,6 @@ static int walk_radix(struct pfs_check *c, uint32_t shard, struct radix_walk *w)
 	struct pfs_tx *tx;
 	int ret;
 
-	w->c = c;
 	w->shard = shard;
 	ret = c->readonly ? pfs_tx_begin_read(c->st, &shard, 1, &tx) :
 			    pfs_tx_begin(c->st, &shard, 1, &tx);
@@ -450,31 +441,63 @@ static int check_batch(struct pfs_check *c, uint32_t shard, const uint64_t *loca
 	return ret;
 }
 
-int pfs_check_objects(struct pfs_check *c)
+/* Phase B over the objects map, in oid order: batches of one shard. */
+struct batcher {
+	struct pfs_check *c;
+	struct marks m;
+	uint32_t shard;
+	uint64_t locals[BATCH];
+	size_t n;
+	uint64_t done, total;
+};
+
+static int batch_flush(struct batcher *bt)
 {
-	uint64_t total = 0, done = 0;
-	struct marks m = { 0 };
+	struct pfs_check *c = bt->c;
 	int ret = 0;
 
+	if (!bt->n)
+		return 0;
+	/* room in the WAL for a batch of repairs */
+	if (!c->readonly && pfs_store_wal_full(c->st))
+		ret = pfs_store_checkpoint(c->st);
+	if (!ret)
+		ret = check_batch(c, bt->shard, bt->locals, bt->n, &bt->m);
+	bt->done += bt->n;
+	bt->n = 0;
+	pfs_check_progress(c, PFS_PASS_OBJECTS, bt->done,
+			   bt->total > bt->done ? bt->total : bt->done);
+	return ret;
+}
+
+static int batch_add(void *arg, uint64_t oid, const void *val)
+{
+	struct batcher *bt = arg;
+	int ret = 0;
+
+	(void)val;
+	if (bt->n && (bt->n == BATCH || POSFS_OID_SHARD(oid) != bt->shard))
+		ret = batch_flush(bt);
+	bt->shard = POSFS_OID_SHARD(oid);
+	bt->locals[bt->n++] = POSFS_OID_LOCAL(oid);
+	return ret;
+}
+
+int pfs_check_objects(struct pfs_check *c)
+{
+	struct batcher bt = { .c = c };
+	struct radix_walk w = { .c = c };
+	int ret;
+
 	for (uint32_t s = 0; s < c->st->nshards; s++)
-		total += c->st->shards[s].hdr.onode_count;
-	for (uint32_t s = 0; !ret && s < c->st->nshards; s++) {
-		struct radix_walk w = { 0 };
-
+		bt.total += c->st->shards[s].hdr.onode_count;
+	ret = pfs_map_create(c->maps, "objects", 1, &w.objects);
+	for (uint32_t s = 0; !ret && s < c->st->nshards; s++)
 		ret = walk_radix(c, s, &w);
-		for (size_t i = 0; !ret && i < w.n; i += BATCH) {
-			size_t n = w.n - i < BATCH ? w.n - i : BATCH;
-
-			/* room in the WAL for a batch of repairs */
-			if (!c->readonly && pfs_store_wal_full(c->st))
-				ret = pfs_store_checkpoint(c->st);
-			if (!ret)
-				ret = check_batch(c, s, w.locals + i, n, &m);
-			done += n;
-			pfs_check_progress(c, PFS_PASS_OBJECTS, done, total > done ? total : done);
-		}
-		free(w.locals);
-	}
-	free(m.b);
+	if (!ret)
+		ret = pfs_map_iterate(w.objects, batch_add, &bt);
+	if (!ret)
+		ret = batch_flush(&bt);
+	free(bt.m.b);
 	return ret;
 }
