@@ -150,6 +150,13 @@ static void on_bad_fmt(struct pfs_donode *d, const struct place *p)
 	d->data_fmt = 9;
 }
 
+static void on_xattrs(struct pfs_donode *d, const struct place *p)
+{
+	(void)p;
+	d->xattr_len = le16_put(8);	/* zeros: no namespace 0 */
+	d->xattr_count = le16_put(1);
+}
+
 static void on_blocks(struct pfs_donode *d, const struct place *p)
 {
 	(void)p;
@@ -440,6 +447,9 @@ int main(int argc, char **argv)
 		if (!p.o.omap.blkno)
 			die("omap: the object has no omap", -EINVAL);
 		flip(p.o.omap.blkno * p.bs + 0x100);
+	} else if (!strcmp(what, "xattrs")) {		/* OID */
+		NEED(1);
+		edit_onode(num(argv[3]), on_xattrs);
 	} else if (!strcmp(what, "blocks")) {		/* OID */
 		NEED(1);
 		edit_onode(num(argv[3]), on_blocks);

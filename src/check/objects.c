@@ -417,6 +417,15 @@ static int check_batch(struct pfs_check *c, uint32_t shard, const uint64_t *loca
 		if (ret)
 			break;	/* phase A saw it */
 		m->n = 0;
+		if (pfs_onode_check_xattrs(&o) &&
+		    pfs_check_problem(c, PFS_PR_XATTRS, "object %#" PRIx64 ": %u bytes, %u entries",
+				      o.oid, o.xattr_len, o.xattr_count)) {
+			memset(o.inline_area + POSFS_INLINE_SIZE - o.xattr_len, 0, o.xattr_len);
+			o.xattr_len = 0;
+			o.xattr_count = 0;
+			dirty = true;
+			pfs_check_fixed(c);
+		}
 		ret = check_extents(c, tx, &o, m, &dirty);
 		if (!ret)
 			ret = check_omap(c, tx, &o, m, &dirty);

@@ -1202,6 +1202,19 @@ static int xa_next(const struct pfs_onode *o, uint32_t *pos, struct xa_ent *e)
 	return 1;
 }
 
+int pfs_onode_check_xattrs(const struct pfs_onode *o)
+{
+	uint32_t pos = POSFS_INLINE_SIZE - o->xattr_len, n = 0;
+	struct xa_ent e;
+	int ret;
+
+	if (o->data_len + o->xattr_len > POSFS_INLINE_SIZE)
+		return -EUCLEAN;
+	while ((ret = xa_next(o, &pos, &e)) > 0)
+		n++;
+	return ret ? ret : n == o->xattr_count ? 0 : -EUCLEAN;
+}
+
 static int xa_find(const struct pfs_onode *o, const char *name, size_t len, struct xa_ent *e)
 {
 	uint32_t pos = POSFS_INLINE_SIZE - o->xattr_len;

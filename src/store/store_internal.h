@@ -132,6 +132,10 @@ int pfs_store_load_space(struct pfs_store *st);
 /* Is anything waiting to be written home? */
 bool pfs_store_dirty(struct pfs_store *st);
 
+/* fsck: are o's inline xattrs well formed (entries inside the area, known
+ * namespaces, xattr_count of them)? 0 or -EUCLEAN. */
+int pfs_onode_check_xattrs(const struct pfs_onode *o);
+
 /* ---- journal.c ---------------------------------------------------------- */
 
 /*

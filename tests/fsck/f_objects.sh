@@ -18,4 +18,5 @@ fsck_case "extent on blocks in use" 0x0105 '^medium2$' extent-dup "$(ino medium)
 # dir1's entries go: its files (and small's second link) land in lost+found
 fsck_case "omap" 0x0106 '^dir1/' omap "$(ino dir1)"
 fsck_case "block count" 0x0107 '' blocks "$(ino medium)"
+fsck_case "inline xattrs" 0x0108 '' xattrs "$(ino dir1/f06)"
 test_done
