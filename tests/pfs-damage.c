@@ -157,6 +157,12 @@ static void on_xattrs(struct pfs_donode *d, const struct place *p)
 	d->xattr_count = le16_put(1);
 }
 
+static void on_omap_count(struct pfs_donode *d, const struct place *p)
+{
+	(void)p;
+	d->omap_count = le64_put(le64_get(d->omap_count) + 3);
+}
+
 static void on_blocks(struct pfs_donode *d, const struct place *p)
 {
 	(void)p;
@@ -450,6 +456,9 @@ int main(int argc, char **argv)
 	} else if (!strcmp(what, "xattrs")) {		/* OID */
 		NEED(1);
 		edit_onode(num(argv[3]), on_xattrs);
+	} else if (!strcmp(what, "omap-count")) {	/* OID */
+		NEED(1);
+		edit_onode(num(argv[3]), on_omap_count);
 	} else if (!strcmp(what, "blocks")) {		/* OID */
 		NEED(1);
 		edit_onode(num(argv[3]), on_blocks);

@@ -42,6 +42,7 @@ struct pfs_dev;
 	X(0x0106, OMAP, 0, "object's omap is damaged", "drop its directory entries and large xattrs") \
 	X(0x0107, BLOCKS, 1, "object's block count is wrong", "correct it") \
 	X(0x0108, XATTRS, 0, "object's inline xattrs are damaged", "drop them") \
+	X(0x0109, OMAP_COUNT, 1, "object's omap record or xattr count is wrong", "correct it") \
 	X(0x0201, FREE_TREE, 1, "free-space tree is damaged", "rebuild it") \
 	X(0x0202, LEAK, 1, "blocks are neither in use nor free", "rebuild the free-space tree") \
 	X(0x0203, FREE_USED, 1, "blocks in use are in the free-space tree", "rebuild the free-space tree") \

@@ -172,6 +172,7 @@ struct obj_walk {
 	uint64_t bad_lblk;		/* extent to drop */
 	const char *why;
 	int nbad;
+	uint64_t xattrs;		/* xattr records met in the omap */
 };
 
 static uint64_t sectors_of(const struct pfs_check *c, uint64_t blocks)
@@ -367,22 +368,54 @@ blocks:
 	return 0;
 }
 
+static int ow_omap_rec(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct obj_walk *w = arg;
+	const uint8_t *k = key;
+
+	(void)val;
+	(void)vlen;
+	if (klen >= 2 && !k[0] && k[1] == 'x')
+		w->xattrs++;	/* the store's xattr records: "\0x" + name */
+	return 0;
+}
+
 static int check_omap(struct pfs_check *c, struct pfs_tx *tx, struct pfs_onode *o,
 		      struct marks *m, bool *dirty)
 {
-	struct pfs_omap om = { &o->omap, &o->omap_count, POSFS_OID_SHARD(o->oid), o->oid };
+	uint64_t count = o->omap_count;
+	struct pfs_omap om = { &o->omap, &count, POSFS_OID_SHARD(o->oid), o->oid };
 	struct obj_walk w = { .c = c, .o = o, .m = m };
-	struct pfs_omap_check_ops ops = { ow_omap_block, NULL, &w };
+	struct pfs_omap_check_ops ops = { ow_omap_block, ow_omap_rec, &w };
+	struct pfs_omap_stats st = { 0 };
 	size_t from = m->n;
 	int ret;
 
 	if (!o->omap.blkno && !o->omap.height && !o->omap_count && !o->xattr_omap_count)
 		return 0;
-	ret = pfs_omap_check(tx, &om, &ops, NULL);
-	if (!ret && o->xattr_omap_count > o->omap_count)
-		ret = -EUCLEAN;
-	if (ret == -ENOMEM || ret == -EIO || !ret)
+	ret = pfs_omap_check(tx, &om, &ops, &st);
+	if (ret == -EUCLEAN && st.records != count) {
+		/* only the count? the same walk with the count it found */
+		marks_undo(c, m, from);
+		count = st.records;
+		w.xattrs = 0;
+		ret = pfs_omap_check(tx, &om, &ops, &st);
+	}
+	if (ret == -ENOMEM || ret == -EIO)
 		return ret;
+	if (!ret) {
+		if ((count != o->omap_count || w.xattrs != o->xattr_omap_count) &&
+		    pfs_check_problem(c, PFS_PR_OMAP_COUNT, "object %#" PRIx64 ": %" PRIu64
+				      " records and %" PRIu64 " xattrs counted, %" PRIu64 " and %"
+				      PRIu64 " found", o->oid, o->omap_count, o->xattr_omap_count,
+				      count, w.xattrs)) {
+			o->omap_count = count;
+			o->xattr_omap_count = w.xattrs;
+			*dirty = true;
+			pfs_check_fixed(c);
+		}
+		return 0;
+	}
 	marks_undo(c, m, from);		/* K2 */
 	if (pfs_check_problem(c, PFS_PR_OMAP, "object %#" PRIx64 ": %s", o->oid,
 			      err_why(ret, w.why))) {

@@ -19,4 +19,5 @@ fsck_case "extent on blocks in use" 0x0105 '^medium2$' extent-dup "$(ino medium)
 fsck_case "omap" 0x0106 '^dir1/' omap "$(ino dir1)"
 fsck_case "block count" 0x0107 '' blocks "$(ino medium)"
 fsck_case "inline xattrs" 0x0108 '' xattrs "$(ino dir1/f06)"
+fsck_case "omap count" 0x0109 '' omap-count "$(ino dir1)"
 test_done
