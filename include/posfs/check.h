@@ -58,7 +58,7 @@ struct pfs_dev;
 	X(0x0306, DOTDOT, 1, "directory's '..' is wrong", "correct it") \
 	X(0x0307, UNREACHABLE, 0, "object is not reachable from the root", "connect it in /lost+found") \
 	X(0x0308, NLINK, 1, "link count is wrong", "correct it") \
-	X(0x0309, ORPHAN, 1, "unlinked object still on an orphan list", "reclaim it") \
+	X(0x0309, ORPHAN, 1, "unlinked object on an orphan list but not marked an orphan", "reclaim it") \
 	X(0x030a, ORPHAN_RECORD, 1, "orphan list and object disagree", "correct the list and the object") \
 	X(0x030b, LOST_FOUND, 0, "/lost+found is missing or not a directory", "make it") \
 	X(0x030c, BAD_TYPE, 0, "object has no valid file type", "clear it")

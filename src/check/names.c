@@ -1354,14 +1354,31 @@ static int final_cb(void *arg, uint64_t ino, const void *val)
 		r.links = 1;
 	}
 	if (!r.links) {
-		/* unlinked: a leftover of a crash when listed, damage else */
+		/*
+		 * Unlinked. Listed and flagged: what a crash leaves of a file
+		 * unlinked while open, a consistent state that the mount
+		 * finishes (as e2fsck's orphan list): reclaimed here without
+		 * counting a problem, so that a crash leaves fsck nothing to
+		 * repair. Otherwise damage.
+		 */
 		bool listed = r.bits & R_LISTED;
 
-		if (!(listed ? pfs_check_problem(n->c, PFS_PR_ORPHAN, "object %#" PRIx64 ": "
-						 "unlinked, on the orphan list", ino)
-			     : pfs_check_problem(n->c, PFS_PR_ORPHAN_RECORD, "object %#" PRIx64
-						 ": unlinked (nlink 0, no entry), not on the "
-						 "orphan list", ino)))
+		if (listed && (r.oflags & POSFS_ONODE_ORPHAN)) {
+			if (n->c->readonly) {
+				pfs_check_info(n->c, "object %#" PRIx64 ": an orphan, reclaimed at "
+					       "the next mount", ino);
+				goto count;
+			}
+			ret = pfs_fs_remove_steps(n->st, ino, true);
+			if (ret)
+				return ret;
+			pfs_check_info(n->c, "object %#" PRIx64 ": an orphan, reclaimed", ino);
+			return 0;
+		}
+		if (!pfs_check_problem(n->c, listed ? PFS_PR_ORPHAN : PFS_PR_ORPHAN_RECORD,
+				       "object %#" PRIx64 ": unlinked (nlink 0, no entry), %s", ino,
+				       listed ? "listed but not marked an orphan" :
+				       "not on the orphan list"))
 			goto count;
 		ret = pfs_fs_remove_steps(n->st, ino, listed);
 		if (fixed(n, ret))

@@ -298,6 +298,11 @@ print(sum(os.path.exists('$m/big/e%06d' % i) for i in range(0, $NENT, 97)))")" \
 	echo "# $tag: tree and remount in $((SECONDS - t0)) s"
 	pfs_umount "$m"
 	expect_eq "$tag: clean unmount after the remount" "$UMOUNT_STATUS" 0
+	if [ -x "${FSCK:-}" ]; then
+		run_status st "$FSCK" -fn "$dev"
+		expect_eq "$tag: fsck finds nothing after the stress" "$st" 0
+		[ "$st" = 0 ] || printf '%s\n' "$OUT" | sed 's/^/# /' | head -20
+	fi
 }
 
 img=$T_DIR/img

@@ -151,7 +151,7 @@ static void run_names(struct pfs_store *st, bool readonly, struct run *r,
 	ck_assert_int_eq(pfs_check_names(c), 0);
 	maps_moved = pfs_map_on_disk(probe);
 	ck_assert_uint_eq(r->open, 0);
-	ck_assert_uint_eq(r->infos, 1);
+	ck_assert_uint_ge(r->infos, 1);	/* the summary, and a line per orphan */
 	pfs_map_env_destroy(c->maps);
 	free(c);
 }
@@ -879,7 +879,8 @@ START_TEST(orphan_after_crash)
 	ck_assert_int_eq(pfs_store_stat(m.st, o, &on), 0);
 	ck_assert_uint_eq(on.flags & POSFS_ONODE_ORPHAN, POSFS_ONODE_ORPHAN);
 	ck_assert_int_eq(pfs_store_close(m.st), 0);
-	check_cycle(path, CODES(PFS_PR_ORPHAN), CODES(PFS_PR_ORPHAN), &res);
+	/* a consistent leftover of a crash: reclaimed, no problem counted */
+	check_cycle(path, NULL, 0, NULL, 0, &res);
 	m.st = st_open(path, false);
 	ck_assert_int_eq(pfs_store_stat(m.st, o, &on), -ENOENT);
 	for (uint32_t s = 0; s < 3; s++)
@@ -1274,11 +1275,13 @@ START_TEST(large_orphan)
 	ck_assert_int_eq(pfs_store_submit(st, &tx, 0, NULL), -E2BIG);
 	pfs_txn_fini(&tx);
 
+	/* the crash's orphan is no problem: reclaimed (in steps) all the same */
 	run_names(st, true, &r, &res);
-	expect(&r, CODES(PFS_PR_ORPHAN), "read-only");
+	ck_assert_uint_eq(r.n, 0);
+	ck_assert_int_eq(pfs_store_stat(st, f, &on), 0);
 	run_names(st, false, &r, &res);
-	expect(&r, CODES(PFS_PR_ORPHAN), "repair");
-	ck_assert_uint_eq(res.fixed, 1);
+	ck_assert_uint_eq(r.n, 0);
+	ck_assert_uint_eq(res.fixed, 0);
 	run_names(st, false, &r, &res);
 	ck_assert_uint_eq(r.n, 0);
 	ck_assert_int_eq(pfs_store_stat(st, f, &on), -ENOENT);
