@@ -1181,22 +1181,23 @@ struct xa_ent {
 /* Entry at *pos (advanced past it): 1, 0 at the end, -EUCLEAN if bad. */
 static int xa_next(const struct pfs_onode *o, uint32_t *pos, struct xa_ent *e)
 {
-	const struct pfs_dxattr *d;
+	const uint8_t *d;
 
 	if (*pos >= POSFS_INLINE_SIZE)
 		return 0;
-	if (POSFS_INLINE_SIZE - *pos < sizeof(*d))
+	if (POSFS_INLINE_SIZE - *pos < sizeof(struct pfs_dxattr))
 		return -EUCLEAN;
-	d = (const struct pfs_dxattr *)(o->inline_area + *pos);
+	/* bytewise: a damaged xattr_len may leave pos unaligned */
+	d = o->inline_area + *pos;
 	e->off = *pos;
-	e->ns = d->ns;
-	e->nlen = d->name_len;
-	e->vlen = le16_get(d->value_len);
+	e->ns = d[0];
+	e->nlen = d[1];
+	e->vlen = (uint16_t)(d[2] | d[3] << 8);
 	e->len = xa_entlen(e->nlen, e->vlen);
 	if (e->ns < POSFS_XATTR_USER || e->ns > POSFS_XATTR_SYSTEM || !e->nlen ||
 	    e->len > POSFS_INLINE_SIZE - *pos)
 		return -EUCLEAN;
-	e->name = o->inline_area + *pos + sizeof(*d);
+	e->name = o->inline_area + *pos + sizeof(struct pfs_dxattr);
 	e->val = e->name + e->nlen;
 	*pos += e->len;
 	return 1;
