@@ -530,7 +530,7 @@ int main(int argc, char **argv)
 
 		NEED(5);
 		kl = dent_key(key, argv[4]);
-		*(uint64_t *)val = le64_put(num(argv[5]));
+		memcpy(val, &(uint64_t){ le64_put(num(argv[5])) }, 8);
 		val[8] = (uint8_t)num(argv[6]);
 		memcpy(val + 9, &(uint64_t){ le64_put(num(argv[7])) }, 8);
 		st = ns_open();
@@ -561,8 +561,10 @@ int main(int argc, char **argv)
 		n = pfs_store_omap_get(st, dir, key, kl, val, sizeof(val));
 		if (n != (ssize_t)sizeof(val))
 			die("no such entry", n < 0 ? (int)n : -EUCLEAN);
-		ino = le64_get(*(uint64_t *)val);
-		seq = le64_get(*(uint64_t *)(val + 9));
+		memcpy(&ino, val, 8);
+		memcpy(&seq, val + 9, 8);
+		ino = le64_get(ino);
+		seq = le64_get(seq);
 		skey[0] = 's';
 		okey[0] = 'o';
 		for (int i = 0; i < 8; i++) {

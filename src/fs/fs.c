@@ -29,6 +29,7 @@
 #include <sys/xattr.h>
 #include <time.h>
 
+#include "plant.h"
 #include "fs/acl.h"
 #include "fs/fs_internal.h"
 
@@ -636,6 +637,13 @@ int pfs_fs_fsync(struct pfs_fs *fs, uint64_t ino, int datasync)
 	bool has_local = false, has_global = false;
 	struct pfs_istate *s;
 	int ret = 0;
+
+	if (pfs_planted("fsyncdir-noop")) {
+		struct pfs_onode po;
+
+		if (!pfs_fs_stat(fs, ino, &po) && S_ISDIR(po.mode))
+			return 0;
+	}
 
 	(void)datasync;
 	pthread_mutex_lock(&fs->state_lock);

@@ -43,6 +43,7 @@
 
 #include "posfs/crc32c.h"
 #include "format/endian.h"
+#include "plant.h"
 #include "store/store_internal.h"
 
 enum txb_state { TXB_READ, TXB_DIRTY, TXB_NEW, TXB_RELEASED };
@@ -1027,7 +1028,7 @@ static int wal_write_upto(struct pfs_store *st, struct pfs_wal *w, uint64_t seq)
 		for (s = batch; s; s = s->next)
 			preflush |= s->preflush;
 		pthread_mutex_unlock(&w->mutex);
-		if (preflush)
+		if (preflush && !pfs_planted("record-before-data"))
 			ret = pfs_dev_flush(st->dev);	/* W2: data before record */
 		for (s = batch; !ret && s; s = s->next) {
 			if (s->pad_at != UINT64_MAX)
@@ -1037,7 +1038,7 @@ static int wal_write_upto(struct pfs_store *st, struct pfs_wal *w, uint64_t seq)
 				ret = pfs_dev_pwrite(st->dev, rec_at(s, bs), (size_t)s->nblocks * bs,
 						     (w->start + s->at) * bs);
 		}
-		if (!ret)
+		if (!ret && !pfs_planted("skip-flush"))
 			ret = pfs_dev_flush(st->dev);
 		__atomic_add_fetch(&st->stat_wal_writes, 1, __ATOMIC_RELAXED);
 		pthread_mutex_lock(&w->mutex);
