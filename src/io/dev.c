@@ -41,6 +41,20 @@ struct pfs_dev *pfs_dev_alloc(const struct pfs_dev_ops *ops)
 	return dev;
 }
 
+struct pfs_dev *pfs_dev_alloc_over(const struct pfs_dev_ops *ops, const struct pfs_dev *inner)
+{
+	struct pfs_dev *dev = pfs_dev_alloc(ops);
+
+	if (!dev)
+		return NULL;
+	/* Same geometry and rules as inner; no ring of its own. */
+	dev->info = inner->info;
+	dev->info.uring = false;
+	pfs_dev_set_name(dev, ops->name);	/* over inner's */
+	dev->queue_depth = inner->queue_depth;
+	return dev;
+}
+
 void pfs_dev_set_name(struct pfs_dev *dev, const char *name)
 {
 	size_t n = strlen(name);

@@ -89,6 +89,9 @@ struct pfs_ioq {
 
 /* dev.c */
 struct pfs_dev *pfs_dev_alloc(const struct pfs_dev_ops *ops);
+/* A device that forwards to inner (record, hook): inner's info and queue
+ * depth, under ops->name, without a ring of its own. */
+struct pfs_dev *pfs_dev_alloc_over(const struct pfs_dev_ops *ops, const struct pfs_dev *inner);
 void pfs_dev_set_name(struct pfs_dev *dev, const char *name);
 int pfs_dev_check_io(const struct pfs_dev *dev, const void *buf, size_t len,
 		     uint64_t off, bool write);

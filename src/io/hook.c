@@ -96,7 +96,7 @@ int pfs_dev_hook_wrap(struct pfs_dev *inner, const struct pfs_dev_hook *hook,
 		ret = -EINVAL;
 		goto out;
 	}
-	dev = pfs_dev_alloc(&pfs_dev_hook_ops);
+	dev = pfs_dev_alloc_over(&pfs_dev_hook_ops, inner);
 	if (!dev) {
 		ret = -ENOMEM;
 		goto out;
@@ -114,11 +114,6 @@ int pfs_dev_hook_wrap(struct pfs_dev *inner, const struct pfs_dev_hook *hook,
 	h->inner = inner;
 	h->hook = *hook;
 	dev->priv = h;
-	/* Same geometry and rules as inner; no ring of its own. */
-	dev->info = inner->info;
-	dev->info.uring = false;
-	pfs_dev_set_name(dev, "hook");
-	dev->queue_depth = inner->queue_depth;
 	*devp = dev;
 	dev = NULL;
 out:

@@ -209,7 +209,7 @@ int pfs_devrec_wrap(struct pfs_dev *inner, struct pfs_dev **devp)
 		ret = -EINVAL;
 		goto out;
 	}
-	dev = pfs_dev_alloc(&pfs_dev_record_ops);
+	dev = pfs_dev_alloc_over(&pfs_dev_record_ops, inner);
 	if (!dev) {
 		ret = -ENOMEM;
 		goto out;
@@ -226,11 +226,6 @@ int pfs_devrec_wrap(struct pfs_dev *inner, struct pfs_dev **devp)
 	}
 	rec->inner = inner;
 	dev->priv = rec;
-	/* Same geometry and rules as inner; no ring of its own. */
-	dev->info = inner->info;
-	dev->info.uring = false;
-	pfs_dev_set_name(dev, "record");
-	dev->queue_depth = inner->queue_depth;
 	*devp = dev;
 	dev = NULL;
 out:
