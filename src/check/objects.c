@@ -227,18 +227,23 @@ static int extent_mark(struct obj_walk *w, const struct pfs_extent *e)
 	return 0;
 }
 
-static int ow_ext_node(void *arg, uint64_t blkno, unsigned level)
+/* A block of a tree under walk: a problem stops the walk as damage. */
+static int walk_mark(struct obj_walk *w, uint64_t blkno)
 {
-	struct obj_walk *w = arg;
 	int ret = mark_meta(w->c, w->m, blkno);
 
-	(void)level;
 	if (ret == -EEXIST || ret == -ERANGE) {
-		w->why = ret == -EEXIST ? "a tree block is also used elsewhere" :
-					  "a tree block is outside the data area";
+		w->why = ret == -EEXIST ? "a block of it is also used elsewhere" :
+					  "a block of it is outside the data area";
 		return -EUCLEAN;
 	}
 	return ret;
+}
+
+static int ow_ext_node(void *arg, uint64_t blkno, unsigned level)
+{
+	(void)level;
+	return walk_mark(arg, blkno);
 }
 
 static int ow_ext_rec(void *arg, const void *rec)
@@ -262,18 +267,9 @@ static int ow_ext_rec(void *arg, const void *rec)
 static int ow_omap_block(void *arg, uint64_t blkno, enum pfs_omap_block_kind kind,
 			 uint32_t level)
 {
-	struct obj_walk *w = arg;
-	int ret;
-
 	(void)kind;
 	(void)level;
-	ret = mark_meta(w->c, w->m, blkno);
-	if (ret == -EEXIST || ret == -ERANGE) {
-		w->why = ret == -EEXIST ? "a block is also used elsewhere" :
-					  "a block is outside the data area";
-		return -EUCLEAN;
-	}
-	return ret;
+	return walk_mark(arg, blkno);
 }
 
 static const char *err_why(int err, const char *why)
