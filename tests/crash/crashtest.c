@@ -32,14 +32,24 @@
  *       writes are recorded, cut at each of its flushes, recovered again,
  *       and held to O1.
  *
- * Usage: crashtest [-1fx] [-s SEED] [-v] | -P. By default the bounded set of
- * make check runs (every one-operation workload, samples of two and
- * three); -f runs every one- and two-operation workload and 200 of three
- * (make crashtest); -1 only the one-operation ones; -x stops at the first
- * failure. -P says whether the
- * planted bugs are built in (src/plant.h). Prints
- * the workloads and crash states checked and the failures; exits 1 when
- * any failed.
+ * Random runs, in the manner of fsx: a thread runs random operations
+ * (writes of every size, truncate, punch, zero range, fallocate, rename
+ * with and without NOREPLACE, unlink, xattrs, copy_file_range clones)
+ * over a few files of its own directories, each followed at random by
+ * nothing, fsync, fdatasync or fsync of the directory, and reads every
+ * file back against an in-memory model after each operation. One thread,
+ * then three at once over directories spread across four shards: each
+ * thread's subtree has its own history, held to the same oracle.
+ *
+ * Usage: crashtest [-1frx] [-s SEED] [-v] | -P. By default the bounded set
+ * of make check runs (every one-operation workload, samples of two and
+ * three, four random runs at a sample of their crash points); -f runs
+ * every one- and two-operation workload, 200 of three and 20 long random
+ * runs at every crash point (make crashtest); -1 only the one-operation
+ * workloads; -r only the random runs; -x stops at the first failure. -P
+ * says whether the planted bugs are built in (src/plant.h). Prints the
+ * workloads and crash states checked and the failures; exits 1 when any
+ * failed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -50,6 +60,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -69,13 +80,18 @@ static uint64_t rng_state = 1;
 static bool verbose;
 static bool first_failure;	/* -x: stop at the first failure */
 
-static uint64_t rng(void)
+static uint64_t rng_next(uint64_t *state)
 {
-	uint64_t z = (rng_state += UINT64_C(0x9e3779b97f4a7c15));
+	uint64_t z = (*state += UINT64_C(0x9e3779b97f4a7c15));
 
 	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
 	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
 	return z ^ (z >> 31);
+}
+
+static uint64_t rng(void)
+{
+	return rng_next(&rng_state);
 }
 
 /* ---- capturing a tree ------------------------------------------------------ */
@@ -427,26 +443,64 @@ static void run_op(struct pfs_fs *fs, const struct names *nm, enum op op, int i,
 		*target = *parent;
 }
 
-/* ---- one workload ---------------------------------------------------------------- */
+/* ---- recordings and their oracle ---------------------------------------------------- */
 
-struct workload {
-	int n;
-	enum op op[MAXOPS];
-	enum persist p[MAXOPS];
+/*
+ * The states a part of the tree went through: S[0] after the setup, S[j]
+ * after the j-th operation of whoever owns that part (the one workload,
+ * or one thread of a threaded run; only the owner changes it).
+ */
+struct history {
+	char **S;
+	int len, cap;
 };
+
+static void history_add(struct history *h, char *s)
+{
+	if (h->len == h->cap) {
+		h->cap = h->cap ? h->cap * 2 : 8;
+		h->S = realloc(h->S, (size_t)h->cap * sizeof(*h->S));
+		if (!h->S)
+			abort();
+	}
+	h->S[h->len++] = s;
+}
+
+/* What a persistence call acknowledged at event ev promised: inode ino of
+ * history h as in some state from S[k] on. */
+struct promise {
+	size_t ev;
+	uint64_t ino;
+	bool data_only;		/* fdatasync */
+	int h, k;
+};
+
+/* One recorded run: the device's writes from the base image on. */
+struct recording {
+	char name[512];		/* what ran, for failure messages */
+	struct pfs_devrec *rec;
+	const uint8_t *base;
+	size_t setup_end;	/* first event after the setup's sync */
+	struct history *H;
+	int nh;
+	struct promise *pr;
+	size_t npr, prcap;
+};
+
+static void promise_add(struct recording *rc, struct promise p)
+{
+	if (rc->npr == rc->prcap) {
+		rc->prcap = rc->prcap ? rc->prcap * 2 : 16;
+		rc->pr = realloc(rc->pr, rc->prcap * sizeof(*rc->pr));
+		if (!rc->pr)
+			abort();
+	}
+	rc->pr[rc->npr++] = p;
+}
 
 struct result {
 	uint64_t workloads, states, recovery_states, failed;
 };
-
-static void describe(const struct workload *w, char *buf, size_t cap)
-{
-	size_t o = 0;
-
-	for (int i = 0; i < w->n; i++)
-		o += (size_t)snprintf(buf + o, cap - o, "%s%s+%s", i ? ", " : "",
-				      op_names[w->op[i]], persist_names[w->p[i]]);
-}
 
 static int open_fs(struct pfs_dev *dev, struct pfs_store **st, struct pfs_fs **fs)
 {
@@ -543,80 +597,120 @@ static char *recover(const uint8_t *img, char *why, size_t cap)
 	return c;
 }
 
-/* O1: is ino's view in c the one of some S_j, j >= k? */
-static bool holds(char *const *S, int n, int k, const char *c, uint64_t ino, bool data_only)
+/* Is ino's view in c the one of some S_j of h, j >= k? */
+static bool holds(const struct history *h, int k, const char *c, uint64_t ino, bool data_only)
 {
 	char want[4096], got[4096];
 
 	view(c, ino, data_only, got, sizeof(got));
-	for (int j = k; j <= n; j++) {
-		view(S[j], ino, data_only, want, sizeof(want));
+	for (int j = k; j < h->len; j++) {
+		view(h->S[j], ino, data_only, want, sizeof(want));
 		if (!strcmp(want, got))
 			return true;
 	}
 	return false;
 }
 
-/*
- * Every inode of c (and of every S_j) is as some S_j had it: an operation
- * is never half there, whether or not it was promised (a record replayed
- * without the data it points at shows here).
- */
-static bool states_whole(char *const *S, int n, const char *c, char *why, size_t cap)
+static bool appears(const struct history *h, uint64_t ino)
 {
-	for (int src = -1; src <= n; src++) {
-		const char *t = src < 0 ? c : S[src];
+	char key[32];
 
-		for (const char *p = strchr(t, '\n'); p && p[1]; p = strchr(p + 1, '\n')) {
-			uint64_t ino = strtoull(p + 1, NULL, 10);
-
-			if (!holds(S, n, 0, c, ino, false)) {
-				char got[256];
-
-				view(c, ino, false, got, sizeof(got));
-				snprintf(why, cap, "inode %" PRIu64 " is '%s', a state it never had",
-					 ino, got);
-				return false;
-			}
-		}
-	}
-	return true;
+	snprintf(key, sizeof(key), "\n%" PRIu64 " ", ino);
+	for (int j = 0; j < h->len; j++)
+		if (strstr(h->S[j], key))
+			return true;
+	return false;
 }
 
-/* Every promise made before the crash point holds in c: NULL, or which
- * does not (why filled). */
-struct promise {
-	size_t ev;		/* acknowledged at this event */
-	uint64_t ino;		/* what was synced */
-	bool data_only;		/* fdatasync */
+struct inoset {
+	uint64_t *v;
+	size_t n, cap;
 };
 
-static bool promises_hold(char *const *S, int n, const struct promise *pr, size_t limit,
-			  const char *c, char *why, size_t cap)
+static void inoset_add_lines(struct inoset *s, const char *t)
 {
-	for (int i = 0; i < n; i++) {
-		if (pr[i].ev > limit)
-			break;
-		if (!holds(S, n, i + 1, c, pr[i].ino, pr[i].data_only)) {
+	for (const char *p = strchr(t, '\n'); p && p[1]; p = strchr(p + 1, '\n')) {
+		uint64_t ino = strtoull(p + 1, NULL, 10);
+		size_t i;
+
+		for (i = 0; i < s->n && s->v[i] != ino; i++)
+			;
+		if (i < s->n)
+			continue;
+		if (s->n == s->cap) {
+			s->cap = s->cap ? s->cap * 2 : 32;
+			s->v = realloc(s->v, s->cap * sizeof(*s->v));
+			if (!s->v)
+				abort();
+		}
+		s->v[s->n++] = ino;
+	}
+}
+
+/*
+ * O1b: every inode of c (and of every state) is as some state of a
+ * history it belongs to had it: an operation is never half there, whether
+ * or not it was promised (a record replayed without the data it points
+ * at shows here).
+ */
+static bool states_whole(const struct recording *rc, const char *c, char *why, size_t cap)
+{
+	struct inoset s = { 0 };
+	bool ok = true;
+
+	inoset_add_lines(&s, c);
+	for (int h = 0; h < rc->nh; h++)
+		for (int j = 0; j < rc->H[h].len; j++)
+			inoset_add_lines(&s, rc->H[h].S[j]);
+	for (size_t i = 0; ok && i < s.n; i++) {
+		bool owned = false, seen = false;
+
+		for (int h = 0; !seen && h < rc->nh; h++) {
+			if (!appears(&rc->H[h], s.v[i]))
+				continue;
+			owned = true;
+			seen = holds(&rc->H[h], 0, c, s.v[i], false);
+		}
+		if (!seen) {
 			char got[256];
 
-			view(c, pr[i].ino, pr[i].data_only, got, sizeof(got));
-			snprintf(why, cap, "inode %" PRIu64 " synced by operation %d is '%s', "
-				 "no state from then on", pr[i].ino, i + 1, got);
+			view(c, s.v[i], false, got, sizeof(got));
+			snprintf(why, cap, "inode %" PRIu64 " is '%s', a state it never had%s",
+				 s.v[i], got, owned ? "" : " (unknown inode)");
+			ok = false;
+		}
+	}
+	free(s.v);
+	return ok;
+}
+
+/* O1: every promise acknowledged up to event limit holds in c. */
+static bool promises_hold(const struct recording *rc, size_t limit, const char *c, char *why,
+			  size_t cap)
+{
+	for (size_t i = 0; i < rc->npr; i++) {
+		const struct promise *p = &rc->pr[i];
+
+		if (p->ev > limit)
+			continue;
+		if (!holds(&rc->H[p->h], p->k, c, p->ino, p->data_only)) {
+			char got[256];
+
+			view(c, p->ino, p->data_only, got, sizeof(got));
+			snprintf(why, cap, "inode %" PRIu64 " synced after operation %d%s is '%s', "
+				 "no state from then on", p->ino, p->k,
+				 rc->nh > 1 ? " of its thread" : "", got);
 			return false;
 		}
 	}
 	return true;
 }
 
-static void fail(struct result *r, const struct workload *w, const char *what, const char *why)
+static void fail(struct result *r, const char *name, const char *what, const char *why)
 {
-	char d[256];
-
-	describe(w, d, sizeof(d));
 	r->failed++;
 	if (r->failed <= 20)
-		fprintf(stderr, "FAILED: [%s] %s: %s\n", d, what, why);
+		fprintf(stderr, "FAILED: [%s] %s: %s\n", name, what, why);
 	if (first_failure) {
 		printf("crashtest: stopped at the first failure\n");
 		exit(1);
@@ -628,9 +722,8 @@ static void fail(struct result *r, const struct workload *w, const char *what, c
  * recovery is a crash point of its own, recovered again (from a copy,
  * tmp) and held to O1.
  */
-static void crash_recovery(const uint8_t *img, uint8_t *tmp, char *const *S,
-			   const struct workload *w, const struct promise *pr, size_t limit,
-			   struct result *r)
+static void crash_recovery(const uint8_t *img, uint8_t *tmp, const struct recording *rc,
+			   size_t limit, struct result *r)
 {
 	struct pfs_dev *dev = mem_with(img), *rdev;
 	struct pfs_devrec *rec;
@@ -641,12 +734,12 @@ static void crash_recovery(const uint8_t *img, uint8_t *tmp, char *const *S,
 	if (!dev || pfs_devrec_wrap(dev, &rdev)) {
 		if (dev)
 			pfs_dev_close(dev);
-		fail(r, w, "recording a recovery", "no memory");
+		fail(r, rc->name, "recording a recovery", "no memory");
 		return;
 	}
 	rec = pfs_devrec_of(rdev);
 	if (open_fs(rdev, &st, &fs)) {
-		fail(r, w, "recording a recovery", "recovery failed");
+		fail(r, rc->name, "recording a recovery", "recovery failed");
 		return;
 	}
 	/* the recording lives while the store (its owner) is open */
@@ -667,153 +760,616 @@ static void crash_recovery(const uint8_t *img, uint8_t *tmp, char *const *S,
 		snprintf(what, sizeof(what), "crash before event %zu, then in its recovery at %zu",
 			 limit, g);
 		c = recover(tmp, why, sizeof(why));
-		if (!c || !promises_hold(S, w->n, pr, limit, c, why, sizeof(why)) ||
-		    !states_whole(S, w->n, c, why, sizeof(why)))
-			fail(r, w, what, why);
+		if (!c || !promises_hold(rc, limit, c, why, sizeof(why)) ||
+		    !states_whole(rc, c, why, sizeof(why)))
+			fail(r, rc->name, what, why);
 		free(c);
 	}
 	pfs_fs_close(fs);
 	pfs_store_close(st);
 }
 
-/*
- * Run w; check every crash state of its recording. Recovery crash states
- * (O3) for every recovery_every-th state.
- */
-static void run_workload(const struct workload *w, struct result *r, int recovery_every)
+/* How the crash states of a recording are chosen. */
+struct sampling {
+	int recovery_every;	/* O3 for every n-th state */
+	int max_points;		/* flushes to crash at (0: all), chosen at random */
+	int max_variants;	/* subsets of the in-flight writes when many */
+};
+
+/* Build the image of a crash after the flush at f with the subset of the
+ * in-flight writes, one torn when torn is set. */
+static int crash_image(const struct recording *rc, size_t f, const size_t *inflight, size_t nin,
+		       uint64_t subset, bool torn, uint8_t *img)
 {
-	struct pfs_dev *mem = pfs_test_newfs_mem(DEVSZ, 2, 1 << 20), *recdev;
-	/* device I/O wants aligned buffers */
-	uint8_t *base = pfs_dev_buf_alloc(DEVSZ), *img = pfs_dev_buf_alloc(DEVSZ);
-	uint8_t *img2 = pfs_dev_buf_alloc(DEVSZ);
-	char *S[MAXOPS + 1] = { 0 }, why[512], what[128];
-	struct promise pr[MAXOPS];
-	size_t setup_end;
-	struct pfs_devrec *rec;
-	struct pfs_store *st;
-	struct pfs_fs *fs;
-	struct names nm;
+	struct pfs_dev *d = mem_with(rc->base);
+	int ret;
+
+	if (!d)
+		return -ENOMEM;
+	ret = pfs_devrec_apply(rc->rec, 0, f + 1, d);
+	for (size_t i = 0; !ret && i < nin; i++) {
+		const struct pfs_devrec_event *e = pfs_devrec_event(rc->rec, inflight[i]);
+		uint32_t cut = 0;
+
+		if (!(subset >> (i % 64) & 1))
+			continue;
+		/* a torn write: only its first sectors */
+		if (torn && e->len > 512)
+			cut = 512 * (1 + (uint32_t)(rng() % (e->len / 512 - 1 ? e->len / 512 - 1 : 1)));
+		ret = pfs_devrec_apply_one(rc->rec, inflight[i], cut < e->len ? cut : 0, d);
+	}
+	if (!ret)
+		ret = pfs_dev_pread(d, img, DEVSZ, 0);
+	pfs_dev_close(d);
+	return ret;
+}
+
+/*
+ * Check the crash states of a recording: after a flush f (the setup's
+ * last one first), with a subset of the writes issued before the next
+ * flush. The crash may come just before that next flush, so every
+ * promise made before it (limit) must hold.
+ */
+static void check_states(const struct recording *rc, const struct sampling *sm, struct result *r)
+{
+	uint8_t *img = pfs_dev_buf_alloc(DEVSZ), *img2 = pfs_dev_buf_alloc(DEVSZ);
+	size_t nev = pfs_devrec_count(rc->rec), npoints = 0, *points = NULL;
+	char why[512], what[128];
 	uint64_t nstate = 0;
 
-	if (!mem || !base || !img || !img2 || pfs_dev_pread(mem, base, DEVSZ, 0) ||
-	    pfs_devrec_wrap(mem, &recdev) || open_fs(recdev, &st, &fs)) {
-		fail(r, w, "setup", "cannot make the file system");
+	if (!img || !img2)
 		goto out;
-	}
-	rec = pfs_devrec_of(recdev);
-	if (setup(fs, &nm) || pfs_store_sync(st)) {
-		fail(r, w, "setup", "cannot make the starting tree");
-		goto out_fs;
-	}
-	setup_end = pfs_devrec_count(rec);
-	S[0] = capture(fs);
-	for (int i = 0; i < w->n; i++) {
-		uint64_t target, parent;
-		int ret;
+	points = malloc((nev + 1) * sizeof(*points));
+	if (!points)
+		goto out;
+	for (size_t f = rc->setup_end - 1; f < nev; f++)
+		if (pfs_devrec_event(rc->rec, f)->kind == PFS_REC_FLUSH)
+			points[npoints++] = f;
+	/* a random sample of the points, kept in order */
+	while (sm->max_points && npoints > (size_t)sm->max_points) {
+		size_t drop = rng() % npoints;
 
-		run_op(fs, &nm, w->op[i], i, &target, &parent);
-		S[i + 1] = capture(fs);
-		pr[i].ino = w->p[i] == P_FSYNCDIR ? parent : target;
-		pr[i].data_only = w->p[i] == P_FDATASYNC;
-		ret = pfs_fs_fsync(fs, pr[i].ino, pr[i].data_only);
-		if (ret || !S[i + 1]) {
-			fail(r, w, op_names[w->op[i]], "the persistence call or capture failed");
-			goto out_fs;
-		}
-		pr[i].ev = pfs_devrec_count(rec);	/* acknowledged here */
+		memmove(points + drop, points + drop + 1, (npoints - drop - 1) * sizeof(*points));
+		npoints--;
 	}
-	r->workloads++;
-
-	/* every flush after the setup is a crash point */
-	/*
-	 * Crash points: after the flush at f (the setup's last one first),
-	 * with any subset of the writes issued before the next flush. The
-	 * crash may come just before that next flush, so every promise made
-	 * before it (limit) must hold.
-	 */
-	for (size_t f = setup_end - 1; f < pfs_devrec_count(rec); f++) {
-		size_t inflight[64], nin = 0, limit = f + 1;
+	for (size_t p = 0; p < npoints; p++) {
+		size_t f = points[p], inflight[64], nin = 0, limit = f + 1;
 		int variants;
 
-		if (pfs_devrec_event(rec, f)->kind != PFS_REC_FLUSH)
-			continue;
-		for (; limit < pfs_devrec_count(rec) &&
-		     pfs_devrec_event(rec, limit)->kind != PFS_REC_FLUSH; limit++)
-			if (pfs_devrec_event(rec, limit)->kind == PFS_REC_WRITE && nin < 64)
+		for (; limit < nev && pfs_devrec_event(rc->rec, limit)->kind != PFS_REC_FLUSH;
+		     limit++)
+			if (pfs_devrec_event(rc->rec, limit)->kind == PFS_REC_WRITE && nin < 64)
 				inflight[nin++] = limit;
-		variants = nin <= 3 ? 1 << nin : SUBSETS;
+		variants = nin <= 3 ? 1 << nin : sm->max_variants;
+		/* the last variant tears a write */
 		for (int v = 0; v <= variants; v++) {
-			uint64_t subset = v < variants ? (nin <= 3 ? (uint64_t)v : rng()) : rng();
+			uint64_t subset = v < variants && nin <= 3 ? (uint64_t)v : rng();
 			char *c;
 
-			memcpy(img, base, DEVSZ);
-			{
-				struct pfs_dev *d = mem_with(base);
-
-				if (!d || pfs_devrec_apply(rec, 0, f + 1, d) ||
-				    pfs_dev_pread(d, img, DEVSZ, 0)) {
-					if (d)
-						pfs_dev_close(d);
-					fail(r, w, "replaying the recording", "device error");
-					continue;
-				}
-				for (size_t i = 0; i < nin; i++) {
-					const struct pfs_devrec_event *e = pfs_devrec_event(rec, inflight[i]);
-					uint32_t torn = 0;
-
-					if (!(subset >> (i % 64) & 1))
-						continue;
-					/* the last variant tears one write at a sector */
-					if (v == variants && e->len > 512)
-						torn = 512 * (1 + (uint32_t)(rng() % (e->len / 512 - 1 ? e->len / 512 - 1 : 1)));
-					pfs_devrec_apply_one(rec, inflight[i], torn < e->len ? torn : 0, d);
-				}
-				pfs_dev_pread(d, img, DEVSZ, 0);
-				pfs_dev_close(d);
+			if (crash_image(rc, f, inflight, nin, subset, v == variants, img)) {
+				fail(r, rc->name, "replaying the recording", "device error");
+				continue;
 			}
 			nstate++;
 			snprintf(what, sizeof(what), "crash at event %zu, variant %d", f, v);
 			if (fsck_clean(img, why, sizeof(why)))
-				fail(r, w, what, why);
+				fail(r, rc->name, what, why);
 			c = recover(img, why, sizeof(why));
 			if (!c) {
-				fail(r, w, what, why);
+				fail(r, rc->name, what, why);
 				continue;
 			}
-			if (!promises_hold(S, w->n, pr, limit, c, why, sizeof(why)) ||
-			    !states_whole(S, w->n, c, why, sizeof(why))) {
-				fail(r, w, what, why);
+			if (!promises_hold(rc, limit, c, why, sizeof(why)) ||
+			    !states_whole(rc, c, why, sizeof(why))) {
+				fail(r, rc->name, what, why);
 				if (verbose)
 					fprintf(stderr, "--- recovered:%s", c);
 			}
-			if (nstate % (uint64_t)recovery_every == 0)
-				crash_recovery(img, img2, S, w, pr, limit, r);
+			if (nstate % (uint64_t)sm->recovery_every == 0)
+				crash_recovery(img, img2, rc, limit, r);
 			free(c);
 		}
 	}
 	r->states += nstate;
+out:
+	free(points);
+	pfs_dev_buf_free(img);
+	pfs_dev_buf_free(img2);
+}
+
+static void recording_free(struct recording *rc)
+{
+	for (int h = 0; rc->H && h < rc->nh; h++) {
+		for (int j = 0; j < rc->H[h].len; j++)
+			free(rc->H[h].S[j]);
+		free(rc->H[h].S);
+	}
+	free(rc->H);
+	free(rc->pr);
+}
+
+/*
+ * A fresh file system on a recording device over a memory one (base
+ * holds its bytes before the recording): *fs, with the recording.
+ */
+static int start_recording(struct recording *rc, uint32_t shards, uint8_t *base,
+			   struct pfs_store **st, struct pfs_fs **fs)
+{
+	struct pfs_dev *mem = pfs_test_newfs_mem(DEVSZ, shards, 1 << 20), *recdev;
+
+	if (!mem)
+		return -ENOMEM;
+	if (pfs_dev_pread(mem, base, DEVSZ, 0) || pfs_devrec_wrap(mem, &recdev)) {
+		pfs_dev_close(mem);
+		return -EIO;
+	}
+	rc->base = base;
+	rc->rec = pfs_devrec_of(recdev);
+	return open_fs(recdev, st, fs);
+}
+
+/* ---- bounded workloads (B3's seq-1, seq-2, seq-3) ------------------------------------ */
+
+struct workload {
+	int n;
+	enum op op[MAXOPS];
+	enum persist p[MAXOPS];
+};
+
+static void describe(const struct workload *w, char *buf, size_t cap)
+{
+	size_t o = 0;
+
+	for (int i = 0; i < w->n; i++)
+		o += (size_t)snprintf(buf + o, cap - o, "%s%s+%s", i ? ", " : "",
+				      op_names[w->op[i]], persist_names[w->p[i]]);
+}
+
+/* Run w and check the crash states of its recording. */
+static void run_workload(const struct workload *w, struct result *r, int recovery_every)
+{
+	uint8_t *base = pfs_dev_buf_alloc(DEVSZ);
+	struct recording rc = { .H = calloc(1, sizeof(struct history)), .nh = 1 };
+	struct history *h = rc.H;
+	struct sampling sm = { .recovery_every = recovery_every, .max_variants = SUBSETS };
+	struct pfs_store *st = NULL;
+	struct pfs_fs *fs = NULL;
+	struct names nm;
+
+	describe(w, rc.name, sizeof(rc.name));
+	if (!base || !h || start_recording(&rc, 2, base, &st, &fs)) {
+		fail(r, rc.name, "setup", "cannot make the file system");
+		goto out;
+	}
+	if (setup(fs, &nm) || pfs_store_sync(st)) {
+		fail(r, rc.name, "setup", "cannot make the starting tree");
+		goto out_fs;
+	}
+	rc.setup_end = pfs_devrec_count(rc.rec);
+	history_add(h, capture(fs));
+	for (int i = 0; i < w->n; i++) {
+		uint64_t target, parent;
+		struct promise p = { .data_only = w->p[i] == P_FDATASYNC, .k = i + 1 };
+		char *s;
+
+		run_op(fs, &nm, w->op[i], i, &target, &parent);
+		s = capture(fs);
+		p.ino = w->p[i] == P_FSYNCDIR ? parent : target;
+		if (!s || !h->S[0] || pfs_fs_fsync(fs, p.ino, p.data_only)) {
+			free(s);
+			fail(r, rc.name, op_names[w->op[i]], "the persistence call or capture failed");
+			goto out_fs;
+		}
+		history_add(h, s);
+		p.ev = pfs_devrec_count(rc.rec);	/* acknowledged here */
+		promise_add(&rc, p);
+	}
+	r->workloads++;
+	check_states(&rc, &sm, r);
 out_fs:
 	pfs_fs_close(fs);
 	pfs_store_close(st);
-	mem = NULL;
 out:
-	if (mem)
-		pfs_dev_close(mem);
-	for (int i = 0; i <= MAXOPS; i++)
-		free(S[i]);
+	recording_free(&rc);
 	pfs_dev_buf_free(base);
-	pfs_dev_buf_free(img);
-	pfs_dev_buf_free(img2);
+}
+
+/* ---- random runs: fsx-style, in one thread or in several across shards ------------- */
+
+/*
+ * Each thread owns a directory T<n> with a subdirectory (directories go
+ * to the shards in turn, so a thread spans two shards and threads spread
+ * over all of them) and RFILES file slots in them. It runs random
+ * operations, each followed at random by nothing, fsync, fdatasync or
+ * fsync of the file's directory, and checks every file against an
+ * in-memory model after every operation, as fsx does. Its history is the
+ * states of its directory's subtree, which only it changes.
+ */
+#define RFILES		4
+#define RMAXSIZE	(256u << 10)
+#define RMAXTHREADS	4
+
+struct rfile {
+	uint64_t ino;		/* 0: absent */
+	uint64_t dir;
+	char name[16];
+	uint8_t *data;		/* the model; zeros past size */
+	size_t size;
+};
+
+struct rthread {
+	struct pfs_fs *fs;
+	struct recording *rc;
+	pthread_mutex_t *lock;	/* over rc's promises */
+	int h;			/* its history in rc */
+	int nops;
+	uint64_t rng, dir, sub;
+	struct rfile f[RFILES];
+	uint8_t *buf;
+	char err[512];
+};
+
+static uint64_t trng(struct rthread *t)
+{
+	return rng_next(&t->rng);
+}
+
+static char *capture_at(struct pfs_fs *fs, uint64_t dir)
+{
+	struct text t = { 0 };
+
+	put(&t, "\n");
+	if (capture_dir(fs, dir, &t)) {
+		free(t.s);
+		return NULL;
+	}
+	return t.s;
+}
+
+/* The slot at (dir, name), or -1. */
+static int slot_at(struct rthread *t, uint64_t dir, const char *name)
+{
+	for (int i = 0; i < RFILES; i++)
+		if (t->f[i].ino && t->f[i].dir == dir && !strcmp(t->f[i].name, name))
+			return i;
+	return -1;
+}
+
+/* The live check: every file reads back as the model has it. */
+static int rcheck(struct rthread *t, const char *op)
+{
+	for (int i = 0; i < RFILES; i++) {
+		struct rfile *f = &t->f[i];
+		struct pfs_fs_attr a;
+		ssize_t n;
+
+		if (!f->ino)
+			continue;
+		if (pfs_fs_getattr(t->fs, f->ino, &a) || a.size != f->size) {
+			snprintf(t->err, sizeof(t->err), "after %s, file %s has size %" PRIu64
+				 ", the model %zu", op, f->name, a.size, f->size);
+			return -1;
+		}
+		n = pfs_fs_read(t->fs, f->ino, 0, f->size, t->buf);
+		if (n != (ssize_t)f->size || memcmp(t->buf, f->data, f->size)) {
+			size_t at = 0;
+
+			while (n == (ssize_t)f->size && at < f->size && t->buf[at] == f->data[at])
+				at++;
+			snprintf(t->err, sizeof(t->err), "after %s, file %s reads back wrong "
+				 "(read %zd of %zu, first difference at %zu)", op, f->name, n,
+				 f->size, at);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void rfill(struct rthread *t, uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i += 8) {
+		uint64_t v = trng(t);
+
+		memcpy(p + i, &v, n - i < 8 ? n - i : 8);
+	}
+}
+
+/* A random range for a write-like operation: [*off, *off + *len) below
+ * RMAXSIZE, often block aligned, sometimes past the out-of-place size. */
+static void rrange(struct rthread *t, uint64_t *off, size_t *len)
+{
+	unsigned k = (unsigned)(trng(t) % 10);
+
+	if (k < 5)
+		*len = 1 + trng(t) % 8192;
+	else if (k < 8)
+		*len = 4096 * (1 + trng(t) % 4);
+	else
+		*len = 16384 + trng(t) % 49152;
+	*off = trng(t) % (RMAXSIZE - *len);
+	if (k >= 5 && k < 8)
+		*off &= ~(uint64_t)4095;
+}
+
+/* One random operation and its persistence call. Returns -1 on a live
+ * failure (t->err). */
+static int rstep(struct rthread *t, int step)
+{
+	struct pfs_fs *fs = t->fs;
+	int s = (int)(trng(t) % RFILES);
+	struct rfile *f = &t->f[s];
+	unsigned k = (unsigned)(trng(t) % 100);
+	uint64_t off, target, parent;
+	struct pfs_fs_attr a;
+	const char *op = "write";
+	size_t len;
+	int ret = 0;
+	char *state;
+
+	if (!f->ino || k < 30) {
+		if (!f->ino) {
+			/* a free name: 2 * RFILES places for RFILES files */
+			for (unsigned c = (unsigned)trng(t);; c++) {
+				f->dir = c & 1 ? t->sub : t->dir;
+				snprintf(f->name, sizeof(f->name), "f%u", (c >> 1) % RFILES);
+				if (slot_at(t, f->dir, f->name) < 0)
+					break;
+			}
+			ret = pfs_fs_mknod(fs, f->dir, f->name, S_IFREG | 0644, 0, &root, &a);
+			if (ret)
+				goto failed;
+			f->ino = a.ino;
+			f->size = 0;
+			memset(f->data, 0, RMAXSIZE);
+			op = "create+write";
+		}
+		rrange(t, &off, &len);
+		rfill(t, t->buf, len);
+		if (pfs_fs_write(fs, f->ino, off, len, t->buf, &root) != (ssize_t)len)
+			ret = -EIO;
+		memcpy(f->data + off, t->buf, len);
+		if (off + len > f->size)
+			f->size = off + len;
+	} else if (k < 40) {
+		size_t to = trng(t) % 4 ? trng(t) % RMAXSIZE : 0;
+
+		op = "truncate";
+		a = (struct pfs_fs_attr){ .size = to };
+		ret = pfs_fs_setattr(fs, f->ino, &a, PFS_FS_SET_SIZE, &root, NULL);
+		if (to < f->size)
+			memset(f->data + to, 0, f->size - to);
+		f->size = to;
+	} else if (k < 56) {
+		int mode;
+
+		rrange(t, &off, &len);
+		switch (k % 4) {
+		case 0:
+			op = "punch";
+			mode = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+			break;
+		case 1:
+			op = "zero range";
+			mode = FALLOC_FL_ZERO_RANGE;
+			break;
+		case 2:
+			op = "fallocate keep size";
+			mode = FALLOC_FL_KEEP_SIZE;
+			break;
+		default:
+			op = "fallocate";
+			mode = 0;
+			break;
+		}
+		ret = pfs_fs_fallocate(fs, f->ino, mode, off, len);
+		if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
+			size_t end = mode & FALLOC_FL_KEEP_SIZE ? f->size : off + len;
+
+			if (off < end)
+				memset(f->data + off, 0, (off + len < end ? off + len : end) - off);
+		}
+		if (!(mode & FALLOC_FL_KEEP_SIZE) && off + len > f->size)
+			f->size = off + len;
+	} else if (k < 66) {
+		uint64_t ddir = trng(t) & 1 ? t->sub : t->dir, odir = f->dir;
+		char dname[16];
+		int g, flags = trng(t) % 3 ? 0 : RENAME_NOREPLACE;
+
+		op = flags ? "rename noreplace" : "rename";
+		snprintf(dname, sizeof(dname), "f%d", (int)(trng(t) % RFILES));
+		g = slot_at(t, ddir, dname);
+		ret = pfs_fs_rename(fs, f->dir, f->name, ddir, dname, (unsigned)flags);
+		if (g == s) {
+			/* onto itself: nothing happens (NOREPLACE: EEXIST) */
+			if (ret == -EEXIST && flags)
+				ret = 0;
+		} else if (g >= 0 && flags) {
+			ret = ret == -EEXIST ? 0 : ret ? ret : -EINVAL;
+		} else if (!ret) {
+			if (g >= 0)
+				t->f[g].ino = 0;
+			f->dir = ddir;
+			snprintf(f->name, sizeof(f->name), "%s", dname);
+		}
+		(void)odir;
+	} else if (k < 72) {
+		op = "unlink";
+		ret = pfs_fs_unlink(fs, f->dir, f->name);
+		f->ino = 0;
+	} else if (k < 84) {
+		char xn[16], xv[200];
+
+		snprintf(xn, sizeof(xn), "user.x%d", (int)(trng(t) % 3));
+		if (k < 80) {
+			size_t vn = 1 + trng(t) % sizeof(xv);
+
+			op = "setxattr";
+			rfill(t, (uint8_t *)xv, vn);
+			ret = pfs_fs_setxattr(fs, f->ino, xn, xv, vn, 0);
+		} else {
+			op = "removexattr";
+			ret = pfs_fs_removexattr(fs, f->ino, xn);
+			if (ret == -ENODATA)
+				ret = 0;
+		}
+	} else {
+		struct rfile *src = &t->f[(s + 1 + (int)(trng(t) % (RFILES - 1))) % RFILES];
+		uint64_t in;
+		ssize_t n;
+		size_t want;
+
+		op = "copy_file_range";
+		if (!src->ino || !src->size)
+			src = f;	/* from itself, ranges apart */
+		rrange(t, &off, &len);
+		in = trng(t) % (src->size ? src->size : 1);
+		if (trng(t) & 1)
+			in &= ~(uint64_t)4095, off = (off & ~(uint64_t)4095) | (in & 4095);
+		if (src == f && (in < off + len && off < in + len))
+			goto persist;
+		n = pfs_fs_copy_range(fs, src->ino, in, f->ino, off, len, &root);
+		want = in < src->size ? (src->size - in < len ? src->size - in : len) : 0;
+		if (n < 0 || (size_t)n > want) {
+			ret = n < 0 ? (int)n : -EINVAL;
+		} else {
+			memmove(f->data + off, src->data + in, (size_t)n);
+			if (off + (size_t)n > f->size)
+				f->size = off + (size_t)n;
+		}
+	}
+	if (ret)
+		goto failed;
+persist:
+	if (rcheck(t, op))
+		return -1;
+	state = capture_at(fs, t->dir);
+	if (!state) {
+		snprintf(t->err, sizeof(t->err), "after %s, the tree does not read back", op);
+		return -1;
+	}
+	history_add(&t->rc->H[t->h], state);	/* its own: no lock */
+	parent = f->dir;
+	target = f->ino ? f->ino : parent;
+	k = (unsigned)(trng(t) % 10);
+	if (k >= 4) {
+		struct promise p = { .data_only = k >= 6 && k < 8, .h = t->h, .k = step };
+
+		p.ino = k >= 8 ? parent : target;
+		ret = pfs_fs_fsync(fs, p.ino, p.data_only);
+		if (ret) {
+			op = "fsync";
+			goto failed;
+		}
+		pthread_mutex_lock(t->lock);
+		p.ev = pfs_devrec_count(t->rc->rec);	/* acknowledged by here */
+		promise_add(t->rc, p);
+		pthread_mutex_unlock(t->lock);
+	}
+	return 0;
+failed:
+	snprintf(t->err, sizeof(t->err), "operation %d, %s on %s: %s", step, op, f->name,
+		 strerror(-ret));
+	return -1;
+}
+
+static void *rthread_main(void *arg)
+{
+	struct rthread *t = arg;
+
+	for (int i = 1; i <= t->nops; i++)
+		if (rstep(t, i))
+			break;
+	return NULL;
+}
+
+/* One random run of nthreads threads of nops operations each. */
+static void run_random(int nthreads, int nops, const struct sampling *sm, struct result *r)
+{
+	uint8_t *base = pfs_dev_buf_alloc(DEVSZ);
+	struct rthread t[RMAXTHREADS];
+	pthread_t tid[RMAXTHREADS];
+	pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	struct recording rc = { .nh = nthreads + 1 };
+	uint64_t seed = rng();
+	struct pfs_store *st = NULL;
+	struct pfs_fs *fs = NULL;
+	bool ok = true;
+
+	snprintf(rc.name, sizeof(rc.name), "random run, %d thread%s of %d operations, seed %#"
+		 PRIx64, nthreads, nthreads > 1 ? "s" : "", nops, seed);
+	memset(t, 0, sizeof(t));
+	rc.H = calloc((size_t)rc.nh, sizeof(*rc.H));
+	if (!base || !rc.H || start_recording(&rc, nthreads > 1 ? 4 : 2, base, &st, &fs)) {
+		fail(r, rc.name, "setup", "cannot make the file system");
+		goto out;
+	}
+	for (int i = 0; ok && i < nthreads; i++) {
+		struct pfs_fs_attr a;
+		char name[16];
+
+		t[i] = (struct rthread){ .fs = fs, .rc = &rc, .lock = &lock, .h = i + 1,
+					 .nops = nops, .rng = seed + (uint64_t)i };
+		snprintf(name, sizeof(name), "T%d", i);
+		ok = !pfs_fs_mkdir(fs, POSFS_ROOT_OID, name, 0755, &root, &a);
+		t[i].dir = a.ino;
+		ok = ok && !pfs_fs_mkdir(fs, t[i].dir, "sub", 0755, &root, &a);
+		t[i].sub = a.ino;
+		t[i].buf = malloc(RMAXSIZE);
+		for (int j = 0; ok && j < RFILES; j++)
+			ok = (t[i].f[j].data = calloc(1, RMAXSIZE)) != NULL;
+		ok = ok && t[i].buf;
+	}
+	if (!ok || pfs_store_sync(st)) {
+		fail(r, rc.name, "setup", "cannot make the starting tree");
+		goto out_fs;
+	}
+	rc.setup_end = pfs_devrec_count(rc.rec);
+	history_add(&rc.H[0], capture(fs));
+	for (int i = 0; i < nthreads; i++)
+		history_add(&rc.H[i + 1], capture_at(fs, t[i].dir));
+	for (int i = 0; i < nthreads; i++)
+		if (pthread_create(&tid[i], NULL, rthread_main, &t[i]))
+			rthread_main(&t[i]), tid[i] = 0;
+	for (int i = 0; i < nthreads; i++)
+		if (tid[i])
+			pthread_join(tid[i], NULL);
+	for (int i = 0; i < nthreads; i++)
+		if (t[i].err[0]) {
+			fail(r, rc.name, "the live run", t[i].err);
+			ok = false;
+		}
+	for (int h = 0; ok && h < rc.nh; h++)
+		for (int j = 0; ok && j < rc.H[h].len; j++)
+			ok = rc.H[h].S[j] != NULL;
+	if (ok) {
+		r->workloads++;
+		if (verbose)
+			fprintf(stderr, "%s: %zu device events, %zu promises\n", rc.name,
+				pfs_devrec_count(rc.rec), rc.npr);
+		check_states(&rc, sm, r);
+	}
+out_fs:
+	pfs_fs_close(fs);
+	pfs_store_close(st);
+out:
+	for (int i = 0; i < nthreads; i++) {
+		free(t[i].buf);
+		for (int j = 0; j < RFILES; j++)
+			free(t[i].f[j].data);
+	}
+	recording_free(&rc);
+	pfs_dev_buf_free(base);
 }
 
 int main(int argc, char **argv)
 {
 	struct result r = { 0 };
-	bool quick = true, only1 = false;
+	bool quick = true, only1 = false, only_random = false;
 	uint64_t seed = 1;
-	int c, sample2;
+	int c, sample2, nrandom;
+	struct sampling rs;
 
-	while ((c = getopt(argc, argv, "1fPs:vx")) != -1) {
+	while ((c = getopt(argc, argv, "1fPrs:vx")) != -1) {
 		switch (c) {
 		case '1':
 			only1 = true;
@@ -832,6 +1388,9 @@ int main(int argc, char **argv)
 		case 'f':
 			quick = false;
 			break;
+		case 'r':
+			only_random = true;
+			break;
 		case 's':
 			seed = strtoull(optarg, NULL, 0);
 			break;
@@ -839,20 +1398,20 @@ int main(int argc, char **argv)
 			verbose = true;
 			break;
 		default:
-			fprintf(stderr, "usage: crashtest [-1fx] [-s SEED] [-v] | -P\n");
+			fprintf(stderr, "usage: crashtest [-1frx] [-s SEED] [-v] | -P\n");
 			return 2;
 		}
 	}
 	rng_state = seed;
 	/* seq-1: every operation with every persistence call */
-	for (int o = 0; o < NOPS; o++)
+	for (int o = 0; !only_random && o < NOPS; o++)
 		for (int p = 0; p < NPERSIST; p++) {
 			struct workload w = { 1, { o }, { p } };
 
 			run_workload(&w, &r, quick ? 7 : 1);
 		}
 	/* seq-2: all pairs, or a sample of them; and a sample of seq-3 */
-	sample2 = only1 ? 0 : quick ? 24 : NOPS * NPERSIST * NOPS * NPERSIST;
+	sample2 = only1 || only_random ? 0 : quick ? 24 : NOPS * NPERSIST * NOPS * NPERSIST;
 	for (int s = 0; s < sample2; s++) {
 		struct workload w = { 2, { 0 }, { 0 } };
 		int x = quick ? (int)(rng() % (NOPS * NPERSIST * NOPS * NPERSIST)) : s;
@@ -863,7 +1422,7 @@ int main(int argc, char **argv)
 		w.p[1] = (enum persist)(x % NPERSIST);
 		run_workload(&w, &r, quick ? 7 : 3);
 	}
-	for (int s = 0; s < (only1 ? 0 : quick ? 6 : 200); s++) {
+	for (int s = 0; s < (only1 || only_random ? 0 : quick ? 6 : 200); s++) {
 		struct workload w = { 3, { 0 }, { 0 } };
 
 		for (int i = 0; i < 3; i++) {
@@ -872,6 +1431,14 @@ int main(int argc, char **argv)
 		}
 		run_workload(&w, &r, quick ? 7 : 3);
 	}
+	/* random runs: fsx-style in one thread, then three threads across shards */
+	nrandom = only1 ? 0 : quick ? 2 : 10;
+	rs = quick ? (struct sampling){ .recovery_every = 10, .max_points = 8, .max_variants = 3 }
+		   : (struct sampling){ .recovery_every = 3, .max_variants = 4 };
+	for (int i = 0; i < nrandom; i++)
+		run_random(1, quick ? 30 : 100, &rs, &r);
+	for (int i = 0; i < nrandom; i++)
+		run_random(3, quick ? 20 : 40, &rs, &r);
 	printf("crashtest: %" PRIu64 " workloads, %" PRIu64 " crash states, %" PRIu64
 	       " states of crashes during recovery, %" PRIu64 " failed (seed %" PRIu64 ")\n",
 	       r.workloads, r.states, r.recovery_states, r.failed, seed);
