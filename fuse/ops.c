@@ -34,6 +34,11 @@
  *     rest (include/posfs/fs.h). The caller's umask goes to the layer in
  *     struct pfs_fs_cred (req_cred: libfuse fills it for create, mknod
  *     and mkdir, 0 otherwise).
+ *  7. No flush handler: every write is applied when it returns and
+ *     durability is fsync's, so close has nothing to do here. libfuse
+ *     answers the first FLUSH with ENOSYS and the kernel sends no more,
+ *     which saves a round trip on every close (the kernel still writes
+ *     back its cached pages and reports their errors at close).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -620,14 +625,6 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		fuse_reply_write(req, (size_t)n);
 }
 
-static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	/* Every write is applied when it returns; durability is fsync's. */
-	(void)ino;
-	(void)fi;
-	fuse_reply_err(req, 0);
-}
-
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	int ret = pfs_fs_inode_release(mnt(req)->fs, ino);
@@ -985,7 +982,6 @@ const struct fuse_lowlevel_ops posfs_ops = {
 	.create = op_create,
 	.read = op_read,
 	.write = op_write,
-	.flush = op_flush,
 	.release = op_release,
 	.fsync = op_fsync,
 	.opendir = op_opendir,
