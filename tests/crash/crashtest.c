@@ -41,12 +41,14 @@
  * then three at once over directories spread across four shards: each
  * thread's subtree has its own history, held to the same oracle.
  *
- * Usage: crashtest [-1frx] [-s SEED] [-v] | -P. By default the bounded set
+ * Usage: crashtest [-1fLrx] [-s SEED] [-R T:N:SEED] [-v] | -P. By default the bounded set
  * of make check runs (every one-operation workload, samples of two and
  * three, four random runs at a sample of their crash points); -f runs
  * every one- and two-operation workload, 200 of three and 20 long random
  * runs at every crash point (make crashtest); -1 only the one-operation
- * workloads; -r only the random runs; -x stops at the first failure. -P
+ * workloads; -r only the random runs; -R T:N:SEED the one random run a
+ * failure names; -L the random runs without their crash states (the
+ * live checks only, fast); -x stops at the first failure. -P
  * says whether the planted bugs are built in (src/plant.h). Prints the
  * workloads and crash states checked and the failures; exits 1 when any
  * failed.
@@ -79,6 +81,7 @@ static const struct pfs_fs_cred root = { 0, 0, 022 };
 static uint64_t rng_state = 1;
 static bool verbose;
 static bool first_failure;	/* -x: stop at the first failure */
+static bool live_only;		/* -L: random runs without their crash states */
 
 static uint64_t rng_next(uint64_t *state)
 {
@@ -1233,7 +1236,7 @@ static int rstep(struct rthread *t, int step)
 			ret = n < 0 ? (int)n : -EINVAL;
 		} else {
 			memmove(f->data + off, src->data + in, (size_t)n);
-			if (off + (size_t)n > f->size)
+			if (n > 0 && off + (size_t)n > f->size)
 				f->size = off + (size_t)n;
 		}
 	}
@@ -1283,20 +1286,20 @@ static void *rthread_main(void *arg)
 }
 
 /* One random run of nthreads threads of nops operations each. */
-static void run_random(int nthreads, int nops, const struct sampling *sm, struct result *r)
+static void run_random(int nthreads, int nops, uint64_t seed, const struct sampling *sm,
+		       struct result *r)
 {
 	uint8_t *base = pfs_dev_buf_alloc(DEVSZ);
 	struct rthread t[RMAXTHREADS];
 	pthread_t tid[RMAXTHREADS];
 	pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 	struct recording rc = { .nh = nthreads + 1 };
-	uint64_t seed = rng();
 	struct pfs_store *st = NULL;
 	struct pfs_fs *fs = NULL;
 	bool ok = true;
 
-	snprintf(rc.name, sizeof(rc.name), "random run, %d thread%s of %d operations, seed %#"
-		 PRIx64, nthreads, nthreads > 1 ? "s" : "", nops, seed);
+	snprintf(rc.name, sizeof(rc.name), "random run %d:%d:%#" PRIx64 " (threads, operations, "
+		 "seed: -R to run it again)", nthreads, nops, seed);
 	memset(t, 0, sizeof(t));
 	rc.H = calloc((size_t)rc.nh, sizeof(*rc.H));
 	if (!base || !rc.H || start_recording(&rc, nthreads > 1 ? 4 : 2, base, &st, &fs)) {
@@ -1346,7 +1349,8 @@ static void run_random(int nthreads, int nops, const struct sampling *sm, struct
 		if (verbose)
 			fprintf(stderr, "%s: %zu device events, %zu promises\n", rc.name,
 				pfs_devrec_count(rc.rec), rc.npr);
-		check_states(&rc, sm, r);
+		if (!live_only)
+			check_states(&rc, sm, r);
 	}
 out_fs:
 	pfs_fs_close(fs);
@@ -1365,17 +1369,22 @@ int main(int argc, char **argv)
 {
 	struct result r = { 0 };
 	bool quick = true, only1 = false, only_random = false;
+	char one_run[64] = "";
 	uint64_t seed = 1;
 	int c, sample2, nrandom;
 	struct sampling rs;
 
-	while ((c = getopt(argc, argv, "1fPrs:vx")) != -1) {
+	while ((c = getopt(argc, argv, "1fLPrR:s:vx")) != -1) {
 		switch (c) {
 		case '1':
 			only1 = true;
 			break;
 		case 'x':
 			first_failure = true;
+			break;
+		case 'L':
+			live_only = true;
+			only_random = true;
 			break;
 		case 'P':
 #ifdef PFS_PLANTED_BUGS
@@ -1391,6 +1400,10 @@ int main(int argc, char **argv)
 		case 'r':
 			only_random = true;
 			break;
+		case 'R':
+			snprintf(one_run, sizeof(one_run), "%s", optarg);
+			only_random = true;
+			break;
 		case 's':
 			seed = strtoull(optarg, NULL, 0);
 			break;
@@ -1398,7 +1411,7 @@ int main(int argc, char **argv)
 			verbose = true;
 			break;
 		default:
-			fprintf(stderr, "usage: crashtest [-1frx] [-s SEED] [-v] | -P\n");
+			fprintf(stderr, "usage: crashtest [-1fLrx] [-s SEED] [-R T:N:SEED] [-v] | -P\n");
 			return 2;
 		}
 	}
@@ -1432,13 +1445,26 @@ int main(int argc, char **argv)
 		run_workload(&w, &r, quick ? 7 : 3);
 	}
 	/* random runs: fsx-style in one thread, then three threads across shards */
-	nrandom = only1 ? 0 : quick ? 2 : 10;
+	nrandom = only1 || one_run[0] ? 0 : quick ? 2 : 10;
 	rs = quick ? (struct sampling){ .recovery_every = 10, .max_points = 8, .max_variants = 3 }
 		   : (struct sampling){ .recovery_every = 3, .max_variants = 4 };
+	if (one_run[0]) {
+		/* -R: one random run again */
+		int th = 0, ops = 0;
+		uint64_t rs_seed = 0;
+
+		if (sscanf(one_run, "%i:%i:%" SCNi64, &th, &ops, &rs_seed) != 3 || th < 1 ||
+		    th > RMAXTHREADS || ops < 1) {
+			fprintf(stderr, "crashtest: -R wants THREADS:OPS:SEED, as a failure names it\n");
+			return 2;
+		}
+		run_random(th, ops, rs_seed, &rs, &r);
+		nrandom = 0;
+	}
 	for (int i = 0; i < nrandom; i++)
-		run_random(1, quick ? 30 : 100, &rs, &r);
+		run_random(1, quick ? 30 : 100, rng(), &rs, &r);
 	for (int i = 0; i < nrandom; i++)
-		run_random(3, quick ? 20 : 40, &rs, &r);
+		run_random(3, quick ? 20 : 40, rng(), &rs, &r);
 	printf("crashtest: %" PRIu64 " workloads, %" PRIu64 " crash states, %" PRIu64
 	       " states of crashes during recovery, %" PRIu64 " failed (seed %" PRIu64 ")\n",
 	       r.workloads, r.states, r.recovery_states, r.failed, seed);
