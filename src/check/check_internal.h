@@ -76,6 +76,13 @@ static inline void pfs_check_mark(struct pfs_check *c, uint64_t b)
 	c->used[b >> 3] |= (uint8_t)(1u << (b & 7));
 }
 
+/* A block marked, then found to be in no structure after all (K2). */
+static inline void pfs_check_unmark(struct pfs_check *c, uint64_t b)
+{
+	if (b < c->nblocks)
+		c->used[b >> 3] &= (uint8_t)~(1u << (b & 7));
+}
+
 /* The passes: 0, or a -errno that stops the run. */
 int pfs_check_super(struct pfs_check *c);
 int pfs_check_objects(struct pfs_check *c);

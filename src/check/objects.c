@@ -55,7 +55,7 @@ static int marks_add(struct marks *m, uint64_t b)
 static void marks_undo(struct pfs_check *c, struct marks *m, size_t from)
 {
 	for (size_t i = from; i < m->n; i++)
-		c->used[m->b[i] >> 3] &= (uint8_t)~(1u << (m->b[i] & 7));
+		pfs_check_unmark(c, m->b[i]);
 	m->n = from;
 }
 
@@ -131,16 +131,25 @@ static int rw_bad(void *arg, enum pfs_radix_bad what, uint64_t blkno, uint32_t s
 	}
 	if (!fix)
 		return 0;
-	if (what == PFS_RADIX_BAD_NODE && blkno < w->c->nblocks)
-		w->c->used[blkno >> 3] &= (uint8_t)~(1u << (blkno & 7));	/* K2 */
+	if (what == PFS_RADIX_BAD_NODE)
+		pfs_check_unmark(w->c, blkno);	/* K2 */
 	pfs_check_fixed(w->c);
 	return PFS_RADIX_CUT;
+}
+
+/* A node marked on the way down that the repairs took out of the tree:
+ * its block is free (K2). */
+static void rw_cut(void *arg, uint64_t blkno)
+{
+	struct radix_walk *w = arg;
+
+	pfs_check_unmark(w->c, blkno);
 }
 
 static int walk_radix(struct pfs_check *c, uint32_t shard, struct radix_walk *w)
 {
 	struct pfs_shard *sh = &c->st->shards[shard];
-	struct pfs_radix_check_ops ops = { rw_node, rw_onode, rw_bad, w };
+	struct pfs_radix_check_ops ops = { rw_node, rw_onode, rw_bad, rw_cut, w };
 	struct pfs_radix rx = { &sh->hdr.onodes, shard };
 	struct pfs_durable tok;
 	struct pfs_tx *tx;

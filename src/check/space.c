@@ -52,7 +52,7 @@ static int ranges_add(struct ranges *v, uint64_t start, uint64_t len)
 static void unmark(struct pfs_check *c, const struct ranges *v)
 {
 	for (size_t i = 0; i < v->n; i++)
-		c->used[v->r[i].start >> 3] &= (uint8_t)~(1u << (v->r[i].start & 7));
+		pfs_check_unmark(c, v->r[i].start);
 }
 
 /* A tree walk of pass 2: its node blocks, its records. */

@@ -825,6 +825,8 @@ static int salvage_node(struct check_ctx *c, uint64_t blkno, uint32_t level, uin
 	/* a node left empty by repairs is cut in turn (its block is then in
 	 * no tree: the space pass finds it free) */
 	ret = dirty && !count ? PFS_RADIX_CUT : 0;
+	if (ret && c->ops->cut)
+		c->ops->cut(c->ops->arg, blkno);
 out:
 	pfs_buf_put(b);
 	return ret;
@@ -877,6 +879,8 @@ int pfs_radix_salvage(struct pfs_tx *tx, const struct pfs_radix *rx,
 		if (ret)
 			break;
 		if (node_nr(b) == 1 && node_child(b, 0)) {
+			if (ops->cut)
+				ops->cut(ops->arg, rx->root->blkno);
 			rx->root->blkno = node_child(b, 0);
 			rx->root->height--;
 			pfs_buf_put(b);

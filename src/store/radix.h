@@ -138,6 +138,9 @@ struct pfs_radix_check_ops {
 	/* salvage only: a problem; return PFS_RADIX_CUT to repair it, 0 to
 	 * leave it (a bad subtree is then skipped), < 0 to stop */
 	int (*bad)(void *arg, enum pfs_radix_bad what, uint64_t blkno, uint32_t slot, int err);
+	/* salvage only: node blkno, given to node() before, is out of the
+	 * tree after repairs (left empty, or a root that stepped down) */
+	void (*cut)(void *arg, uint64_t blkno);
 	void *arg;
 };
 

@@ -1375,10 +1375,81 @@ static int salvage_bad_cb(void *arg, enum pfs_radix_bad what, uint64_t blkno, ui
 	return PFS_RADIX_CUT;
 }
 
+/*
+ * The blocks of a salvage, as fsck counts them: every node given to
+ * node() is in the tree afterwards unless bad() cut it or cut() says
+ * repairs took it out (fsck's block map depends on it).
+ */
+struct salvage_acct {
+	int bad;
+	uint64_t seen[512], gone[512], after[512];
+	int nseen, ngone, nafter;
+};
+
+static void acct_add(uint64_t *v, int *n, uint64_t b)
+{
+	ck_assert_int_lt(*n, 512);
+	v[(*n)++] = b;
+}
+
+static bool acct_has(const uint64_t *v, int n, uint64_t b)
+{
+	for (int i = 0; i < n; i++)
+		if (v[i] == b)
+			return true;
+	return false;
+}
+
+static int acct_node(void *arg, uint64_t blkno, uint16_t level)
+{
+	struct salvage_acct *a = arg;
+
+	(void)level;
+	acct_add(a->seen, &a->nseen, blkno);
+	return 0;
+}
+
+static int acct_bad(void *arg, enum pfs_radix_bad what, uint64_t blkno, uint32_t slot, int err)
+{
+	struct salvage_acct *a = arg;
+
+	if (what == PFS_RADIX_BAD_NODE)
+		acct_add(a->gone, &a->ngone, blkno);
+	return salvage_bad_cb(&a->bad, what, blkno, slot, err);
+}
+
+static void acct_cut(void *arg, uint64_t blkno)
+{
+	struct salvage_acct *a = arg;
+
+	ck_assert(acct_has(a->seen, a->nseen, blkno));
+	acct_add(a->gone, &a->ngone, blkno);
+}
+
+static int acct_after(void *arg, uint64_t blkno, uint16_t level)
+{
+	struct salvage_acct *a = arg;
+
+	(void)level;
+	acct_add(a->after, &a->nafter, blkno);
+	return 0;
+}
+
+static void acct_verify(const struct salvage_acct *a)
+{
+	for (int i = 0; i < a->nseen; i++)
+		ck_assert(acct_has(a->gone, a->ngone, a->seen[i]) ||
+			  acct_has(a->after, a->nafter, a->seen[i]));
+	for (int i = 0; i < a->nafter; i++) {
+		ck_assert(acct_has(a->seen, a->nseen, a->after[i]));
+		ck_assert(!acct_has(a->gone, a->ngone, a->after[i]));
+	}
+}
+
 START_TEST(salvage_random_bytes)
 {
 	uint64_t s = 0x5a1fa9e;
-	int repaired = 0;
+	int repaired = 0, cuts = 0;
 
 	for (int iter = 0; iter < 300; iter++) {
 		struct fix f;
@@ -1386,6 +1457,9 @@ START_TEST(salvage_random_bytes)
 		struct pfs_buf *b;
 		int which, bad = 0, found = 0, changed = 0, first;
 		struct pfs_radix_check_ops ops = { .bad = salvage_bad_cb, .arg = &bad };
+		struct salvage_acct acct = { 0 };
+		struct pfs_radix_check_ops aops = { acct_node, NULL, acct_bad, acct_cut, &acct };
+		struct pfs_radix_check_ops after = { .node = acct_after, .arg = &acct };
 		uint32_t off;
 
 		corrupt_build(&f, &r);
@@ -1399,11 +1473,16 @@ START_TEST(salvage_random_bytes)
 		pfs_buf_put(b);
 		fix_commit(&f);
 
-		ck_assert_int_eq(pfs_radix_salvage(f.tx, &f.rx, &ops, NULL), 0);
+		ck_assert_int_eq(pfs_radix_salvage(f.tx, &f.rx, &aops, NULL), 0);
 		fix_commit(&f);
+		bad = acct.bad;
 		repaired += bad > 0;
 		first = bad;
 		ck_assert_int_eq(chk(&f, NULL), 0);
+		ck_assert_int_eq(pfs_radix_check(f.tx, &f.rx, &after, NULL), 0);
+		acct_verify(&acct);
+		for (int i = 0; i < acct.ngone; i++)
+			cuts += acct_has(acct.seen, acct.nseen, acct.gone[i]);
 		bad = 0;
 		ck_assert_int_eq(pfs_radix_salvage(f.tx, &f.rx, &ops, NULL), 0);
 		ck_assert_int_eq(bad, 0);
@@ -1429,6 +1508,7 @@ START_TEST(salvage_random_bytes)
 		fix_done(&f);
 	}
 	ck_assert_int_gt(repaired, 100);
+	ck_assert_int_gt(cuts, 0);
 }
 END_TEST
 
