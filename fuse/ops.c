@@ -589,11 +589,47 @@ err:
 	reply_err(req, ret);
 }
 
+/*
+ * Each loop thread keeps one read buffer, page aligned (the store reads
+ * whole blocks straight into it, without a bounce) and reused: a buffer
+ * per request would be mapped, faulted in and unmapped every time. The
+ * reply copies it out before the thread takes another request.
+ */
+#define READ_BUF_ALIGN		4096u
+
+static pthread_key_t read_buf_key;
+static pthread_once_t read_buf_once = PTHREAD_ONCE_INIT;
+static __thread void *read_buf;
+static __thread size_t read_buf_cap;
+
+static void read_buf_key_make(void)
+{
+	if (pthread_key_create(&read_buf_key, free))
+		abort();
+}
+
+static void *read_buffer(size_t size)
+{
+	void *p;
+
+	if (size <= read_buf_cap)
+		return read_buf;
+	size = (size + 65535) & ~(size_t)65535;
+	if (posix_memalign(&p, READ_BUF_ALIGN, size))
+		return NULL;
+	pthread_once(&read_buf_once, read_buf_key_make);
+	free(read_buf);
+	read_buf = p;
+	read_buf_cap = size;
+	pthread_setspecific(read_buf_key, p);	/* freed when the thread ends */
+	return p;
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct posfs *p = mnt(req);	/* req is gone after the reply */
-	char *buf = malloc(size ? size : 1);
+	char *buf = read_buffer(size ? size : 1);
 	ssize_t n;
 
 	(void)fi;
@@ -608,7 +644,6 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		reply_err(req, (int)n);
 	else
 		fuse_reply_buf(req, buf, (size_t)n);
-	free(buf);
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,

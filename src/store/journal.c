@@ -1253,6 +1253,7 @@ static int checkpoint_locked(struct pfs_store *st)
 
 	if (st->err)
 		return st->err;
+	st->ckpt_started++;	/* unlocked reads of data read again */
 	for (uint32_t i = 0; !ret && i < st->nshards; i++)
 		ret = groups_flush_locked(st, &st->shards[i]);
 	for (uint32_t i = 0; !ret && i < st->nshards; i++)

@@ -1598,14 +1598,18 @@ int pfs_store_stat(struct pfs_store *st, uint64_t oid, struct pfs_onode *o)
 	return 0;
 }
 
+#define READ_RUN_BLOCKS 256u	/* at most this much per device read */
+#define READ_UNLOCKED_TRIES 3	/* then a read holds the lock over its I/O */
+
 ssize_t pfs_store_read(struct pfs_store *st, uint64_t oid, uint64_t off, size_t len, void *buf)
 {
 	uint32_t bs = st->sb.block_size;
-	uint8_t *out = buf, *bounce = NULL;
+	uint8_t *out = buf, *bounce = NULL, *dst;
+	size_t bounce_len = 0, align = pfs_dev_info(st->dev)->dio_mem_align;
 	struct objctx c;
 	struct obj *ob;
 	uint64_t end, pos;
-	int ret = read_begin(st, oid, &c, &ob);
+	int tries = 0, ret = read_begin(st, oid, &c, &ob);
 
 	if (ret)
 		return ret;
@@ -1650,20 +1654,59 @@ ssize_t pfs_store_read(struct pfs_store *st, uint64_t oid, uint64_t off, size_t 
 			break;
 		/* mapped: read the run from the device, then what the cache has newer */
 		n = e.lblk + e.len - lb;
-		if (n > 256)
-			n = 256;
+		if (n > READ_RUN_BLOCKS)
+			n = READ_RUN_BLOCKS;
 		if ((lb + n) * bs > end)
 			n = (end - 1) / bs - lb + 1;
-		if (!bounce) {
-			bounce = pfs_dev_buf_alloc(256 * (size_t)bs);
+		/* whole blocks into an aligned buffer go there directly; the
+		 * rest through a bounce buffer as large as the reads need */
+		dst = out + (pos - off);
+		if (boff || (lb + n) * bs > end || (uintptr_t)dst % align) {
 			if (!bounce) {
-				ret = -ENOMEM;
-				break;
+				size_t want = ((end - pos + boff + bs - 1) / bs) * bs;
+
+				bounce_len = want < READ_RUN_BLOCKS * (size_t)bs ? want :
+					     READ_RUN_BLOCKS * (size_t)bs;
+				if (posix_memalign((void **)&bounce, align, bounce_len)) {
+					bounce = NULL;
+					ret = -ENOMEM;
+					break;
+				}
 			}
+			if (n * bs > bounce_len)
+				n = bounce_len / bs;
+			dst = bounce;
 		}
-		ret = pfs_dev_pread(st->dev, bounce, n * bs, (e.pblk + (lb - e.lblk)) * bs);
-		if (ret)
-			break;
+		if (tries < READ_UNLOCKED_TRIES) {
+			/*
+			 * The device read runs without the shard's lock, so
+			 * that readers and writers of the shard go on. Only a
+			 * checkpoint changes the device under a mapped block
+			 * (writing home, or letting a freed block be reused:
+			 * W4), and a checkpoint shows in ckpt_started: after
+			 * one, this run is read again.
+			 */
+			uint64_t gen = st->ckpt_started;
+			int r2;
+
+			read_end(&c);
+			ret = pfs_dev_pread(st->dev, dst, n * bs, (e.pblk + (lb - e.lblk)) * bs);
+			r2 = read_begin(st, oid, &c, &ob);
+			if (r2) {
+				free(bounce);
+				return r2;
+			}
+			if (ret)
+				break;
+			if (st->ckpt_started != gen) {
+				tries++;
+				continue;
+			}
+		} else {
+			ret = pfs_dev_pread(st->dev, dst, n * bs, (e.pblk + (lb - e.lblk)) * bs);
+			if (ret)
+				break;
+		}
 		{
 			struct pfs_shard *sh = pfs_store_block_shard(st, e.pblk);
 
@@ -1677,7 +1720,7 @@ ssize_t pfs_store_read(struct pfs_store *st, uint64_t oid, uint64_t off, size_t 
 
 				if (b) {
 					if (b->flags & PFS_BUF_VALID)
-						memcpy(bounce + i * bs, b->data, bs);
+						memcpy(dst + i * bs, b->data, bs);
 					pfs_bcache_put(b);
 				}
 			}
@@ -1685,10 +1728,11 @@ ssize_t pfs_store_read(struct pfs_store *st, uint64_t oid, uint64_t off, size_t 
 		chunk = n * bs - boff;
 		if (pos + chunk > end)
 			chunk = end - pos;
-		memcpy(out + (pos - off), bounce + boff, chunk);
+		if (dst == bounce)
+			memcpy(out + (pos - off), bounce + boff, chunk);
 		pos += chunk;
 	}
-	pfs_dev_buf_free(bounce);
+	free(bounce);
 	read_end(&c);
 	return ret ? pfs_store_note(st, ret) : (ssize_t)(end - off);
 }

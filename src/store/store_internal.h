@@ -96,6 +96,8 @@ struct pfs_store {
 
 	pthread_rwlock_t ckpt_lock;
 	uint64_t ckpt_gen;		/* checkpoints completed */
+	uint64_t ckpt_started;		/* checkpoints begun (under ckpt_lock
+					 * for writing; read in a transaction) */
 	uint64_t next_txid;		/* atomic */
 	uint32_t small_write;
 	uint32_t fill_pct;		/* checkpoint when a WAL is this full */

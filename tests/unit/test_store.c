@@ -921,15 +921,16 @@ struct thr {
 	uint64_t oid[3];
 	uint8_t data[3][16384];
 	uint64_t size[3];
+	uint8_t back[16384];
 	unsigned seed;
 	int err;
 };
 
 /*
  * A thread's own three objects in three shards: writes, cross-shard
- * clones (global WAL), durable waits, while the timer checkpoints. Lock
- * order mistakes show up as a hang (the test's timeout), lost updates as
- * a mismatch.
+ * clones (global WAL), durable waits and reads, while the timer
+ * checkpoints. Lock order mistakes show up as a hang (the test's
+ * timeout), lost updates or reads of a reused block as a mismatch.
  */
 static void *thr_main(void *p)
 {
@@ -959,6 +960,15 @@ static void *thr_main(void *p)
 			th->size[dst] = off + len;
 		th->err = pfs_store_submit(th->st, &t, rand_r(&th->seed) % 4 ? 0 : PFS_SUBMIT_DURABLE,
 					   NULL);
+		if (!th->err) {
+			/* reads run beside the others' writes, clones and the
+			 * timer's checkpoints (their device reads unlocked) */
+			ssize_t n = pfs_store_read(th->st, th->oid[dst], 0, sizeof(th->back),
+						   th->back);
+
+			if (n != (ssize_t)th->size[dst] || memcmp(th->back, th->data[dst], (size_t)n))
+				th->err = -EILSEQ;
+		}
 	}
 	pfs_txn_fini(&t);
 	return NULL;
