@@ -1204,17 +1204,37 @@ bool pfs_store_wal_full(struct pfs_store *st)
 	       (uint64_t)st->global_wal.nblocks * st->fill_pct;
 }
 
+/*
+ * Every dirty block of sh to its home. They go out together through the
+ * checkpoint's I/O queue (on io_uring, many in flight at once); one by
+ * one when there is no queue or no memory for the batch. The caller
+ * flushes after.
+ */
 static int write_home(struct pfs_store *st, struct pfs_shard *sh)
 {
 	uint32_t bs = bsize(st);
+	struct pfs_io *ios = NULL;
+	size_t n = 0, i = 0;
+	int ret;
 
-	for (struct pfs_buf *b = sh->cache.dirty; b; b = b->dnext) {
-		int ret = pfs_dev_pwrite(st->dev, b->data, bs, b->blkno * bs);
-
-		if (ret)
-			return ret;
+	for (struct pfs_buf *b = sh->cache.dirty; b; b = b->dnext)
+		n++;
+	if (st->ckpt_q && n > 1)
+		ios = malloc(n * sizeof(*ios));
+	if (!ios) {
+		for (struct pfs_buf *b = sh->cache.dirty; b; b = b->dnext) {
+			ret = pfs_dev_pwrite(st->dev, b->data, bs, b->blkno * bs);
+			if (ret)
+				return ret;
+		}
+		return 0;
 	}
-	return 0;
+	for (struct pfs_buf *b = sh->cache.dirty; b; b = b->dnext)
+		ios[i++] = (struct pfs_io){ .op = PFS_IO_WRITE, .buf = b->data, .len = bs,
+					    .off = b->blkno * bs, .buf_index = -1 };
+	ret = pfs_ioq_run(st->ckpt_q, ios, (unsigned)n);
+	free(ios);
+	return ret;
 }
 
 static int header_write(struct pfs_store *st, struct pfs_wal *w, struct pfs_shard_hdr *state,
@@ -1333,6 +1353,10 @@ static void wal_fini(struct pfs_wal *w)
 
 int pfs_journal_init(struct pfs_store *st)
 {
+	/* the checkpoint's queue (used under ckpt_lock for writing: one user
+	 * at a time); without one, home writes go one by one */
+	if (!st->readonly && pfs_ioq_create(st->dev, 0, &st->ckpt_q))
+		st->ckpt_q = NULL;
 	wal_init(&st->global_wal, POSFS_SHARD_GLOBAL, POSFS_OWNER_GLOBAL, &st->global_hdr);
 	for (uint32_t i = 0; i < st->nshards; i++) {
 		struct pfs_shard *sh = &st->shards[i];
@@ -1345,6 +1369,8 @@ int pfs_journal_init(struct pfs_store *st)
 
 void pfs_journal_fini(struct pfs_store *st)
 {
+	pfs_ioq_destroy(st->ckpt_q);
+	st->ckpt_q = NULL;
 	wal_fini(&st->global_wal);
 	for (uint32_t i = 0; i < st->nshards; i++)
 		wal_fini(&st->shards[i].wal);

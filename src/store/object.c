@@ -614,7 +614,9 @@ static int small_block(struct objctx *c, struct obj *ob, uint64_t lblk, uint32_t
 		return ret;
 	}
 	*hint = pblk + 1;
-	ret = pfs_tx_data_block(c->tx, pblk, fresh, &b);
+	/* a block written whole is not read first */
+	ret = pfs_tx_data_block(c->tx, pblk, fresh || (src && !boff && bend == c->st->sb.block_size),
+				&b);
 	if (ret)
 		return ret;
 	if (src)

@@ -95,6 +95,7 @@ struct pfs_store {
 	struct pfs_wal global_wal;
 
 	pthread_rwlock_t ckpt_lock;
+	struct pfs_ioq *ckpt_q;		/* the checkpoint's home writes */
 	uint64_t ckpt_gen;		/* checkpoints completed */
 	uint64_t ckpt_started;		/* checkpoints begun (under ckpt_lock
 					 * for writing; read in a transaction) */

@@ -700,7 +700,7 @@ static bool promises_hold(const struct recording *rc, size_t limit, const char *
 			char got[256];
 
 			view(c, p->ino, p->data_only, got, sizeof(got));
-			snprintf(why, cap, "inode %" PRIu64 " synced after operation %d%s is '%s', "
+			snprintf(why, cap, "inode %" PRIu64 " synced at state %d%s is '%s', "
 				 "no state from then on", p->ino, p->k,
 				 rc->nh > 1 ? " of its thread" : "", got);
 			return false;
@@ -1125,6 +1125,15 @@ static int rstep(struct rthread *t, int step)
 			f->size = 0;
 			memset(f->data, 0, RMAXSIZE);
 			op = "create+write";
+			/* two operations: a crash (another thread's fsync
+			 * seals the group) may come between them */
+			state = capture_at(fs, t->dir);
+			if (!state) {
+				snprintf(t->err, sizeof(t->err), "after create, the tree does not "
+					 "read back");
+				return -1;
+			}
+			history_add(&t->rc->H[t->h], state);
 		}
 		rrange(t, &off, &len);
 		rfill(t, t->buf, len);
@@ -1255,7 +1264,8 @@ persist:
 	target = f->ino ? f->ino : parent;
 	k = (unsigned)(trng(t) % 10);
 	if (k >= 4) {
-		struct promise p = { .data_only = k >= 6 && k < 8, .h = t->h, .k = step };
+		struct promise p = { .data_only = k >= 6 && k < 8, .h = t->h,
+				     .k = t->rc->H[t->h].len - 1 };	/* this step's state */
 
 		p.ino = k >= 8 ? parent : target;
 		ret = pfs_fs_fsync(fs, p.ino, p.data_only);
