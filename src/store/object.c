@@ -33,6 +33,7 @@
  * did not take (-EXDEV) begins again with it.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -64,6 +65,59 @@ struct objctx {
 	struct obj objs[TX_OBJ_MAX];
 	unsigned n;
 };
+
+/* ---- scratch buffers for data I/O ----------------------------------------- */
+
+/*
+ * Each thread keeps one aligned scratch buffer for data I/O (a large
+ * write's blocks, a read's bounce), so that a request does not map, fault
+ * in and unmap a fresh one. Its bytes are not zeroed: every user fills
+ * what it writes. Needs above SCRATCH_KEEP, and a second use while the
+ * first is out, get a buffer of their own.
+ */
+#define SCRATCH_KEEP	(2u << 20)
+#define SCRATCH_ALIGN	4096u
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static __thread uint8_t *scratch;
+static __thread size_t scratch_cap;
+static __thread bool scratch_busy;
+
+static void scratch_key_make(void)
+{
+	if (pthread_key_create(&scratch_key, free))
+		abort();
+}
+
+static uint8_t *scratch_get(size_t len, size_t align)
+{
+	void *p;
+
+	if (align < SCRATCH_ALIGN)
+		align = SCRATCH_ALIGN;
+	if (scratch_busy || len > SCRATCH_KEEP || align > SCRATCH_ALIGN)
+		return posix_memalign(&p, align, len ? len : 1) ? NULL : p;
+	if (len > scratch_cap) {
+		if (posix_memalign(&p, SCRATCH_ALIGN, SCRATCH_KEEP))
+			return NULL;
+		pthread_once(&scratch_once, scratch_key_make);
+		free(scratch);
+		scratch = p;
+		scratch_cap = SCRATCH_KEEP;
+		pthread_setspecific(scratch_key, p);	/* freed when the thread ends */
+	}
+	scratch_busy = true;
+	return scratch;
+}
+
+static void scratch_put(uint8_t *p)
+{
+	if (p && p == scratch)
+		scratch_busy = false;
+	else
+		free(p);
+}
 
 /* ---- the transaction builder ------------------------------------------- */
 
@@ -662,7 +716,7 @@ static int write_out_of_place(struct objctx *c, struct obj *ob, uint64_t off, ui
 	uint8_t *buf;
 	int ret;
 
-	buf = pfs_dev_buf_alloc(n * bs);
+	buf = scratch_get(n * bs, pfs_dev_info(st->dev)->dio_mem_align);
 	if (!buf)
 		return -ENOMEM;
 	if (off % bs)
@@ -697,7 +751,7 @@ static int write_out_of_place(struct objctx *c, struct obj *ob, uint64_t off, ui
 	if (!ret)
 		pfs_tx_note_data(c->tx);
 out:
-	pfs_dev_buf_free(buf);
+	scratch_put(buf);
 	return ret;
 }
 
@@ -1669,8 +1723,8 @@ ssize_t pfs_store_read(struct pfs_store *st, uint64_t oid, uint64_t off, size_t 
 
 				bounce_len = want < READ_RUN_BLOCKS * (size_t)bs ? want :
 					     READ_RUN_BLOCKS * (size_t)bs;
-				if (posix_memalign((void **)&bounce, align, bounce_len)) {
-					bounce = NULL;
+				bounce = scratch_get(bounce_len, align);
+				if (!bounce) {
 					ret = -ENOMEM;
 					break;
 				}
@@ -1695,7 +1749,7 @@ ssize_t pfs_store_read(struct pfs_store *st, uint64_t oid, uint64_t off, size_t 
 			ret = pfs_dev_pread(st->dev, dst, n * bs, (e.pblk + (lb - e.lblk)) * bs);
 			r2 = read_begin(st, oid, &c, &ob);
 			if (r2) {
-				free(bounce);
+				scratch_put(bounce);
 				return r2;
 			}
 			if (ret)
@@ -1734,7 +1788,7 @@ ssize_t pfs_store_read(struct pfs_store *st, uint64_t oid, uint64_t off, size_t 
 			memcpy(out + (pos - off), bounce + boff, chunk);
 		pos += chunk;
 	}
-	free(bounce);
+	scratch_put(bounce);
 	read_end(&c);
 	return ret ? pfs_store_note(st, ret) : (ssize_t)(end - off);
 }
