@@ -35,7 +35,9 @@ struct pfs_dev;
 struct pfs_store_opts {
 	bool readonly;			/* replay in memory only; no writes */
 	uint32_t small_write;		/* 0: the superblock's threshold */
-	uint32_t cache_blocks;		/* block cache per shard; 0: 4096 */
+	uint32_t cache_blocks;		/* block cache per shard; 0: 1/64 of
+					 * the memory over the shards, 4096
+					 * to 32768 blocks */
 	uint32_t onode_cache;		/* decoded onodes per shard; 0: 8192 */
 	uint32_t fill_pct;		/* checkpoint at this WAL fill; 0: 50 */
 	int backend;			/* enum pfs_dev_backend */

@@ -10,12 +10,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "posfs/io.h"
 #include "posfs/store.h"
 #include "store/store_internal.h"
 
-#define CACHE_BLOCKS_DEFAULT 4096u
+/* the block cache per shard by default: 1/64 of the memory over the
+ * shards, within these bounds (buffers are allocated as they are used) */
+#define CACHE_BLOCKS_MIN 4096u
+#define CACHE_BLOCKS_MAX 32768u
 #define ONODE_CACHE_DEFAULT 8192u
 #define FILL_PCT_DEFAULT 50u
 
@@ -144,9 +148,27 @@ static int slots_pick(const struct slots *s, uint64_t gen, struct pfs_shard_hdr 
 	return 0;
 }
 
+/*
+ * The default block cache of a shard. It must hold the blocks a WAL's worth
+ * of commits leaves dirty (pinned until the checkpoint) and the trees'
+ * nodes beside them; smaller, every miss evicts a clean node that is read
+ * again soon after.
+ */
+static uint32_t cache_blocks_default(const struct pfs_store *st)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+	uint64_t n;
+
+	if (pages <= 0 || psize <= 0)
+		return CACHE_BLOCKS_MIN;
+	n = (uint64_t)pages * (uint64_t)psize / 64 / st->nshards / st->sb.block_size;
+	return n < CACHE_BLOCKS_MIN ? CACHE_BLOCKS_MIN : n > CACHE_BLOCKS_MAX ? CACHE_BLOCKS_MAX :
+	       (uint32_t)n;
+}
+
 static int shards_load(struct pfs_store *st, const struct pfs_store_opts *o)
 {
-	uint32_t cache = o && o->cache_blocks ? o->cache_blocks : CACHE_BLOCKS_DEFAULT;
+	uint32_t cache = o && o->cache_blocks ? o->cache_blocks : cache_blocks_default(st);
 	struct slots *sl;
 	uint64_t gen;
 	int ret;
