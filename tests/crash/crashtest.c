@@ -73,7 +73,7 @@
 #include "posfs/store.h"
 #include "../unit/testdev.h"
 
-#define DEVSZ		(32ull << 20)
+#define DEVSZ		(16ull << 20)	/* small: every crash state copies it several times */
 #define MAXOPS		3
 #define SUBSETS		8	/* random subsets of in-flight writes when many */
 
