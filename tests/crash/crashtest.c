@@ -42,8 +42,8 @@
  * thread's subtree has its own history, held to the same oracle.
  *
  * Usage: crashtest [-1fLrx] [-s SEED] [-R T:N:SEED] [-v] | -P. By default the bounded set
- * of make check runs (every one-operation workload, samples of two and
- * three, four random runs at a sample of their crash points); -f runs
+ * of make check runs (every one-operation workload, 150 of two and 30 of
+ * three, six random runs at a sample of their crash points); -f runs
  * every one- and two-operation workload, 200 of three and 20 long random
  * runs at every crash point (make crashtest); -1 only the one-operation
  * workloads; -r only the random runs; -R T:N:SEED the one random run a
@@ -1434,7 +1434,7 @@ int main(int argc, char **argv)
 			run_workload(&w, &r, quick ? 7 : 1);
 		}
 	/* seq-2: all pairs, or a sample of them; and a sample of seq-3 */
-	sample2 = only1 || only_random ? 0 : quick ? 24 : NOPS * NPERSIST * NOPS * NPERSIST;
+	sample2 = only1 || only_random ? 0 : quick ? 150 : NOPS * NPERSIST * NOPS * NPERSIST;
 	for (int s = 0; s < sample2; s++) {
 		struct workload w = { 2, { 0 }, { 0 } };
 		int x = quick ? (int)(rng() % (NOPS * NPERSIST * NOPS * NPERSIST)) : s;
@@ -1445,7 +1445,7 @@ int main(int argc, char **argv)
 		w.p[1] = (enum persist)(x % NPERSIST);
 		run_workload(&w, &r, quick ? 7 : 3);
 	}
-	for (int s = 0; s < (only1 || only_random ? 0 : quick ? 6 : 200); s++) {
+	for (int s = 0; s < (only1 || only_random ? 0 : quick ? 30 : 200); s++) {
 		struct workload w = { 3, { 0 }, { 0 } };
 
 		for (int i = 0; i < 3; i++) {
@@ -1455,8 +1455,8 @@ int main(int argc, char **argv)
 		run_workload(&w, &r, quick ? 7 : 3);
 	}
 	/* random runs: fsx-style in one thread, then three threads across shards */
-	nrandom = only1 || one_run[0] ? 0 : quick ? 2 : 10;
-	rs = quick ? (struct sampling){ .recovery_every = 10, .max_points = 8, .max_variants = 3 }
+	nrandom = only1 || one_run[0] ? 0 : quick ? 3 : 10;
+	rs = quick ? (struct sampling){ .recovery_every = 10, .max_points = 12, .max_variants = 3 }
 		   : (struct sampling){ .recovery_every = 3, .max_variants = 4 };
 	if (one_run[0]) {
 		/* -R: one random run again */
