@@ -29,7 +29,7 @@ static const char *const dropped[] = {
 /* What the daemon takes (see usage in main.c); for -s. */
 static const char *const known[] = {
 	"ro", "allow_other", "default_permissions", "writeback", "nowriteback",
-	"cache_blocks", "onode_cache", "small_write", "threads", "entry_timeout",
+	"cache_blocks", "onode_cache", "small_write", "threads", "readahead", "entry_timeout",
 	"attr_timeout", "relatime", "noatime", "strictatime", "nosuid", "nodev",
 	"noexec", "suid", "dev", "exec", "sync", "async", "dirsync",
 };

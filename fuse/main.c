@@ -75,6 +75,8 @@ static void usage(FILE *f)
 "      small_write=BYTES   writes up to BYTES go through the WAL (default:\n"
 "                          the threshold set by mkfs.posfs)\n"
 "      threads=N           at most N request threads (default 10)\n"
+"      readahead=KB        the kernel's readahead on this mount (default 1024;\n"
+"                          0 leaves the kernel's own)\n"
 "      entry_timeout=SECS  how long the kernel caches names (default 1)\n"
 "      attr_timeout=SECS   how long the kernel caches attributes (default 1)\n"
 "      relatime            update atime on read when it is not newer than\n"
@@ -96,6 +98,64 @@ struct opts {
 	struct pfs_store_opts so;
 	char *kopts;			/* passed on to FUSE's mount */
 };
+
+/*
+ * The kernel reads ahead 128 KiB on a FUSE mount unless told otherwise;
+ * posfs answers with device reads that are cheaper the larger they are, so
+ * the mount's readahead is set through its bdi (/sys/class/bdi/MAJ:MIN,
+ * the numbers mountinfo gives the mount, not a stat of the mount point,
+ * which would ask this very daemon). The kernel sets the bdi's readahead
+ * again when it reads the reply to INIT, so this runs at the first open
+ * (the kernel takes a file's readahead from the bdi when it opens it).
+ * Root only; a failure leaves the kernel's default and says so in the log.
+ */
+static void set_readahead(const char *mountpoint, unsigned long long kb)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	char line[4096], bdi[64] = "", path[128];
+	int fd;
+
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char mm[64], mp[PATH_MAX], *sep = strstr(line, " - ");
+		char *r, *w;
+
+		if (!sep || sscanf(line, "%*s %*s %63s %*s %4095s", mm, mp) != 2 ||
+		    strncmp(sep + 3, "fuse", 4))
+			continue;
+		/* mountinfo writes a space, tab, newline or backslash as \ooo */
+		for (r = w = mp; *r; w++) {
+			if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] && r[3]) {
+				*w = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
+				r += 4;
+			} else {
+				*w = *r++;
+			}
+		}
+		*w = 0;
+		if (!strcmp(mp, mountpoint))
+			snprintf(bdi, sizeof(bdi), "%s", mm);	/* the last: the top mount */
+	}
+	fclose(f);
+	if (!bdi[0])
+		return;
+	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", bdi);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || dprintf(fd, "%llu\n", kb) < 0)
+		posfs_log(LOG_INFO, "readahead left as the kernel's: %s: %s", path,
+			  strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
+void posfs_readahead(struct posfs *p)
+{
+	if (!p->readahead_kb || __atomic_load_n(&p->readahead_set, __ATOMIC_ACQUIRE) ||
+	    __atomic_exchange_n(&p->readahead_set, 1, __ATOMIC_ACQ_REL))
+		return;
+	set_readahead(p->mountpoint, p->readahead_kb);
+}
 
 static int parse_uint(const char *s, unsigned long long max, unsigned long long *v)
 {
@@ -162,6 +222,8 @@ static int parse_one(struct posfs *p, struct opts *o, const char *opt)
 		o->so.small_write = (uint32_t)v;
 	} else if (IS("threads") && val && !parse_uint(val, 1024, &v) && v) {
 		o->threads = (unsigned)v;
+	} else if (IS("readahead") && val && !parse_uint(val, 1u << 20, &v)) {
+		p->readahead_kb = v;
 	} else if (IS("entry_timeout") && val && !parse_secs(val, &p->entry_timeout)) {
 		;
 	} else if (IS("attr_timeout") && val && !parse_secs(val, &p->attr_timeout)) {
@@ -424,7 +486,7 @@ out:
 int main(int argc, char **argv)
 {
 	const char *base = strrchr(argv[0], '/');
-	struct posfs p = { .entry_timeout = 1.0, .attr_timeout = 1.0 };
+	struct posfs p = { .entry_timeout = 1.0, .attr_timeout = 1.0, .readahead_kb = 1024 };
 	struct opts o = { .threads = 10 };
 	char dev[PATH_MAX], mp[PATH_MAX];
 	struct stat st;
@@ -462,6 +524,7 @@ int main(int argc, char **argv)
 	}
 	o.device = dev;
 	o.mountpoint = mp;
+	p.mountpoint = mp;
 	p.debug = o.debug;
 	if (!o.foreground)
 		fork_daemon(&status_fd);

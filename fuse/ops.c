@@ -541,7 +541,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct posfs *p = mnt(req);	/* req is gone after the reply */
 	struct pfs_fs_cred cr = req_cred(req);
-	int ret = do_open(p, ino, fi, &cr);
+	int ret;
+
+	posfs_readahead(p);	/* before the kernel sets up this file's */
+	ret = do_open(p, ino, fi, &cr);
 
 	if (ret) {
 		reply_err(req, ret);
@@ -560,6 +563,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	struct pfs_fs_attr a;
 	int ret;
 
+	posfs_readahead(p);
 	ret = pfs_fs_mknod(p->fs, parent, name, S_IFREG | (mode & 07777), 0, &cr, &a);
 	if (ret == -EEXIST && !(fi->flags & O_EXCL)) {
 		/* made by another request meanwhile: open it */

@@ -32,6 +32,9 @@ struct posfs {
 	bool readonly;
 	bool writeback;			/* FUSE_CAP_WRITEBACK_CACHE asked for */
 	bool debug;
+	const char *mountpoint;
+	unsigned long long readahead_kb;	/* 0: the kernel's */
+	int readahead_set;		/* atomic: posfs_readahead ran */
 };
 
 /* ops.c */
@@ -41,6 +44,8 @@ void posfs_itable_fini(void);
 
 /* main.c: messages to stderr, or to syslog once daemonized */
 void posfs_log(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* main.c: the mount's readahead as asked (once; after INIT, which sets it) */
+void posfs_readahead(struct posfs *p);
 
 /* helper.c: main of mount.posfs / mount.fuse.posfs */
 int posfs_mount_helper(int argc, char **argv);

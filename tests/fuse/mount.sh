@@ -1,6 +1,6 @@
 #!/bin/bash
 # Mounting: an fstab line (mount DIR, umount DIR), the atime policies
-# (relatime by default, noatime, strictatime), and refusals of file
+# (relatime by default, noatime, strictatime), the readahead option, and refusals of file
 # systems with features this posfs does not know: an unknown incompat
 # feature refuses the mount, an unknown ro_compat one allows -o ro only.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
@@ -38,6 +38,21 @@ py 'import os,sys; os.utime(sys.argv[1], ns=(1000000000, 2000000000))' "$m/f"
 a4=$(atime_after_read "$m/f")
 expect_eq "noatime: a read leaves atime" "$a4" 1000000000
 expect_match "noatime in /proc/mounts" "$(grep " $m " /proc/mounts)" "noatime"
+pfs_umount "$m"
+
+# --- readahead: 1024 KiB after the first open, or as asked -------------------
+ra_kb() { cat "/sys/class/bdi/$(awk -v m="$1" '$5 == m { mm = $3 } END { print mm }' /proc/self/mountinfo)/read_ahead_kb"; }
+pfs_mount "$img" "$m" || { not_ok "mount"; test_done; exit; }
+cat "$m/f" > /dev/null
+expect_eq "readahead: 1024 KiB by default once a file is open" "$(ra_kb "$m")" 1024
+pfs_umount "$m"
+pfs_mount "$img" "$m" -o readahead=256 || { not_ok "mount readahead=256"; test_done; exit; }
+cat "$m/f" > /dev/null
+expect_eq "readahead=256" "$(ra_kb "$m")" 256
+pfs_umount "$m"
+pfs_mount "$img" "$m" -o readahead=0 || { not_ok "mount readahead=0"; test_done; exit; }
+cat "$m/f" > /dev/null
+expect_eq "readahead=0 leaves the kernel's 128" "$(ra_kb "$m")" 128
 pfs_umount "$m"
 
 pfs_mount "$img" "$m" -o strictatime || { not_ok "mount strictatime"; test_done; exit; }
