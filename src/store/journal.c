@@ -101,6 +101,27 @@ static int reserve_check(const struct pfs_tx *tx, struct pfs_shard *sh, uint64_t
 	return pfs_alloc_free_blocks(&sh->alloc) < n + SPACE_RESERVE ? -ENOSPC : 0;
 }
 
+/*
+ * Data leaves a little more of each shard to metadata (about 0.4%, at
+ * least 64 blocks): when a shard's data is full, its objects can still be
+ * created, renamed and, above all, removed (an unlink needs a few tree
+ * blocks before it frees anything), and large writes go on in the other
+ * shards (object.c: spill_shard).
+ */
+static uint64_t data_reserve(const struct pfs_shard *sh)
+{
+	uint64_t meta = sh->geo.data_blocks / 256;
+
+	return SPACE_RESERVE + (meta > 64 ? meta : 64);
+}
+
+static int data_reserve_check(const struct pfs_tx *tx, struct pfs_shard *sh, uint64_t n)
+{
+	if (tx->in_space)
+		return 0;
+	return pfs_alloc_free_blocks(&sh->alloc) < n + data_reserve(sh) ? -ENOSPC : 0;
+}
+
 /* ---- small helpers ------------------------------------------------------ */
 
 static uint32_t bsize(const struct pfs_store *st)
@@ -544,11 +565,11 @@ int pfs_tx_alloc_data(struct pfs_tx *tx, uint32_t shard, uint64_t len, uint64_t 
 
 	if (!sh)
 		return -EINVAL;
-	ret = reserve_check(tx, sh, contig ? len : 1);
+	ret = data_reserve_check(tx, sh, contig ? len : 1);
 	if (ret)
 		return ret;
-	if (!contig && len > pfs_alloc_free_blocks(&sh->alloc) - SPACE_RESERVE)
-		len = pfs_alloc_free_blocks(&sh->alloc) - SPACE_RESERVE;
+	if (!contig && !tx->in_space && len > pfs_alloc_free_blocks(&sh->alloc) - data_reserve(sh))
+		len = pfs_alloc_free_blocks(&sh->alloc) - data_reserve(sh);
 	if (contig) {
 		ret = pfs_alloc_best_fit(&sh->alloc, len, hint, start);
 		*got = len;
@@ -561,6 +582,13 @@ int pfs_tx_alloc_data(struct pfs_tx *tx, uint32_t shard, uint64_t len, uint64_t 
 	if (ret)
 		pfs_alloc_add_free(&sh->alloc, *start, *got);
 	return ret;
+}
+
+bool pfs_tx_space_short(struct pfs_tx *tx, uint32_t shard, uint64_t len)
+{
+	struct pfs_shard *sh = pfs_tx_shard(tx, shard);
+
+	return sh && data_reserve_check(tx, sh, len) == -ENOSPC;
 }
 
 int pfs_tx_free_data(struct pfs_tx *tx, uint64_t start, uint64_t len)

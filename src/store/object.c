@@ -704,12 +704,36 @@ static int read_block(struct objctx *c, struct obj *ob, uint64_t lblk, uint8_t *
 	return 0;
 }
 
+/*
+ * The shard that a large write takes its blocks from runs out of space:
+ * the next one after it (in shard order, from the object's own) that is
+ * not the object's. Its blocks are used as a clone uses another shard's:
+ * the extents are flagged shared (with one owner, no count recorded), so
+ * they are never written in place and only that shard's space changes for
+ * them; the object's shard is full, not the file system. The shard must
+ * be in the transaction: -EXDEV makes it begin again with its lock.
+ * -ENOSPC when every shard has been tried.
+ */
+static int spill_shard(struct objctx *c, uint32_t home, uint32_t *cur)
+{
+	uint32_t next = (*cur + 1) % c->st->nshards;
+
+	if (next == home)
+		return -ENOSPC;
+	*cur = next;
+	if (!pfs_tx_has_shard(c->tx, next)) {
+		pfs_tx_set_xdev(c->tx, next);
+		return -EXDEV;
+	}
+	return 0;
+}
+
 /* A large write: new extents, data written before the commit. */
 static int write_out_of_place(struct objctx *c, struct obj *ob, uint64_t off, uint64_t len,
 			      const uint8_t *data)
 {
 	struct pfs_store *st = c->st;
-	uint32_t bs = st->sb.block_size, shard = POSFS_OID_SHARD(ob->oid);
+	uint32_t bs = st->sb.block_size, shard = POSFS_OID_SHARD(ob->oid), from = shard;
 	uint64_t first = off / bs, last = (off + len - 1) / bs, n = last - first + 1;
 	uint64_t done = 0, hint = 0;
 	struct pfs_extent prev;
@@ -735,15 +759,21 @@ static int write_out_of_place(struct objctx *c, struct obj *ob, uint64_t off, ui
 		uint64_t start, got;
 		struct pfs_extent e;
 
-		ret = pfs_tx_alloc_data(c->tx, shard, n - done > UINT32_MAX ? UINT32_MAX : n - done,
+		ret = pfs_tx_alloc_data(c->tx, from, n - done > UINT32_MAX ? UINT32_MAX : n - done,
 					hint, false, &start, &got);
+		if (ret == -ENOSPC) {
+			ret = spill_shard(c, shard, &from);
+			hint = 0;
+			continue;
+		}
 		if (ret)
 			break;
 		ret = pfs_dev_pwrite(st->dev, buf + done * bs, got * bs, start * bs);
 		if (ret)
 			break;
 		e = (struct pfs_extent){ .lblk = first + done, .pblk = start, .len = (uint32_t)got,
-					 .plen = (uint32_t)got };
+					 .plen = (uint32_t)got,
+					 .flags = from != shard ? POSFS_EXTENT_SHARED : 0 };
 		ret = ext_insert(c, ob, &e);
 		done += got;
 		hint = start + got;
@@ -837,7 +867,11 @@ static int op_write(struct objctx *c, const struct pfs_op *op, bool zero)
 	ret = inline_to_extents(c, ob);
 	if (ret)
 		return ret;
-	if (!zero && op->len > c->st->small_write)
+	/* large writes go out of place; so do small ones when the object's
+	 * shard has no room for them (out of place, they may spill over) */
+	if (!zero && (op->len > c->st->small_write ||
+		      pfs_tx_space_short(c->tx, POSFS_OID_SHARD(op->oid),
+					 (end - 1) / bs - off / bs + 1)))
 		ret = write_out_of_place(c, ob, off, op->len, src);
 	else if (zero) {
 		uint64_t fs = (off + bs - 1) / bs, fe = end / bs;

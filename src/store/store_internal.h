@@ -181,6 +181,10 @@ struct pfs_store *pfs_tx_store(struct pfs_tx *tx);
 int pfs_tx_alloc_data(struct pfs_tx *tx, uint32_t shard, uint64_t len, uint64_t hint,
 		      bool contig, uint64_t *start, uint64_t *got);
 
+/* Would an allocation of len blocks in the shard (locked by tx) fail for
+ * want of space? */
+bool pfs_tx_space_short(struct pfs_tx *tx, uint32_t shard, uint64_t len);
+
 /* Free data blocks [start, start+len): back to the free tree at commit,
  * reusable after the next checkpoint (W4). */
 int pfs_tx_free_data(struct pfs_tx *tx, uint64_t start, uint64_t len);

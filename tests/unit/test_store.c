@@ -12,6 +12,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -591,6 +592,96 @@ START_TEST(enospc_is_whole)
 	space_verify(st);
 	ck_assert_int_eq(pfs_store_close(st), 0);
 	free(big);
+}
+END_TEST
+
+/*
+ * One object in shard 0 fills it and goes on into shards 1 and 2 (large
+ * writes, and small ones once its shard is full): the file system is full
+ * only when every shard is. The data reads back, also after a reopen, and
+ * removing the object gives every shard its space back.
+ */
+static struct pfs_store *open_path(const char *path)
+{
+	struct pfs_store_opts o = { .cache_blocks = 512, .ckpt_interval_ms = -1 };
+	struct pfs_store *st;
+
+	ck_assert_int_eq(pfs_store_open(path, &o, &st), 0);
+	return st;
+}
+
+START_TEST(full_shard_spills_over)
+{
+	char path[] = "/var/tmp/posfs-store.XXXXXX";
+	struct pfs_dev *dev = newfs_mem(3);
+	uint8_t *img = pfs_dev_buf_alloc(DEVSZ);
+	int fd = mkstemp(path);
+	struct pfs_store *st;
+	struct pfs_attr a = { .mode = S_IFREG | 0600 };
+	struct pfs_statfs before, full, after;
+	uint64_t shard_blocks, off = 0, oid;
+	size_t len = 1 << 20;
+	uint8_t *buf = malloc(len), *back = malloc(len);
+	struct pfs_txn t;
+	int ret;
+
+	/* an image file, to open again after a close */
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pfs_dev_pread(dev, img, DEVSZ, 0), 0);
+	ck_assert_int_eq(pwrite(fd, img, DEVSZ, 0), (ssize_t)DEVSZ);
+	close(fd);
+	pfs_dev_close(dev);
+	pfs_dev_buf_free(img);
+	st = open_path(path);
+	shard_blocks = st->shards[0].geo.data_blocks;
+	ck_assert_int_eq(pfs_store_statfs(st, &before), 0);
+	ck_assert_int_eq(pfs_store_oid_alloc(st, 0, &oid), 0);
+	pfs_txn_init(&t);
+	pfs_txn_create(&t, oid, &a);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	/* large writes, then small ones (through the WAL while there is room) */
+	for (;;) {
+		for (size_t i = 0; i < len; i++)
+			buf[i] = (uint8_t)((off + i) * 7 / 4096 + (off + i) / 13);
+		pfs_txn_reset(&t);
+		pfs_txn_write(&t, oid, off, len, buf);
+		ret = pfs_store_submit(st, &t, 0, NULL);
+		if (ret == -ENOSPC && len > 8192) {
+			len /= 4;
+			continue;
+		}
+		if (ret == -ENOSPC)
+			break;
+		ck_assert_int_eq(ret, 0);
+		off += len;
+	}
+	/* well past one shard's space: the others took the rest */
+	ck_assert_uint_gt(off / 4096, shard_blocks * 2);
+	ck_assert_int_eq(pfs_store_statfs(st, &full), 0);
+	ck_assert_uint_lt(full.free_blocks, before.free_blocks / 20);
+	space_verify(st);
+	ck_assert_int_eq(pfs_store_close(st), 0);
+	st = open_path(path);
+	for (uint64_t at = 0; at < off; at += 1 << 20) {
+		size_t n = off - at < (1u << 20) ? (size_t)(off - at) : 1u << 20;
+
+		ck_assert_int_eq(pfs_store_read(st, oid, at, n, back), (ssize_t)n);
+		for (size_t i = 0; i < n; i++)
+			if (back[i] != (uint8_t)((at + i) * 7 / 4096 + (at + i) / 13))
+				ck_abort_msg("byte %" PRIu64 " differs", at + i);
+	}
+	pfs_txn_reset(&t);
+	pfs_txn_remove(&t, oid);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	pfs_txn_fini(&t);
+	ck_assert_int_eq(pfs_store_sync(st), 0);
+	ck_assert_int_eq(pfs_store_statfs(st, &after), 0);
+	ck_assert_uint_eq(after.free_blocks, before.free_blocks);
+	space_verify(st);
+	ck_assert_int_eq(pfs_store_close(st), 0);
+	unlink(path);
+	free(buf);
+	free(back);
 }
 END_TEST
 
@@ -1229,6 +1320,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, close_and_reopen);
 	tcase_add_test(tc, errors_change_nothing);
 	tcase_add_test(tc, enospc_is_whole);
+	tcase_add_test(tc, full_shard_spills_over);
 	tcase_add_test(tc, power_cuts);
 	tcase_add_test(tc, timer_checkpoints);
 	tcase_add_test(tc, threads_across_shards);
