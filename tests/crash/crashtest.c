@@ -5,7 +5,9 @@
  * xfstests over dm-log-writes), in process.
  *
  * A workload is a sequence of operations, each followed by a persistence
- * call (fsync, fdatasync, or fsync of the parent directory). It runs on a
+ * call (fsync, fdatasync, or fsync of the parent directory). The operations
+ * (enum op) cover the namespace, small and large writes, and one write
+ * larger than its shard's free space, which goes on in the other shard. It runs on a
  * fresh file system whose device records every write and flush. After
  * each operation the whole tree is captured (names, types, modes, link
  * counts, sizes, contents, symlink targets, xattrs): S_0 .. S_n.
@@ -269,13 +271,13 @@ static void view(const char *cap, uint64_t ino, bool data_only, char *out, size_
 enum op {
 	OP_CREATE, OP_MKDIR, OP_WRITE, OP_OVERWRITE, OP_APPEND, OP_TRUNCATE, OP_FALLOCATE,
 	OP_PUNCH, OP_LINK, OP_UNLINK, OP_RENAME, OP_RENAME_NOREPLACE, OP_RENAME_EXCHANGE,
-	OP_SYMLINK, OP_SETXATTR, OP_RMXATTR, OP_RMDIR, OP_BIGWRITE, NOPS
+	OP_SYMLINK, OP_SETXATTR, OP_RMXATTR, OP_RMDIR, OP_BIGWRITE, OP_FILL, NOPS
 };
 
 static const char *const op_names[] = {
 	"create", "mkdir", "write", "overwrite", "append", "truncate", "fallocate", "punch",
 	"link", "unlink", "rename", "rename_noreplace", "rename_exchange", "symlink",
-	"setxattr", "removexattr", "rmdir", "bigwrite",
+	"setxattr", "removexattr", "rmdir", "bigwrite", "fill",
 };
 
 enum persist { P_FSYNC, P_FDATASYNC, P_FSYNCDIR, NPERSIST };
@@ -432,6 +434,24 @@ static void run_op(struct pfs_fs *fs, const struct names *nm, enum op op, int i,
 	case OP_RMDIR:
 		*target = nm->A;
 		pfs_fs_rmdir(fs, nm->A, "sub");
+		break;
+	case OP_FILL:
+		/* one write of more than A's shard holds: it goes on in the
+		 * other shard's blocks (cross-shard, through the global WAL) */
+		if (foo) {
+			struct pfs_fs_statfs sfs;
+			size_t want = 0;
+			uint8_t *big;
+
+			if (!pfs_fs_statfs(fs, &sfs))
+				want = (size_t)(sfs.bfree * sfs.bsize * 3 / 4) & ~(size_t)4095;
+			big = want ? malloc(want) : NULL;
+			if (big) {
+				memset(big, tag, want);
+				pfs_fs_write(fs, foo, 0, want, big, &root);
+				free(big);
+			}
+		}
 		break;
 	case OP_BIGWRITE:
 		/* past the small-write threshold: out of place, data first */
