@@ -340,8 +340,11 @@ static int setup(struct pfs_fs *fs, struct names *nm)
  * operation on a name a previous one removed fails, as it would for a
  * program); *target and *parent get what the persistence call syncs.
  */
+struct history;
+static void history_add(struct history *h, char *s);
+
 static void run_op(struct pfs_fs *fs, const struct names *nm, enum op op, int i,
-		   uint64_t *target, uint64_t *parent)
+		   uint64_t *target, uint64_t *parent, struct history *h)
 {
 	struct pfs_fs_attr a;
 	char name[32];
@@ -354,6 +357,9 @@ static void run_op(struct pfs_fs *fs, const struct names *nm, enum op op, int i,
 	case OP_CREATE:
 		snprintf(name, sizeof(name), "c%d", i);
 		if (!pfs_fs_mknod(fs, nm->A, name, S_IFREG | 0644, 0, &root, &a)) {
+			/* two operations: a commit (a cross-shard one flushes
+			 * the shard's group) may fall between them */
+			history_add(h, capture(fs));
 			*target = a.ino;
 			write_pattern(fs, a.ino, 0, 3000, tag);
 		}
@@ -455,9 +461,14 @@ static void run_op(struct pfs_fs *fs, const struct names *nm, enum op op, int i,
 		break;
 	case OP_BIGWRITE:
 		/* past the small-write threshold: out of place, data first */
-		if (foo)
-			write_pattern(fs, foo, 0, 16384, tag), write_pattern(fs, foo, 16384, 16384, tag),
+		if (foo) {
+			/* three writes: states between them are states too */
+			write_pattern(fs, foo, 0, 16384, tag);
+			history_add(h, capture(fs));
+			write_pattern(fs, foo, 16384, 16384, tag);
+			history_add(h, capture(fs));
 			write_pattern(fs, foo, 0, 65536, tag);
+		}
 		break;
 	default:
 		break;
@@ -972,10 +983,10 @@ static void run_workload(const struct workload *w, struct result *r, int recover
 	history_add(h, capture(fs));
 	for (int i = 0; i < w->n; i++) {
 		uint64_t target, parent;
-		struct promise p = { .data_only = w->p[i] == P_FDATASYNC, .k = i + 1 };
+		struct promise p = { .data_only = w->p[i] == P_FDATASYNC };
 		char *s;
 
-		run_op(fs, &nm, w->op[i], i, &target, &parent);
+		run_op(fs, &nm, w->op[i], i, &target, &parent, h);
 		s = capture(fs);
 		p.ino = w->p[i] == P_FSYNCDIR ? parent : target;
 		if (!s || !h->S[0] || pfs_fs_fsync(fs, p.ino, p.data_only)) {
@@ -984,9 +995,15 @@ static void run_workload(const struct workload *w, struct result *r, int recover
 			goto out_fs;
 		}
 		history_add(h, s);
+		p.k = h->len - 1;	/* this operation's state */
 		p.ev = pfs_devrec_count(rc.rec);	/* acknowledged here */
 		promise_add(&rc, p);
 	}
+	for (int j = 0; j < h->len; j++)
+		if (!h->S[j]) {
+			fail(r, rc.name, "capture", "the tree does not read back");
+			goto out_fs;
+		}
 	r->workloads++;
 	check_states(&rc, &sm, r);
 out_fs:
