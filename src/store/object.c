@@ -819,7 +819,12 @@ static int inline_to_extents(struct objctx *c, struct obj *ob)
 	ob->o.data_len = 0;
 	ob->o.data_fmt = POSFS_DATA_EXTENTS;
 	ob->dirty = true;
-	return n ? small_block(c, ob, 0, 0, n, bytes, &hint) : 0;
+	if (!n)
+		return 0;
+	/* no room in the object's shard: out of place, into another's */
+	if (pfs_tx_space_short(c->tx, POSFS_OID_SHARD(ob->oid), 1))
+		return write_out_of_place(c, ob, 0, n, bytes);
+	return small_block(c, ob, 0, 0, n, bytes, &hint);
 }
 
 /* Write (data) or zero (data NULL) [off, end) of an inline object. */

@@ -23,6 +23,8 @@ for i in 1 2 3 4 5; do head -c 3000 /dev/urandom > "$m/s$i" || break; done
 expect_eq "small files beside it, in the full shard" "$(ls "$m" | grep -c '^s')" 5
 mkdir "$m/d" && echo hi > "$m/d/x"
 expect_eq "a directory and a file in it" "$(cat "$m/d/x")" hi
+printf tiny > "$m/t" && head -c 5000 /dev/zero | tr '\0' x >> "$m/t"
+expect_eq "a tiny file in the full shard grows out of its onode" "$(wc -c < "$m/t")" 5004
 run_status st dd if=/dev/zero of="$m/fill" bs=1M status=none
 expect_match "filling the rest ends in ENOSPC" "$OUT" "No space left on device"
 used=$(df -k --output=used "$m" | tail -n 1 | tr -d " ")
