@@ -12,7 +12,10 @@
  *     data (with the old bytes of partial edge blocks) is written to them
  *     before the commit (the journal flushes it before the record, W2),
  *     then the extent tree points at them and the old blocks are freed,
- *     reusable only after the next checkpoint (W4).
+ *     reusable only after the next checkpoint (W4);
+ *   - when the object's shard has no room left for data (each shard keeps
+ *     a little for metadata), a write goes out of place into the next
+ *     shards' blocks, flagged shared as a clone's are (spill_shard).
  * Onodes touched by a transaction are decoded once into a small table and
  * written back to their radix slots before the commit.
  *
