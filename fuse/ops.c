@@ -53,6 +53,7 @@
 #include <unistd.h>
 
 #include "posfs/fs.h"
+#include "posfs/io.h"
 #include "posfs.h"
 
 #define ATIME_RELATIME_SECS	(24 * 60 * 60)
@@ -594,46 +595,18 @@ err:
 }
 
 /*
- * Each loop thread keeps one read buffer, page aligned (the store reads
- * whole blocks straight into it, without a bounce) and reused: a buffer
- * per request would be mapped, faulted in and unmapped every time. The
- * reply copies it out before the thread takes another request.
+ * Each loop thread reads into one buffer of its own, aligned for device
+ * I/O (the store reads whole blocks straight into it, without a bounce)
+ * and reused; the reply copies it out before the thread takes another
+ * request.
  */
-#define READ_BUF_ALIGN		4096u
-
-static pthread_key_t read_buf_key;
-static pthread_once_t read_buf_once = PTHREAD_ONCE_INIT;
-static __thread void *read_buf;
-static __thread size_t read_buf_cap;
-
-static void read_buf_key_make(void)
-{
-	if (pthread_key_create(&read_buf_key, free))
-		abort();
-}
-
-static void *read_buffer(size_t size)
-{
-	void *p;
-
-	if (size <= read_buf_cap)
-		return read_buf;
-	size = (size + 65535) & ~(size_t)65535;
-	if (posix_memalign(&p, READ_BUF_ALIGN, size))
-		return NULL;
-	pthread_once(&read_buf_once, read_buf_key_make);
-	free(read_buf);
-	read_buf = p;
-	read_buf_cap = size;
-	pthread_setspecific(read_buf_key, p);	/* freed when the thread ends */
-	return p;
-}
+static struct pfs_thread_buf read_buf = PFS_THREAD_BUF_INIT;
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct posfs *p = mnt(req);	/* req is gone after the reply */
-	char *buf = read_buffer(size ? size : 1);
+	char *buf = pfs_thread_buf_get(&read_buf, size ? size : 1);
 	ssize_t n;
 
 	(void)fi;

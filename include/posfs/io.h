@@ -27,6 +27,7 @@
 #ifndef POSFS_IO_H
 #define POSFS_IO_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
@@ -142,6 +143,24 @@ int pfs_dev_flush(struct pfs_dev *dev);
  */
 void *pfs_dev_buf_alloc(size_t len);
 void pfs_dev_buf_free(void *buf);
+
+/*
+ * One reusable device I/O buffer per thread and per use, for hot paths: a
+ * request then does not map, fault in and unmap a fresh one. Declare a
+ * struct pfs_thread_buf per use, initialised with PFS_THREAD_BUF_INIT;
+ * pfs_thread_buf_get returns the calling thread's buffer, aligned as
+ * pfs_dev_buf_alloc's, of at least len bytes (grown as needed, its bytes
+ * not zeroed), or NULL when out of memory. It stays the thread's until
+ * the thread ends. Using it twice at once in one thread is the caller's
+ * to avoid.
+ */
+struct pfs_thread_buf {
+	pthread_once_t once;
+	pthread_key_t key;
+};
+#define PFS_THREAD_BUF_INIT { PTHREAD_ONCE_INIT, 0 }
+
+void *pfs_thread_buf_get(struct pfs_thread_buf *tb, size_t len);
 
 /* ---- ioq.c: batched asynchronous I/O ------------------------------------ */
 

@@ -284,3 +284,52 @@ void pfs_dev_buf_free(void *buf)
 {
 	free(buf);
 }
+
+/* A thread's buffer of one struct pfs_thread_buf (its key's value). */
+struct thread_buf {
+	void *p;
+	size_t cap;
+};
+
+static void thread_buf_free(void *v)
+{
+	struct thread_buf *t = v;
+
+	free(t->p);
+	free(t);
+}
+
+/* pthread_once takes no argument: the key being made is passed here. */
+static __thread struct pfs_thread_buf *thread_buf_making;
+
+static void thread_buf_key_make(void)
+{
+	if (pthread_key_create(&thread_buf_making->key, thread_buf_free))
+		abort();
+}
+
+void *pfs_thread_buf_get(struct pfs_thread_buf *tb, size_t len)
+{
+	struct thread_buf *t;
+	void *p;
+
+	thread_buf_making = tb;
+	pthread_once(&tb->once, thread_buf_key_make);
+	t = pthread_getspecific(tb->key);
+	if (t && len <= t->cap)
+		return t->p;
+	if (!t) {
+		t = calloc(1, sizeof(*t));
+		if (!t || pthread_setspecific(tb->key, t)) {
+			free(t);
+			return NULL;
+		}
+	}
+	len = (len + 65535) & ~(size_t)65535;
+	if (posix_memalign(&p, PFS_DEV_BUF_ALIGN, len))
+		return NULL;
+	free(t->p);
+	t->p = p;
+	t->cap = len;
+	return p;
+}

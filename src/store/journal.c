@@ -94,11 +94,18 @@ int64_t pfs_tx_xdev(const struct pfs_tx *tx)
  */
 #define SPACE_RESERVE 16u
 
-static int reserve_check(const struct pfs_tx *tx, struct pfs_shard *sh, uint64_t n)
+/* -ENOSPC when n blocks would leave the shard fewer than reserve free. */
+static int reserve_check_of(const struct pfs_tx *tx, struct pfs_shard *sh, uint64_t n,
+			    uint64_t reserve)
 {
 	if (tx->in_space)
 		return 0;
-	return pfs_alloc_free_blocks(&sh->alloc) < n + SPACE_RESERVE ? -ENOSPC : 0;
+	return pfs_alloc_free_blocks(&sh->alloc) < n + reserve ? -ENOSPC : 0;
+}
+
+static int reserve_check(const struct pfs_tx *tx, struct pfs_shard *sh, uint64_t n)
+{
+	return reserve_check_of(tx, sh, n, SPACE_RESERVE);
 }
 
 /*
@@ -117,9 +124,7 @@ static uint64_t data_reserve(const struct pfs_shard *sh)
 
 static int data_reserve_check(const struct pfs_tx *tx, struct pfs_shard *sh, uint64_t n)
 {
-	if (tx->in_space)
-		return 0;
-	return pfs_alloc_free_blocks(&sh->alloc) < n + data_reserve(sh) ? -ENOSPC : 0;
+	return reserve_check_of(tx, sh, n, data_reserve(sh));
 }
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -1233,35 +1238,31 @@ bool pfs_store_wal_full(struct pfs_store *st)
 }
 
 /*
- * Every dirty block of sh to its home. They go out together through the
+ * Every dirty block of sh to its home. They go out in batches through the
  * checkpoint's I/O queue (on io_uring, many in flight at once); one by
- * one when there is no queue or no memory for the batch. The caller
- * flushes after.
+ * one when there is no queue. The caller flushes after.
  */
+#define HOME_BATCH 64u	/* home writes per queue run (the default depth) */
+
 static int write_home(struct pfs_store *st, struct pfs_shard *sh)
 {
 	uint32_t bs = bsize(st);
-	struct pfs_io *ios = NULL;
-	size_t n = 0, i = 0;
-	int ret;
+	struct pfs_io ios[HOME_BATCH];
+	unsigned n = 0;
+	int ret = 0;
 
-	for (struct pfs_buf *b = sh->cache.dirty; b; b = b->dnext)
-		n++;
-	if (st->ckpt_q && n > 1)
-		ios = malloc(n * sizeof(*ios));
-	if (!ios) {
-		for (struct pfs_buf *b = sh->cache.dirty; b; b = b->dnext) {
+	for (struct pfs_buf *b = sh->cache.dirty; !ret && b; b = b->dnext) {
+		if (!st->ckpt_q) {
 			ret = pfs_dev_pwrite(st->dev, b->data, bs, b->blkno * bs);
-			if (ret)
-				return ret;
+			continue;
 		}
-		return 0;
-	}
-	for (struct pfs_buf *b = sh->cache.dirty; b; b = b->dnext)
-		ios[i++] = (struct pfs_io){ .op = PFS_IO_WRITE, .buf = b->data, .len = bs,
+		ios[n++] = (struct pfs_io){ .op = PFS_IO_WRITE, .buf = b->data, .len = bs,
 					    .off = b->blkno * bs, .buf_index = -1 };
-	ret = pfs_ioq_run(st->ckpt_q, ios, (unsigned)n);
-	free(ios);
+		if (n == HOME_BATCH || !b->dnext) {
+			ret = pfs_ioq_run(st->ckpt_q, ios, n);
+			n = 0;
+		}
+	}
 	return ret;
 }
 

@@ -36,7 +36,6 @@
  * did not take (-EXDEV) begins again with it.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -72,52 +71,33 @@ struct objctx {
 /* ---- scratch buffers for data I/O ----------------------------------------- */
 
 /*
- * Each thread keeps one aligned scratch buffer for data I/O (a large
- * write's blocks, a read's bounce), so that a request does not map, fault
- * in and unmap a fresh one. Its bytes are not zeroed: every user fills
- * what it writes. Needs above SCRATCH_KEEP, and a second use while the
- * first is out, get a buffer of their own.
+ * Data I/O (a large write's blocks, a read's bounce) goes through the
+ * thread's scratch buffer (pfs_thread_buf), not zeroed: every user fills
+ * what it writes. Needs above SCRATCH_KEEP, alignments above the
+ * buffer's, and a second use while the first is out get a buffer of their
+ * own.
  */
 #define SCRATCH_KEEP	(2u << 20)
-#define SCRATCH_ALIGN	4096u
+#define SCRATCH_ALIGN	4096u	/* pfs_thread_buf's */
 
-static pthread_key_t scratch_key;
-static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
-static __thread uint8_t *scratch;
-static __thread size_t scratch_cap;
-static __thread bool scratch_busy;
-
-static void scratch_key_make(void)
-{
-	if (pthread_key_create(&scratch_key, free))
-		abort();
-}
+static struct pfs_thread_buf scratch_buf = PFS_THREAD_BUF_INIT;
+static __thread uint8_t *scratch_out;	/* the thread's buffer, in use */
 
 static uint8_t *scratch_get(size_t len, size_t align)
 {
 	void *p;
 
-	if (align < SCRATCH_ALIGN)
-		align = SCRATCH_ALIGN;
-	if (scratch_busy || len > SCRATCH_KEEP || align > SCRATCH_ALIGN)
-		return posix_memalign(&p, align, len ? len : 1) ? NULL : p;
-	if (len > scratch_cap) {
-		if (posix_memalign(&p, SCRATCH_ALIGN, SCRATCH_KEEP))
-			return NULL;
-		pthread_once(&scratch_once, scratch_key_make);
-		free(scratch);
-		scratch = p;
-		scratch_cap = SCRATCH_KEEP;
-		pthread_setspecific(scratch_key, p);	/* freed when the thread ends */
-	}
-	scratch_busy = true;
-	return scratch;
+	if (scratch_out || len > SCRATCH_KEEP || align > SCRATCH_ALIGN)
+		return posix_memalign(&p, align > SCRATCH_ALIGN ? align : SCRATCH_ALIGN,
+				      len ? len : 1) ? NULL : p;
+	scratch_out = pfs_thread_buf_get(&scratch_buf, SCRATCH_KEEP);
+	return scratch_out;
 }
 
 static void scratch_put(uint8_t *p)
 {
-	if (p && p == scratch)
-		scratch_busy = false;
+	if (p && p == scratch_out)
+		scratch_out = NULL;
 	else
 		free(p);
 }
@@ -1728,7 +1708,8 @@ ssize_t pfs_store_read(struct pfs_store *st, uint64_t oid, uint64_t off, size_t 
 	while (pos < end) {
 		uint64_t lb = pos / bs, run_end, boff = pos % bs;
 		struct pfs_extent e;
-		uint64_t n, chunk;
+		uint64_t n, chunk, gen;
+		bool unlocked;
 
 		ret = ext_find(&c, ob, lb, &e);
 		if (ret == -ENOENT || (!ret && (e.flags & POSFS_EXTENT_UNWRITTEN))) {
@@ -1775,35 +1756,32 @@ ssize_t pfs_store_read(struct pfs_store *st, uint64_t oid, uint64_t off, size_t 
 				n = bounce_len / bs;
 			dst = bounce;
 		}
-		if (tries < READ_UNLOCKED_TRIES) {
-			/*
-			 * The device read runs without the shard's lock, so
-			 * that readers and writers of the shard go on. Only a
-			 * checkpoint changes the device under a mapped block
-			 * (writing home, or letting a freed block be reused:
-			 * W4), and a checkpoint shows in ckpt_started: after
-			 * one, this run is read again.
-			 */
-			uint64_t gen = st->ckpt_started;
-			int r2;
-
+		/*
+		 * The device read runs without the shard's lock, so that
+		 * readers and writers of the shard go on. Only a checkpoint
+		 * changes the device under a mapped block (writing home, or
+		 * letting a freed block be reused: W4), and a checkpoint shows
+		 * in ckpt_started: after one, this run is read again, at most
+		 * READ_UNLOCKED_TRIES times before a read keeps the lock.
+		 */
+		unlocked = tries < READ_UNLOCKED_TRIES;
+		gen = st->ckpt_started;
+		if (unlocked)
 			read_end(&c);
-			ret = pfs_dev_pread(st->dev, dst, n * bs, (e.pblk + (lb - e.lblk)) * bs);
-			r2 = read_begin(st, oid, &c, &ob);
+		ret = pfs_dev_pread(st->dev, dst, n * bs, (e.pblk + (lb - e.lblk)) * bs);
+		if (unlocked) {
+			int r2 = read_begin(st, oid, &c, &ob);
+
 			if (r2) {
 				scratch_put(bounce);
 				return r2;
 			}
-			if (ret)
-				break;
-			if (st->ckpt_started != gen) {
-				tries++;
-				continue;
-			}
-		} else {
-			ret = pfs_dev_pread(st->dev, dst, n * bs, (e.pblk + (lb - e.lblk)) * bs);
-			if (ret)
-				break;
+		}
+		if (ret)
+			break;
+		if (st->ckpt_started != gen) {
+			tries++;
+			continue;
 		}
 		{
 			struct pfs_shard *sh = pfs_store_block_shard(st, e.pblk);

@@ -2211,6 +2211,39 @@ END_TEST
 
 /* ---- suite -------------------------------------------------------------- */
 
+/* pfs_thread_buf: one aligned buffer per thread and use, kept and grown. */
+static struct pfs_thread_buf tb_a = PFS_THREAD_BUF_INIT, tb_b = PFS_THREAD_BUF_INIT;
+
+static void *tb_thread(void *arg)
+{
+	(void)arg;
+	return pfs_thread_buf_get(&tb_a, 100);
+}
+
+START_TEST(test_thread_buf)
+{
+	uint8_t *a = pfs_thread_buf_get(&tb_a, 4096), *b = pfs_thread_buf_get(&tb_b, 4096);
+	uint8_t *a2, *other;
+	pthread_t th;
+
+	ck_assert_ptr_nonnull(a);
+	ck_assert_ptr_nonnull(b);
+	ck_assert_ptr_ne(a, b);
+	ck_assert_uint_eq((uintptr_t)a % 4096, 0);
+	memset(a, 0x5a, 4096);
+	ck_assert_ptr_eq(pfs_thread_buf_get(&tb_a, 100), a);	/* kept */
+	a2 = pfs_thread_buf_get(&tb_a, 3u << 20);			/* grown */
+	ck_assert_ptr_nonnull(a2);
+	ck_assert_uint_eq((uintptr_t)a2 % 4096, 0);
+	memset(a2, 0, 3u << 20);
+	ck_assert_ptr_eq(pfs_thread_buf_get(&tb_a, 4096), a2);
+	ck_assert_int_eq(pthread_create(&th, NULL, tb_thread, NULL), 0);
+	ck_assert_int_eq(pthread_join(th, (void **)&other), 0);
+	ck_assert_ptr_nonnull(other);
+	ck_assert_ptr_ne(other, a2);					/* its own */
+}
+END_TEST
+
 static Suite *io_suite(void)
 {
 	Suite *s = suite_create("io");
@@ -2277,6 +2310,7 @@ static Suite *io_suite(void)
 	tcase_add_test(tc, test_hook_writes);
 	tcase_add_test(tc, test_hook_ioq);
 	tcase_add_test(tc, test_hook_misc);
+	tcase_add_test(tc, test_thread_buf);
 	suite_add_tcase(s, tc);
 	return s;
 }
