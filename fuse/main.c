@@ -31,6 +31,7 @@
 #include "posfs/fs.h"
 #include "posfs/store.h"
 #include "posfs.h"
+#include "wire.h"
 
 static const char *prog = "posfs";
 static bool use_syslog;
@@ -421,6 +422,7 @@ static int run(struct posfs *p, struct opts *o, int status_fd)
 		posfs_log(LOG_ERR, "cannot set up the FUSE session");
 		goto out;
 	}
+	p->se = se;
 	if (fuse_set_signal_handlers(se)) {
 		posfs_log(LOG_ERR, "cannot install signal handlers");
 		goto out;
@@ -430,6 +432,11 @@ static int run(struct posfs *p, struct opts *o, int status_fd)
 		goto out_signals;
 	}
 	mounted = true;
+	ret = posfs_wire_attach(se);
+	if (ret) {
+		posfs_log(LOG_ERR, "cannot hook the FUSE device: %s", strerror(-ret));
+		goto out_signals;
+	}
 	daemon_ready(status_fd);
 	status_fd = -1;
 	posfs_log(LOG_INFO, "%s mounted on %s", o->device, o->mountpoint);

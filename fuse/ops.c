@@ -55,6 +55,7 @@
 #include "posfs/fs.h"
 #include "posfs/io.h"
 #include "posfs.h"
+#include "wire.h"
 
 #define ATIME_RELATIME_SECS	(24 * 60 * 60)
 #define COPY_CHUNK		(1u << 20)	/* daemon-side copy_file_range */
@@ -69,7 +70,7 @@ static struct pfs_fs_cred req_cred(fuse_req_t req)
 {
 	const struct fuse_ctx *c = fuse_req_ctx(req);
 	struct pfs_fs_cred cr = { .uid = (uint32_t)c->uid, .gid = (uint32_t)c->gid,
-				   .umask = (uint32_t)c->umask };
+				   .umask = (uint32_t)c->umask, .setid = posfs_wire_setid() };
 
 	return cr;
 }
@@ -515,6 +516,40 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 /* ---- files ----------------------------------------------------------------- */
 
 /* Open ino for fi (design 3); O_TRUNC when the kernel leaves it to us. */
+/*
+ * A write or a truncating open that the kernel marks PFS_FS_SETID_CLEAR
+ * (FUSE_HANDLE_KILLPRIV_V2, wire.c) clears set-ID bits here, and its reply
+ * carries no attributes: the kernel would show the old mode until its
+ * cache expires. When there are bits to clear, the daemon invalidates the
+ * kernel's attributes of the inode (only those: no page cache, no lock).
+ * The kernel holds the inode lock over the request, so no chmod of this
+ * mount comes between the look and the change.
+ */
+static bool setid_to_clear(struct posfs *p, fuse_ino_t ino, const struct pfs_fs_cred *cr)
+{
+	struct pfs_fs_attr a;
+
+	if (cr->setid != PFS_FS_SETID_CLEAR || pfs_fs_getattr(p->fs, ino, &a))
+		return false;
+	return (a.mode & S_ISUID) || (a.mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP);
+}
+
+static void setid_cleared(struct posfs *p, fuse_ino_t ino)
+{
+	(void)fuse_lowlevel_notify_inval_inode(p->se, ino, -1, 0);
+}
+
+/*
+ * fallocate and copy_file_range carry no word of the kernel's, and with
+ * KILLPRIV_V2 it no longer clears the bits itself before them: the daemon
+ * does, taking uid 0 as holding CAP_FSETID.
+ */
+static void setid_by_uid(struct pfs_fs_cred *cr)
+{
+	if (cr->setid == PFS_FS_SETID_BY_UID && posfs_wire_killpriv_v2())
+		cr->setid = cr->uid ? PFS_FS_SETID_CLEAR : PFS_FS_SETID_KEEP;
+}
+
 static int do_open(struct posfs *p, fuse_ino_t ino, struct fuse_file_info *fi,
 		   const struct pfs_fs_cred *cr)
 {
@@ -524,12 +559,15 @@ static int do_open(struct posfs *p, fuse_ino_t ino, struct fuse_file_info *fi,
 		return ret;
 	if (fi->flags & O_TRUNC) {
 		struct pfs_fs_attr a = { .size = 0 };
+		bool clear = setid_to_clear(p, ino, cr);
 
 		ret = pfs_fs_setattr(p->fs, ino, &a, PFS_FS_SET_SIZE, cr, NULL);
 		if (ret) {
 			(void)pfs_fs_inode_release(p->fs, ino);
 			return ret;
 		}
+		if (clear)
+			setid_cleared(p, ino);
 	}
 	fi->fh = ino;
 	/* Only this mount changes the data: keep the page cache across
@@ -626,11 +664,15 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
+	struct posfs *p = mnt(req);
 	struct pfs_fs_cred cr = req_cred(req);
+	bool clear = setid_to_clear(p, ino, &cr);
 	ssize_t n;
 
 	(void)fi;
-	n = pfs_fs_write(mnt(req)->fs, ino, (uint64_t)off, size, buf, &cr);
+	n = pfs_fs_write(p->fs, ino, (uint64_t)off, size, buf, &cr);
+	if (n > 0 && clear)
+		setid_cleared(p, ino);
 	if (n < 0)
 		reply_err(req, (int)n);
 	else
@@ -662,6 +704,8 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
 			 struct fuse_file_info *fi)
 {
+	struct posfs *p = mnt(req);
+	struct pfs_fs_cred cr = req_cred(req);
 	int ret;
 
 	(void)fi;
@@ -669,7 +713,18 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	ret = pfs_fs_fallocate(mnt(req)->fs, ino, mode, (uint64_t)off, (uint64_t)len);
+	setid_by_uid(&cr);
+	if (setid_to_clear(p, ino, &cr)) {
+		struct pfs_fs_attr a = { 0 };
+
+		ret = pfs_fs_setattr(p->fs, ino, &a, 0, &cr, NULL);
+		if (ret) {
+			reply_err(req, ret);
+			return;
+		}
+		setid_cleared(p, ino);
+	}
+	ret = pfs_fs_fallocate(p->fs, ino, mode, (uint64_t)off, (uint64_t)len);
 	if (ret)
 		reply_err(req, ret);
 	else
@@ -708,6 +763,7 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 	struct posfs *p = mnt(req);
 	struct pfs_fs_cred cr = req_cred(req);
 	size_t done = 0;
+	bool clear;
 	char *buf;
 	ssize_t n;
 
@@ -717,9 +773,13 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
+	setid_by_uid(&cr);
+	clear = setid_to_clear(p, ino_out, &cr);
 	n = pfs_fs_copy_range(p->fs, ino_in, (uint64_t)off_in, ino_out, (uint64_t)off_out, len,
 			      &cr);
 	if (n != -EXDEV) {
+		if (n > 0 && clear)
+			setid_cleared(p, ino_out);
 		if (n < 0)
 			reply_err(req, (int)n);
 		else
@@ -747,6 +807,8 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 			break;
 	}
 	free(buf);
+	if (done && clear)
+		setid_cleared(p, ino_out);
 	if (n < 0 && !done)
 		reply_err(req, (int)n);
 	else

@@ -27,6 +27,7 @@ enum posfs_atime {
 struct posfs {
 	struct pfs_store *st;
 	struct pfs_fs *fs;
+	struct fuse_session *se;
 	double entry_timeout, attr_timeout;
 	enum posfs_atime atime;
 	bool readonly;

@@ -61,15 +61,26 @@ struct pfs_fs_attr {
 };
 
 /* Who asks (the FUSE request's uid and gid). uid 0 is taken as holding
- * CAP_FSETID and CAP_FOWNER. umask: the caller's, for mknod and mkdir
- * (FUSE: fuse_req_ctx()->umask); it masks the new inode's mode unless the
- * directory has a default ACL (then the ACL masks it instead, as Linux's
- * posix_acl_create); 0 masks nothing. Initialise with designated
- * initialisers: fields may be added. */
+ * CAP_FOWNER, and CAP_FSETID unless setid says otherwise. umask: the
+ * caller's, for mknod and mkdir (FUSE: fuse_req_ctx()->umask); it masks the
+ * new inode's mode unless the directory has a default ACL (then the ACL
+ * masks it instead, as Linux's posix_acl_create); 0 masks nothing. setid:
+ * what the request does to a file's set-ID bits, when the kernel says
+ * (FUSE_HANDLE_KILLPRIV_V2: it weighed CAP_FSETID, chown and the like).
+ * Initialise with designated initialisers: fields may be added. */
 struct pfs_fs_cred {
 	uint32_t uid, gid;
 	uint32_t umask;
+	uint8_t setid;			/* PFS_FS_SETID_* */
 };
+
+/* not said: a write or truncate by a uid other than 0 clears them */
+#define PFS_FS_SETID_BY_UID	0
+/* keep them */
+#define PFS_FS_SETID_KEEP	1
+/* clear S_ISUID, and S_ISGID with S_IXGRP, of a non-directory: in a write,
+ * and in any setattr (even one that changes nothing else) */
+#define PFS_FS_SETID_CLEAR	2
 
 /* ---- fs.c: mount, inodes, attributes, orphans, statfs, fsync ---------- */
 
@@ -116,9 +127,11 @@ int pfs_fs_getattr_gen(struct pfs_fs *fs, uint64_t ino, uint64_t generation,
  * daemon's business: it passes real times). ctime becomes now unless
  * PFS_FS_SET_CTIME (a change of atime only, as relatime updates, leaves
  * ctime alone). PFS_FS_SET_SIZE: regular files only; mtime and ctime
- * become now (when the size changes or not, as ftruncate) and, unless cred
- * is uid 0, S_ISUID and (with S_IXGRP) S_ISGID are cleared, as a write
- * does. cred may be NULL (taken as uid 0). attr_out (may be NULL) gets the
+ * become now (when the size changes or not, as ftruncate) and S_ISUID and
+ * (with S_IXGRP) S_ISGID are cleared as a write by cred clears them. With
+ * cred->setid PFS_FS_SETID_CLEAR they are cleared whatever mask holds (the
+ * kernel's chown, or its kill alone). cred may be NULL (taken as uid 0,
+ * setid not said). attr_out (may be NULL) gets the
  * new attributes. Errors: -ENOENT, -EISDIR (size of a directory), -EINVAL
  * (size of another non-regular file), -EFBIG (past the largest file the
  * format allows), -ENOSPC, -EROFS.
@@ -288,8 +301,9 @@ ssize_t pfs_fs_read(struct pfs_fs *fs, uint64_t ino, uint64_t off, size_t len, v
 
 /*
  * Write len bytes at off and return len. mtime and ctime become now;
- * unless cred is uid 0 (or NULL), S_ISUID and (with S_IXGRP) S_ISGID are
- * cleared, as Linux does for a writer without CAP_FSETID. Errors: -EISDIR,
+ * S_ISUID and (with S_IXGRP) S_ISGID are cleared, as Linux does for a
+ * writer without CAP_FSETID: as cred->setid says, or when it does not
+ * say, unless cred is uid 0 (or NULL). Errors: -EISDIR,
  * -EINVAL (not a regular file), -EFBIG, -ENOSPC, -EROFS.
  */
 ssize_t pfs_fs_write(struct pfs_fs *fs, uint64_t ino, uint64_t off, size_t len,

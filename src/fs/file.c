@@ -62,7 +62,7 @@ static int data_submit(struct pfs_fs *fs, struct pfs_txn *t, uint64_t ino,
 	int ret;
 
 	a.mtime = a.ctime = pfs_fs_now();
-	if (cred && cred->uid != 0) {
+	if (pfs_fs_cred_kills(cred)) {
 		il = pfs_fs_ilock(fs, ino);
 		pthread_mutex_lock(il);
 		ret = pfs_fs_stat(fs, ino, &o);

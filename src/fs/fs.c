@@ -201,11 +201,20 @@ void pfs_fs_attr_from_onode(const struct pfs_fs *fs, const struct pfs_onode *o,
 	}
 }
 
+bool pfs_fs_cred_kills(const struct pfs_fs_cred *cred)
+{
+	if (!cred)
+		return false;
+	if (cred->setid == PFS_FS_SETID_BY_UID)
+		return cred->uid != 0;
+	return cred->setid == PFS_FS_SETID_CLEAR;
+}
+
 uint32_t pfs_fs_kill_suid(uint32_t mode, const struct pfs_fs_cred *cred)
 {
 	uint32_t kill = 0;
 
-	if (!cred || cred->uid == 0)
+	if (!pfs_fs_cred_kills(cred))
 		return 0;
 	if (mode & S_ISUID)
 		kill |= S_ISUID;
@@ -504,8 +513,6 @@ int pfs_fs_setattr(struct pfs_fs *fs, uint64_t ino, const struct pfs_fs_attr *at
 		amask |= PFS_ATTR_FLAGS;
 	}
 	if (mask & PFS_FS_SET_SIZE) {
-		uint32_t kill;
-
 		if (S_ISDIR(o.mode)) {
 			ret = -EISDIR;
 			goto out;
@@ -519,7 +526,12 @@ int pfs_fs_setattr(struct pfs_fs *fs, uint64_t ino, const struct pfs_fs_attr *at
 			a.mtime = pfs_fs_now();
 			amask |= PFS_ATTR_MTIME;
 		}
-		kill = pfs_fs_kill_suid(a.mode, cred);
+	}
+	/* a truncate by cred, or any change the kernel marks (chown) */
+	if ((mask & PFS_FS_SET_SIZE) ||
+	    (cred && cred->setid == PFS_FS_SETID_CLEAR && !S_ISDIR(o.mode))) {
+		uint32_t kill = pfs_fs_kill_suid(a.mode, cred);
+
 		if (kill) {
 			a.mode &= ~kill;
 			amask |= PFS_ATTR_MODE;

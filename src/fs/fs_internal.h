@@ -108,6 +108,8 @@ int pfs_fs_reap(struct pfs_fs *fs, uint64_t ino);
  * with listed, its orphan record goes in the last step. -E2BIG when it is
  * still too large with no data left. */
 int pfs_fs_remove_steps(struct pfs_store *st, uint64_t ino, bool listed);
+/* A write or truncate by cred clears set-ID bits (it lacks CAP_FSETID). */
+bool pfs_fs_cred_kills(const struct pfs_fs_cred *cred);
 /* Suid/sgid bits a write by cred clears from mode (0 when none). */
 uint32_t pfs_fs_kill_suid(uint32_t mode, const struct pfs_fs_cred *cred);
 

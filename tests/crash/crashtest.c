@@ -79,7 +79,7 @@
 #define MAXOPS		3
 #define SUBSETS		8	/* random subsets of in-flight writes when many */
 
-static const struct pfs_fs_cred root = { 0, 0, 022 };
+static const struct pfs_fs_cred root = { .uid = 0, .gid = 0, .umask = 022 };
 static uint64_t rng_state = 1;
 static bool verbose;
 static bool first_failure;	/* -x: stop at the first failure */

@@ -67,6 +67,10 @@ try:
 except OSError as e:
     print(errno.errorcode[e.errno])" 2>&1
 }
+# nocap CMD...: run CMD as root without CAP_FSETID.
+nocap() {
+	(cd / && setpriv --inh-caps=-fsetid --bounding-set=-fsetid -- "$@")
+}
 # rerr CODE: the same as root.
 rerr() {
 	py "import os, sys, errno
@@ -213,11 +217,32 @@ suid_writes() {
 	mk_s ap 4757
 	expect_eq "$1: append by a non-owner clears suid" \
 		"$(uerr "fd = os.open('$s/ap', os.O_WRONLY|os.O_APPEND); os.write(fd, b'x'); os.close(fd)"):$(mode "$s/ap")" OK:757
+	mk_s fa 6777
+	expect_eq "$1: fallocate by a non-owner clears suid and sgid" \
+		"$(uerr "fd = os.open('$s/fa', os.O_WRONLY); os.posix_fallocate(fd, 0, 8192); os.close(fd)"):$(mode "$s/fa")" OK:777
+	printf abcd > "$s/src"
+	chmod 644 "$s/src"
+	mk_s cf 6777
+	expect_eq "$1: copy_file_range by a non-owner clears suid and sgid" \
+		"$(uerr "i = os.open('$s/src', os.O_RDONLY); o = os.open('$s/cf', os.O_WRONLY); os.copy_file_range(i, o, 4, 0, 0)"):$(mode "$s/cf"):$(cat "$s/cf")" OK:777:abcd
 	mk_s rw 6777
 	printf abcd > "$s/rw"
 	expect_eq "$1: write by root keeps suid and sgid" "$(mode "$s/rw")" 6777
 	truncate -s 1 "$s/rw"
 	expect_eq "$1: truncate by root keeps suid and sgid" "$(mode "$s/rw")" 6777
+	# CAP_FSETID, not uid 0, keeps the bits: the kernel says which
+	# (FUSE_HANDLE_KILLPRIV_V2), so root without it loses them too.
+	mk_s nw 6777
+	nocap dd if=/dev/zero of="$s/nw" bs=1 count=1 conv=notrunc status=none
+	expect_eq "$1: write by root without CAP_FSETID clears suid and sgid" "$(mode "$s/nw")" 777
+	mk_s nt 6777
+	nocap truncate -s 1 "$s/nt"
+	expect_eq "$1: truncate by root without CAP_FSETID clears suid and sgid" \
+		"$(mode "$s/nt"):$(stat -c %s "$s/nt")" 777:1
+	mk_s no 6777
+	nocap dd if=/dev/null of="$s/no" status=none
+	expect_eq "$1: O_TRUNC by root without CAP_FSETID clears suid and sgid" \
+		"$(mode "$s/no"):$(stat -c %s "$s/no")" 777:0
 }
 suid_writes write-through
 mk_s ch 6755

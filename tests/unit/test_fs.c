@@ -582,6 +582,41 @@ START_TEST(suid_times_setattr)
 	a.size = 1;
 	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_SIZE, &other, &b), 0);
 	ck_assert_uint_eq(b.mode, S_IFREG | 0755);
+	/* when the kernel says (FUSE_HANDLE_KILLPRIV_V2), its word, not the uid */
+	{
+		struct pfs_fs_cred clear = { .uid = 0, .gid = 0,
+					     .setid = PFS_FS_SETID_CLEAR };
+		struct pfs_fs_cred keep = { .uid = 2000, .gid = 2000,
+					    .setid = PFS_FS_SETID_KEEP };
+
+		a.mode = 06755;
+		ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_MODE, &root, &b), 0);
+		ck_assert_int_eq(pfs_fs_write(fs, f, 0, 3, "abc", &keep), 3);
+		a.size = 2;
+		ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_SIZE, &keep, &b), 0);
+		ck_assert_uint_eq(b.mode, S_IFREG | 06755);
+		ck_assert_int_eq(pfs_fs_write(fs, f, 0, 3, "abc", &clear), 3);
+		ck_assert_int_eq(pfs_fs_getattr(fs, f, &b), 0);
+		ck_assert_uint_eq(b.mode, S_IFREG | 0755);
+		ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_MODE, &root, &b), 0);
+		ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_SIZE, &clear, &b), 0);
+		ck_assert_uint_eq(b.mode, S_IFREG | 0755);
+		/* the kernel's kill alone; a chown it marks; sgid stays
+		 * without group exec; a directory keeps its bits */
+		ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_MODE, &root, &b), 0);
+		ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, 0, &clear, &b), 0);
+		ck_assert_uint_eq(b.mode, S_IFREG | 0755);
+		a.mode = 06745;
+		a.uid = 7;
+		ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_MODE, &root, &b), 0);
+		ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_UID, &clear, &b), 0);
+		ck_assert_uint_eq(b.mode, S_IFREG | 02745);
+		ck_assert_uint_eq(b.uid, 7);
+		ck_assert_int_eq(pfs_fs_setattr(fs, sg, &a, PFS_FS_SET_UID, &clear, &b), 0);
+		ck_assert_uint_eq(b.mode, S_IFDIR | 02775);
+		a.mode = 06755;
+		ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_MODE, &root, &b), 0);
+	}
 	/* explicit times; atime alone leaves ctime */
 	a.atime = (struct pfs_timespec){ 1000, 5 };
 	a.mtime = (struct pfs_timespec){ 2000, 7 };
