@@ -17,6 +17,7 @@
  * argv[0] named mount.posfs or mount.fuse.posfs runs helper.c instead.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <malloc.h>
@@ -377,6 +378,18 @@ static void daemon_ready(int status_fd)
 	close(status_fd);
 }
 
+/* A data block that failed its checksum (the read or write fails with
+ * EIO); the store reports each block once. */
+static void data_error_log(void *arg, uint64_t oid, uint64_t off, uint64_t blkno)
+{
+	const char *device = arg;
+
+	posfs_log(LOG_ERR,
+		  "%s: data checksum mismatch: inode %" PRIu64 ", offset %" PRIu64
+		  ", device block %" PRIu64 " (run fsck.posfs -D to list damaged files)",
+		  device, oid, off, blkno);
+}
+
 static int run(struct posfs *p, struct opts *o, int status_fd)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
@@ -387,6 +400,8 @@ static int run(struct posfs *p, struct opts *o, int status_fd)
 	bool mounted = false;
 	int ret, status = 1;
 
+	o->so.data_error = data_error_log;
+	o->so.data_error_arg = (void *)o->device;
 	ret = pfs_store_open(o->device, &o->so, &p->st);
 	if (ret) {
 		store_open_error(o->device, ret);

@@ -41,6 +41,7 @@
  *     back its cached pages and reports their errors at close).
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
@@ -76,12 +77,35 @@ static struct pfs_fs_cred req_cred(fuse_req_t req)
 }
 
 /* An error of the layer: corruption and I/O errors also go to the log. */
+/* At most one such message per ERR_LOG_SECS (a damaged file read in a
+ * loop must not flood the log; the store names each bad block once). */
+#define ERR_LOG_SECS	10
+
 static int reply_err(fuse_req_t req, int neg)
 {
+	static int64_t last;	/* atomic: seconds of the last message */
+	static uint64_t quiet;	/* atomic: errors since, not logged */
 	int e = -neg;
 
-	if (e == EUCLEAN || e == EBADMSG || e == EIO)
-		posfs_log(LOG_ERR, "%s: run fsck.posfs after unmounting", strerror(e));
+	if (e == EUCLEAN || e == EBADMSG || e == EIO) {
+		int64_t now = (int64_t)time(NULL), prev = __atomic_load_n(&last, __ATOMIC_RELAXED);
+
+		if (now - prev >= ERR_LOG_SECS &&
+		    __atomic_compare_exchange_n(&last, &prev, now, false, __ATOMIC_RELAXED,
+						__ATOMIC_RELAXED)) {
+			uint64_t n = __atomic_exchange_n(&quiet, 0, __ATOMIC_RELAXED);
+
+			if (n)
+				posfs_log(LOG_ERR, "%s: run fsck.posfs after unmounting "
+					  "(%" PRIu64 " more errors in the last %d s)",
+					  strerror(e), n, ERR_LOG_SECS);
+			else
+				posfs_log(LOG_ERR, "%s: run fsck.posfs after unmounting",
+					  strerror(e));
+		} else {
+			__atomic_add_fetch(&quiet, 1, __ATOMIC_RELAXED);
+		}
+	}
 	return fuse_reply_err(req, e);
 }
 

@@ -89,10 +89,15 @@ static void usage(void)
 	       "                    the WAL (default 32K, at most 1M)\n"
 	       "  -L LABEL          volume label, at most %u bytes\n"
 	       "  -U UUID           file system UUID, or 'random' (default)\n"
+	       "  -O FEATURES       features to set or (with ^) clear, comma separated:\n"
+	       "                      data_csum  crc32c of every data chunk, checked on\n"
+	       "                      every read (default: set)\n"
 	       "  -E OPTS           extended options, comma separated:\n"
 	       "                      root_owner[=UID:GID]  owner of the root directory\n"
 	       "                      (default: the user running mkfs)\n"
 	       "                      lazy_journal_init[=0|1]  do not zero the WALs\n"
+	       "                      csum_chunk=SIZE  bytes of data per checksum, 512 to\n"
+	       "                      the block size (default 4K)\n"
 	       "  -n                dry run: check and print the layout, write nothing\n"
 	       "  -f, -F            format even over an existing file system (twice: even\n"
 	       "                    over an image file in use by a loop device)\n"
@@ -237,10 +242,30 @@ static void parse_extended_opts(struct mkfs_cfg *c, char *arg)
 				die_usage("bad root_owner '%s' (UID:GID)", tok + 11);
 			c->root_uid = (uint32_t)u;
 			c->root_gid = (uint32_t)g;
+		} else if (!strncmp(tok, "csum_chunk=", 11)) {
+			uint64_t v;
+
+			if (parse_size(tok + 11, 1, &v) || v < POSFS_CSUM_CHUNK_MIN ||
+			    v > POSFS_MAX_BLOCK_SIZE || (v & (v - 1)))
+				die_usage("bad csum_chunk '%s' (a power of two from 512 to the block size)",
+					  tok + 11);
+			c->geo.csum_chunk = (uint32_t)v;
 		} else {
-			die_usage("unknown extended option '%s' (root_owner=UID:GID, lazy_journal_init)",
-				  tok);
+			die_usage("unknown extended option '%s' (root_owner=UID:GID, lazy_journal_init, "
+				  "csum_chunk=SIZE)", tok);
 		}
+	}
+}
+
+static void parse_features(struct mkfs_cfg *c, char *arg)
+{
+	for (char *tok = strtok(arg, ","); tok; tok = strtok(NULL, ",")) {
+		bool clear = *tok == '^';
+
+		if (!strcmp(tok + clear, "data_csum"))
+			c->geo.no_data_csum = clear;
+		else
+			die_usage("unknown feature '%s' (data_csum)", tok + clear);
 	}
 }
 
@@ -252,7 +277,7 @@ static void parse_args(struct mkfs_cfg *c, int argc, char **argv)
 
 	c->root_uid = getuid();
 	c->root_gid = getgid();
-	while ((opt = getopt(argc, argv, "b:s:J:w:L:U:E:nfFqvVh")) != -1) {
+	while ((opt = getopt(argc, argv, "b:s:J:w:L:U:E:O:nfFqvVh")) != -1) {
 		switch (opt) {
 		case 'b':
 			if (parse_size(optarg, 1, &v) || v < POSFS_MIN_BLOCK_SIZE ||
@@ -296,6 +321,9 @@ static void parse_args(struct mkfs_cfg *c, int argc, char **argv)
 		case 'E':
 			parse_extended_opts(c, optarg);
 			break;
+		case 'O':
+			parse_features(c, optarg);
+			break;
 		case 'n': c->dry_run = true; break;
 		case 'f': case 'F': c->force++; break;
 		case 'q': c->quiet = true; break;
@@ -324,6 +352,10 @@ static void parse_args(struct mkfs_cfg *c, int argc, char **argv)
 		die_usage("unexpected argument '%s'", argv[optind]);
 	if (c->geo.small_write && c->geo.wal_bytes && c->geo.wal_bytes < 4ull * c->geo.small_write)
 		die_usage("the WAL must hold at least four small writes (-J size >= 4 x -w)");
+	if (c->geo.csum_chunk && c->geo.no_data_csum)
+		die_usage("csum_chunk needs data_csum (-O ^data_csum turns checksums off)");
+	if (c->geo.csum_chunk > (c->geo.block_size ? c->geo.block_size : POSFS_MIN_BLOCK_SIZE))
+		die_usage("csum_chunk %u is larger than the block size", c->geo.csum_chunk);
 }
 
 /* Is this regular file the source of a mount, or a loop device's backing file? */
@@ -408,6 +440,10 @@ static void print_summary(const struct mkfs_cfg *c, const struct pfs_super *sb,
 	printf("Global WAL:        %s\n",
 	       human((uint64_t)sb->global_wal_blocks * sb->block_size, b3, sizeof(b3)));
 	printf("Small writes:      up to %u bytes go through the WAL\n", sb->small_write);
+	if (sb->csum_chunk)
+		printf("Data checksums:    crc32c per %u bytes\n", sb->csum_chunk);
+	else
+		printf("Data checksums:    none\n");
 	printf("Block size:        %u bytes (device sector %u bytes)\n",
 	       sb->block_size, info->logical_sector);
 	if (info->atomic_source == PFS_ATOMIC_NONE)
@@ -428,9 +464,10 @@ static void print_summary(const struct mkfs_cfg *c, const struct pfs_super *sb,
 		for (uint32_t i = 0; i < sb->shard_count; i++) {
 			pfs_geo_shard(sb, i, &g);
 			printf("Shard %-3u          blocks %" PRIu64 "..%" PRIu64
-			       ", WAL at %" PRIu64 ", data from %" PRIu64 "\n", i,
+			       ", WAL at %" PRIu64 ", checksums at %" PRIu64 " (%" PRIu64
+			       "), data from %" PRIu64 "\n", i,
 			       g.start_block, g.start_block + g.nblocks - 1, g.wal_start,
-			       g.data_start);
+			       g.csum_start, g.csum_blocks, g.data_start);
 		}
 		printf("crc32c:            %s\n", pfs_crc32c_impl());
 	}

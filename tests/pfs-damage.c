@@ -92,6 +92,7 @@ struct place {
 	uint32_t slot_off;		/* byte offset of its slot in the leaf */
 	struct pfs_onode o;
 	struct pfs_shard_hdr hdr;	/* of the object's shard (or the one asked) */
+	struct pfs_super sb;
 };
 
 static void find(uint64_t oid, uint32_t shard, struct place *p)
@@ -105,6 +106,7 @@ static void find(uint64_t oid, uint32_t shard, struct place *p)
 		die("store open", ret);
 	p->bs = st->sb.block_size;
 	p->total_blocks = st->sb.total_blocks;
+	p->sb = st->sb;
 	if (oid)
 		shard = POSFS_OID_SHARD(oid);
 	p->hdr = st->shards[shard].hdr;
@@ -445,6 +447,37 @@ int main(int argc, char **argv)
 		memcpy(&e, p.o.inline_area, sizeof(e));
 		dup_pblk = le64_get(e.pblk);
 		edit_onode(num(argv[4]), on_extent_dup);
+	} else if (!strcmp(what, "data")) {		/* OID [LBLK]: the data block */
+		uint64_t lb = argc > 4 ? num(argv[4]) : 0;
+		struct place p;
+		bool done = false;
+
+		NEED(1);
+		find(num(argv[3]), 0, &p);
+		if (p.o.data_fmt != POSFS_DATA_EXTENTS)
+			die("data: the object has no inline extents", -EINVAL);
+		for (size_t i = 0; !done && i < p.o.data_len / sizeof(struct pfs_dextent); i++) {
+			struct pfs_dextent e;
+			uint64_t l;
+
+			memcpy(&e, p.o.inline_area + i * sizeof(e), sizeof(e));
+			l = le64_get(e.lblk);
+			if (lb >= l && lb < l + le32_get(e.len)) {
+				flip((le64_get(e.pblk) + lb - l) * p.bs + 0x123);
+				done = true;
+			}
+		}
+		if (!done)
+			die("data: no extent holds that block", -ENOENT);
+	} else if (!strcmp(what, "csum-table")) {	/* SHARD: its first checksum block */
+		struct pfs_shard_geo g;
+		struct place p;
+
+		NEED(1);
+		find(0, (uint32_t)num(argv[3]), &p);
+		if (pfs_geo_shard(&p.sb, (uint32_t)num(argv[3]), &g) || !g.csum_blocks)
+			die("csum-table: no checksum table", -EINVAL);
+		flip(g.csum_start * p.bs + 0x100);
 	} else if (!strcmp(what, "omap")) {		/* OID */
 		struct place p;
 

@@ -66,6 +66,12 @@ void pfs_block_seal(void *buf);
 int pfs_block_verify(const void *buf, size_t buflen,
 		     const struct pfs_block_expect *exp, struct pfs_blockhdr *hdr);
 
+/*
+ * The data checksum of a chunk (data_csum): crc32c of its len bytes,
+ * seeded with devoff, the chunk's byte offset on the device.
+ */
+uint32_t pfs_data_csum(uint64_t devoff, const void *chunk, size_t len);
+
 /* ---- super.c: the superblock pair -------------------------------------- */
 
 struct pfs_super {
@@ -174,6 +180,8 @@ struct pfs_shard_geo {
 	uint64_t nblocks;
 	uint64_t wal_start;
 	uint32_t wal_blocks;
+	uint64_t csum_start;		/* data checksum table (data_csum) */
+	uint64_t csum_blocks;		/* 0 without data_csum */
 	uint64_t data_start;		/* first allocatable block */
 	uint64_t data_blocks;		/* allocatable blocks (0 for global) */
 };
@@ -187,6 +195,9 @@ int pfs_geo_shard(const struct pfs_super *sb, uint32_t shard,
  * shard's data area: the head, the global journal, a header or WAL). */
 int pfs_geo_block_shard(const struct pfs_super *sb, uint64_t blkno);
 
+/* The shard whose checksum table holds block blkno, or -EINVAL. */
+int pfs_geo_csum_shard(const struct pfs_super *sb, uint64_t blkno);
+
 /* What mkfs asks for. 0 means "choose the default". */
 struct pfs_mkfs_params {
 	uint64_t size;			/* bytes of the file system */
@@ -198,7 +209,12 @@ struct pfs_mkfs_params {
 	uint32_t sector_size;		/* the device's logical sector */
 	uint32_t atomic_write;		/* the device's atomic write unit */
 	unsigned ncpu;			/* for the default shard count */
+	bool no_data_csum;		/* no data checksums (data_csum off) */
+	uint32_t csum_chunk;		/* bytes per data checksum; 0: the default */
 };
+
+#define POSFS_CSUM_CHUNK_DEFAULT	4096u
+#define POSFS_CSUM_CHUNK_MIN		512u
 
 #define POSFS_SMALL_WRITE_DEFAULT	(32u * 1024)
 #define POSFS_SMALL_WRITE_MAX		(1024u * 1024)
@@ -209,8 +225,10 @@ struct pfs_mkfs_params {
 
 /*
  * Lay out a new file system: fill the geometry fields of sb (block size,
- * total blocks, shards, WALs, global journal, small-write threshold) from
- * p, choosing defaults for the zero fields. Other fields of sb are left.
+ * total blocks, shards, WALs, global journal, small-write threshold, data
+ * checksum chunk and its feature flag) from p, choosing defaults for the
+ * zero fields. The chunk is a power of two from POSFS_CSUM_CHUNK_MIN to the
+ * block size (the default is 4 KiB, or the block size when smaller). Other fields of sb are left.
  * -EINVAL for a parameter out of range; -ENOSPC when size cannot hold the
  * layout (*min_size, if not NULL, gets the smallest size that would).
  */

@@ -18,6 +18,9 @@
  *                   last shard takes the remainder):
  *                     block +0, +1  shard header slots A and B (pfs_dshard)
  *                     block +2 ..   the shard's WAL (wal_blocks blocks)
+ *                     then, with data_csum, the checksum table (struct
+ *                       pfs_dcsum blocks): the crc32c of every csum_chunk
+ *                       bytes of every block of the allocatable space
  *                     data_start .. end: the shard's allocatable space,
  *                       metadata blocks (radix, B+tree nodes) and data
  *                       extents, tracked by its free-space B+tree
@@ -70,6 +73,7 @@ typedef uint64_t pfs_le64;
 #define POSFS_MAGIC_EXTENT	POSFS_MAGIC4('P', 'F', 'E', 'X')	/* extent B+tree */
 #define POSFS_MAGIC_REFCOUNT	POSFS_MAGIC4('P', 'F', 'R', 'C')	/* shared-blob B+tree */
 #define POSFS_MAGIC_OMAP	POSFS_MAGIC4('P', 'F', 'O', 'M')	/* omap B+tree */
+#define POSFS_MAGIC_CSUM	POSFS_MAGIC4('P', 'F', 'C', 'S')	/* data checksum table */
 
 /* Fixed places and sizes. */
 #define POSFS_SB_OFFSET		4096u		/* primary superblock, bytes */
@@ -126,7 +130,7 @@ enum pfs_feature_incompat { POSFS_FEATURES_INCOMPAT(POSFS_FEATURE_BIT_) };
 
 /* What this version of libposfs implements. */
 #define POSFS_FEATURE_COMPAT_SUPP	0u
-#define POSFS_FEATURE_RO_COMPAT_SUPP	0u
+#define POSFS_FEATURE_RO_COMPAT_SUPP	POSFS_FEATURE_data_csum
 #define POSFS_FEATURE_INCOMPAT_SUPP	POSFS_FEATURE_global_wal
 
 /* Superblock state (pfs_dsuper.state), as ext4's s_state. */
@@ -329,6 +333,22 @@ struct pfs_dextent {
 };
 
 /*
+ * Data checksum table (data_csum): csum_blocks blocks between a shard's
+ * WAL and its data_start. Entry i = (b - data_start) * K + j (K =
+ * block_size / csum_chunk) is the crc32c of chunk j of block b, seeded
+ * with the chunk's byte offset on the device (pfs_data_csum), so that a
+ * block written to the wrong place does not verify either. Entry i is in
+ * table block i / E (E = (B - 64) / 4) at slot i % E. An entry is kept
+ * for every block that holds data of an extent neither unwritten nor
+ * compressed (a compressed extent's record holds its frame's crc32c);
+ * entries of other blocks mean nothing. Every block is written at mkfs.
+ */
+struct pfs_dcsum {
+	struct pfs_dblock_hdr hdr;	/* 0x000 magic PFCS, level 0, owner the shard */
+	pfs_le32 crc[];			/* 0x040 E entries */
+};
+
+/*
  * Fixed-record B+trees (free space, extents, refcounts): a header and nr
  * records. Interior records are (key, child); leaf records are the tree's
  * own. Records are sorted by key; a node is at least a quarter full
@@ -445,6 +465,7 @@ _Static_assert(sizeof(struct pfs_dsuper) == POSFS_SB_SIZE, "superblock is 4 KiB"
 _Static_assert(sizeof(struct pfs_dshard) == 0x100, "shard header is 256 bytes");
 _Static_assert(sizeof(struct pfs_dradix) == 64, "radix header");
 _Static_assert(sizeof(struct pfs_donode_leaf) == 64, "onode leaf header");
+_Static_assert(sizeof(struct pfs_dcsum) == 64, "checksum table header");
 _Static_assert(sizeof(struct pfs_donode) == POSFS_ONODE_SIZE, "onode is 512 bytes");
 _Static_assert(offsetof(struct pfs_donode, inline_area) + POSFS_INLINE_SIZE == POSFS_ONODE_SIZE,
 	       "inline area ends the onode");
@@ -464,5 +485,6 @@ _Static_assert(offsetof(struct pfs_dsuper, label) == 0x100, "label at a fixed of
 /* Derived geometry. */
 #define POSFS_ONODES_PER_LEAF(bs)	(((bs) - sizeof(struct pfs_dblock_hdr)) / POSFS_ONODE_SIZE)
 #define POSFS_RADIX_FANOUT(bs)		(((bs) - sizeof(struct pfs_dblock_hdr)) / sizeof(pfs_le64))
+#define POSFS_CSUMS_PER_BLOCK(bs)	(((bs) - sizeof(struct pfs_dblock_hdr)) / sizeof(pfs_le32))
 
 #endif /* POSFS_FORMAT_H */

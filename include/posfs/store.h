@@ -47,6 +47,15 @@ struct pfs_store_opts {
 	bool fsck;			/* for the checker: the free trees are not
 					 * loaded (nothing can be allocated until
 					 * it loads them), no mount is counted */
+	/*
+	 * A data block that does not match its checksum (data_csum): the
+	 * read or write that met it fails with -EIO, and data_error (when
+	 * set) hears of it once per block (of the last 256 reported), from
+	 * the thread that met it: the object, the byte offset of the block
+	 * in it, the device block.
+	 */
+	void (*data_error)(void *arg, uint64_t oid, uint64_t off, uint64_t blkno);
+	void *data_error_arg;
 };
 
 /*
@@ -86,6 +95,9 @@ const struct pfs_super *pfs_store_super(const struct pfs_store *st);
 /* Has corrupt metadata been met since open (the superblock is then marked
  * with POSFS_STATE_ERRORS at close, so that fsck checks it)? */
 bool pfs_store_has_errors(const struct pfs_store *st);
+
+/* Data blocks met since open that did not match their checksums. */
+uint64_t pfs_store_data_errors(const struct pfs_store *st);
 
 /*
  * Call fn for every object of a shard in id order (fsck, scrub). fn runs

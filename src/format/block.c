@@ -99,3 +99,10 @@ int pfs_block_verify(const void *buf, size_t buflen,
 		return -EUCLEAN;
 	return 0;
 }
+
+uint32_t pfs_data_csum(uint64_t devoff, const void *chunk, size_t len)
+{
+	pfs_le64 seed = le64_put(devoff);
+
+	return pfs_crc32c(pfs_crc32c(0, &seed, sizeof(seed)), chunk, len);
+}

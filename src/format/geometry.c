@@ -15,6 +15,15 @@ static uint64_t head_blocks(uint32_t bs)
 	return (POSFS_HEAD_SIZE + bs - 1) / bs;
 }
 
+/* Blocks of checksum table that r blocks after a WAL need: t of them
+ * cover the other r - t (t * E >= (r - t) * K). */
+static uint64_t csum_table_blocks(uint32_t bs, uint32_t chunk, uint64_t r)
+{
+	uint64_t k = bs / chunk, e = POSFS_CSUMS_PER_BLOCK(bs);
+
+	return (r * k + e + k - 1) / (e + k);
+}
+
 int pfs_geo_shard(const struct pfs_super *sb, uint32_t shard,
 		  struct pfs_shard_geo *geo)
 {
@@ -32,7 +41,14 @@ int pfs_geo_shard(const struct pfs_super *sb, uint32_t shard,
 		geo->wal_blocks = sb->wal_blocks;
 	}
 	geo->wal_start = geo->start_block + POSFS_SHARD_HDR_SLOTS;
-	geo->data_start = geo->wal_start + geo->wal_blocks;
+	geo->csum_start = geo->wal_start + geo->wal_blocks;
+	geo->csum_blocks = 0;
+	if (shard != POSFS_SHARD_GLOBAL && sb->csum_chunk &&
+	    geo->start_block + geo->nblocks > geo->csum_start)
+		geo->csum_blocks = csum_table_blocks(sb->block_size, sb->csum_chunk,
+						     geo->start_block + geo->nblocks -
+						     geo->csum_start);
+	geo->data_start = geo->csum_start + geo->csum_blocks;
 	geo->data_blocks = geo->start_block + geo->nblocks - geo->data_start;
 	return 0;
 }
@@ -52,6 +68,22 @@ int pfs_geo_block_shard(const struct pfs_super *sb, uint64_t blkno)
 	return (int)i;
 }
 
+int pfs_geo_csum_shard(const struct pfs_super *sb, uint64_t blkno)
+{
+	struct pfs_shard_geo geo;
+	uint64_t i;
+
+	if (!sb->csum_chunk || blkno < sb->first_shard_block || blkno >= sb->total_blocks)
+		return -EINVAL;
+	i = (blkno - sb->first_shard_block) / sb->shard_blocks;
+	if (i >= sb->shard_count)
+		i = sb->shard_count - 1;
+	if (pfs_geo_shard(sb, (uint32_t)i, &geo) || blkno < geo.csum_start ||
+	    blkno >= geo.data_start)
+		return -EINVAL;
+	return (int)i;
+}
+
 static uint64_t clamp_u64(uint64_t v, uint64_t lo, uint64_t hi)
 {
 	return v < lo ? lo : v > hi ? hi : v;
@@ -63,6 +95,7 @@ int pfs_geo_compute(const struct pfs_mkfs_params *p, struct pfs_super *sb,
 	uint32_t bs = p->block_size ? p->block_size : POSFS_MIN_BLOCK_SIZE;
 	uint32_t sector = p->sector_size ? p->sector_size : 512;
 	uint32_t small = p->small_write ? p->small_write : POSFS_SMALL_WRITE_DEFAULT;
+	uint32_t chunk = 0;
 	uint64_t total, shards, wal, gwal, first, shard_blocks, min_data, need;
 
 	if (bs < POSFS_MIN_BLOCK_SIZE || bs > POSFS_MAX_BLOCK_SIZE || (bs & (bs - 1)))
@@ -73,6 +106,14 @@ int pfs_geo_compute(const struct pfs_mkfs_params *p, struct pfs_super *sb,
 		return -EINVAL;
 	if (p->shard_count > POSFS_MAX_SHARDS)
 		return -EINVAL;
+	if (!p->no_data_csum) {
+		chunk = p->csum_chunk ? p->csum_chunk :
+			POSFS_CSUM_CHUNK_DEFAULT < bs ? POSFS_CSUM_CHUNK_DEFAULT : bs;
+		if (chunk < POSFS_CSUM_CHUNK_MIN || chunk > bs || (chunk & (chunk - 1)))
+			return -EINVAL;
+	} else if (p->csum_chunk) {
+		return -EINVAL;
+	}
 	total = p->size / bs;
 
 	shards = p->shard_count;
@@ -109,7 +150,8 @@ int pfs_geo_compute(const struct pfs_mkfs_params *p, struct pfs_super *sb,
 	if (min_data < 16)
 		min_data = 16;
 	first = head_blocks(bs) + POSFS_SHARD_HDR_SLOTS + gwal;
-	need = first + shards * (POSFS_SHARD_HDR_SLOTS + wal + min_data);
+	need = first + shards * (POSFS_SHARD_HDR_SLOTS + wal + min_data +
+				 (chunk ? csum_table_blocks(bs, chunk, min_data) * 2 : 0));
 	if (min_size)
 		*min_size = need * bs;
 	if (total < need)
@@ -128,6 +170,11 @@ int pfs_geo_compute(const struct pfs_mkfs_params *p, struct pfs_super *sb,
 	sb->small_write = small;
 	sb->onode_size = POSFS_ONODE_SIZE;
 	sb->sector_size = sector;
+	sb->csum_chunk = chunk;
+	if (chunk)
+		sb->feature_ro_compat |= POSFS_FEATURE_data_csum;
+	else
+		sb->feature_ro_compat &= ~(uint32_t)POSFS_FEATURE_data_csum;
 	sb->atomic_write = p->atomic_write ? p->atomic_write : sector;
 	sb->root_oid = POSFS_ROOT_OID;
 	return 0;

@@ -3,7 +3,8 @@
  * Laying down a new file system (mkfs.posfs's "initialise and write"
  * steps). Order is the invariant:
  *   N1. The head, with any old superblock, is zeroed first.
- *   N2. Then every shard header, WAL start and tree block, then a flush.
+ *   N2. Then every shard header, WAL start, tree block and checksum table
+ *       block, then a flush.
  *   N3. The superblock pair last (pfs_super_write flushes after each).
  * A crash anywhere before N3 completes leaves no valid posfs superblock,
  * so a device is either the old content or a whole new file system.
@@ -50,6 +51,31 @@ static int write_free_leaf(struct pfs_dev *dev, const struct pfs_super *sb,
 	rec->len = le64_put(g->data_start + g->data_blocks - first_free);
 	pfs_block_seal(buf);
 	return write_block(dev, sb, blkno, buf);
+}
+
+/* The data checksum table: every block, its entries zero (buf holds
+ * POSFS_HEAD_SIZE bytes, or a block when larger). */
+static int write_csum_table(struct pfs_dev *dev, const struct pfs_super *sb,
+			    const struct pfs_shard_geo *g, uint8_t *buf)
+{
+	uint64_t per = POSFS_HEAD_SIZE > sb->block_size ? POSFS_HEAD_SIZE / sb->block_size : 1;
+	int ret = 0;
+
+	for (uint64_t b = 0; !ret && b < g->csum_blocks; b += per) {
+		uint64_t n = g->csum_blocks - b < per ? g->csum_blocks - b : per;
+
+		memset(buf, 0, n * sb->block_size);
+		for (uint64_t i = 0; i < n; i++) {
+			uint8_t *blk = buf + i * sb->block_size;
+
+			block_hdr(sb, blk, POSFS_MAGIC_CSUM, g->csum_start + b + i,
+				  POSFS_OWNER_SHARD(g->shard), 0);
+			pfs_block_seal(blk);
+		}
+		ret = pfs_dev_pwrite(dev, buf, n * sb->block_size,
+				     (g->csum_start + b) * sb->block_size);
+	}
+	return ret;
 }
 
 /* Onode radix tree of shard 0: one leaf holding the root directory. */
@@ -122,6 +148,9 @@ static int write_shard(struct pfs_dev *dev, const struct pfs_super *sb,
 		if (ret)
 			return ret;
 		h.free_blocks = g.data_start + g.data_blocks - next;
+		ret = write_csum_table(dev, sb, &g, buf);
+		if (ret)
+			return ret;
 	}
 
 	/*

@@ -168,7 +168,10 @@ int pfs_super_check(const struct pfs_super *sb)
 		return -EUCLEAN;
 	if (sb->state & ~(POSFS_STATE_CLEAN | POSFS_STATE_ERRORS))
 		return -EUCLEAN;
-	if (sb->csum_chunk && (!is_pow2(sb->csum_chunk) || sb->csum_chunk < 512))
+	if (sb->csum_chunk && (!is_pow2(sb->csum_chunk) || sb->csum_chunk < POSFS_CSUM_CHUNK_MIN ||
+			       sb->csum_chunk > bs))
+		return -EUCLEAN;
+	if (!sb->csum_chunk != !(sb->feature_ro_compat & POSFS_FEATURE_data_csum))
 		return -EUCLEAN;
 	head_blocks = (POSFS_HEAD_SIZE + bs - 1) / bs;
 	if (sb->total_blocks > UINT64_MAX / bs / 2)

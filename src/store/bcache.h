@@ -31,6 +31,7 @@ struct pfs_txb;
 #define PFS_BUF_RAW		0x08	/* no header of its own */
 #define PFS_BUF_NEW		0x10	/* allocated since the last checkpoint */
 #define PFS_BUF_GONE		0x20	/* forgotten: freed at the last put */
+#define PFS_BUF_CSUM_OK		0x40	/* data matching its recorded checksums (csum.h C3) */
 
 struct pfs_buf {
 	uint64_t blkno;

@@ -141,6 +141,15 @@ struct pfs_shard *pfs_store_block_shard(struct pfs_store *st, uint64_t blkno)
 	return i < 0 ? NULL : &st->shards[i];
 }
 
+struct pfs_shard *pfs_store_cached_shard(struct pfs_store *st, uint64_t blkno)
+{
+	int i = pfs_geo_block_shard(&st->sb, blkno);
+
+	if (i < 0)
+		i = pfs_geo_csum_shard(&st->sb, blkno);
+	return i < 0 ? NULL : &st->shards[i];
+}
+
 uint8_t *pfs_buf_data(struct pfs_buf *b)
 {
 	return b->data;
@@ -332,7 +341,7 @@ int pfs_tx_begin_read(struct pfs_store *st, const uint32_t *shards, unsigned n,
 static int tx_buf(struct pfs_tx *tx, uint64_t blkno, bool read, struct pfs_shard **shp,
 		  struct pfs_buf **bp, struct pfs_txb **tp)
 {
-	struct pfs_shard *sh = pfs_store_block_shard(tx->st, blkno);
+	struct pfs_shard *sh = pfs_store_cached_shard(tx->st, blkno);
 	struct pfs_buf *b;
 	struct pfs_txb *t;
 	int ret;
@@ -1519,7 +1528,7 @@ static int replay_apply(struct pfs_store *st, struct replay_rec *rr, uint64_t *m
 		if ((size_t)(end - p) < len)
 			return -EUCLEAN;
 		if (type == POSFS_WAL_BLOCK_IMAGE) {
-			struct pfs_shard *sh = pfs_store_block_shard(st, le64_get(e->a));
+			struct pfs_shard *sh = pfs_store_cached_shard(st, le64_get(e->a));
 			struct pfs_buf *b;
 
 			if (len != bs || !sh)

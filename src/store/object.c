@@ -44,6 +44,7 @@
 #include "posfs/store.h"
 #include "format/endian.h"
 #include "store/btree.h"
+#include "store/csum.h"
 #include "store/extmap.h"
 #include "store/omap.h"
 #include "store/radix.h"
@@ -593,6 +594,27 @@ static int ext_punch(struct objctx *c, struct obj *ob, uint64_t start, uint64_t 
 
 static int read_block(struct objctx *c, struct obj *ob, uint64_t lblk, uint8_t *buf);
 
+/*
+ * A cached data block about to be used (merged into a write, copied): its
+ * bytes must match its checksums (csum.h C2, C3). -EIO, reported, when
+ * they do not.
+ */
+static int data_block_check(struct objctx *c, struct obj *ob, uint64_t lblk,
+			    struct pfs_buf *b)
+{
+	uint64_t bad;
+	int ret;
+
+	if (b->flags & PFS_BUF_CSUM_OK)
+		return 0;
+	ret = pfs_csum_check(c->tx, pfs_buf_blkno(b), 1, pfs_buf_data(b), &bad);
+	if (ret == -EBADMSG)
+		return pfs_store_data_error(c->st, ob->oid, lblk * c->st->sb.block_size, bad);
+	if (!ret)
+		b->flags |= PFS_BUF_CSUM_OK;
+	return ret;
+}
+
 /* Change bytes [boff, bend) of logical block lblk through the WAL. */
 static int small_block(struct objctx *c, struct obj *ob, uint64_t lblk, uint32_t boff,
 		       uint32_t bend, const void *src, uint64_t *hint)
@@ -600,19 +622,22 @@ static int small_block(struct objctx *c, struct obj *ob, uint64_t lblk, uint32_t
 	uint32_t shard = POSFS_OID_SHARD(ob->oid);
 	struct pfs_extent e;
 	struct pfs_buf *b;
-	bool fresh = false;
+	bool fresh = false, whole, checked = false;
 	uint64_t pblk, got;
 	int ret;
 
 	ret = ext_find(c, ob, lblk, &e);
 	if (!ret && (e.flags & POSFS_EXTENT_SHARED)) {
-		/* copy on write: a block of our own with the old bytes */
-		uint8_t *old = malloc(c->st->sb.block_size);
+		/* copy on write: a block of our own with the old bytes (none
+		 * needed when the write covers the block) */
+		bool cover = src && !boff && bend == c->st->sb.block_size;
+		uint8_t *old = cover ? NULL : malloc(c->st->sb.block_size);
 		struct pfs_buf *nb;
 
-		if (!old)
+		if (!cover && !old)
 			return -ENOMEM;
-		ret = read_block(c, ob, lblk, old);
+		if (!cover)
+			ret = read_block(c, ob, lblk, old);
 		if (!ret)
 			ret = ext_punch(c, ob, lblk, lblk + 1);
 		if (!ret)
@@ -624,13 +649,15 @@ static int small_block(struct objctx *c, struct obj *ob, uint64_t lblk, uint32_t
 		if (!ret)
 			ret = pfs_tx_data_block(c->tx, pblk, true, &nb);
 		if (!ret) {
-			memcpy(pfs_buf_data(nb), old, c->st->sb.block_size);
+			if (old)
+				memcpy(pfs_buf_data(nb), old, c->st->sb.block_size);
 			pfs_buf_put(nb);
 		}
 		free(old);
 		if (ret)
 			return ret;
 		fresh = false;
+		checked = true;		/* read_block checked the old bytes */
 	} else if (!ret) {
 		pblk = e.pblk + (lblk - e.lblk);
 		fresh = e.flags & POSFS_EXTENT_UNWRITTEN;
@@ -652,16 +679,23 @@ static int small_block(struct objctx *c, struct obj *ob, uint64_t lblk, uint32_t
 	}
 	*hint = pblk + 1;
 	/* a block written whole is not read first */
-	ret = pfs_tx_data_block(c->tx, pblk, fresh || (src && !boff && bend == c->st->sb.block_size),
-				&b);
+	whole = src && !boff && bend == c->st->sb.block_size;
+	ret = pfs_tx_data_block(c->tx, pblk, fresh || whole, &b);
 	if (ret)
 		return ret;
-	if (src)
-		memcpy(pfs_buf_data(b) + boff, src, bend - boff);
-	else
-		memset(pfs_buf_data(b) + boff, 0, bend - boff);
+	if (!fresh && !whole && !checked)
+		ret = data_block_check(c, ob, lblk, b);
+	if (!ret) {
+		if (src)
+			memcpy(pfs_buf_data(b) + boff, src, bend - boff);
+		else
+			memset(pfs_buf_data(b) + boff, 0, bend - boff);
+		ret = pfs_csum_record(c->tx, pblk, 1, pfs_buf_data(b));	/* C1 */
+	}
+	if (!ret)
+		b->flags |= PFS_BUF_CSUM_OK;
 	pfs_buf_put(b);
-	return 0;
+	return ret;
 }
 
 /* The current bytes of logical block lblk into buf (zeros for a hole). */
@@ -682,9 +716,11 @@ static int read_block(struct objctx *c, struct obj *ob, uint64_t lblk, uint8_t *
 	ret = pfs_tx_get_raw(c->tx, e.pblk + (lblk - e.lblk), &b);
 	if (ret)
 		return ret;
-	memcpy(buf, pfs_buf_data(b), bs);
+	ret = data_block_check(c, ob, lblk, b);
+	if (!ret)
+		memcpy(buf, pfs_buf_data(b), bs);
 	pfs_buf_put(b);
-	return 0;
+	return ret;
 }
 
 /*
@@ -751,7 +787,9 @@ static int write_out_of_place(struct objctx *c, struct obj *ob, uint64_t off, ui
 		}
 		if (ret)
 			break;
-		ret = pfs_dev_pwrite(st->dev, buf + done * bs, got * bs, start * bs);
+		ret = pfs_csum_record(c->tx, start, got, buf + done * bs);	/* C1 */
+		if (!ret)
+			ret = pfs_dev_pwrite(st->dev, buf + done * bs, got * bs, start * bs);
 		if (ret)
 			break;
 		e = (struct pfs_extent){ .lblk = first + done, .pblk = start, .len = (uint32_t)got,
@@ -1679,6 +1717,24 @@ int pfs_store_stat(struct pfs_store *st, uint64_t oid, struct pfs_onode *o)
 #define READ_RUN_BLOCKS 256u	/* at most this much per device read */
 #define READ_UNLOCKED_TRIES 3	/* then a read holds the lock over its I/O */
 
+/*
+ * Check blocks of another shard (a clone's or a spill's, never changed in
+ * place) against that shard's table, under its lock: the caller holds no
+ * shard lock.
+ */
+static int check_foreign(struct pfs_store *st, uint32_t shard, uint64_t blkno, uint64_t n,
+			 const uint8_t *data, uint64_t *bad)
+{
+	struct pfs_tx *tx;
+	int ret = pfs_tx_begin_read(st, &shard, 1, &tx);
+
+	if (ret)
+		return ret;
+	ret = pfs_csum_check(tx, blkno, n, data, bad);
+	pfs_tx_abort(tx);
+	return ret;
+}
+
 ssize_t pfs_store_read(struct pfs_store *st, uint64_t oid, uint64_t off, size_t len, void *buf)
 {
 	uint32_t bs = st->sb.block_size;
@@ -1706,10 +1762,12 @@ ssize_t pfs_store_read(struct pfs_store *st, uint64_t oid, uint64_t off, size_t 
 	}
 	pos = off;
 	while (pos < end) {
-		uint64_t lb = pos / bs, run_end, boff = pos % bs;
+		uint64_t lb = pos / bs, run_end, boff = pos % bs, pblk, bad = 0;
+		struct pfs_shard *sh;
 		struct pfs_extent e;
 		uint64_t n, chunk, gen;
-		bool unlocked;
+		bool unlocked, foreign;
+		int cret = 0;
 
 		ret = ext_find(&c, ob, lb, &e);
 		if (ret == -ENOENT || (!ret && (e.flags & POSFS_EXTENT_UNWRITTEN))) {
@@ -1766,10 +1824,18 @@ ssize_t pfs_store_read(struct pfs_store *st, uint64_t oid, uint64_t off, size_t 
 		 */
 		unlocked = tries < READ_UNLOCKED_TRIES;
 		gen = st->ckpt_started;
-		if (unlocked)
+		pblk = e.pblk + (lb - e.lblk);
+		/* a block of another shard (a clone's, a spill's) is home and
+		 * never changes in place: the device has it; that shard's cache
+		 * and checksums are not ours to look at without its lock */
+		sh = pfs_store_block_shard(st, pblk);
+		foreign = sh && sh->index != POSFS_OID_SHARD(oid);
+		if (unlocked || foreign)
 			read_end(&c);
-		ret = pfs_dev_pread(st->dev, dst, n * bs, (e.pblk + (lb - e.lblk)) * bs);
-		if (unlocked) {
+		ret = pfs_dev_pread(st->dev, dst, n * bs, pblk * bs);
+		if (!ret && foreign)
+			cret = check_foreign(st, sh->index, pblk, n, dst, &bad);	/* C2 */
+		if (unlocked || foreign) {
 			int r2 = read_begin(st, oid, &c, &ob);
 
 			if (r2) {
@@ -1779,27 +1845,40 @@ ssize_t pfs_store_read(struct pfs_store *st, uint64_t oid, uint64_t off, size_t 
 		}
 		if (ret)
 			break;
-		if (st->ckpt_started != gen) {
+		if (st->ckpt_started != gen && tries < READ_UNLOCKED_TRIES) {
 			tries++;
 			continue;
 		}
-		{
-			struct pfs_shard *sh = pfs_store_block_shard(st, e.pblk);
+		if (sh && !foreign) {
+			uint64_t from = 0;
 
-			/* a block of another shard (a clone) is home and never
-			 * changes in place: the device has it; that shard's
-			 * cache is not ours to look at without its lock */
-			if (sh && sh->index != POSFS_OID_SHARD(oid))
-				sh = NULL;
-			for (uint64_t i = 0; sh && i < n; i++) {
-				struct pfs_buf *b = pfs_bcache_find(&sh->cache, e.pblk + (lb - e.lblk) + i);
+			/* what the cache has newer; blocks not from a cached
+			 * copy known good are checked (C2) */
+			for (uint64_t i = 0; !cret && i <= n; i++) {
+				struct pfs_buf *b = i < n ? pfs_bcache_find(&sh->cache, pblk + i) : NULL;
+				bool good = false;
 
 				if (b) {
-					if (b->flags & PFS_BUF_VALID)
+					if (b->flags & PFS_BUF_VALID) {
 						memcpy(dst + i * bs, b->data, bs);
+						good = b->flags & PFS_BUF_CSUM_OK;
+					}
 					pfs_bcache_put(b);
 				}
+				if ((good || i == n) && i > from)
+					cret = pfs_csum_check(c.tx, pblk + from, i - from,
+							      dst + from * bs, &bad);
+				if (good || i == n)
+					from = i + 1;
 			}
+		}
+		if (cret == -EBADMSG) {
+			ret = pfs_store_data_error(st, oid, (lb + (bad - pblk)) * bs, bad);
+			break;
+		}
+		if (cret) {
+			ret = cret;
+			break;
 		}
 		chunk = n * bs - boff;
 		if (pos + chunk > end)

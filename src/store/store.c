@@ -83,6 +83,30 @@ bool pfs_store_has_errors(const struct pfs_store *st)
 	return __atomic_load_n(&st->corrupt, __ATOMIC_RELAXED);
 }
 
+uint64_t pfs_store_data_errors(const struct pfs_store *st)
+{
+	return __atomic_load_n(&st->data_errors, __ATOMIC_RELAXED);
+}
+
+int pfs_store_data_error(struct pfs_store *st, uint64_t oid, uint64_t off, uint64_t blkno)
+{
+	unsigned n = sizeof(st->data_error_seen) / sizeof(st->data_error_seen[0]);
+	bool seen = false;
+
+	__atomic_add_fetch(&st->data_errors, 1, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&st->data_error_lock);
+	for (unsigned i = 0; i < n && !seen; i++)
+		seen = st->data_error_seen[i] == blkno + 1;
+	if (!seen) {
+		st->data_error_seen[st->data_error_next] = blkno + 1;
+		st->data_error_next = (st->data_error_next + 1) % n;
+	}
+	pthread_mutex_unlock(&st->data_error_lock);
+	if (!seen && st->data_error)
+		st->data_error(st->data_error_arg, oid, off, blkno);
+	return -EIO;
+}
+
 static void store_free(struct pfs_store *st)
 {
 	if (!st)
@@ -103,6 +127,7 @@ static void store_free(struct pfs_store *st)
 		free(st->shards);
 	}
 	pthread_mutex_destroy(&st->global_lock);
+	pthread_mutex_destroy(&st->data_error_lock);
 	pthread_rwlock_destroy(&st->ckpt_lock);
 	pfs_dev_close(st->dev);
 	free(st);
@@ -256,7 +281,12 @@ int pfs_store_open_dev(struct pfs_dev *dev, const struct pfs_store_opts *o,
 	pthread_mutex_init(&st->timer_lock, NULL);
 	pthread_cond_init(&st->timer_cond, NULL);
 	pthread_mutex_init(&st->global_lock, NULL);
+	pthread_mutex_init(&st->data_error_lock, NULL);
 	pthread_rwlock_init(&st->ckpt_lock, NULL);
+	if (o) {
+		st->data_error = o->data_error;
+		st->data_error_arg = o->data_error_arg;
+	}
 	st->readonly = ro || pfs_dev_info(dev)->readonly;
 	st->fill_pct = o && o->fill_pct ? o->fill_pct : FILL_PCT_DEFAULT;
 	ret = pfs_super_read(dev, &st->sb, NULL);

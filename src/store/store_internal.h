@@ -105,6 +105,14 @@ struct pfs_store {
 	bool readonly;
 	int err;			/* sticky: after an I/O failure, -EIO */
 	bool corrupt;			/* corrupt metadata met: fsck needed */
+	/* data checksum failures (csum.h): the count, and the last blocks
+	 * reported, so that each is reported once */
+	uint64_t data_errors;		/* atomic */
+	pthread_mutex_t data_error_lock;
+	uint64_t data_error_seen[256];
+	unsigned data_error_next;
+	void (*data_error)(void *arg, uint64_t oid, uint64_t off, uint64_t blkno);
+	void *data_error_arg;
 	bool space_loaded;		/* free trees in the allocators; until
 					 * then (fsck) frees are forgotten */
 	/* the checkpoint timer */
@@ -119,6 +127,9 @@ struct pfs_store {
 
 /* The shard whose data area holds blkno, or NULL. */
 struct pfs_shard *pfs_store_block_shard(struct pfs_store *st, uint64_t blkno);
+/* The shard whose cache holds block blkno: its data area's, or its data
+ * checksum table's (no allocation or free ever names those). */
+struct pfs_shard *pfs_store_cached_shard(struct pfs_store *st, uint64_t blkno);
 
 /* Note an error: corrupt metadata marks the store as needing fsck. */
 static inline int pfs_store_note(struct pfs_store *st, int err)
@@ -127,6 +138,10 @@ static inline int pfs_store_note(struct pfs_store *st, int err)
 		__atomic_store_n(&st->corrupt, true, __ATOMIC_RELAXED);
 	return err;
 }
+
+/* A data block that failed its checksum: count it, report it once
+ * (pfs_store_opts.data_error). Returns -EIO. */
+int pfs_store_data_error(struct pfs_store *st, uint64_t oid, uint64_t off, uint64_t blkno);
 
 /* Load every shard's free tree into its allocator (open; fsck after it
  * rebuilt them). */

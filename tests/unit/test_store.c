@@ -1132,6 +1132,156 @@ START_TEST(timer_checkpoints)
 }
 END_TEST
 
+/* ---- data checksums ---------------------------------------------------------- */
+
+struct data_errs {
+	unsigned n;
+	uint64_t oid, off, blkno;
+};
+
+static void on_data_error(void *arg, uint64_t oid, uint64_t off, uint64_t blkno)
+{
+	struct data_errs *d = arg;
+
+	d->n++;
+	d->oid = oid;
+	d->off = off;
+	d->blkno = blkno;
+}
+
+/* The device block of shard's data area that holds the 4 KiB at want (the
+ * WAL may hold copies: only the data area is searched). */
+static uint64_t find_block(int fd, struct pfs_store *st, uint32_t shard, const uint8_t *want)
+{
+	const struct pfs_shard_geo *g = &st->shards[shard].geo;
+	uint8_t b[4096];
+
+	for (uint64_t blk = g->data_start; blk < g->data_start + g->data_blocks; blk++) {
+		ck_assert_int_eq(pread(fd, b, sizeof(b), (off_t)blk * 4096), 4096);
+		if (!memcmp(b, want, sizeof(b)))
+			return blk;
+	}
+	ck_abort_msg("block not found");
+	return 0;
+}
+
+static void flip_block(int fd, uint64_t blk)
+{
+	uint8_t c;
+
+	ck_assert_int_eq(pread(fd, &c, 1, (off_t)blk * 4096 + 77), 1);
+	c ^= 0x10;
+	ck_assert_int_eq(pwrite(fd, &c, 1, (off_t)blk * 4096 + 77), 1);
+}
+
+START_TEST(data_checksums)
+{
+	char path[] = "/var/tmp/posfs-csum.XXXXXX";
+	struct data_errs errs = { 0 };
+	struct pfs_store_opts o = { .ckpt_interval_ms = -1, .data_error = on_data_error,
+				    .data_error_arg = &errs };
+	struct pfs_attr a = { .mode = S_IFREG | 0644 };
+	struct pfs_dev *dev = newfs_mem(2);
+	uint8_t *img = pfs_dev_buf_alloc(DEVSZ);
+	uint8_t *da = malloc(65536), *db = malloc(3 * 4096), *back = malloc(65536);
+	uint64_t oa, ob, oc, bad_a, bad_b;
+	struct pfs_store *st;
+	struct pfs_txn t;
+	int fd;
+
+	ck_assert_int_eq(pfs_dev_pread(dev, img, DEVSZ, 0), 0);
+	pfs_dev_close(dev);
+	fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pwrite(fd, img, DEVSZ, 0), (ssize_t)DEVSZ);
+	for (size_t i = 0; i < 65536; i++)
+		da[i] = (uint8_t)rand_r(&seed);
+	for (size_t i = 0; i < 3 * 4096; i++)
+		db[i] = (uint8_t)rand_r(&seed);
+
+	/* a: 64 KiB out of place; b: three blocks in place through the WAL;
+	 * c: a clone of a */
+	ck_assert_int_eq(pfs_store_open(path, &o, &st), 0);
+	ck_assert_uint_eq(st->sb.csum_chunk, 4096);
+	ck_assert_int_eq(pfs_store_oid_alloc(st, 0, &oa), 0);
+	ck_assert_int_eq(pfs_store_oid_alloc(st, 0, &ob), 0);
+	ck_assert_int_eq(pfs_store_oid_alloc(st, 0, &oc), 0);
+	pfs_txn_init(&t);
+	pfs_txn_create(&t, oa, &a);
+	pfs_txn_create(&t, ob, &a);
+	pfs_txn_create(&t, oc, &a);
+	pfs_txn_write(&t, oa, 0, 65536, da);
+	for (int i = 0; i < 3; i++)
+		pfs_txn_write(&t, ob, (uint64_t)i * 4096, 4096, db + i * 4096);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	pfs_txn_reset(&t);
+	pfs_txn_clone(&t, oa, oc);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	pfs_txn_reset(&t);
+	ck_assert_int_eq(pfs_store_close(st), 0);
+	ck_assert_int_eq(pfs_store_open(path, &o, &st), 0);
+	bad_a = find_block(fd, st, 0, da + 5 * 4096);
+	bad_b = find_block(fd, st, 0, db + 4096);
+	ck_assert_int_eq(pfs_store_close(st), 0);
+	flip_block(fd, bad_a);
+	flip_block(fd, bad_b);
+
+	ck_assert_int_eq(pfs_store_open(path, &o, &st), 0);
+	/* the blocks around the bad one read fine */
+	ck_assert_int_eq(pfs_store_read(st, oa, 0, 5 * 4096, back), 5 * 4096);
+	ck_assert_int_eq(memcmp(back, da, 5 * 4096), 0);
+	ck_assert_int_eq(pfs_store_read(st, oa, 6 * 4096, 4096, back), 4096);
+	ck_assert_int_eq(memcmp(back, da + 6 * 4096, 4096), 0);
+	/* the bad one: EIO, reported once with the object, offset and block */
+	ck_assert_int_eq(pfs_store_read(st, oa, 5 * 4096 + 100, 10, back), -EIO);
+	ck_assert_uint_eq(errs.n, 1);
+	ck_assert_uint_eq(errs.oid, oa);
+	ck_assert_uint_eq(errs.off, 5 * 4096);
+	ck_assert_uint_eq(errs.blkno, bad_a);
+	ck_assert_int_eq(pfs_store_read(st, oa, 0, 65536, back), -EIO);
+	ck_assert_uint_eq(errs.n, 1);
+	/* the clone shares the block, and its fault */
+	ck_assert_int_eq(pfs_store_read(st, oc, 5 * 4096, 4096, back), -EIO);
+	ck_assert_int_eq(pfs_store_read(st, oc, 4 * 4096, 4096, back), 4096);
+	/* a block written in place */
+	ck_assert_int_eq(pfs_store_read(st, ob, 0, 4096, back), 4096);
+	ck_assert_int_eq(pfs_store_read(st, ob, 4096, 4096, back), -EIO);
+	ck_assert_uint_eq(errs.n, 2);
+	ck_assert_uint_eq(errs.oid, ob);
+	ck_assert_uint_eq(errs.off, 4096);
+	ck_assert_uint_eq(errs.blkno, bad_b);
+	ck_assert_uint_eq(pfs_store_data_errors(st), 4);	/* every failed read */
+	/* a partial write into a bad block fails and changes nothing */
+	pfs_txn_write(&t, ob, 4096 + 10, 100, da);
+	pfs_txn_write(&t, ob, 0, 5, "hello");
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), -EIO);
+	pfs_txn_reset(&t);
+	ck_assert_int_eq(pfs_store_read(st, ob, 0, 4096, back), 4096);
+	ck_assert_int_eq(memcmp(back, db, 4096), 0);
+	/* a whole-block write heals it; a's copy on write leaves c's fault */
+	pfs_txn_write(&t, ob, 4096, 4096, da);
+	pfs_txn_write(&t, oa, 5 * 4096, 4096, db);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	pfs_txn_fini(&t);
+	ck_assert_int_eq(pfs_store_close(st), 0);
+	ck_assert_int_eq(pfs_store_open(path, &o, &st), 0);
+	ck_assert_int_eq(pfs_store_read(st, ob, 4096, 4096, back), 4096);
+	ck_assert_int_eq(memcmp(back, da, 4096), 0);
+	ck_assert_int_eq(pfs_store_read(st, oa, 0, 65536, back), 65536);
+	ck_assert_int_eq(memcmp(back + 5 * 4096, db, 4096), 0);
+	ck_assert_int_eq(memcmp(back + 6 * 4096, da + 6 * 4096, 4096), 0);
+	ck_assert_int_eq(pfs_store_read(st, oc, 5 * 4096, 4096, back), -EIO);
+	ck_assert(!pfs_store_has_errors(st));	/* data damage is no metadata damage */
+	ck_assert_int_eq(pfs_store_close(st), 0);
+	close(fd);
+	unlink(path);
+	pfs_dev_buf_free(img);
+	free(da);
+	free(db);
+	free(back);
+}
+END_TEST
+
 START_TEST(corrupt_block_is_reported)
 {
 	char path[] = "/var/tmp/posfs-corrupt.XXXXXX";
@@ -1330,6 +1480,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, seek_data_and_holes);
 	tcase_add_test(tc, onode_cache_serves_stats);
 	tcase_add_test(tc, corrupt_block_is_reported);
+	tcase_add_test(tc, data_checksums);
 	suite_add_tcase(su, tc);
 	sr = srunner_create(su);
 	srunner_run_all(sr, CK_NORMAL);

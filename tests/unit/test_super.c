@@ -82,6 +82,7 @@ START_TEST(super_round_trip)
 	in.root_uid = 1000;
 	in.root_gid = 100;
 	in.csum_chunk = 4096;
+	in.feature_ro_compat = POSFS_FEATURE_data_csum;
 	memset(in.label, 'x', POSFS_LABEL_SIZE);	/* a full-length label */
 	in.label[POSFS_LABEL_SIZE] = 0;
 	snprintf(in.last_mounted, sizeof(in.last_mounted), "/mnt/data");
@@ -233,7 +234,22 @@ static void check_geometry(const struct pfs_super *sb)
 		ck_assert_int_eq(pfs_geo_shard(sb, i, &g), 0);
 		ck_assert_uint_eq(g.start_block, next);
 		ck_assert_uint_eq(g.wal_start, g.start_block + 2);
-		ck_assert_uint_eq(g.data_start, g.wal_start + g.wal_blocks);
+		ck_assert_uint_eq(g.csum_start, g.wal_start + g.wal_blocks);
+		ck_assert_uint_eq(g.data_start, g.csum_start + g.csum_blocks);
+		if (sb->csum_chunk) {
+			/* the table covers the data area, with less than a block to spare */
+			uint64_t need = g.data_blocks * (sb->block_size / sb->csum_chunk);
+			uint64_t per = POSFS_CSUMS_PER_BLOCK(sb->block_size);
+
+			ck_assert_uint_ge(g.csum_blocks * per, need);
+			ck_assert_uint_lt((g.csum_blocks - 1) * per, need);
+			ck_assert_int_eq(pfs_geo_csum_shard(sb, g.csum_start), (int)i);
+			ck_assert_int_eq(pfs_geo_csum_shard(sb, g.data_start - 1), (int)i);
+			ck_assert_int_eq(pfs_geo_csum_shard(sb, g.data_start), -EINVAL);
+			ck_assert_int_eq(pfs_geo_block_shard(sb, g.csum_start), -EINVAL);
+		} else {
+			ck_assert_uint_eq(g.csum_blocks, 0);
+		}
 		ck_assert_uint_ge(g.data_blocks * sb->block_size, POSFS_SHARD_MIN_DATA);
 		ck_assert_uint_eq(g.data_start + g.data_blocks, g.start_block + g.nblocks);
 		/* Block ownership at the data area's edges. */
@@ -263,12 +279,19 @@ START_TEST(geometry_layouts)
 			for (uint32_t shards = 0; shards <= 8; shards += 4) {
 				p = (struct pfs_mkfs_params){ .size = sizes[i], .block_size = bss[j],
 							      .shard_count = shards, .ncpu = 4 };
+				/* checksums: the default, none, the smallest chunk */
+				p.no_data_csum = shards == 4;
+				p.csum_chunk = shards == 8 ? POSFS_CSUM_CHUNK_MIN : 0;
 				memset(&sb, 0, sizeof(sb));
 				if (pfs_geo_compute(&p, &sb, &min) == -ENOSPC) {
 					ck_assert_uint_gt(min, sizes[i]);
 					continue;
 				}
 				check_geometry(&sb);
+				ck_assert_uint_eq(sb.csum_chunk, shards == 4 ? 0 :
+						  shards == 8 ? POSFS_CSUM_CHUNK_MIN : 4096);
+				ck_assert_uint_eq(sb.feature_ro_compat, shards == 4 ? 0 :
+						  POSFS_FEATURE_data_csum);
 				if (!shards) {	/* default: one per CPU, each >= 256 MiB */
 					uint64_t want = sizes[i] / POSFS_SHARD_DEFAULT_SIZE;
 
@@ -299,6 +322,15 @@ START_TEST(geometry_minimum_is_exact)
 	ck_assert_uint_eq(min2, min);
 	/* Options out of range. */
 	p.size = 1ull << 30;
+	p.csum_chunk = 256;
+	ck_assert_int_eq(pfs_geo_compute(&p, &sb, NULL), -EINVAL);
+	p.csum_chunk = 8192;		/* larger than the block */
+	ck_assert_int_eq(pfs_geo_compute(&p, &sb, NULL), -EINVAL);
+	p.csum_chunk = 1024;
+	p.no_data_csum = true;
+	ck_assert_int_eq(pfs_geo_compute(&p, &sb, NULL), -EINVAL);
+	p.csum_chunk = 0;
+	p.no_data_csum = false;
 	p.block_size = 2048;
 	ck_assert_int_eq(pfs_geo_compute(&p, &sb, NULL), -EINVAL);
 	p.block_size = 4096;
