@@ -299,6 +299,12 @@ int pfs_fs_readdir(struct pfs_fs *fs, uint64_t dir, uint64_t cookie, pfs_fs_dire
  * -EINVAL (not a regular file or symlink). */
 ssize_t pfs_fs_read(struct pfs_fs *fs, uint64_t ino, uint64_t off, size_t len, void *buf);
 
+/* Scrub up to len bytes at off (pfs_store_scrub: checked as the device
+ * holds them; buf is scratch): the count checked, -EIO at the first block
+ * that does not match its checksum, -EISDIR, -EINVAL (not a regular file
+ * or symlink). */
+ssize_t pfs_fs_scrub(struct pfs_fs *fs, uint64_t ino, uint64_t off, size_t len, void *buf);
+
 /*
  * Write len bytes at off and return len. mtime and ctime become now;
  * S_ISUID and (with S_IXGRP) S_ISGID are cleared, as Linux does for a

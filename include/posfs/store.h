@@ -242,9 +242,19 @@ int pfs_store_wait(struct pfs_store *st, const struct pfs_commit *token);
 int pfs_store_stat(struct pfs_store *st, uint64_t oid, struct pfs_onode *o);
 
 /* Read up to len bytes at off: the count read (short at the end of the
- * object, 0 past it); holes read as zeros. */
+ * object, 0 past it); holes read as zeros. -EIO for a data block that does
+ * not match its checksum (pfs_store_opts.data_error hears of it). */
 ssize_t pfs_store_read(struct pfs_store *st, uint64_t oid, uint64_t off, size_t len,
 		       void *buf);
+
+/*
+ * Scrub: as pfs_store_read, but every block is checked as the device holds
+ * it: a cached copy that is clean (home already) is read from the device
+ * again, one changed since the last checkpoint (not home yet) is skipped.
+ * The count checked, or -EIO at the first bad block (reported as a read's).
+ */
+ssize_t pfs_store_scrub(struct pfs_store *st, uint64_t oid, uint64_t off, size_t len,
+			void *buf);
 
 /*
  * lseek(2)'s SEEK_DATA (hole false) and SEEK_HOLE (hole true): the first

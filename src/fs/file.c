@@ -47,6 +47,20 @@ ssize_t pfs_fs_read(struct pfs_fs *fs, uint64_t ino, uint64_t off, size_t len, v
 	return pfs_store_read(fs->st, ino, off, len, buf);
 }
 
+ssize_t pfs_fs_scrub(struct pfs_fs *fs, uint64_t ino, uint64_t off, size_t len, void *buf)
+{
+	struct pfs_onode o;
+	int ret = pfs_fs_stat(fs, ino, &o);
+
+	if (ret)
+		return ret;
+	if (S_ISDIR(o.mode))
+		return -EISDIR;
+	if (!S_ISREG(o.mode) && !S_ISLNK(o.mode))
+		return -EINVAL;
+	return pfs_store_scrub(fs->st, ino, off, len, buf);
+}
+
 /*
  * Submit t (data changes of ino already in it) with ino's mtime and ctime
  * set to now and its set-ID bits cleared for cred (invariant 1).

@@ -1735,7 +1735,9 @@ static int check_foreign(struct pfs_store *st, uint32_t shard, uint64_t blkno, u
 	return ret;
 }
 
-ssize_t pfs_store_read(struct pfs_store *st, uint64_t oid, uint64_t off, size_t len, void *buf)
+/* pfs_store_read, or with scrub pfs_store_scrub. */
+static ssize_t store_read(struct pfs_store *st, uint64_t oid, uint64_t off, size_t len, void *buf,
+			  bool scrub)
 {
 	uint32_t bs = st->sb.block_size;
 	uint8_t *out = buf, *bounce = NULL, *dst;
@@ -1853,15 +1855,17 @@ ssize_t pfs_store_read(struct pfs_store *st, uint64_t oid, uint64_t off, size_t 
 			uint64_t from = 0;
 
 			/* what the cache has newer; blocks not from a cached
-			 * copy known good are checked (C2) */
+			 * copy known good are checked (C2). A scrub takes
+			 * only what is not home yet from the cache. */
 			for (uint64_t i = 0; !cret && i <= n; i++) {
 				struct pfs_buf *b = i < n ? pfs_bcache_find(&sh->cache, pblk + i) : NULL;
 				bool good = false;
 
 				if (b) {
-					if (b->flags & PFS_BUF_VALID) {
+					if ((b->flags & PFS_BUF_VALID) &&
+					    (!scrub || (b->flags & PFS_BUF_DIRTY))) {
 						memcpy(dst + i * bs, b->data, bs);
-						good = b->flags & PFS_BUF_CSUM_OK;
+						good = scrub || (b->flags & PFS_BUF_CSUM_OK);
 					}
 					pfs_bcache_put(b);
 				}
@@ -1890,6 +1894,16 @@ ssize_t pfs_store_read(struct pfs_store *st, uint64_t oid, uint64_t off, size_t 
 	scratch_put(bounce);
 	read_end(&c);
 	return ret ? pfs_store_note(st, ret) : (ssize_t)(end - off);
+}
+
+ssize_t pfs_store_read(struct pfs_store *st, uint64_t oid, uint64_t off, size_t len, void *buf)
+{
+	return store_read(st, oid, off, len, buf, false);
+}
+
+ssize_t pfs_store_scrub(struct pfs_store *st, uint64_t oid, uint64_t off, size_t len, void *buf)
+{
+	return store_read(st, oid, off, len, buf, true);
 }
 
 int pfs_store_seek(struct pfs_store *st, uint64_t oid, uint64_t off, bool hole,

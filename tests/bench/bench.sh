@@ -5,6 +5,7 @@
 #
 # usage: bench.sh [--quick] [-r ROUNDS] [-o OUTDIR] [-s SIZE] [-d DIR]
 #                 [-S "posfs ext4 fuse2fs pt"] [-a "EXTRA FSBENCH ARGS"] [--posfs-opts OPTS]
+#                 [--mkfs-opts OPTS]
 #
 #   --quick        fsbench.sh --quick, 2G images, 1 round (unless -r says otherwise)
 #   -r ROUNDS      rounds (default 3); every round runs each system once, in -S order
@@ -24,6 +25,7 @@
 #                             libfuse3-dev ships) over the same ext4 mounted below it
 #   -a ARGS        extra fsbench.sh arguments, e.g. "--only seq_write,meta,cp --meta-n 5000"
 #   --posfs-opts O posfs -o options, e.g. writeback
+#   --mkfs-opts O  mkfs.posfs options, e.g. "-O ^data_csum" (to measure what a feature costs)
 #
 # Images are attached with losetup --direct-io=on (no second page cache under the file
 # system). passthrough_ll keeps one fd per inode: the open-file limit is raised to the hard
@@ -52,6 +54,7 @@ say() { echo "$*" | tee -a "$OUT/log.txt"; }
 
 # ---- options ----------------------------------------------------------------------------
 QUICK=0 ROUNDS="" OUT="" SIZE="" DIR=/var/tmp SYSTEMS_ARG=$ALL_SYSTEMS EXTRA_ARG="" POSFS_OPTS=""
+MKFS_OPTS=""
 parse_args() {
 	while [[ $# -gt 0 ]]; do
 		case $1 in
@@ -63,6 +66,7 @@ parse_args() {
 		-S) SYSTEMS_ARG=${2?-S needs a list}; shift ;;
 		-a) EXTRA_ARG=${2?-a needs arguments}; shift ;;
 		--posfs-opts) POSFS_OPTS=${2?--posfs-opts needs options}; shift ;;
+		--mkfs-opts) MKFS_OPTS=${2?--mkfs-opts needs options}; shift ;;
 		-h|--help) usage; exit 0 ;;
 		*) usage >&2; exit 2 ;;
 		esac
@@ -86,6 +90,7 @@ parse_args() {
 	((QUICK)) && QUICK_ARG=(--quick)
 	POSFS_O=()
 	[[ -n $POSFS_OPTS ]] && POSFS_O=(-o "$POSFS_OPTS")
+	read -ra MKFS_O <<<"$MKFS_OPTS"
 	return 0
 }
 selected() { [[ " ${SYSTEMS[*]} " == *" $1 "* ]]; }
@@ -220,7 +225,7 @@ write_machine() {
 	M_DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ) \
 	M_HOST=$(hostname) \
 	M_SYSTEMS="${SYSTEMS[*]}" M_ROUNDS=$ROUNDS M_QUICK=$QUICK M_SIZE=$SIZE \
-	M_EXTRA="${EXTRA[*]}" M_POSFS_OPTS=$POSFS_OPTS M_NOFILE=$NOFILE \
+	M_EXTRA="${EXTRA[*]}" M_POSFS_OPTS=$POSFS_OPTS M_MKFS_OPTS=$MKFS_OPTS M_NOFILE=$NOFILE \
 	M_FIO=$(fio --version 2>/dev/null || true) \
 	M_E2FS=$(mkfs.ext4 -V 2>&1 | head -n 1 || true) \
 	M_FUSE3=$(pkg-config --modversion fuse3 2>/dev/null || true) \
@@ -235,6 +240,7 @@ json.dump(dict(
     posfs_commit=E["M_COMMIT"] or None,
     systems=E["M_SYSTEMS"].split(), rounds=int(E["M_ROUNDS"]), quick=E["M_QUICK"] == "1",
     image_size=E["M_SIZE"], fsbench_args=E["M_EXTRA"], posfs_opts=E["M_POSFS_OPTS"],
+    mkfs_opts=E["M_MKFS_OPTS"],
     nofile=E["M_NOFILE"],
     versions=dict(fio=E["M_FIO"], e2fsprogs=E["M_E2FS"], libfuse3=E["M_FUSE3"]),
 ), sys.stdout, indent=1)
@@ -396,7 +402,7 @@ run_one() { # sys round. Called in a condition, so errexit is off: every step is
 	push loop "$dev"
 	case $sys in
 	posfs)
-		"$MKFS_POSFS" -q -f "$dev" || fail "mkfs.posfs $dev failed" || return
+		"$MKFS_POSFS" -q -f "${MKFS_O[@]}" "$dev" || fail "mkfs.posfs $dev failed" || return
 		start_daemon "$mnt" "$log" "$POSFS" -f "${POSFS_O[@]}" "$dev" "$mnt" || return ;;
 	ext4)
 		format_ext4 "$dev" || return
@@ -443,7 +449,7 @@ main() {
 	write_machine
 	local fsargs="${QUICK_ARG[*]} ${EXTRA[*]}"
 	say "# bench.sh: ${SYSTEMS[*]}, $ROUNDS round(s), $SIZE images in $CACHE; fsbench.sh ${fsargs# }"
-	say "# posfs: $BUILDDIR${POSFS_OPTS:+ (-o $POSFS_OPTS)}; results: $OUT"
+	say "# posfs: $BUILDDIR${MKFS_OPTS:+ (mkfs $MKFS_OPTS)}${POSFS_OPTS:+ (-o $POSFS_OPTS)}; results: $OUT"
 	local r s t0 failed=()
 	for ((r = 1; r <= ROUNDS; r++)); do
 		for s in "${SYSTEMS[@]}"; do

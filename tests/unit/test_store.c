@@ -1272,6 +1272,26 @@ START_TEST(data_checksums)
 	ck_assert_int_eq(memcmp(back + 6 * 4096, da + 6 * 4096, 4096), 0);
 	ck_assert_int_eq(pfs_store_read(st, oc, 5 * 4096, 4096, back), -EIO);
 	ck_assert(!pfs_store_has_errors(st));	/* data damage is no metadata damage */
+	/* scrub checks the device: a cached copy, clean, hides no damage */
+	for (size_t i = 0; i < 8192; i++)
+		da[i] = (uint8_t)rand_r(&seed);		/* bytes no other block holds */
+	pfs_txn_init(&t);
+	pfs_txn_write(&t, ob, 0, 4096, da);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	pfs_txn_reset(&t);
+	ck_assert_int_eq(pfs_store_sync(st), 0);	/* home, and clean in the cache */
+	bad_b = find_block(fd, st, 0, da);
+	flip_block(fd, bad_b);
+	ck_assert_int_eq(pfs_store_read(st, ob, 0, 4096, back), 4096);
+	ck_assert_int_eq(memcmp(back, da, 4096), 0);
+	ck_assert_int_eq(pfs_store_scrub(st, ob, 0, 8192, back), -EIO);
+	ck_assert_uint_eq(errs.blkno, bad_b);
+	ck_assert_int_eq(pfs_store_scrub(st, ob, 4096, 8192, back), 8192);
+	/* ... and a block not home yet is not the device's to answer for */
+	pfs_txn_write(&t, ob, 0, 4096, da + 4096);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	pfs_txn_fini(&t);
+	ck_assert_int_eq(pfs_store_scrub(st, ob, 0, 3 * 4096, back), 3 * 4096);
 	ck_assert_int_eq(pfs_store_close(st), 0);
 	close(fd);
 	unlink(path);
