@@ -6,7 +6,8 @@
  * answer, shows it, keeps the undo file and refuses what is unsafe.
  *
  * Exit status (fsck(8)): 0 no problems, 1 problems corrected, 4 problems
- * left, 8 operational error, 16 usage error, 32 cancelled by the user.
+ * left (or, with -D, files whose data is damaged: fsck has no repair for
+ * those), 8 operational error, 16 usage error, 32 cancelled by the user.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,6 +43,7 @@ struct fsck {
 	const char *device;
 	enum answer_mode mode;
 	bool force, verbose;
+	bool deep;			/* -D, -E deep: pass 4 reads the data */
 	int progress_fd;		/* -C: -1 none, 0 a bar on stdout */
 	const char *undo_path;		/* -z */
 	struct pfs_undo *undo;
@@ -59,7 +61,7 @@ static void usage(void) __attribute__((noreturn));
 static void usage(void)
 {
 	fprintf(stderr,
-		"Usage: %s [-panyrfvV] [-C fd] [-z undo_file] [-E extended-options] device\n"
+		"Usage: %s [-panyrfvVD] [-C fd] [-z undo_file] [-E extended-options] device\n"
 		"       %s --undo undo_file [-f] device\n"
 		"       %s --list-problems\n"
 		"  -p, -a  fix what is safe to fix without asking\n"
@@ -69,10 +71,12 @@ static void usage(void)
 		"  -f      check even if the file system seems clean\n"
 		"  -v      verbose\n"
 		"  -V      print the version and exit\n"
+		"  -D      deep: read every file's data and verify its checksums\n"
 		"  -C fd   progress lines to file descriptor fd (0: a bar on the terminal)\n"
 		"  -z file save every block before it is overwritten, for --undo\n"
 		"  -E scratch_dir=DIR,max_memory=SIZE\n"
-		"          keep fsck's maps in DIR once they outgrow SIZE bytes (K, M, G)\n",
+		"          keep fsck's maps in DIR once they outgrow SIZE bytes (K, M, G)\n"
+		"  -E deep the same as -D\n",
 		prog, prog, prog);
 	exit(FSCK_USAGE);
 }
@@ -195,6 +199,19 @@ static bool ask_terminal(struct fsck *f, const char *question)
 	}
 }
 
+/* Damage fsck has no repair for (file data): said, never asked, and no
+ * reason for preen to stop. */
+static bool tell(struct fsck *f, const struct pfs_problem_desc *d, const char *msg)
+{
+	if (f->mode == PREEN)
+		printf("%s: %s: %s (problem %#06x): restore the file from a backup.\n",
+		       f->device, msg, d->what, d->code);
+	else
+		printf("%s: %s (problem %#06x).\nRestore the file from a backup.\n\n", msg,
+		       d->what, d->code);
+	return false;
+}
+
 /* The fix as a question: "Rebuild it?" */
 static bool ask(void *arg, const struct pfs_problem_desc *d, const char *msg)
 {
@@ -205,6 +222,8 @@ static bool ask(void *arg, const struct pfs_problem_desc *d, const char *msg)
 		printf("\r%*s\r", 72, "");
 		f->bar_drawn = false;
 	}
+	if (!d->fix)
+		return tell(f, d, msg);
 	switch (f->mode) {
 	case PREEN:
 		if (!d->preen) {
@@ -248,6 +267,7 @@ static const char *const pass_names[] = {
 	"Pass 1: Checking objects, extent maps and omaps",
 	"Pass 2: Checking free space and shared blocks",
 	"Pass 3: Checking directories, links and orphans",
+	"Pass 4: Checking data checksums",
 };
 
 static void progress(void *arg, enum pfs_check_pass pass, uint64_t cur, uint64_t max)
@@ -328,9 +348,11 @@ static void parse_extended(struct fsck *f, char *arg)
 			f->scratch_dir = val;
 		else if (!strcmp(tok, "max_memory") && val)
 			f->max_memory = parse_size(val);
+		else if (!strcmp(tok, "deep") && !val)
+			f->deep = true;
 		else
 			die(FSCK_USAGE, "unknown extended option '%s' (scratch_dir=DIR, "
-			    "max_memory=SIZE)", tok);
+			    "max_memory=SIZE, deep)", tok);
 	}
 }
 
@@ -341,7 +363,8 @@ static void list_problems(void)
 
 	for (unsigned i = 0; i < n; i++)
 		printf("%#06x %-14s %-5s %s; repair: %s\n", d[i].code, d[i].name,
-		       d[i].preen ? "preen" : "ask", d[i].what, d[i].fix);
+		       !d[i].fix ? "none" : d[i].preen ? "preen" : "ask", d[i].what,
+		       d[i].fix ? d[i].fix : "none (restore the file from a backup)");
 }
 
 static int do_undo(const char *undo, const char *device, bool force)
@@ -388,7 +411,7 @@ int main(int argc, char **argv)
 	int c, modes = 0, ret, code;
 	char *end;
 
-	while ((c = getopt_long(argc, argv, "panyrfvVC:z:E:hsc", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "panyrfvVDC:z:E:hsc", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 		case 'a':
@@ -410,6 +433,9 @@ int main(int argc, char **argv)
 			break;
 		case 'v':
 			f.verbose = true;
+			break;
+		case 'D':
+			f.deep = true;
 			break;
 		case 'V':
 			printf("fsck.posfs %s\n", PACKAGE_VERSION);
@@ -478,6 +504,7 @@ int main(int argc, char **argv)
 	opts.force = f.force;
 	opts.scratch_dir = f.scratch_dir;
 	opts.mem_limit = f.max_memory;
+	opts.deep = f.deep;
 	if (f.undo_path) {
 		/* its own descriptor, open until the undo file is closed (not
 		 * exclusive: the checker's writable opens take the lock) */
@@ -528,6 +555,8 @@ int main(int argc, char **argv)
 		printf("\n%12" PRIu64 " regular files\n%12" PRIu64 " directories\n%12" PRIu64
 		       " other objects\n%12" PRIu64 " problems found, %" PRIu64 " fixed\n",
 		       r.files, r.dirs, r.others, r.found, r.fixed);
+	if (f.verbose && r.data_checked)
+		printf("%12" PRIu64 " files with damaged data\n", r.damaged_files);
 	if (f.verbose && r.maps_on_disk)
 		printf("%s: the maps outgrew %" PRIu64 " bytes: kept in LMDB in %s\n", f.device,
 		       f.max_memory, f.scratch_dir);
@@ -538,7 +567,13 @@ int main(int argc, char **argv)
 	if (f.preen_halt)
 		printf("\n%s: UNEXPECTED INCONSISTENCY; RUN fsck MANUALLY.\n"
 		       "\t(i.e., without -a or -p options)\n", f.device);
-	code = r.left ? FSCK_LEFT : r.fixed ? FSCK_FIXED : FSCK_OK;
+	if (r.damaged_files)
+		printf("\n%s: %" PRIu64 " file%s with damaged data (%" PRIu64 " block%s): "
+		       "fsck cannot repair data; restore %s from a backup\n", f.device,
+		       r.damaged_files, r.damaged_files == 1 ? "" : "s", r.damaged_blocks,
+		       r.damaged_blocks == 1 ? "" : "s", r.damaged_files == 1 ? "it" : "them");
+	/* damaged data is left uncorrected, whatever the answers */
+	code = r.left || r.damaged_files ? FSCK_LEFT : r.fixed ? FSCK_FIXED : FSCK_OK;
 	if (r.left && f.mode != NO && f.mode != PREEN)
 		printf("\n%s: ********** WARNING: Filesystem still has errors **********\n",
 		       f.device);

@@ -11,9 +11,15 @@
  *           shared-blob counts, the shard counters
  *   pass 3  namespace: directory entries, reachability, link counts,
  *           '..', the orphan lists
+ *   pass 4  data (deep mode only): every data block of every regular file
+ *           and symlink read and verified against its data checksums; the
+ *           damaged files named by path
  *
  * Each problem has a stable code (PFS_PROBLEMS below, listed in
  * fsck.posfs(8)); the caller's ask() decides for each whether to fix it.
+ * Damaged file data has no fix (there is no second copy to take it
+ * from): it is reported, counted apart from the problems, and leaves the
+ * superblock's error state alone (that state is for metadata).
  * The store and the namespace layer are reused for every read and every
  * repair, so the checker reads the format exactly as the daemon does.
  */
@@ -27,7 +33,8 @@ struct pfs_dev;
 
 /*
  * X(code, name, preen, what is wrong, what the fix does). preen: the fix
- * is safe to make without asking (fsck -p), as e2fsck's PR_PREEN_OK.
+ * is safe to make without asking (fsck -p), as e2fsck's PR_PREEN_OK. A
+ * fix of NULL: fsck cannot repair it (ask() is told, its answer unused).
  * Codes are never renumbered: pass in the high byte.
  */
 #define PFS_PROBLEMS(X)								\
@@ -43,6 +50,7 @@ struct pfs_dev;
 	X(0x0107, BLOCKS, 1, "object's block count is wrong", "correct it") \
 	X(0x0108, XATTRS, 0, "object's inline xattrs are damaged", "drop them") \
 	X(0x0109, OMAP_COUNT, 1, "object's omap record or xattr count is wrong", "correct it") \
+	X(0x0110, CSUM_TABLE, 1, "data checksum table block is damaged", "recompute its checksums from the data") \
 	X(0x0201, FREE_TREE, 1, "free-space tree is damaged", "rebuild it") \
 	X(0x0202, LEAK, 1, "blocks are neither in use nor free", "rebuild the free-space tree") \
 	X(0x0203, FREE_USED, 1, "blocks in use are in the free-space tree", "rebuild the free-space tree") \
@@ -61,7 +69,8 @@ struct pfs_dev;
 	X(0x0309, ORPHAN, 1, "unlinked object on an orphan list but not marked an orphan", "reclaim it") \
 	X(0x030a, ORPHAN_RECORD, 1, "orphan list and object disagree", "correct the list and the object") \
 	X(0x030b, LOST_FOUND, 0, "/lost+found is missing or not a directory", "make it") \
-	X(0x030c, BAD_TYPE, 0, "object has no valid file type", "clear it")
+	X(0x030c, BAD_TYPE, 0, "object has no valid file type", "clear it") \
+	X(0x0401, DATA_CSUM, 0, "file data does not match its checksums", NULL)
 
 #define PFS_PROBLEM_ENUM_(code, name, preen, what, fix) PFS_PR_##name = code,
 enum pfs_problem { PFS_PROBLEMS(PFS_PROBLEM_ENUM_) };
@@ -72,7 +81,7 @@ struct pfs_problem_desc {
 	const char *name;		/* "SB_PRIMARY" */
 	bool preen;
 	const char *what;
-	const char *fix;
+	const char *fix;		/* NULL: no repair (damaged data) */
 };
 
 /* The description of a code, or NULL. */
@@ -85,6 +94,7 @@ enum pfs_check_pass {
 	PFS_PASS_OBJECTS = 1,
 	PFS_PASS_SPACE = 2,
 	PFS_PASS_NAMES = 3,
+	PFS_PASS_DATA = 4,		/* deep mode only */
 };
 
 struct pfs_check_ops {
@@ -95,7 +105,8 @@ struct pfs_check_ops {
 	 */
 	int (*open_dev)(void *arg, bool readonly, struct pfs_dev **devp);
 	/* A problem: return true to fix it. msg says where ("object 0x..:
-	 * ..."). Required. */
+	 * ..."). One with no fix (d->fix NULL) is only told: the answer is
+	 * not used. Required. */
 	bool (*ask)(void *arg, const struct pfs_problem_desc *d, const char *msg);
 	/* Progress: pass, done, total (total may grow). May be NULL. */
 	void (*progress)(void *arg, enum pfs_check_pass pass, uint64_t cur, uint64_t max);
@@ -109,14 +120,21 @@ struct pfs_check_opts {
 	bool force;			/* -f: check even if clean */
 	const char *scratch_dir;	/* LMDB scratch maps go here ... */
 	uint64_t mem_limit;		/* ... when the maps outgrow this (bytes) */
+	bool deep;			/* -D: pass 4 reads every file's data (a
+					 * clean file system is checked too) */
 };
 
 struct pfs_check_result {
-	bool skipped;			/* clean, not forced: only pass 0 ran */
+	bool skipped;			/* clean, not forced nor deep: only
+					 * pass 0 ran */
 	uint64_t found;			/* problems found */
 	uint64_t fixed;			/* of them fixed */
 	uint64_t left;			/* found and not fixed */
 	uint64_t replayed;		/* WAL records replayed */
+	uint64_t damaged_files;		/* pass 4: files whose data does not
+					 * verify (not counted in found or left) */
+	uint64_t damaged_blocks;	/* pass 4: their blocks that do not */
+	bool data_checked;		/* pass 4 ran to its end */
 	/* what the file system holds (after repair) */
 	uint64_t files, dirs, others;
 	uint64_t blocks_total, blocks_used;
@@ -128,7 +146,8 @@ struct pfs_check_result {
 /*
  * Check (and repair, by ask()'s answers) the posfs on the device ops
  * open. Returns 0 when the check ran to its end (result says what it
- * found and fixed), or a -errno when it could not run: -EBADMSG /
+ * found and fixed, and in deep mode which files' data is damaged: each
+ * one a DATA_CSUM ask()), or a -errno when it could not run: -EBADMSG /
  * -EUCLEAN (no valid superblock, a shard header lost, damage that stops
  * the walk), -EOPNOTSUPP (unknown incompat features), -EIO, -ENOMEM.
  */

@@ -2,8 +2,10 @@
 /*
  * A check run: pass 0 on the bare device, then the store opened for fsck
  * (WAL replay, written home unless read-only; the free trees not loaded),
- * passes 1 to 3, and the superblock: clean, checked now, mount count 0
- * when nothing is left; marked with errors when something is.
+ * passes 1 to 3, in deep mode pass 4, and the superblock: clean, checked
+ * now, mount count 0 when nothing is left; marked with errors when
+ * something is. Damaged file data (pass 4) is not something left: it has
+ * no repair, and the superblock's error state is for the metadata.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -74,6 +76,18 @@ void pfs_check_unfixed(struct pfs_check *c, int err)
 	pfs_check_info(c, "the repair failed: %s", strerror(-err));
 }
 
+void pfs_check_damage(struct pfs_check *c, enum pfs_problem code, const char *fmt, ...)
+{
+	char msg[8192];		/* a path, and the blocks */
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	c->res->damaged_files++;
+	c->ops->ask(c->ops->arg, pfs_problem_desc(code), msg);
+}
+
 void pfs_check_info(struct pfs_check *c, const char *fmt, ...)
 {
 	char msg[512];
@@ -100,6 +114,8 @@ static int store_open(struct pfs_check *c)
 		.readonly = c->readonly,
 		.fsck = true,
 		.ckpt_interval_ms = -1,
+		.data_error = pfs_check_data_error,
+		.data_error_arg = c,
 	};
 	struct pfs_dev *dev;
 	int ret = c->ops->open_dev(c->ops->arg, c->readonly, &dev);
@@ -134,6 +150,28 @@ static void usage(struct pfs_check *c)
 	}
 }
 
+/* Pass 4, when it can run: after pass 3 (the namespace it names files
+ * by, and no damaged tree left), on checksums it can trust. */
+static int deep_check(struct pfs_check *c, bool names_ran)
+{
+	if (!names_ran) {
+		pfs_check_info(c, "pass 4 skipped: pass 3 did not run");
+		return 0;
+	}
+	if (!(c->sb.feature_ro_compat & POSFS_FEATURE_data_csum)) {
+		pfs_check_info(c, "pass 4 skipped: the file system keeps no data checksums "
+			       "(made without data_csum)");
+		return 0;
+	}
+	if (c->tables_left) {
+		pfs_check_info(c, "pass 4 skipped: %" PRIu64 " data checksum table block%s still "
+			       "damaged", c->tables_left, c->tables_left == 1 ? " is" : "s are");
+		return 0;
+	}
+	pfs_check_progress(c, PFS_PASS_DATA, 0, 1);
+	return pfs_check_data(c);
+}
+
 /* The superblock after a full check. */
 static int super_finish(struct pfs_check *c)
 {
@@ -165,6 +203,7 @@ int pfs_check_run(const struct pfs_check_opts *opts, const struct pfs_check_ops 
 {
 	struct pfs_map_opts mo = { opts->scratch_dir, opts->mem_limit };
 	struct pfs_check c = { .o = opts, .ops = ops, .res = res, .readonly = opts->readonly };
+	bool names_ran = false;
 	int ret, cret;
 
 	memset(res, 0, sizeof(*res));
@@ -209,7 +248,10 @@ int pfs_check_run(const struct pfs_check_opts *opts, const struct pfs_check_ops 
 	} else if (!ret) {
 		pfs_check_progress(&c, PFS_PASS_NAMES, 0, 1);
 		ret = pfs_check_names(&c);
+		names_ran = !ret;
 	}
+	if (!ret && opts->deep)
+		ret = deep_check(&c, names_ran);
 	if (!ret && !c.readonly)
 		ret = pfs_store_checkpoint(c.st);
 	usage(&c);

@@ -10,8 +10,10 @@
  *   check.c    the run: open, the passes in order, the superblock at the end
  *   super.c    pass 0: superblock pair, shard header slots
  *   objects.c  pass 1: onode trees, extent maps, omaps, the block map
+ *   csums.c    pass 1, last: the data checksum tables
  *   space.c    pass 2: free-space trees, shared-blob counts, counters
- *   names.c    pass 3: the namespace
+ *   names.c    pass 3: the namespace (and the directory reading pass 4 uses)
+ *   data.c     pass 4 (deep mode): data checksums, damaged files by path
  *   map.c      scratch maps (memory, or LMDB beyond a limit)
  *   undo.c     the undo file (LMDB)
  */
@@ -49,6 +51,10 @@ struct pfs_check {
 	bool no_space;			/* pass 2 left a free tree that does not load */
 	enum pfs_problem last;		/* the problem asked last */
 	uint64_t trees_left;		/* damaged trees left in place */
+	uint64_t tables_left;		/* damaged checksum table blocks left */
+
+	/* pass 4: where the store's data_error reports go (NULL: nowhere) */
+	struct pfs_check_data *data;
 };
 
 /*
@@ -60,6 +66,14 @@ bool pfs_check_problem(struct pfs_check *c, enum pfs_problem code, const char *f
 	__attribute__((format(printf, 3, 4)));
 void pfs_check_fixed(struct pfs_check *c);
 void pfs_check_unfixed(struct pfs_check *c, int err);
+
+/*
+ * Report damage that has no repair (a problem whose fix is NULL: damaged
+ * file data). Counted in res->damaged_files, not in found or left: the
+ * superblock's error state is for metadata.
+ */
+void pfs_check_damage(struct pfs_check *c, enum pfs_problem code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 void pfs_check_info(struct pfs_check *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void pfs_check_progress(struct pfs_check *c, enum pfs_check_pass pass, uint64_t cur,
@@ -88,5 +102,40 @@ int pfs_check_super(struct pfs_check *c);
 int pfs_check_objects(struct pfs_check *c);
 int pfs_check_space(struct pfs_check *c);
 int pfs_check_names(struct pfs_check *c);
+int pfs_check_data(struct pfs_check *c);
+
+/* Pass 1's last step (csums.c): every checksum table block read, the
+ * damaged ones rewritten from the data (CSUM_TABLE). Progress goes on from
+ * done of total, which counts pfs_check_csum_table_count's blocks. */
+uint64_t pfs_check_csum_table_count(const struct pfs_check *c);
+int pfs_check_csum_tables(struct pfs_check *c, uint64_t done, uint64_t total);
+
+/* The store's data_error (pfs_store_opts), arg the struct pfs_check: a
+ * block that does not match its checksums, for pass 4 (data.c). */
+void pfs_check_data_error(void *arg, uint64_t oid, uint64_t off, uint64_t blkno);
+
+/* ---- names.c: directories as src/fs writes them, for pass 4 ---------------- */
+
+/* A well-formed directory entry. */
+struct pfs_check_dirent {
+	uint64_t ino;
+	uint8_t type;			/* DT_* */
+	uint16_t len;
+	uint8_t name[POSFS_NAME_MAX];	/* not NUL-terminated */
+};
+
+/*
+ * The next entry of directory dir, in name order, after the cursor (key,
+ * *klen: 1 + POSFS_NAME_MAX bytes; *klen 0 before the first call), which
+ * then moves to it. Entries pass 3 would remove (malformed, or naming no
+ * inode) are passed over. Returns 1 with *e, 0 at the end, or -errno
+ * (-ENOENT: no such object). Takes the shard lock for each call only.
+ */
+int pfs_check_dirent_next(struct pfs_store *st, uint64_t dir, uint8_t *key, size_t *klen,
+			  struct pfs_check_dirent *e);
+
+/* A name fit for a message, in buf (cap bytes): non-printing bytes as
+ * \xNN, cut with "..." when it does not fit. Returns buf. */
+const char *pfs_check_name_show(char *buf, size_t cap, const uint8_t *name, size_t len);
 
 #endif /* POSFS_CHECK_INTERNAL_H */

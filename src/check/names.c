@@ -153,8 +153,9 @@ static bool name_ok(const uint8_t *name, size_t len)
 	return !(name[0] == '.' && (len == 1 || (len == 2 && name[1] == '.')));
 }
 
-/* A name fit for a message: non-printing bytes as \xNN, long ones cut. */
-static const char *name_show(char *buf, size_t cap, const uint8_t *name, size_t len)
+/* A name fit for a message: non-printing bytes as \xNN, long ones cut
+ * (check_internal.h). */
+const char *pfs_check_name_show(char *buf, size_t cap, const uint8_t *name, size_t len)
 {
 	size_t o = 0, i;
 
@@ -288,6 +289,55 @@ static int batch_next(struct names *n, uint64_t oid, bool first)
 		memcpy(b->after, b->r[b->n - 1].key, b->alen);
 	}
 	return ret == 1;
+}
+
+/* ---- entries one at a time (pass 4) ----------------------------------------- */
+
+struct dirent_next {
+	struct pfs_check_dirent *e;
+	uint8_t *key;
+	size_t *klen;
+};
+
+static int dirent_next_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct dirent_next *dn = arg;
+	const uint8_t *k = key;
+	struct dent d;
+
+	if (!klen || k[0] != PFS_DENT_NAME)
+		return !klen || k[0] < PFS_DENT_NAME ? 0 : 2;	/* the 'n' records are one run */
+	if (vlen != PFS_DENT_VLEN || !name_ok(k + 1, klen - 1))
+		return 0;
+	dent_decode(val, &d);
+	if (!is_inode(d.ino) || d.ino == POSFS_ROOT_OID)
+		return 0;
+	dn->e->ino = d.ino;
+	dn->e->type = d.type;
+	dn->e->len = (uint16_t)(klen - 1);
+	memcpy(dn->e->name, k + 1, klen - 1);
+	memcpy(dn->key, key, klen);
+	*dn->klen = klen;
+	return 1;
+}
+
+int pfs_check_dirent_next(struct pfs_store *st, uint64_t dir, uint8_t *key, size_t *klen,
+			  struct pfs_check_dirent *e)
+{
+	struct dirent_next dn = { e, key, klen };
+	uint8_t after[1 + POSFS_NAME_MAX];
+	size_t alen = *klen;
+	int ret;
+
+	/* from "n": the first entry, past whatever keys sort before it */
+	if (!alen || alen > sizeof(after)) {
+		after[0] = PFS_DENT_NAME;
+		alen = 1;
+	} else {
+		memcpy(after, key, alen);	/* the callback moves the cursor */
+	}
+	ret = pfs_store_omap_iterate(st, dir, after, alen, dirent_next_cb, &dn);
+	return ret < 0 ? ret : ret == 1;
 }
 
 /* ---- seqs ----------------------------------------------------------------- */
@@ -643,7 +693,7 @@ static int dent_check(struct names *n, struct dwalk *w, const struct brec *k)
 	struct dent d;
 	int ret;
 
-	name_show(show, sizeof(show), k->key + 1, k->klen - 1u);
+	pfs_check_name_show(show, sizeof(show), k->key + 1, k->klen - 1u);
 	n->entries++;
 	if (!name_ok(k->key + 1, k->klen - 1u) || k->vlen != PFS_DENT_VLEN) {
 		if (!pfs_check_problem(n->c, PFS_PR_DANGLING, "directory %#" PRIx64 ": entry \"%s\""
@@ -740,7 +790,7 @@ static int seq_check(struct names *n, struct dwalk *w, struct brec *k)
 			why = "holds no valid name";
 	}
 	if (!why) {
-		name_show(show, sizeof(show), k->val, k->vlen);
+		pfs_check_name_show(show, sizeof(show), k->val, k->vlen);
 		nkey[0] = PFS_DENT_NAME;
 		memcpy(nkey + 1, k->val, k->vlen);
 		r = pfs_store_omap_get(n->st, w->dir, nkey, k->vlen + 1u, val, sizeof(val));
@@ -855,7 +905,7 @@ static int links_dir(struct names *n, uint64_t dir)
 					return ret;
 				continue;
 			}
-			name_show(show, sizeof(show), k->key + 1, k->klen - 1u);
+			pfs_check_name_show(show, sizeof(show), k->key + 1, k->klen - 1u);
 			if (!pfs_check_problem(n->c, PFS_PR_DIR_LINKS, "directory %#" PRIx64
 					       ": entry \"%s\" names directory %#" PRIx64 ", which "
 					       "is kept in directory %#" PRIx64, dir, show, d.ino,

@@ -14,7 +14,8 @@
  *
  * Repairs drop what is damaged and never allocate: the free trees are not
  * loaded during this pass (the store is opened for fsck), and blocks a
- * repair lets go of are simply not marked.
+ * repair lets go of are simply not marked. Last, the data checksum tables
+ * (csums.c).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -232,7 +233,7 @@ static int extent_mark(struct obj_walk *w, const struct pfs_extent *e)
 		w->why = "points at blocks already in use";
 		return -ESRCH;
 	}
-	w->sectors += sectors_of(c, e->len);
+	w->sectors += sectors_of(c, e->flags & POSFS_EXTENT_COMPRESSED ? e->plen : e->len);
 	return 0;
 }
 
@@ -538,6 +539,7 @@ int pfs_check_objects(struct pfs_check *c)
 
 	for (uint32_t s = 0; s < c->st->nshards; s++)
 		bt.total += c->st->shards[s].hdr.onode_count;
+	bt.total += pfs_check_csum_table_count(c);
 	ret = pfs_map_create(c->maps, "objects", 1, &w.objects);
 	for (uint32_t s = 0; !ret && s < c->st->nshards; s++)
 		ret = walk_radix(c, s, &w);
@@ -545,6 +547,8 @@ int pfs_check_objects(struct pfs_check *c)
 		ret = pfs_map_iterate(w.objects, batch_add, &bt);
 	if (!ret)
 		ret = batch_flush(&bt);
+	if (!ret)
+		ret = pfs_check_csum_tables(c, bt.done, bt.total);
 	free(bt.m.b);
 	return ret;
 }

@@ -119,8 +119,8 @@ int pfs_check_super(struct pfs_check *c)
 	why = needs_check(&c->sb);
 	if (why)
 		pfs_check_info(c, "the file system %s: checking it", why);
-	else if (!c->o->force && !c->res->found)
-		c->res->skipped = true;
+	else if (!c->o->force && !c->o->deep && !c->res->found)
+		c->res->skipped = true;	/* deep mode reads the data of a clean one too */
 out:
 	pfs_dev_close(dev);
 	return ret;

@@ -540,6 +540,47 @@ int pfs_tx_new(struct pfs_tx *tx, uint32_t shard, uint32_t magic, uint64_t owner
 	return 0;
 }
 
+int pfs_tx_rewrite(struct pfs_tx *tx, uint64_t blkno, uint32_t magic, uint64_t owner,
+		   uint16_t level, struct pfs_buf **bp)
+{
+	struct pfs_blockhdr h = {
+		.magic = magic,
+		.size = bsize(tx->st),
+		.level = level,
+		.blkno = blkno,
+		.owner = owner,
+	};
+	struct pfs_shard *sh;
+	struct pfs_buf *b;
+	struct pfs_txb *t;
+	int ret;
+
+	*bp = NULL;
+	if (tx->read_only)
+		return -EROFS;
+	if (pfs_geo_block_shard(&tx->st->sb, blkno) >= 0)
+		return -EINVAL;
+	/* not read: whatever the device holds is replaced */
+	ret = tx_buf(tx, blkno, false, &sh, &b, &t);
+	if (ret)
+		return ret;
+	if (t->state == TXB_READ) {
+		ret = before_save(tx, t);
+		if (ret)
+			return ret;
+		t->state = TXB_DIRTY;
+	}
+	memset(b->data, 0, bsize(tx->st));
+	memcpy(h.uuid, tx->st->sb.uuid, POSFS_UUID_SIZE);
+	pfs_block_hdr_encode(b->data, &h);
+	/* valid now, verified once sealed at commit */
+	b->flags = (b->flags & (PFS_BUF_DIRTY | PFS_BUF_NEW)) | PFS_BUF_VALID;
+	t->raw = false;
+	t->refs++;
+	*bp = b;
+	return 0;
+}
+
 int pfs_tx_new_raw(struct pfs_tx *tx, uint32_t shard, struct pfs_buf **bp)
 {
 	*bp = NULL;

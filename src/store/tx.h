@@ -74,6 +74,19 @@ int pfs_tx_new(struct pfs_tx *tx, uint32_t shard, uint32_t magic,
 	       uint64_t owner, uint16_t level, struct pfs_buf **bp);
 
 /*
+ * A metadata block that is not allocated from a shard's space (a checksum
+ * table block, between a shard's WAL and its data area) written anew,
+ * whatever it holds now: zeroed, its header set as pfs_tx_new sets it,
+ * already dirty, sealed at commit like any other (fsck's repair of a
+ * damaged one). Errors: -EINVAL (a block of a data area: those come from
+ * pfs_tx_new), -EROFS (a read transaction), -EUCLEAN (outside every
+ * shard, or released in this transaction), -EXDEV (its shard is not
+ * locked by tx), -ENOMEM.
+ */
+int pfs_tx_rewrite(struct pfs_tx *tx, uint64_t blkno, uint32_t magic, uint64_t owner,
+		   uint16_t level, struct pfs_buf **bp);
+
+/*
  * Give a metadata block back: its space returns to the shard's free space
  * when the transaction commits (and may be reused only once the commit is
  * durable). Consumes the reference.

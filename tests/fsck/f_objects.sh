@@ -1,5 +1,6 @@
 #!/bin/bash
-# fsck: onode trees, extent maps, omaps (problem codes 0x01xx).
+# fsck: onode trees, extent maps, omaps, data checksum tables (problem codes
+# 0x01xx).
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/fuse/common.sh"
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/fsck/common.sh"
@@ -20,4 +21,6 @@ fsck_case "omap" 0x0106 '^dir1/' omap "$(ino dir1)"
 fsck_case "block count" 0x0107 '' blocks "$(ino medium)"
 fsck_case "inline xattrs" 0x0108 '' xattrs "$(ino dir1/f06)"
 fsck_case "omap count" 0x0109 '' omap-count "$(ino dir1)"
+# its entries are recomputed from the data: every file reads back
+fsck_case "checksum table" 0x0110 '' csum-table 0
 test_done

@@ -1,6 +1,7 @@
 #!/bin/bash
-# fsck.posfs(8) lists every problem code fsck.posfs has, and the options
-# and exit codes behave as the page says (usage 16, operational 8).
+# fsck.posfs(8) lists every problem code fsck.posfs has and the options
+# fsck.posfs -h lists (and no other), and the options and exit codes
+# behave as the page says (usage 16, operational 8).
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 : "${FSCK:=$top_builddir/fsck/fsck.posfs}"
 test_init
@@ -13,6 +14,16 @@ while read -r code name; do
 done <<< "$codes"
 n_page=$(grep -c '^\.B 0x0' "$page")
 expect_eq "man page codes are exactly fsck's" "$n_page" "$(printf '%s\n' "$codes" | wc -l)"
+
+# the options: -h's lines "  -x ..." and "  -x, -y ...", the page's tags
+# (the line after .TP) in OPTIONS
+opts_h=$("$FSCK" -h 2>&1 | sed -n 's/^  \(-[A-Za-z]\)\(, \(-[A-Za-z]\)\)\{0,1\} .*/\1 \3/p' |
+	tr ' ' '\n' | grep . | sort -u | tr '\n' ' ')
+opts_page=$(awk '/^\.SH OPTIONS/ { on = 1; next } /^\.SH / { on = 0 }
+	on && prev == ".TP" { print } { prev = $0 }' "$page" |
+	grep -oE '(^|[ "])\\-[A-Za-z]' | sed 's/.*\\//' | sort -u | tr '\n' ' ')
+[ -n "$opts_h" ] && ok "-h lists options" || not_ok "-h lists no options"
+expect_eq "man page options are exactly -h's" "$opts_page" "$opts_h"
 
 run_status st "$FSCK" -q "$T_DIR/none"
 expect_eq "unknown option: usage error" "$st" 16

@@ -3,13 +3,17 @@
 # the image makes reads of that block fail with EIO (never the wrong bytes),
 # the log names the inode, offset and device block once, the other blocks
 # and files read fine, a partial write into the block fails and a whole one
-# heals it. A file system made with
+# heals it. fsck.posfs -D (deep) reads every file's data and names a
+# damaged file by its path, exits 4 and leaves the superblock's error state
+# alone; without -D it reads no data. A file system made with
 # -O ^data_csum reads what the device holds, as before the feature.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/fuse/common.sh"
 fuse_init
 : "${DAMAGE:=$top_builddir/tests/pfs-damage}"
+: "${FSCK:=$top_builddir/fsck/fsck.posfs}"
 [ -x "$DAMAGE" ] || skip "tests/pfs-damage is not built"
+[ -x "$FSCK" ] || skip "$FSCK is not built"
 
 img=$T_DIR/img
 m=$T_DIR/mnt
@@ -72,6 +76,33 @@ pfs_mount "$img" "$m" || { not_ok "mount after heal"; test_done; exit 1; }
 expect_eq "healed after a remount" "$(py "import os
 fd = os.open('$m/d/a', os.O_RDONLY)
 print(os.pread(fd, 4096, 3 * 4096) == b'y' * 4096, len(os.pread(fd, 65536, 0)))")" "True 65536"
+pfs_umount "$m"
+
+# fsck -D names the damaged file by its path; without -D it reads no data
+"$MKFS" -q -f -s 2 "$img" 256M || exit 99
+pfs_mount "$img" "$m" || { not_ok "mount"; test_done; exit 1; }
+populate
+pfs_umount "$m"
+"$DAMAGE" "$img" data "$A_INO" 0 || { not_ok "pfs-damage data"; test_done; exit 1; }
+run_status st "$FSCK" -fn "$img"
+expect_eq "fsck -fn: data not read, clean" "$st" 0
+run_status st "$FSCK" -fn -D "$img"
+expect_eq "fsck -fn -D: errors left" "$st" 4
+expect_match "fsck -D names the file" "$OUT" "/d/a"
+expect_eq "fsck -D names only it" "$(printf '%s\n' "$OUT" | grep -c '/d/b')" 0
+expect_match "fsck -D: inode, offset and device block" "$OUT" \
+	"/d/a \(inode $A_INO\): 1 bad block: offset 0 \(device block [0-9]+\)"
+run_status st "$FSCK" -fn -E deep "$img"
+expect_eq "fsck -E deep is -D" "$st" 4
+# -y cannot repair data: still 4, and no error state for the metadata
+run_status st "$FSCK" -fy -D "$img"
+expect_eq "fsck -fy -D: data left damaged" "$st" 4
+expect_match "fsck -fy -D: restore from a backup" "$OUT" "[Rr]estore the file from a backup"
+run_status st "$FSCK" -n "$img"
+expect_eq "after -fy -D: the superblock says clean" "$st" 0
+expect_match "after -fy -D: clean, not checked again" "$OUT" "clean, [0-9]+/[0-9]+ blocks"
+pfs_mount "$img" "$m" || { not_ok "mount after fsck -D"; test_done; exit 1; }
+expect_eq "after fsck -D: the other file reads fine" "$(md5sum < "$m/d/b")" "$B_MD5"
 pfs_umount "$m"
 
 # ---- a larger block with smaller chunks ------------------------------------
