@@ -29,6 +29,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "posfs/disk.h"
 #include "posfs/fs.h"
 #include "posfs/store.h"
 #include "posfs.h"
@@ -77,6 +78,12 @@ static void usage(FILE *f)
 "      small_write=BYTES   writes up to BYTES go through the WAL (default:\n"
 "                          the threshold set by mkfs.posfs)\n"
 "      threads=N           at most N request threads (default 10)\n"
+"      compress            compress new data with zstd; sets the compression\n"
+"                          feature on the file system\n"
+"      compress=none       store new data uncompressed, except in files with\n"
+"                          chattr +c\n"
+"      compress_level=N    zstd level, 1 to 19 (default: the level mkfs.posfs\n"
+"                          set, else 3)\n"
 "      readahead=KB        the kernel's readahead on this mount (default 1024;\n"
 "                          0 leaves the kernel's own)\n"
 "      entry_timeout=SECS  how long the kernel caches names (default 1)\n"
@@ -224,6 +231,13 @@ static int parse_one(struct posfs *p, struct opts *o, const char *opt)
 		o->so.small_write = (uint32_t)v;
 	} else if (IS("threads") && val && !parse_uint(val, 1024, &v) && v) {
 		o->threads = (unsigned)v;
+	} else if (IS("compress") && (!val || !strcmp(val, "zstd"))) {
+		o->so.compress = 1;
+	} else if (IS("compress") && !strcmp(val, "none")) {
+		o->so.compress = -1;
+	} else if (IS("compress_level") && val &&
+		   !parse_uint(val, POSFS_COMPRESS_LEVEL_MAX, &v) && v) {
+		o->so.compress_level = (int)v;
 	} else if (IS("readahead") && val && !parse_uint(val, 1u << 20, &v)) {
 		p->readahead_kb = v;
 	} else if (IS("entry_timeout") && val && !parse_secs(val, &p->entry_timeout)) {

@@ -47,6 +47,8 @@ struct mkfs_cfg {
 	int force;
 	bool dry_run, quiet, verbose;
 	bool lazy_wal;
+	bool compress;			/* -O compression */
+	unsigned compress_level;	/* -E compress_level=N; 0 the default */
 };
 
 static void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -92,12 +94,16 @@ static void usage(void)
 	       "  -O FEATURES       features to set or (with ^) clear, comma separated:\n"
 	       "                      data_csum  crc32c of every data chunk, checked on\n"
 	       "                      every read (default: set)\n"
+	       "                      compression  new data compressed with zstd by\n"
+	       "                      default (mount -o compress=none overrides)\n"
 	       "  -E OPTS           extended options, comma separated:\n"
 	       "                      root_owner[=UID:GID]  owner of the root directory\n"
 	       "                      (default: the user running mkfs)\n"
 	       "                      lazy_journal_init[=0|1]  do not zero the WALs\n"
 	       "                      csum_chunk=SIZE  bytes of data per checksum, 512 to\n"
 	       "                      the block size (default 4K)\n"
+	       "                      compress_level=N  zstd level with compression, 1 to\n"
+	       "                      19 (default 3)\n"
 	       "  -n                dry run: check and print the layout, write nothing\n"
 	       "  -f, -F            format even over an existing file system (twice: even\n"
 	       "                    over an image file in use by a loop device)\n"
@@ -250,9 +256,19 @@ static void parse_extended_opts(struct mkfs_cfg *c, char *arg)
 				die_usage("bad csum_chunk '%s' (a power of two from 512 to the block size)",
 					  tok + 11);
 			c->geo.csum_chunk = (uint32_t)v;
+		} else if (!strncmp(tok, "compress_level=", 15)) {
+			char *end;
+			unsigned long v;
+
+			errno = 0;
+			v = strtoul(tok + 15, &end, 10);
+			if (errno || *end || end == tok + 15 || !v || v > POSFS_COMPRESS_LEVEL_MAX)
+				die_usage("bad compress_level '%s' (1 to %u)", tok + 15,
+					  POSFS_COMPRESS_LEVEL_MAX);
+			c->compress_level = (unsigned)v;
 		} else {
 			die_usage("unknown extended option '%s' (root_owner=UID:GID, lazy_journal_init, "
-				  "csum_chunk=SIZE)", tok);
+				  "csum_chunk=SIZE, compress_level=N)", tok);
 		}
 	}
 }
@@ -264,8 +280,10 @@ static void parse_features(struct mkfs_cfg *c, char *arg)
 
 		if (!strcmp(tok + clear, "data_csum"))
 			c->geo.no_data_csum = clear;
+		else if (!strcmp(tok + clear, "compression"))
+			c->compress = !clear;
 		else
-			die_usage("unknown feature '%s' (data_csum)", tok + clear);
+			die_usage("unknown feature '%s' (data_csum, compression)", tok + clear);
 	}
 }
 
@@ -352,6 +370,8 @@ static void parse_args(struct mkfs_cfg *c, int argc, char **argv)
 		die_usage("unexpected argument '%s'", argv[optind]);
 	if (c->geo.small_write && c->geo.wal_bytes && c->geo.wal_bytes < 4ull * c->geo.small_write)
 		die_usage("the WAL must hold at least four small writes (-J size >= 4 x -w)");
+	if (c->compress_level && !c->compress)
+		die_usage("compress_level needs compression (-O compression)");
 	if (c->geo.csum_chunk && c->geo.no_data_csum)
 		die_usage("csum_chunk needs data_csum (-O ^data_csum turns checksums off)");
 	if (c->geo.csum_chunk > (c->geo.block_size ? c->geo.block_size : POSFS_MIN_BLOCK_SIZE))
@@ -444,6 +464,11 @@ static void print_summary(const struct mkfs_cfg *c, const struct pfs_super *sb,
 		printf("Data checksums:    crc32c per %u bytes\n", sb->csum_chunk);
 	else
 		printf("Data checksums:    none\n");
+	if (sb->compress)
+		printf("Compression:       zstd, level %u, by default\n",
+		       sb->compress_level ? sb->compress_level : POSFS_COMPRESS_LEVEL_DEFAULT);
+	else
+		printf("Compression:       off by default (mount -o compress turns it on)\n");
 	printf("Block size:        %u bytes (device sector %u bytes)\n",
 	       sb->block_size, info->logical_sector);
 	if (info->atomic_source == PFS_ATOMIC_NONE)
@@ -641,6 +666,11 @@ int main(int argc, char **argv)
 	}
 	memcpy(sb.label, c.label, sizeof(sb.label));
 	sb.feature_incompat = POSFS_FEATURE_global_wal;
+	if (c.compress) {
+		sb.feature_incompat |= POSFS_FEATURE_compression;
+		sb.compress = POSFS_COMPRESS_ZSTD;
+		sb.compress_level = (uint8_t)c.compress_level;
+	}
 	sb.state = POSFS_STATE_CLEAN;
 	sb.errors = 1;
 	sb.mkfs_time = (uint64_t)time(NULL);

@@ -104,6 +104,8 @@ struct pfs_super {
 	uint64_t root_oid;
 	uint32_t root_uid;
 	uint32_t root_gid;
+	uint8_t compress;		/* POSFS_COMPRESS_* */
+	uint8_t compress_level;		/* 0: POSFS_COMPRESS_LEVEL_DEFAULT */
 	uint8_t uuid[POSFS_UUID_SIZE];
 	char label[POSFS_LABEL_SIZE + 1];	/* NUL-terminated */
 	char last_mounted[64 + 1];		/* NUL-terminated */
@@ -212,6 +214,11 @@ struct pfs_mkfs_params {
 	bool no_data_csum;		/* no data checksums (data_csum off) */
 	uint32_t csum_chunk;		/* bytes per data checksum; 0: the default */
 };
+
+#define POSFS_COMPRESS_NONE		0
+#define POSFS_COMPRESS_ZSTD		1
+#define POSFS_COMPRESS_LEVEL_DEFAULT	3
+#define POSFS_COMPRESS_LEVEL_MAX	19
 
 #define POSFS_CSUM_CHUNK_DEFAULT	4096u
 #define POSFS_CSUM_CHUNK_MIN		512u

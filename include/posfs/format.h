@@ -131,7 +131,7 @@ enum pfs_feature_incompat { POSFS_FEATURES_INCOMPAT(POSFS_FEATURE_BIT_) };
 /* What this version of libposfs implements. */
 #define POSFS_FEATURE_COMPAT_SUPP	0u
 #define POSFS_FEATURE_RO_COMPAT_SUPP	POSFS_FEATURE_data_csum
-#define POSFS_FEATURE_INCOMPAT_SUPP	POSFS_FEATURE_global_wal
+#define POSFS_FEATURE_INCOMPAT_SUPP	(POSFS_FEATURE_global_wal | POSFS_FEATURE_compression)
 
 /* Superblock state (pfs_dsuper.state), as ext4's s_state. */
 #define POSFS_STATE_CLEAN	0x0001u	/* unmounted cleanly */
@@ -197,7 +197,9 @@ struct pfs_dsuper {
 	pfs_le64 root_oid;		/* 0x0c8 oid of the root directory, POSFS_ROOT_OID */
 	pfs_le32 root_uid;		/* 0x0d0 owner of the root directory at mkfs */
 	pfs_le32 root_gid;		/* 0x0d4 group of the root directory at mkfs */
-	uint8_t reserved0[40];		/* 0x0d8 zero */
+	uint8_t compress;		/* 0x0d8 new data compressed by default: 0 no, 1 zstd (needs compression) */
+	uint8_t compress_level;		/* 0x0d9 zstd level, 1 to 19; 0: the default, 3 */
+	uint8_t reserved0[38];		/* 0x0da zero */
 	char label[64];			/* 0x100 volume label, NUL padded */
 	char last_mounted[64];		/* 0x140 directory where last mounted, NUL padded */
 	uint8_t reserved[3712];		/* 0x180 zero */
@@ -321,7 +323,7 @@ struct pfs_dxattr {
 /* Extent record: inline in an onode or in an extent B+tree leaf. */
 #define POSFS_EXTENT_UNWRITTEN	0x0001u	/* allocated, reads as zeros */
 #define POSFS_EXTENT_SHARED	0x0002u	/* blocks in the shard's refcount tree */
-#define POSFS_EXTENT_COMPRESSED	0x0004u	/* zstd frame of plen blocks */
+#define POSFS_EXTENT_COMPRESSED	0x0004u	/* zstd frame of len blocks in plen, zero padded */
 
 struct pfs_dextent {
 	pfs_le64 lblk;			/* 0x00 first logical block in the object */
@@ -329,7 +331,7 @@ struct pfs_dextent {
 	pfs_le32 len;			/* 0x10 logical blocks */
 	pfs_le32 plen;			/* 0x14 device blocks (len unless compressed) */
 	pfs_le32 flags;			/* 0x18 POSFS_EXTENT_* */
-	pfs_le32 csum;			/* 0x1c crc32c of a compressed frame, else 0 */
+	pfs_le32 csum;			/* 0x1c compressed: pfs_data_csum of its plen blocks, else 0 */
 };
 
 /*

@@ -56,6 +56,15 @@ struct pfs_store_opts {
 	 */
 	void (*data_error)(void *arg, uint64_t oid, uint64_t off, uint64_t blkno);
 	void *data_error_arg;
+	/*
+	 * Compression of new data of objects without FS_COMPR_FL or
+	 * FS_NOCOMP_FL in their chattr flags (those always, never): 0 as the
+	 * superblock's default; 1 zstd (the compression feature is set if
+	 * missing, unless read-only); -1 none. Objects are
+	 * compressed only on a file system with the compression feature.
+	 */
+	int compress;
+	int compress_level;		/* 1 to 19; 0: the superblock's */
 };
 
 /*

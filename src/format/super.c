@@ -71,6 +71,8 @@ void pfs_super_to_disk(const struct pfs_super *sb, uint64_t off,
 	d->root_oid = le64_put(sb->root_oid);
 	d->root_uid = le32_put(sb->root_uid);
 	d->root_gid = le32_put(sb->root_gid);
+	d->compress = sb->compress;
+	d->compress_level = sb->compress_level;
 	copy_str_out(d->label, sizeof(d->label), sb->label);
 	copy_str_out(d->last_mounted, sizeof(d->last_mounted), sb->last_mounted);
 	pfs_block_seal(d);
@@ -138,6 +140,8 @@ int pfs_super_from_disk(const struct pfs_dsuper *d, uint64_t off,
 	sb->root_oid = le64_get(d->root_oid);
 	sb->root_uid = le32_get(d->root_uid);
 	sb->root_gid = le32_get(d->root_gid);
+	sb->compress = d->compress;
+	sb->compress_level = d->compress_level;
 	memcpy(sb->label, d->label, sizeof(d->label));
 	sb->label[sizeof(d->label)] = 0;
 	memcpy(sb->last_mounted, d->last_mounted, sizeof(d->last_mounted));
@@ -172,6 +176,9 @@ int pfs_super_check(const struct pfs_super *sb)
 			       sb->csum_chunk > bs))
 		return -EUCLEAN;
 	if (!sb->csum_chunk != !(sb->feature_ro_compat & POSFS_FEATURE_data_csum))
+		return -EUCLEAN;
+	if (sb->compress > POSFS_COMPRESS_ZSTD || sb->compress_level > POSFS_COMPRESS_LEVEL_MAX ||
+	    (sb->compress && !(sb->feature_incompat & POSFS_FEATURE_compression)))
 		return -EUCLEAN;
 	head_blocks = (POSFS_HEAD_SIZE + bs - 1) / bs;
 	if (sb->total_blocks > UINT64_MAX / bs / 2)

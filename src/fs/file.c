@@ -253,6 +253,11 @@ ssize_t pfs_fs_copy_range(struct pfs_fs *fs, uint64_t ino_in, uint64_t off_in,
 		if (head > len)
 			head = len;
 		mid = (len - head) / bs * (uint64_t)bs;
+		/* a range to src's end whose destination ends at or past dst's
+		 * end clones its last block too (bytes past the end are zeros:
+		 * a compressed extent is shared whole, not unpacked) */
+		if (off_in + len == si.size && off_out + len >= so.size)
+			mid = len - head;
 	}
 	tail = len - head - mid;
 	if (head + tail > COPY_MAX) {

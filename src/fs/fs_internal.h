@@ -19,6 +19,7 @@
 #ifndef POSFS_FS_INTERNAL_H
 #define POSFS_FS_INTERNAL_H
 
+#include <linux/fs.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -108,6 +109,10 @@ int pfs_fs_reap(struct pfs_fs *fs, uint64_t ino);
  * with listed, its orphan record goes in the last step. -E2BIG when it is
  * still too large with no data left. */
 int pfs_fs_remove_steps(struct pfs_store *st, uint64_t ino, bool listed);
+/* chattr flags a new inode takes from its directory, as ext4's: compress
+ * (c), no compression (m), no atime (A), no dump (d). */
+#define PFS_FS_FL_INHERITED	(FS_COMPR_FL | FS_NOCOMP_FL | FS_NOATIME_FL | FS_NODUMP_FL)
+
 /* A write or truncate by cred clears set-ID bits (it lacks CAP_FSETID). */
 bool pfs_fs_cred_kills(const struct pfs_fs_cred *cred);
 /* Suid/sgid bits a write by cred clears from mode (0 when none). */

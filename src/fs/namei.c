@@ -355,6 +355,7 @@ static int create_node(struct pfs_fs *fs, uint64_t dir, const char *name, uint32
 	a.rdev = (S_ISCHR(mode) || S_ISBLK(mode)) ? rdev : 0;
 	a.atime = a.mtime = a.ctime = a.btime = now;
 	a.parent = S_ISDIR(mode) ? dir : 0;
+	a.attr_flags = po.attr_flags & PFS_FS_FL_INHERITED;
 	pfs_txn_create(&t, d.ino, &a);
 	pfs_acl_new_emit(&t, d.ino, &acl);	/* acl.c invariant 3 */
 	if (target)

@@ -36,6 +36,7 @@
  * did not take (-EXDEV) begins again with it.
  */
 #include <errno.h>
+#include <linux/fs.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -44,6 +45,7 @@
 #include "posfs/store.h"
 #include "format/endian.h"
 #include "store/btree.h"
+#include "store/compress.h"
 #include "store/csum.h"
 #include "store/extmap.h"
 #include "store/omap.h"
@@ -486,9 +488,21 @@ static int ext_find(struct objctx *c, struct obj *ob, uint64_t lblk, struct pfs_
 	if (ret)
 		return ret;
 	ext_get(&d, e);
-	if (e->flags & POSFS_EXTENT_COMPRESSED)
-		return -EUCLEAN;	/* not written by this version */
 	return lblk < e->lblk + e->len ? 0 : -ENOENT;
+}
+
+/* Device blocks an extent holds (a compressed one, fewer than it maps). */
+static uint64_t ext_pblocks(const struct pfs_extent *e)
+{
+	return e->flags & POSFS_EXTENT_COMPRESSED ? e->plen : e->len;
+}
+
+/* Give an extent's device blocks back (a shared one: its count). */
+static int ext_release(struct objctx *c, const struct pfs_extent *e, uint64_t pblk, uint64_t n)
+{
+	if (e->flags & POSFS_EXTENT_SHARED)
+		return pfs_refcount_dec(c->tx, pblk, n);
+	return pfs_tx_free_data(c->tx, pblk, n);
 }
 
 static uint64_t sectors(struct pfs_store *st, uint64_t blocks)
@@ -505,9 +519,9 @@ static int ext_insert(struct objctx *c, struct obj *ob, const struct pfs_extent 
 	struct pfs_dextent d;
 
 	ob->dirty = true;
-	ob->o.blocks += sectors(c->st, e->len);
-	if (e->lblk && !ext_find(c, ob, e->lblk - 1, &l) && l.pblk + l.len == e->pblk &&
-	    l.flags == e->flags && (uint64_t)l.len + e->len <= UINT32_MAX) {
+	ob->o.blocks += sectors(c->st, ext_pblocks(e));
+	if (e->lblk && !(e->flags & POSFS_EXTENT_COMPRESSED) && !ext_find(c, ob, e->lblk - 1, &l) &&
+	    l.pblk + l.len == e->pblk && l.flags == e->flags && (uint64_t)l.len + e->len <= UINT32_MAX) {
 		l.len += e->len;
 		l.plen = l.len;
 		d = ext_put(&l);
@@ -516,6 +530,11 @@ static int ext_insert(struct objctx *c, struct obj *ob, const struct pfs_extent 
 	d = ext_put(e);
 	return pfs_extmap_insert(&em, &d);
 }
+
+static int unpack_extent(struct objctx *c, struct obj *ob, const struct pfs_extent *e);
+static int frame_fetch(struct pfs_store *st, const struct pfs_extent *e, uint8_t **frame);
+static int frame_unpack(struct pfs_store *st, uint64_t oid, const struct pfs_extent *e,
+			const uint8_t *frame, uint8_t **plain);
 
 /* Unmap [start, end) and free its blocks. */
 static int ext_punch(struct objctx *c, struct obj *ob, uint64_t start, uint64_t end)
@@ -546,14 +565,28 @@ static int ext_punch(struct objctx *c, struct obj *ob, uint64_t start, uint64_t 
 		} else if (ret) {
 			return ret;
 		}
-		if (e.flags & POSFS_EXTENT_COMPRESSED)
-			return -EUCLEAN;
 		cs = e.lblk > start ? e.lblk : start;
 		ce = e.lblk + e.len < end ? e.lblk + e.len : end;
-		if (e.flags & POSFS_EXTENT_SHARED)
-			ret = pfs_refcount_dec(c->tx, e.pblk + (cs - e.lblk), ce - cs);
-		else
-			ret = pfs_tx_free_data(c->tx, e.pblk + (cs - e.lblk), ce - cs);
+		if (e.flags & POSFS_EXTENT_COMPRESSED) {
+			/* a frame is never cut: all of it goes, or it is
+			 * unpacked into plain blocks first */
+			if (cs != e.lblk || ce != e.lblk + e.len) {
+				ret = unpack_extent(c, ob, &e);
+				if (ret)
+					return ret;
+				continue;
+			}
+			ret = ext_release(c, &e, e.pblk, e.plen);
+			if (!ret)
+				ret = pfs_extmap_delete(&em, e.lblk);
+			if (ret)
+				return ret;
+			ob->dirty = true;
+			ob->o.blocks -= sectors(c->st, e.plen);
+			start = ce;
+			continue;
+		}
+		ret = ext_release(c, &e, e.pblk + (cs - e.lblk), ce - cs);
 		if (ret)
 			return ret;
 		ob->dirty = true;
@@ -627,6 +660,12 @@ static int small_block(struct objctx *c, struct obj *ob, uint64_t lblk, uint32_t
 	int ret;
 
 	ret = ext_find(c, ob, lblk, &e);
+	if (!ret && (e.flags & POSFS_EXTENT_COMPRESSED)) {
+		/* never in place: plain blocks first */
+		ret = unpack_extent(c, ob, &e);
+		if (!ret)
+			ret = ext_find(c, ob, lblk, &e);
+	}
 	if (!ret && (e.flags & POSFS_EXTENT_SHARED)) {
 		/* copy on write: a block of our own with the old bytes (none
 		 * needed when the write covers the block) */
@@ -713,6 +752,16 @@ static int read_block(struct objctx *c, struct obj *ob, uint64_t lblk, uint8_t *
 	}
 	if (ret)
 		return ret;
+	if (e.flags & POSFS_EXTENT_COMPRESSED) {
+		uint8_t *frame, *plain;
+
+		ret = frame_fetch(c->st, &e, &frame);
+		if (!ret)
+			ret = frame_unpack(c->st, ob->oid, &e, frame, &plain);
+		if (!ret)
+			memcpy(buf, plain + (lblk - e.lblk) * bs, bs);
+		return ret;
+	}
 	ret = pfs_tx_get_raw(c->tx, e.pblk + (lblk - e.lblk), &b);
 	if (ret)
 		return ret;
@@ -747,61 +796,284 @@ static int spill_shard(struct objctx *c, uint32_t home, uint32_t *cur)
 	return 0;
 }
 
-/* A large write: new extents, data written before the commit. */
-static int write_out_of_place(struct objctx *c, struct obj *ob, uint64_t off, uint64_t len,
-			      const uint8_t *data)
-{
-	struct pfs_store *st = c->st;
-	uint32_t bs = st->sb.block_size, shard = POSFS_OID_SHARD(ob->oid), from = shard;
-	uint64_t first = off / bs, last = (off + len - 1) / bs, n = last - first + 1;
-	uint64_t done = 0, hint = 0;
-	struct pfs_extent prev;
-	uint8_t *buf;
-	int ret;
+/* ---- compressed frames -------------------------------------------------- */
 
-	buf = scratch_get(n * bs, pfs_dev_info(st->dev)->dio_mem_align);
-	if (!buf)
+/* Each thread's frame and plain buffers (compress.h: PFS_COMPRESS_MAX, or
+ * a block when larger), aligned for device I/O. */
+static struct pfs_thread_buf zframe_buf = PFS_THREAD_BUF_INIT;
+static struct pfs_thread_buf zplain_buf = PFS_THREAD_BUF_INIT;
+
+static size_t zbuf_len(const struct pfs_store *st)
+{
+	return PFS_COMPRESS_MAX > st->sb.block_size ? PFS_COMPRESS_MAX : st->sb.block_size;
+}
+
+/* A compressed extent's frame from the device (home since its commit and
+ * never changed in place) into the thread's frame buffer. */
+static int frame_fetch(struct pfs_store *st, const struct pfs_extent *e, uint8_t **frame)
+{
+	uint32_t bs = st->sb.block_size;
+
+	if ((uint64_t)e->plen * bs > zbuf_len(st) || e->plen > e->len)
+		return -EUCLEAN;
+	*frame = pfs_thread_buf_get(&zframe_buf, zbuf_len(st));
+	if (!*frame)
 		return -ENOMEM;
-	if (off % bs)
-		ret = read_block(c, ob, first, buf);
-	else
-		ret = 0;
-	if (!ret && (off + len) % bs && (last != first || !(off % bs)))
-		ret = read_block(c, ob, last, buf + (n - 1) * bs);
-	if (ret)
-		goto out;
-	memcpy(buf + off % bs, data, len);
-	if (first && !ext_find(c, ob, first - 1, &prev))
-		hint = prev.pblk + (first - 1 - prev.lblk) + 1;
-	ret = ext_punch(c, ob, first, last + 1);
+	return pfs_dev_pread(st->dev, *frame, (size_t)e->plen * bs, e->pblk * bs);
+}
+
+/* Check a fetched frame (C2) and decompress it into the thread's plain
+ * buffer: -EIO, reported, when it does not match or does not decompress. */
+static int frame_unpack(struct pfs_store *st, uint64_t oid, const struct pfs_extent *e,
+			const uint8_t *frame, uint8_t **plain)
+{
+	uint32_t bs = st->sb.block_size;
+	size_t n = (size_t)e->len * bs;
+
+	if (n > zbuf_len(st))
+		return -EUCLEAN;
+	*plain = pfs_thread_buf_get(&zplain_buf, zbuf_len(st));
+	if (!*plain)
+		return -ENOMEM;
+	if (pfs_data_csum(e->pblk * bs, frame, (size_t)e->plen * bs) != e->csum ||
+	    pfs_decompress(frame, (size_t)e->plen * bs, *plain, n))
+		return pfs_store_data_error(st, oid, e->lblk * bs, e->pblk);
+	return 0;
+}
+
+/* ---- writes out of place -------------------------------------------------- */
+
+/* zstd level for new data of ob, or 0: not compressed (compress.h). */
+static int compress_level(const struct objctx *c, const struct obj *ob)
+{
+	if (!(c->st->sb.feature_incompat & POSFS_FEATURE_compression) ||
+	    (ob->o.attr_flags & FS_NOCOMP_FL))
+		return 0;
+	if (!(ob->o.attr_flags & FS_COMPR_FL) && !c->st->compress)
+		return 0;
+	return c->st->compress_level;
+}
+
+/* Where the blocks after lblk - 1 would best go: right after it. */
+static uint64_t alloc_hint(struct objctx *c, struct obj *ob, uint64_t lblk)
+{
+	struct pfs_extent prev;
+
+	if (!lblk || ext_find(c, ob, lblk - 1, &prev))
+		return 0;
+	if (prev.flags & POSFS_EXTENT_COMPRESSED)
+		return prev.pblk + prev.plen;
+	return prev.pblk + (lblk - 1 - prev.lblk) + 1;
+}
+
+/* n plain blocks at lblk from data (a hole now), in as many extents as
+ * the free space gives. */
+static int write_plain(struct objctx *c, struct obj *ob, uint64_t lblk, uint64_t n,
+		       const uint8_t *data, uint32_t *from, uint64_t *hint)
+{
+	uint32_t bs = c->st->sb.block_size, shard = POSFS_OID_SHARD(ob->oid);
+	uint64_t done = 0;
+	int ret = 0;
+
 	while (!ret && done < n) {
 		uint64_t start, got;
 		struct pfs_extent e;
 
-		ret = pfs_tx_alloc_data(c->tx, from, n - done > UINT32_MAX ? UINT32_MAX : n - done,
-					hint, false, &start, &got);
+		ret = pfs_tx_alloc_data(c->tx, *from, n - done > UINT32_MAX ? UINT32_MAX : n - done,
+					*hint, false, &start, &got);
 		if (ret == -ENOSPC) {
-			ret = spill_shard(c, shard, &from);
-			hint = 0;
+			ret = spill_shard(c, shard, from);
+			*hint = 0;
 			continue;
 		}
 		if (ret)
 			break;
-		ret = pfs_csum_record(c->tx, start, got, buf + done * bs);	/* C1 */
+		ret = pfs_csum_record(c->tx, start, got, data + done * bs);	/* C1 */
 		if (!ret)
-			ret = pfs_dev_pwrite(st->dev, buf + done * bs, got * bs, start * bs);
+			ret = pfs_dev_pwrite(c->st->dev, data + done * bs, got * bs, start * bs);
 		if (ret)
 			break;
-		e = (struct pfs_extent){ .lblk = first + done, .pblk = start, .len = (uint32_t)got,
+		e = (struct pfs_extent){ .lblk = lblk + done, .pblk = start, .len = (uint32_t)got,
 					 .plen = (uint32_t)got,
-					 .flags = from != shard ? POSFS_EXTENT_SHARED : 0 };
+					 .flags = *from != shard ? POSFS_EXTENT_SHARED : 0 };
 		ret = ext_insert(c, ob, &e);
 		done += got;
-		hint = start + got;
+		*hint = start + got;
+	}
+	return ret;
+}
+
+/*
+ * n blocks at lblk from data (a hole now) as one compressed extent: 1 when
+ * stored so, 0 when the frame would not save an eighth (BlueStore's
+ * required ratio, 0.875) and the caller stores them plain.
+ */
+static int write_compressed(struct objctx *c, struct obj *ob, uint64_t lblk, uint64_t n,
+			    const uint8_t *data, int level, uint32_t *from, uint64_t *hint)
+{
+	uint32_t bs = c->st->sb.block_size, shard = POSFS_OID_SHARD(ob->oid);
+	size_t raw = (size_t)n * bs, cap = (raw - raw / 8) / bs * bs;
+	uint8_t *frame = pfs_thread_buf_get(&zframe_buf, zbuf_len(c->st));
+	uint64_t start, got, plen;
+	struct pfs_extent e;
+	long z;
+	int ret;
+
+	if (!frame)
+		return -ENOMEM;
+	z = pfs_compress(data, raw, frame, cap, level);
+	if (z <= 0)
+		return (int)z;
+	plen = ((uint64_t)z + bs - 1) / bs;
+	memset(frame + z, 0, plen * bs - (uint64_t)z);
+	for (;;) {
+		ret = pfs_tx_alloc_data(c->tx, *from, plen, *hint, true, &start, &got);
+		if (ret != -ENOSPC)
+			break;
+		ret = spill_shard(c, shard, from);
+		*hint = 0;
+		if (ret)
+			return ret;
+	}
+	if (ret)
+		return ret;
+	ret = pfs_dev_pwrite(c->st->dev, frame, plen * bs, start * bs);
+	if (ret)
+		return ret;
+	e = (struct pfs_extent){ .lblk = lblk, .pblk = start, .len = (uint32_t)n,
+				 .plen = (uint32_t)plen,
+				 .flags = POSFS_EXTENT_COMPRESSED |
+					  (*from != shard ? POSFS_EXTENT_SHARED : 0),
+				 .csum = pfs_data_csum(start * bs, frame, plen * bs) };
+	ret = ext_insert(c, ob, &e);
+	*hint = start + plen;
+	return ret ? ret : 1;
+}
+
+/*
+ * n whole blocks at first from buf, out of place, in place of what they
+ * mapped; with level > 0 in compressed extents of at most PFS_COMPRESS_MAX
+ * (ending at its multiples, so that rewrites of a region line up) where
+ * they are at least PFS_COMPRESS_MIN and save an eighth.
+ */
+static int write_blocks(struct objctx *c, struct obj *ob, uint64_t first, uint64_t n,
+			const uint8_t *buf, int level)
+{
+	uint32_t bs = c->st->sb.block_size, from = POSFS_OID_SHARD(ob->oid);
+	uint64_t unit = PFS_COMPRESS_MAX / bs, least = PFS_COMPRESS_MIN / bs, done = 0;
+	uint64_t hint = alloc_hint(c, ob, first);
+	int ret = ext_punch(c, ob, first, first + n);
+
+	if (least < 2)
+		least = 2;
+	while (!ret && done < n) {
+		uint64_t lb = first + done, run = n - done;
+
+		if (level && unit >= least) {
+			uint64_t stop = (lb / unit + 1) * unit;
+
+			if (stop - lb < run)
+				run = stop - lb;
+			if (run >= least) {
+				ret = write_compressed(c, ob, lb, run, buf + done * bs, level, &from,
+						       &hint);
+				if (ret == 1) {
+					done += run;
+					ret = 0;
+					continue;
+				}
+				if (ret)
+					break;
+			}
+		}
+		ret = write_plain(c, ob, lb, run, buf + done * bs, &from, &hint);
+		done += run;
 	}
 	if (!ret)
 		pfs_tx_note_data(c->tx);
-out:
+	return ret;
+}
+
+/* A compressed extent becomes plain blocks (before a write into it, or a
+ * punch or clone of part of it): the same bytes, its frame released. */
+static int unpack_extent(struct objctx *c, struct obj *ob, const struct pfs_extent *e)
+{
+	uint8_t *frame, *plain;
+	int ret = frame_fetch(c->st, e, &frame);
+
+	if (!ret)
+		ret = frame_unpack(c->st, ob->oid, e, frame, &plain);
+	if (!ret)
+		ret = write_blocks(c, ob, e->lblk, e->len, plain, 0);
+	return ret;
+}
+
+/* The current bytes of n logical blocks from lb into buf (a compressed
+ * extent's frame unpacked once for all the blocks it holds). */
+static int read_range(struct objctx *c, struct obj *ob, uint64_t lb, uint64_t n, uint8_t *buf)
+{
+	uint32_t bs = c->st->sb.block_size;
+	int ret = 0;
+
+	for (uint64_t i = 0; !ret && i < n;) {
+		struct pfs_extent e;
+		uint8_t *frame, *plain;
+		uint64_t k;
+
+		if (ext_find(c, ob, lb + i, &e) || !(e.flags & POSFS_EXTENT_COMPRESSED)) {
+			ret = read_block(c, ob, lb + i, buf + i * bs);
+			i++;
+			continue;
+		}
+		ret = frame_fetch(c->st, &e, &frame);
+		if (!ret)
+			ret = frame_unpack(c->st, ob->oid, &e, frame, &plain);
+		k = e.lblk + e.len - (lb + i) < n - i ? e.lblk + e.len - (lb + i) : n - i;
+		if (!ret)
+			memcpy(buf + i * bs, plain + (lb + i - e.lblk) * bs, k * bs);
+		i += k;
+	}
+	return ret;
+}
+
+/*
+ * A large write: new extents, data written before the commit. A
+ * compressed extent at either edge is taken in whole, its old bytes
+ * around the new ones, so that its frame is written again (compressed
+ * again) rather than cut or unpacked: an appending writer keeps its data
+ * compressed.
+ */
+static int write_out_of_place(struct objctx *c, struct obj *ob, uint64_t off, uint64_t len,
+			      const uint8_t *data)
+{
+	struct pfs_store *st = c->st;
+	uint32_t bs = st->sb.block_size;
+	uint64_t first = off / bs, last = (off + len - 1) / bs, n, head, tail;
+	struct pfs_extent e;
+	uint8_t *buf;
+	int ret = 0;
+
+	if (!ext_find(c, ob, off / bs, &e) && (e.flags & POSFS_EXTENT_COMPRESSED))
+		first = e.lblk;
+	if (!ext_find(c, ob, last, &e) && (e.flags & POSFS_EXTENT_COMPRESSED))
+		last = e.lblk + e.len - 1;
+	n = last - first + 1;
+	/* blocks [first, first + head) and [tail, last] hold old bytes */
+	head = off / bs - first + (off % bs ? 1 : 0);
+	tail = (off + len) / bs;
+	if (tail < first + head)
+		tail = first + head;
+	buf = scratch_get(n * bs, pfs_dev_info(st->dev)->dio_mem_align);
+	if (!buf)
+		return -ENOMEM;
+	if (head)
+		ret = read_range(c, ob, first, head, buf);
+	if (!ret && tail <= last)
+		ret = read_range(c, ob, tail, last - tail + 1, buf + (tail - first) * bs);
+	if (!ret) {
+		memcpy(buf + (off - first * bs), data, len);
+		ret = write_blocks(c, ob, first, n, buf, compress_level(c, ob));
+	}
 	scratch_put(buf);
 	return ret;
 }
@@ -865,6 +1137,14 @@ static void inline_write(struct obj *ob, uint64_t off, uint64_t end, const void 
 	ob->dirty = true;
 }
 
+/* Does a compressed extent hold logical block lb? */
+static bool in_frame(struct objctx *c, struct obj *ob, uint64_t lb)
+{
+	struct pfs_extent e;
+
+	return !ext_find(c, ob, lb, &e) && (e.flags & POSFS_EXTENT_COMPRESSED);
+}
+
 static int op_write(struct objctx *c, const struct pfs_op *op, bool zero)
 {
 	uint32_t bs = c->st->sb.block_size;
@@ -893,9 +1173,13 @@ static int op_write(struct objctx *c, const struct pfs_op *op, bool zero)
 	ret = inline_to_extents(c, ob);
 	if (ret)
 		return ret;
-	/* large writes go out of place; so do small ones when the object's
-	 * shard has no room for them (out of place, they may spill over) */
+	/* large writes go out of place, and those that may be compressed,
+	 * and those into a compressed extent (its frame is written again
+	 * with them); so do small ones when the object's shard has no room
+	 * for them (out of place, they may spill over) */
 	if (!zero && (op->len > c->st->small_write ||
+		      (op->len >= PFS_COMPRESS_MIN && compress_level(c, ob)) ||
+		      in_frame(c, ob, off / bs) || in_frame(c, ob, (end - 1) / bs) ||
 		      pfs_tx_space_short(c->tx, POSFS_OID_SHARD(op->oid),
 					 (end - 1) / bs - off / bs + 1)))
 		ret = write_out_of_place(c, ob, off, op->len, src);
@@ -959,11 +1243,7 @@ static int free_extent_cb(void *arg, const void *rec)
 	struct pfs_extent e;
 
 	ext_get(rec, &e);
-	if (e.flags & POSFS_EXTENT_COMPRESSED)
-		return -EUCLEAN;
-	if (e.flags & POSFS_EXTENT_SHARED)
-		return pfs_refcount_dec(c->tx, e.pblk, e.len);
-	return pfs_tx_free_data(c->tx, e.pblk, e.len);
+	return ext_release(c, &e, e.pblk, ext_pblocks(&e));
 }
 
 static struct pfs_omap omap_of(struct obj *ob)
@@ -1022,6 +1302,14 @@ static int ext_mark_shared(struct objctx *c, struct obj *ob, const struct pfs_ex
 
 	if (e->flags & POSFS_EXTENT_SHARED)
 		return 0;
+	if (e->flags & POSFS_EXTENT_COMPRESSED) {
+		/* shared whole (the caller never cuts a frame) */
+		part = *e;
+		part.flags |= POSFS_EXTENT_SHARED;
+		d = ext_put(&part);
+		ob->dirty = true;
+		return pfs_extmap_update(&em, &d);
+	}
 	if (lb > e->lblk) {
 		part = *e;
 		part.len = part.plen = (uint32_t)(lb - e->lblk);
@@ -1149,6 +1437,24 @@ static int op_clone_range(struct objctx *c, const struct pfs_op *op)
 		if (piece > n - i)
 			piece = n - i;
 		if (e.flags & POSFS_EXTENT_UNWRITTEN) {
+			i += piece;
+			continue;
+		}
+		if (e.flags & POSFS_EXTENT_COMPRESSED) {
+			/* a frame is shared whole (home on the device since
+			 * its commit, in any shard), or unpacked first */
+			if (slb + i != e.lblk || piece != e.len) {
+				ret = unpack_extent(c, src, &e);
+				continue;
+			}
+			ret = ext_mark_shared(c, src, &e, e.lblk, e.len);
+			if (!ret)
+				ret = pfs_refcount_inc(c->tx, e.pblk, e.plen);
+			de = e;
+			de.lblk = dlb + i;
+			de.flags |= POSFS_EXTENT_SHARED;
+			if (!ret)
+				ret = ext_insert(c, dst, &de);
 			i += piece;
 			continue;
 		}
@@ -1791,6 +2097,39 @@ static ssize_t store_read(struct pfs_store *st, uint64_t oid, uint64_t off, size
 		}
 		if (ret)
 			break;
+		if (e.flags & POSFS_EXTENT_COMPRESSED) {
+			/* the frame, read as a run is (its blocks change only
+			 * by a checkpoint's reuse), then checked and unpacked
+			 * under the lock: only the extent the read touches */
+			uint8_t *frame, *plain;
+			uint64_t stop = (e.lblk + e.len) * bs < end ? (e.lblk + e.len) * bs : end;
+
+			unlocked = tries < READ_UNLOCKED_TRIES;
+			gen = st->ckpt_started;
+			if (unlocked)
+				read_end(&c);
+			ret = frame_fetch(st, &e, &frame);
+			if (unlocked) {
+				int r2 = read_begin(st, oid, &c, &ob);
+
+				if (r2) {
+					scratch_put(bounce);
+					return r2;
+				}
+			}
+			if (ret)
+				break;
+			if (st->ckpt_started != gen && tries < READ_UNLOCKED_TRIES) {
+				tries++;
+				continue;
+			}
+			ret = frame_unpack(st, oid, &e, frame, &plain);
+			if (ret)
+				break;
+			memcpy(out + (pos - off), plain + (pos - e.lblk * bs), stop - pos);
+			pos = stop;
+			continue;
+		}
 		/* mapped: read the run from the device, then what the cache has newer */
 		n = e.lblk + e.len - lb;
 		if (n > READ_RUN_BLOCKS)

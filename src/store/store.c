@@ -264,6 +264,24 @@ int pfs_store_load_space(struct pfs_store *st)
 	return ret;
 }
 
+/* The compression policy: the superblock's, or the mount's; a mount that
+ * asks for it on a file system without the feature sets the feature (the
+ * superblock is written by the open right after). */
+static int compress_setup(struct pfs_store *st, const struct pfs_store_opts *o)
+{
+	int want = o ? o->compress : 0;
+
+	st->compress_level = o && o->compress_level ? o->compress_level :
+			     st->sb.compress_level ? st->sb.compress_level :
+			     POSFS_COMPRESS_LEVEL_DEFAULT;
+	if (st->compress_level < 1 || st->compress_level > POSFS_COMPRESS_LEVEL_MAX)
+		return -EINVAL;
+	if (want > 0 && !st->readonly)
+		st->sb.feature_incompat |= POSFS_FEATURE_compression;
+	st->compress = want > 0 || (!want && st->sb.compress == POSFS_COMPRESS_ZSTD);
+	return 0;
+}
+
 int pfs_store_open_dev(struct pfs_dev *dev, const struct pfs_store_opts *o,
 		       struct pfs_store **stp)
 {
@@ -322,6 +340,9 @@ int pfs_store_open_dev(struct pfs_dev *dev, const struct pfs_store_opts *o,
 		if (ret)
 			goto out;
 	}
+	ret = compress_setup(st, o);
+	if (ret)
+		goto out;
 	if (!st->readonly) {
 		st->sb.state &= (uint16_t)~POSFS_STATE_CLEAN;
 		if (!(o && o->fsck)) {

@@ -113,6 +113,8 @@ struct pfs_store {
 	unsigned data_error_next;
 	void (*data_error)(void *arg, uint64_t oid, uint64_t off, uint64_t blkno);
 	void *data_error_arg;
+	bool compress;			/* new data compressed by default */
+	int compress_level;		/* zstd level */
 	bool space_loaded;		/* free trees in the allocators; until
 					 * then (fsck) frees are forgotten */
 	/* the checkpoint timer */

@@ -12,6 +12,7 @@
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
+#include <linux/fs.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <linux/falloc.h>
@@ -641,6 +642,26 @@ START_TEST(suid_times_setattr)
 }
 END_TEST
 
+START_TEST(flags_inherited)
+{
+	struct mnt m = mount_mem(2);
+	struct pfs_fs *fs = m.fs;
+	uint64_t d = mk(fs, POSFS_ROOT_OID, "d", 0755);
+	struct pfs_fs_attr a = { .flags = FS_COMPR_FL | FS_NODUMP_FL | FS_SYNC_FL }, b;
+
+	/* what a directory's new inodes take from it: c, m, A, d (as ext4) */
+	ck_assert_int_eq(pfs_fs_setattr(fs, d, &a, PFS_FS_SET_FLAGS, &root, &b), 0);
+	ck_assert_uint_eq(b.flags, FS_COMPR_FL | FS_NODUMP_FL | FS_SYNC_FL);
+	ck_assert_int_eq(pfs_fs_mknod(fs, d, "f", S_IFREG | 0644, 0, &user, &b), 0);
+	ck_assert_uint_eq(b.flags, FS_COMPR_FL | FS_NODUMP_FL);
+	ck_assert_int_eq(pfs_fs_mkdir(fs, d, "sub", 0755, &user, &b), 0);
+	ck_assert_uint_eq(b.flags, FS_COMPR_FL | FS_NODUMP_FL);
+	ck_assert_int_eq(pfs_fs_mknod(fs, POSFS_ROOT_OID, "g", S_IFREG | 0644, 0, &user, &b), 0);
+	ck_assert_uint_eq(b.flags, 0);
+	umount(m);
+}
+END_TEST
+
 START_TEST(xattrs)
 {
 	struct mnt m = mount_mem(2);
@@ -1251,6 +1272,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, big_directory_listing);
 	tcase_add_test(tc, sparse_and_huge);
 	tcase_add_test(tc, suid_times_setattr);
+	tcase_add_test(tc, flags_inherited);
 	tcase_add_test(tc, xattrs);
 	tcase_add_test(tc, fallocate_and_copy);
 	tcase_add_test(tc, orphans);

@@ -26,6 +26,7 @@
 #include "posfs/io.h"
 #include "testdev.h"
 #include "posfs/store.h"
+#include "store/compress.h"
 #include "store/store_internal.h"
 
 static unsigned seed;
@@ -55,6 +56,7 @@ struct model {
 };
 
 static uint64_t DEVSZ = 48ull << 20;
+static int compress_mode;	/* pfs_store_opts.compress of the tests' stores */
 static int seen_fmt[3];		/* objects seen with each data_fmt */
 
 static struct pfs_dev *newfs_mem(uint32_t shards)
@@ -68,7 +70,8 @@ static struct pfs_dev *newfs_mem(uint32_t shards)
 static struct pfs_store *open_dev(struct pfs_dev *dev)
 {
 	/* small caches: eviction paths run too */
-	struct pfs_store_opts o = { .cache_blocks = 512, .onode_cache = 3, .ckpt_interval_ms = -1 };
+	struct pfs_store_opts o = { .cache_blocks = 512, .onode_cache = 3, .ckpt_interval_ms = -1,
+				    .compress = compress_mode };
 	struct pfs_store *st;
 	int ret = pfs_store_open_dev(dev, &o, &st);
 
@@ -435,7 +438,8 @@ START_TEST(close_and_reopen)
 	pfs_dev_buf_free(img);
 	srand(seed + 1);
 	for (int round = 0; round < 4; round++) {
-		struct pfs_store_opts o = { .cache_blocks = 128, .ckpt_interval_ms = -1 };
+		struct pfs_store_opts o = { .cache_blocks = 128, .ckpt_interval_ms = -1,
+					    .compress = compress_mode };
 
 		ck_assert_int_eq(pfs_store_open(path, &o, &st), 0);
 		verify(st, m, "after reopen");
@@ -603,7 +607,8 @@ END_TEST
  */
 static struct pfs_store *open_path(const char *path)
 {
-	struct pfs_store_opts o = { .cache_blocks = 512, .ckpt_interval_ms = -1 };
+	struct pfs_store_opts o = { .cache_blocks = 512, .ckpt_interval_ms = -1,
+				    .compress = compress_mode };
 	struct pfs_store *st;
 
 	ck_assert_int_eq(pfs_store_open(path, &o, &st), 0);
@@ -1302,6 +1307,220 @@ START_TEST(data_checksums)
 }
 END_TEST
 
+/* ---- compression ------------------------------------------------------------- */
+
+/* Text-like bytes: compressible, not trivially. */
+static void fill_text(uint8_t *p, size_t n, unsigned salt)
+{
+	static const char *const words[] = { "posfs ", "extent ", "shard ", "write-ahead ",
+					     "log ", "onode ", "zstd ", "checksum\n" };
+
+	for (size_t i = 0; i < n;) {
+		const char *w = words[(i / 7 + salt + i / 61) % 8];
+
+		for (size_t j = 0; w[j] && i < n; j++)
+			p[i++] = (uint8_t)w[j];
+	}
+}
+
+static uint64_t blocks_of(struct pfs_store *st, uint64_t oid)
+{
+	struct pfs_onode on;
+
+	ck_assert_int_eq(pfs_store_stat(st, oid, &on), 0);
+	return on.blocks / 8;	/* 4 KiB blocks */
+}
+
+START_TEST(compression)
+{
+	char path[] = "/var/tmp/posfs-zstd.XXXXXX";
+	struct data_errs errs = { 0 };
+	struct pfs_store_opts o = { .ckpt_interval_ms = -1, .compress = 1,
+				    .data_error = on_data_error, .data_error_arg = &errs };
+	struct pfs_attr a = { .mode = S_IFREG | 0644 };
+	struct pfs_dev *dev = newfs_mem(2);
+	uint8_t *img = pfs_dev_buf_alloc(DEVSZ);
+	size_t big = 1 << 20;
+	uint8_t *text = malloc(big), *rnd = malloc(big), *mix = malloc(big), *back = malloc(big);
+	uint8_t *model = calloc(1, 4 << 20);
+	uint64_t ot, orn, om, os, oc, frame;
+	struct pfs_statfs s0, s1;
+	struct pfs_store *st;
+	struct pfs_txn t;
+	int fd;
+
+	ck_assert_int_eq(pfs_dev_pread(dev, img, DEVSZ, 0), 0);
+	pfs_dev_close(dev);
+	fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pwrite(fd, img, DEVSZ, 0), (ssize_t)DEVSZ);
+	fill_text(text, big, 0);
+	for (size_t i = 0; i < big; i++)
+		rnd[i] = (uint8_t)rand_r(&seed);
+	for (size_t i = 0; i < big; i += 65536)		/* 64 KiB of each in turn */
+		memcpy(mix + i, (i / 65536) % 2 ? rnd + i : text + i, 65536);
+
+	ck_assert_int_eq(pfs_store_open(path, &o, &st), 0);
+	ck_assert(st->sb.feature_incompat & POSFS_FEATURE_compression);
+	ck_assert_int_eq(pfs_store_statfs(st, &s0), 0);
+	ck_assert_int_eq(pfs_store_oid_alloc(st, 0, &ot), 0);
+	ck_assert_int_eq(pfs_store_oid_alloc(st, 0, &orn), 0);
+	ck_assert_int_eq(pfs_store_oid_alloc(st, 0, &om), 0);
+	ck_assert_int_eq(pfs_store_oid_alloc(st, 0, &os), 0);
+	ck_assert_int_eq(pfs_store_oid_alloc(st, 1, &oc), 0);
+	pfs_txn_init(&t);
+	pfs_txn_create(&t, ot, &a);
+	pfs_txn_create(&t, orn, &a);
+	pfs_txn_create(&t, om, &a);
+	pfs_txn_create(&t, os, &a);
+	pfs_txn_create(&t, oc, &a);
+	pfs_txn_write(&t, ot, 0, big, text);
+	pfs_txn_write(&t, orn, 0, big, rnd);
+	pfs_txn_write(&t, om, 0, big, mix);
+	pfs_txn_write(&t, os, 3u << 20, 200000, text);	/* sparse: data past a hole */
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	pfs_txn_reset(&t);
+	/* space actually used: text compresses, random does not, mixed half */
+	ck_assert_uint_lt(blocks_of(st, ot), 256 / 4);
+	ck_assert_uint_eq(blocks_of(st, orn), 256);
+	ck_assert_uint_gt(blocks_of(st, om), 128);
+	ck_assert_uint_lt(blocks_of(st, om), 128 + 256 / 8);
+	ck_assert_uint_lt(blocks_of(st, os), 200000 / 4096 / 2);
+	ck_assert_int_eq(pfs_store_read(st, ot, 0, big, back), (ssize_t)big);
+	ck_assert_int_eq(memcmp(back, text, big), 0);
+	ck_assert_int_eq(pfs_store_read(st, orn, 0, big, back), (ssize_t)big);
+	ck_assert_int_eq(memcmp(back, rnd, big), 0);
+	ck_assert_int_eq(pfs_store_read(st, om, 0, big, back), (ssize_t)big);
+	ck_assert_int_eq(memcmp(back, mix, big), 0);
+	/* random reads inside a frame; a read across frames */
+	ck_assert_int_eq(pfs_store_read(st, ot, 200001, 777, back), 777);
+	ck_assert_int_eq(memcmp(back, text + 200001, 777), 0);
+	ck_assert_int_eq(pfs_store_read(st, ot, 131000, 5000, back), 5000);
+	ck_assert_int_eq(memcmp(back, text + 131000, 5000), 0);
+	/* the sparse one: zeros, then the data */
+	ck_assert_int_eq(pfs_store_read(st, os, (3u << 20) - 4096, 8192, back), 8192);
+	ck_assert(!memcmp(back, model, 4096) && !memcmp(back + 4096, text, 4096));
+	{
+		uint64_t d;
+
+		ck_assert_int_eq(pfs_store_seek(st, os, 0, false, &d), 0);
+		ck_assert_uint_eq(d, 3u << 20);
+	}
+
+	/* overwrites inside compressed extents: small (in place after the
+	 * frame is unpacked), large across frame edges, a punch, a truncate */
+	memcpy(model, text, big);
+	pfs_txn_write(&t, ot, 5000, 100, rnd);
+	memcpy(model + 5000, rnd, 100);
+	pfs_txn_write(&t, ot, 100000, 70000, rnd + 100);
+	memcpy(model + 100000, rnd + 100, 70000);
+	pfs_txn_zero(&t, ot, 300000, 50000);
+	memset(model + 300000, 0, 50000);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	pfs_txn_reset(&t);
+	pfs_txn_truncate(&t, ot, 700001);
+	memset(model + 700001, 0, big - 700001);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	pfs_txn_reset(&t);
+	pfs_txn_truncate(&t, ot, big);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	pfs_txn_reset(&t);
+	ck_assert_int_eq(pfs_store_read(st, ot, 0, big, back), (ssize_t)big);
+	ck_assert_int_eq(memcmp(back, model, big), 0);
+
+	/* clones share frames, across shards too; a write to the clone
+	 * leaves the source alone; a clone of part of a frame */
+	pfs_txn_clone(&t, om, oc);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	pfs_txn_reset(&t);
+	pfs_txn_write(&t, oc, 4096, 4096, rnd);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	pfs_txn_reset(&t);
+	ck_assert_int_eq(pfs_store_read(st, oc, 0, big, back), (ssize_t)big);
+	ck_assert(!memcmp(back, mix, 4096) && !memcmp(back + 4096, rnd, 4096) &&
+		  !memcmp(back + 8192, mix + 8192, big - 8192));
+	ck_assert_int_eq(pfs_store_read(st, om, 0, big, back), (ssize_t)big);
+	ck_assert_int_eq(memcmp(back, mix, big), 0);
+	pfs_txn_clone_range(&t, ot, 8192, os, 0, 16384);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	pfs_txn_reset(&t);
+	ck_assert_int_eq(pfs_store_read(st, os, 0, 16384, back), 16384);
+	ck_assert_int_eq(memcmp(back, model + 8192, 16384), 0);
+	ck_assert_int_eq(pfs_store_read(st, ot, 0, big, back), (ssize_t)big);
+	ck_assert_int_eq(memcmp(back, model, big), 0);
+
+	/* all of it again after a reopen */
+	ck_assert_int_eq(pfs_store_close(st), 0);
+	ck_assert_int_eq(pfs_store_open(path, &o, &st), 0);
+	ck_assert_int_eq(pfs_store_read(st, ot, 0, big, back), (ssize_t)big);
+	ck_assert_int_eq(memcmp(back, model, big), 0);
+	ck_assert_int_eq(pfs_store_read(st, oc, 8192, big - 8192, back), (ssize_t)(big - 8192));
+	ck_assert_int_eq(memcmp(back, mix + 8192, big - 8192), 0);
+	/* a damaged frame: EIO, reported with the extent's place (the frame
+	 * is found as zstd makes it again from the same bytes) */
+	{
+		uint8_t *z = malloc(PFS_COMPRESS_MAX);
+
+		ck_assert_int_gt(pfs_compress(mix, PFS_COMPRESS_MAX, z, PFS_COMPRESS_MAX, 3), 4096);
+		frame = find_block(fd, st, 0, z);
+		free(z);
+	}
+	ck_assert_int_eq(pfs_store_close(st), 0);
+	flip_block(fd, frame);
+	ck_assert_int_eq(pfs_store_open(path, &o, &st), 0);
+	ck_assert_int_eq(pfs_store_read(st, om, 70000, 10, back), -EIO);
+	ck_assert_uint_eq(errs.n, 1);
+	ck_assert_uint_eq(errs.oid, om);
+	ck_assert_uint_eq(errs.off, 0);
+	ck_assert_uint_eq(errs.blkno, frame);
+	ck_assert_int_eq(pfs_store_read(st, om, PFS_COMPRESS_MAX, 4096, back), 4096);
+	ck_assert_int_eq(memcmp(back, mix + PFS_COMPRESS_MAX, 4096), 0);
+	errs.n = 0;
+	ck_assert_int_eq(pfs_store_close(st), 0);
+
+	/* -o compress=none: new data plain, the old still read */
+	o.compress = -1;
+	ck_assert_int_eq(pfs_store_open(path, &o, &st), 0);
+	pfs_txn_write(&t, orn, 0, big, text);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	pfs_txn_reset(&t);
+	ck_assert_uint_eq(blocks_of(st, orn), 256);
+	ck_assert_int_eq(pfs_store_read(st, ot, 0, big, back), (ssize_t)big);
+	ck_assert_int_eq(memcmp(back, model, big), 0);
+	/* everything removed: every block back */
+	pfs_txn_remove(&t, ot);
+	pfs_txn_remove(&t, orn);
+	pfs_txn_remove(&t, om);
+	pfs_txn_remove(&t, os);
+	pfs_txn_remove(&t, oc);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	pfs_txn_fini(&t);
+	ck_assert_int_eq(pfs_store_sync(st), 0);
+	ck_assert_int_eq(pfs_store_statfs(st, &s1), 0);
+	ck_assert_uint_eq(s1.free_blocks, s0.free_blocks);
+	ck_assert_uint_eq(errs.n, 0);
+	ck_assert_int_eq(pfs_store_close(st), 0);
+	close(fd);
+	unlink(path);
+	pfs_dev_buf_free(img);
+	free(text);
+	free(rnd);
+	free(mix);
+	free(back);
+	free(model);
+}
+END_TEST
+
+static void compressed_setup(void)
+{
+	compress_mode = 1;
+}
+
+static void compressed_teardown(void)
+{
+	compress_mode = 0;
+}
+
 START_TEST(corrupt_block_is_reported)
 {
 	char path[] = "/var/tmp/posfs-corrupt.XXXXXX";
@@ -1501,6 +1720,16 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, onode_cache_serves_stats);
 	tcase_add_test(tc, corrupt_block_is_reported);
 	tcase_add_test(tc, data_checksums);
+	tcase_add_test(tc, compression);
+	suite_add_tcase(su, tc);
+	/* the model tests again, compressing every large write */
+	tc = tcase_create("compressed");
+	tcase_set_timeout(tc, 300);
+	tcase_add_unchecked_fixture(tc, compressed_setup, compressed_teardown);
+	tcase_add_test(tc, model_random);
+	tcase_add_test(tc, close_and_reopen);
+	tcase_add_test(tc, power_cuts);
+	tcase_add_test(tc, seek_data_and_holes);
 	suite_add_tcase(su, tc);
 	sr = srunner_create(su);
 	srunner_run_all(sr, CK_NORMAL);
