@@ -903,29 +903,77 @@ static int write_plain(struct objctx *c, struct obj *ob, uint64_t lblk, uint64_t
 	return ret;
 }
 
+/* Frames on consecutive blocks go to the device in one write. */
+struct frame_batch {
+	uint8_t *buf;		/* cap bytes, aligned for device I/O */
+	size_t cap, len;
+	uint64_t start;		/* the device block of buf[0] */
+};
+
+static int batch_flush(struct objctx *c, struct frame_batch *fb)
+{
+	int ret = 0;
+
+	if (fb->len)
+		ret = pfs_dev_pwrite(c->st->dev, fb->buf, fb->len,
+				     fb->start * c->st->sb.block_size);
+	fb->len = 0;
+	return ret;
+}
+
+/* frame (plen blocks) at device block start, into the batch. */
+static int batch_add(struct objctx *c, struct frame_batch *fb, const uint8_t *frame,
+		     uint64_t start, uint64_t plen)
+{
+	uint32_t bs = c->st->sb.block_size;
+	int ret = 0;
+
+	if (fb->len && (fb->start + fb->len / bs != start || fb->len + plen * bs > fb->cap))
+		ret = batch_flush(c, fb);
+	if (ret)
+		return ret;
+	if (!fb->len)
+		fb->start = start;
+	memcpy(fb->buf + fb->len, frame, plen * bs);
+	fb->len += plen * bs;
+	return 0;
+}
+
 /*
- * n blocks at lblk from data (a hole now) as one compressed extent: 1 when
- * stored so, 0 when the frame would not save an eighth (BlueStore's
- * required ratio, 0.875) and the caller stores them plain.
+ * Compress n blocks of data into the thread's frame buffer, zero padded to
+ * whole blocks: the frame's blocks, or 0 when it would not save an eighth
+ * of them (BlueStore's required ratio, 0.875): they are stored plain.
  */
+static long frame_make(struct objctx *c, uint64_t n, const uint8_t *data, int level,
+		       uint8_t **frame)
+{
+	uint32_t bs = c->st->sb.block_size;
+	size_t raw = (size_t)n * bs, cap = (raw - raw / 8) / bs * bs;
+	uint64_t plen;
+	long z;
+
+	*frame = pfs_thread_buf_get(&zframe_buf, zbuf_len(c->st));
+	if (!*frame)
+		return -ENOMEM;
+	z = pfs_compress(data, raw, *frame, cap, level);
+	if (z <= 0)
+		return z;
+	plen = ((uint64_t)z + bs - 1) / bs;
+	memset(*frame + z, 0, plen * bs - (uint64_t)z);
+	return (long)plen;
+}
+
+/* The frame frame_make made (plen blocks) as the compressed extent of n
+ * blocks at lblk (a hole now), its bytes into fb. */
 static int write_compressed(struct objctx *c, struct obj *ob, uint64_t lblk, uint64_t n,
-			    const uint8_t *data, int level, uint32_t *from, uint64_t *hint)
+			    const uint8_t *frame, uint64_t plen, uint32_t *from, uint64_t *hint,
+			    struct frame_batch *fb)
 {
 	uint32_t bs = c->st->sb.block_size, shard = POSFS_OID_SHARD(ob->oid);
-	size_t raw = (size_t)n * bs, cap = (raw - raw / 8) / bs * bs;
-	uint8_t *frame = pfs_thread_buf_get(&zframe_buf, zbuf_len(c->st));
-	uint64_t start, got, plen;
+	uint64_t start, got;
 	struct pfs_extent e;
-	long z;
 	int ret;
 
-	if (!frame)
-		return -ENOMEM;
-	z = pfs_compress(data, raw, frame, cap, level);
-	if (z <= 0)
-		return (int)z;
-	plen = ((uint64_t)z + bs - 1) / bs;
-	memset(frame + z, 0, plen * bs - (uint64_t)z);
 	for (;;) {
 		ret = pfs_tx_alloc_data(c->tx, *from, plen, *hint, true, &start, &got);
 		if (ret != -ENOSPC)
@@ -937,7 +985,7 @@ static int write_compressed(struct objctx *c, struct obj *ob, uint64_t lblk, uin
 	}
 	if (ret)
 		return ret;
-	ret = pfs_dev_pwrite(c->st->dev, frame, plen * bs, start * bs);
+	ret = batch_add(c, fb, frame, start, plen);
 	if (ret)
 		return ret;
 	e = (struct pfs_extent){ .lblk = lblk, .pblk = start, .len = (uint32_t)n,
@@ -947,48 +995,79 @@ static int write_compressed(struct objctx *c, struct obj *ob, uint64_t lblk, uin
 				 .csum = pfs_data_csum(start * bs, frame, plen * bs) };
 	ret = ext_insert(c, ob, &e);
 	*hint = start + plen;
-	return ret ? ret : 1;
+	return ret;
 }
+
+#define FRAME_BATCH_MAX	(1u << 20)
 
 /*
  * n whole blocks at first from buf, out of place, in place of what they
  * mapped; with level > 0 in compressed extents of at most PFS_COMPRESS_MAX
  * (ending at its multiples, so that rewrites of a region line up) where
- * they are at least PFS_COMPRESS_MIN and save an eighth.
+ * they are at least PFS_COMPRESS_MIN and save an eighth. Pieces that stay
+ * plain are written together, and so are frames on consecutive blocks:
+ * a large write costs a few device writes, not one per piece.
  */
 static int write_blocks(struct objctx *c, struct obj *ob, uint64_t first, uint64_t n,
 			const uint8_t *buf, int level)
 {
 	uint32_t bs = c->st->sb.block_size, from = POSFS_OID_SHARD(ob->oid);
 	uint64_t unit = PFS_COMPRESS_MAX / bs, least = PFS_COMPRESS_MIN / bs, done = 0;
-	uint64_t hint = alloc_hint(c, ob, first);
+	uint64_t hint = alloc_hint(c, ob, first), plain = 0, nplain = 0;
+	struct frame_batch fb = { 0 };
 	int ret = ext_punch(c, ob, first, first + n);
 
 	if (least < 2)
 		least = 2;
+	if (level && unit >= least && n >= least) {
+		fb.cap = (size_t)n * bs < FRAME_BATCH_MAX ? (size_t)n * bs : FRAME_BATCH_MAX;
+		if (fb.cap < zbuf_len(c->st))
+			fb.cap = zbuf_len(c->st);
+		fb.buf = scratch_get(fb.cap, pfs_dev_info(c->st->dev)->dio_mem_align);
+		if (!fb.buf)
+			ret = -ENOMEM;
+	}
 	while (!ret && done < n) {
 		uint64_t lb = first + done, run = n - done;
 
-		if (level && unit >= least) {
+		if (fb.buf) {
 			uint64_t stop = (lb / unit + 1) * unit;
 
 			if (stop - lb < run)
 				run = stop - lb;
 			if (run >= least) {
-				ret = write_compressed(c, ob, lb, run, buf + done * bs, level, &from,
-						       &hint);
-				if (ret == 1) {
+				uint8_t *frame;
+				long plen = frame_make(c, run, buf + done * bs, level, &frame);
+
+				if (plen < 0) {
+					ret = (int)plen;
+					break;
+				}
+				if (plen) {
+					/* the plain run before it first, in order */
+					if (nplain)
+						ret = write_plain(c, ob, first + plain, nplain,
+								  buf + plain * bs, &from, &hint);
+					nplain = 0;
+					if (!ret)
+						ret = write_compressed(c, ob, lb, run, frame,
+								       (uint64_t)plen, &from,
+								       &hint, &fb);
 					done += run;
-					ret = 0;
 					continue;
 				}
-				if (ret)
-					break;
 			}
 		}
-		ret = write_plain(c, ob, lb, run, buf + done * bs, &from, &hint);
+		if (!nplain)
+			plain = done;
+		nplain += run;
 		done += run;
 	}
+	if (!ret && nplain)
+		ret = write_plain(c, ob, first + plain, nplain, buf + plain * bs, &from, &hint);
+	if (!ret)
+		ret = batch_flush(c, &fb);
+	scratch_put(fb.buf);
 	if (!ret)
 		pfs_tx_note_data(c->tx);
 	return ret;

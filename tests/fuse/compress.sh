@@ -119,6 +119,25 @@ expect_eq "-o writeback: small appends compressed" "$(($(kib "$m/small") < 100))
 expect_eq "-o writeback: small appends read back" "$(md5sum < "$m/small")" "$(head -c 200000 "$src/text" | md5sum)"
 pfs_umount "$m"
 
+# chattr: +c compresses under a mount that does not (on a file system with
+# the feature), inherited from a directory; +m never compresses
+pfs_mount "$img" "$m" || { not_ok "mount (chattr)"; test_done; exit 1; }
+mkdir "$m/cdir"
+chattr +c "$m/cdir" || not_ok "chattr +c on a directory"
+cp "$src/text" "$m/cdir/t"
+expect_match "a new file takes +c from its directory" "$(lsattr "$m/cdir/t")" "^-*c-*"
+expect_eq "chattr +c (inherited): compressed" "$(($(kib "$m/cdir/t") < 512))" 1
+pfs_umount "$m"
+pfs_mount "$img" "$m" -o compress || { not_ok "mount -o compress (chattr)"; test_done; exit 1; }
+touch "$m/nocomp"
+chattr +m "$m/nocomp" || not_ok "chattr +m"
+cat "$src/text" >> "$m/nocomp"
+expect_eq "chattr +m under -o compress: raw" "$(kib "$m/nocomp")" 1024
+expect_eq "chattr +m: reads back" "$(md5sum < "$m/nocomp")" "$(md5sum < "$src/text")"
+pfs_umount "$m"
+run_status st "$FSCK" -fn "$img"
+expect_eq "fsck after chattr" "$st" 0
+
 # mkfs -O compression: the default; -o compress=none turns it off
 "$MKFS" -q -f -s 2 -O compression -E compress_level=9 "$img" 512M || exit 99
 expect_match "mkfs: compression by default" \
