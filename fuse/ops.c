@@ -27,7 +27,8 @@
  *  5. atime: the kernel never updates atime on FUSE (S_NOATIME), so read
  *     and readdir do it through pfs_fs_setattr(ATIME) by the mount's
  *     policy (relatime, noatime, strictatime), before the reply: a stat
- *     that follows the read sees the new atime.
+ *     that follows the read sees the new atime. An inode with chattr +A
+ *     (FS_NOATIME_FL) keeps its atime whatever the policy.
  *  6. ACLs: op_init asks for FUSE_CAP_POSIX_ACL and FUSE_CAP_DONT_MASK
  *     when offered; the kernel then checks ACLs and sends ACL changes as
  *     setxattr/removexattr of system.posix_acl_*, and the layer does the
@@ -39,11 +40,18 @@
  *     answers the first FLUSH with ENOSYS and the kernel sends no more,
  *     which saves a round trip on every close (the kernel still writes
  *     back its cached pages and reports their errors at close).
+ *  8. ioctls (include/posfs/ioctl.h): chattr flags and POSFS_IOC_SCRUB, on
+ *     the kernel's restricted path only (fixed-size arguments, never a
+ *     retry). chattr reaches the daemon through the kernel's fileattr
+ *     calls, which hold the inode lock from their FS_IOC_FSGETXATTR to
+ *     their FS_IOC_SETFLAGS: a flags change reads and writes the flags
+ *     without a race with another change of the same inode.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/fs.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +63,7 @@
 
 #include "posfs/fs.h"
 #include "posfs/io.h"
+#include "posfs/ioctl.h"
 #include "posfs.h"
 #include "wire.h"
 
@@ -276,7 +285,7 @@ static int ts_cmp(struct pfs_timespec a, struct pfs_timespec b)
 	return a.nsec < b.nsec ? -1 : a.nsec > b.nsec;
 }
 
-/* Design 5: after a read or a listing of ino. */
+/* Design 5: after a read or a listing of ino (not of one with chattr +A). */
 static void touch_atime(struct posfs *p, uint64_t ino)
 {
 	struct pfs_fs_attr a;
@@ -284,7 +293,7 @@ static void touch_atime(struct posfs *p, uint64_t ino)
 
 	if (p->readonly || p->atime == POSFS_ATIME_NOATIME)
 		return;
-	if (pfs_fs_getattr(p->fs, ino, &a))
+	if (pfs_fs_getattr(p->fs, ino, &a) || (a.flags & FS_NOATIME_FL))
 		return;
 	now = ts_now();
 	if (p->atime == POSFS_ATIME_RELATIME && ts_cmp(a.atime, a.mtime) > 0 &&
@@ -320,6 +329,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 */
 	if ((conn->capable & FUSE_CAP_POSIX_ACL) && (conn->capable & FUSE_CAP_DONT_MASK))
 		conn->want |= FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK;
+	/* chattr on directories too (design 8); libfuse refuses their
+	 * ioctls without it */
+	if (conn->capable & FUSE_CAP_IOCTL_DIR)
+		conn->want |= FUSE_CAP_IOCTL_DIR;
 	/* No lock handlers: flock and fcntl locks stay in the kernel. */
 	conn->want &= ~(FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_POSIX_LOCKS);
 	conn->max_write = 1u << 20;
@@ -1056,10 +1069,259 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		fuse_reply_err(req, 0);
 }
 
+/* ---- ioctls (design 8) ---------------------------------------------------- */
+
+/* chattr flags with an xflag (FS_IOC_FSGETXATTR / FS_IOC_FSSETXATTR) */
+static const struct {
+	uint32_t fl, xfl;
+} xflag_map[] = {
+	{ FS_NODUMP_FL, FS_XFLAG_NODUMP },
+	{ FS_NOATIME_FL, FS_XFLAG_NOATIME },
+};
+#define XFLAG_MAP_N	(sizeof(xflag_map) / sizeof(xflag_map[0]))
+
+static uint32_t flags_to_xflags(uint32_t fl)
+{
+	uint32_t x = 0;
+
+	for (size_t i = 0; i < XFLAG_MAP_N; i++)
+		if (fl & xflag_map[i].fl)
+			x |= xflag_map[i].xfl;
+	return x;
+}
+
+/*
+ * Set the chattr flags of ino named by mask (within POSFS_FL_USER) as
+ * flags has them, keeping the rest. Only the owner or uid 0 (as holding
+ * CAP_FOWNER): -EPERM. Compress and do-not-compress at once: -EINVAL.
+ */
+static int flags_set(fuse_req_t req, fuse_ino_t ino, uint32_t mask, uint32_t flags)
+{
+	struct posfs *p = mnt(req);
+	struct pfs_fs_cred cr = req_cred(req);
+	struct pfs_fs_attr a;
+	int ret = pfs_fs_getattr(p->fs, ino, &a);
+
+	if (ret)
+		return ret;
+	if (cr.uid != 0 && cr.uid != a.uid)
+		return -EPERM;
+	a.flags = (a.flags & ~mask) | (flags & mask);
+	if ((a.flags & (FS_COMPR_FL | FS_NOCOMP_FL)) == (FS_COMPR_FL | FS_NOCOMP_FL))
+		return -EINVAL;
+	ret = pfs_fs_setattr(p->fs, ino, &a, PFS_FS_SET_FLAGS, &cr, NULL);
+	if (!ret)
+		(void)fuse_lowlevel_notify_inval_inode(p->se, ino, -1, 0);	/* its ctime */
+	return ret;
+}
+
+/* FS_IOC_GETFLAGS: an int, whatever the macro says (FUSE copies 4 bytes
+ * on the kernel's fileattr path; an older kernel's 8 hold the int first). */
+static void ioctl_getflags(fuse_req_t req, fuse_ino_t ino, size_t out_bufsz)
+{
+	struct pfs_fs_attr a;
+	uint32_t fl;
+	int ret;
+
+	if (out_bufsz < sizeof(fl)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	ret = pfs_fs_getattr(mnt(req)->fs, ino, &a);
+	if (ret) {
+		reply_err(req, ret);
+		return;
+	}
+	fl = a.flags & POSFS_FL_USER;
+	fuse_reply_ioctl(req, 0, &fl, sizeof(fl));
+}
+
+/* FS_IOC_SETFLAGS: the whole set, as chattr computes it from GETFLAGS. */
+static void ioctl_setflags(fuse_req_t req, fuse_ino_t ino, const void *in_buf, size_t in_bufsz)
+{
+	uint32_t fl;
+	int ret;
+
+	if (in_bufsz < sizeof(fl)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	memcpy(&fl, in_buf, sizeof(fl));
+	ret = fl & ~POSFS_FL_USER ? -EOPNOTSUPP : flags_set(req, ino, POSFS_FL_USER, fl);
+	if (ret)
+		reply_err(req, ret);
+	else
+		fuse_reply_ioctl(req, 0, NULL, 0);
+}
+
+static void ioctl_fsgetxattr(fuse_req_t req, fuse_ino_t ino, size_t out_bufsz)
+{
+	struct fsxattr x = { 0 };
+	struct pfs_fs_attr a;
+	int ret;
+
+	if (out_bufsz < sizeof(x)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	ret = pfs_fs_getattr(mnt(req)->fs, ino, &a);
+	if (ret) {
+		reply_err(req, ret);
+		return;
+	}
+	x.fsx_xflags = flags_to_xflags(a.flags);
+	fuse_reply_ioctl(req, 0, &x, sizeof(x));
+}
+
+/* FS_IOC_FSSETXATTR: the xflags of xflag_map; no project ids. The extent
+ * size hints mean nothing without their xflags, which are refused. */
+static void ioctl_fssetxattr(fuse_req_t req, fuse_ino_t ino, const void *in_buf,
+			     size_t in_bufsz)
+{
+	uint32_t mask = 0, fl = 0, known = 0;
+	struct fsxattr x;
+	int ret;
+
+	if (in_bufsz < sizeof(x)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	memcpy(&x, in_buf, sizeof(x));
+	for (size_t i = 0; i < XFLAG_MAP_N; i++) {
+		mask |= xflag_map[i].fl;
+		known |= xflag_map[i].xfl;
+		if (x.fsx_xflags & xflag_map[i].xfl)
+			fl |= xflag_map[i].fl;
+	}
+	if ((x.fsx_xflags & ~known) || x.fsx_projid)
+		ret = -EOPNOTSUPP;
+	else
+		ret = flags_set(req, ino, mask, fl);
+	if (ret)
+		reply_err(req, ret);
+	else
+		fuse_reply_ioctl(req, 0, NULL, 0);
+}
+
+#define SCRUB_PIECE	(1u << 20)	/* bytes per pfs_fs_scrub call */
+
+/*
+ * The layer names no offset with its -EIO: find the first bad block of
+ * [pos, pos + len) one block at a time. None found (rewritten or
+ * truncated since): r says how far the range was checked, error 0.
+ */
+static int scrub_find_bad(struct posfs *p, uint64_t ino, uint64_t pos, size_t len, void *buf,
+			  struct posfs_scrub_range *r)
+{
+	uint64_t end = pos + len, bs, next;
+	struct pfs_fs_attr a;
+	ssize_t n;
+	int ret = pfs_fs_getattr(p->fs, ino, &a);
+
+	if (ret)
+		return ret;
+	bs = a.blksize;
+	for (; pos < end; pos = next) {
+		next = (pos / bs + 1) * bs < end ? (pos / bs + 1) * bs : end;
+		n = pfs_fs_scrub(p->fs, ino, pos, next - pos, buf);
+		if (n == -EIO) {
+			r->error = EIO;
+			r->bad_offset = pos / bs * bs;
+			r->bad_length = (uint32_t)bs;
+			break;
+		}
+		if (n < 0)
+			return (int)n;
+		if ((uint64_t)n < next - pos) {
+			pos += (uint64_t)n;	/* the end of the file */
+			break;
+		}
+	}
+	r->checked = pos - r->offset;
+	return 0;
+}
+
+/* POSFS_IOC_SCRUB (include/posfs/ioctl.h) in pieces of SCRUB_PIECE, into
+ * the thread's read buffer (a loop thread handles one request at a time). */
+static int scrub_range(struct posfs *p, uint64_t ino, struct posfs_scrub_range *r)
+{
+	uint64_t len = r->length < POSFS_SCRUB_MAX ? r->length : POSFS_SCRUB_MAX;
+	uint64_t pos = r->offset, end;
+	void *buf = pfs_thread_buf_get(&read_buf, SCRUB_PIECE);
+
+	r->checked = r->bad_offset = 0;
+	r->error = 0;
+	r->bad_length = 0;
+	if (!buf)
+		return -ENOMEM;
+	if (len > UINT64_MAX - pos)
+		len = UINT64_MAX - pos;
+	end = pos + len;
+	while (pos < end) {
+		size_t want = end - pos < SCRUB_PIECE ? (size_t)(end - pos) : SCRUB_PIECE;
+		ssize_t n = pfs_fs_scrub(p->fs, ino, pos, want, buf);
+
+		if (n == -EIO)
+			return scrub_find_bad(p, ino, pos, want, buf, r);
+		if (n < 0)
+			return (int)n;
+		pos += (uint64_t)n;
+		if ((size_t)n < want)
+			break;		/* the end of the file */
+	}
+	r->checked = pos - r->offset;
+	return 0;
+}
+
+static void ioctl_scrub(fuse_req_t req, fuse_ino_t ino, const void *in_buf, size_t in_bufsz,
+			size_t out_bufsz)
+{
+	struct posfs_scrub_range r;
+	int ret;
+
+	if (in_bufsz < sizeof(r) || out_bufsz < sizeof(r)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	memcpy(&r, in_buf, sizeof(r));
+	ret = scrub_range(mnt(req), ino, &r);
+	if (ret)
+		reply_err(req, ret);
+	else
+		fuse_reply_ioctl(req, 0, &r, sizeof(r));
+}
+
+/*
+ * Restricted ioctls only: in_buf and out_bufsz are what _IOC_SIZE(cmd)
+ * says. The arguments have one layout for 32- and 64-bit callers, so
+ * FUSE_IOCTL_COMPAT needs nothing; FS_IOC32_*FLAGS are a 32-bit caller's
+ * names of the same requests.
+ */
+static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
+		     struct fuse_file_info *fi, unsigned flags, const void *in_buf,
+		     size_t in_bufsz, size_t out_bufsz)
+{
+	(void)arg;
+	(void)fi;
+	(void)flags;
+	if (cmd == FS_IOC_GETFLAGS || cmd == FS_IOC32_GETFLAGS)
+		ioctl_getflags(req, ino, out_bufsz);
+	else if (cmd == FS_IOC_SETFLAGS || cmd == FS_IOC32_SETFLAGS)
+		ioctl_setflags(req, ino, in_buf, in_bufsz);
+	else if (cmd == FS_IOC_FSGETXATTR)
+		ioctl_fsgetxattr(req, ino, out_bufsz);
+	else if (cmd == FS_IOC_FSSETXATTR)
+		ioctl_fssetxattr(req, ino, in_buf, in_bufsz);
+	else if (cmd == POSFS_IOC_SCRUB)
+		ioctl_scrub(req, ino, in_buf, in_bufsz, out_bufsz);
+	else
+		fuse_reply_err(req, ENOTTY);
+}
+
 /*
  * No access (default_permissions is always on: the kernel checks modes
  * and ACLs and never sends it), no getlk/setlk/flock (locks are
- * kernel-local), no ioctl, poll, bmap.
+ * kernel-local), no poll, bmap.
  */
 const struct fuse_lowlevel_ops posfs_ops = {
 	.init = op_init,
@@ -1095,4 +1357,5 @@ const struct fuse_lowlevel_ops posfs_ops = {
 	.fallocate = op_fallocate,
 	.lseek = op_lseek,
 	.copy_file_range = op_copy_file_range,
+	.ioctl = op_ioctl,
 };
