@@ -83,7 +83,7 @@ static void usage(FILE *f)
 "      compress=none       store new data uncompressed, except in files with\n"
 "                          chattr +c\n"
 "      compress_level=N    zstd level, 1 to 19 (default: the level mkfs.posfs\n"
-"                          set, else 3)\n"
+"                          set, else 1)\n"
 "      readahead=KB        the kernel's readahead on this mount (default 1024;\n"
 "                          0 leaves the kernel's own)\n"
 "      entry_timeout=SECS  how long the kernel caches names (default 1)\n"

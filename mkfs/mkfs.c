@@ -103,7 +103,7 @@ static void usage(void)
 	       "                      csum_chunk=SIZE  bytes of data per checksum, 512 to\n"
 	       "                      the block size (default 4K)\n"
 	       "                      compress_level=N  zstd level with compression, 1 to\n"
-	       "                      19 (default 3)\n"
+	       "                      19 (default 1)\n"
 	       "  -n                dry run: check and print the layout, write nothing\n"
 	       "  -f, -F            format even over an existing file system (twice: even\n"
 	       "                    over an image file in use by a loop device)\n"

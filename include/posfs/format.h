@@ -198,7 +198,7 @@ struct pfs_dsuper {
 	pfs_le32 root_uid;		/* 0x0d0 owner of the root directory at mkfs */
 	pfs_le32 root_gid;		/* 0x0d4 group of the root directory at mkfs */
 	uint8_t compress;		/* 0x0d8 new data compressed by default: 0 no, 1 zstd (needs compression) */
-	uint8_t compress_level;		/* 0x0d9 zstd level, 1 to 19; 0: the default, 3 */
+	uint8_t compress_level;		/* 0x0d9 zstd level, 1 to 19; 0: the default, 1 */
 	uint8_t reserved0[38];		/* 0x0da zero */
 	char label[64];			/* 0x100 volume label, NUL padded */
 	char last_mounted[64];		/* 0x140 directory where last mounted, NUL padded */

@@ -1461,7 +1461,8 @@ START_TEST(compression)
 	{
 		uint8_t *z = malloc(PFS_COMPRESS_MAX);
 
-		ck_assert_int_gt(pfs_compress(mix, PFS_COMPRESS_MAX, z, PFS_COMPRESS_MAX, 3), 4096);
+		ck_assert_int_gt(pfs_compress(mix, PFS_COMPRESS_MAX, z, PFS_COMPRESS_MAX,
+					      POSFS_COMPRESS_LEVEL_DEFAULT), 4096);
 		frame = find_block(fd, st, 0, z);
 		free(z);
 	}
