@@ -43,14 +43,17 @@
  * then three at once over directories spread across four shards: each
  * thread's subtree has its own history, held to the same oracle.
  *
- * Usage: crashtest [-1fLrx] [-s SEED] [-R T:N:SEED] [-v] | -P. By default the bounded set
+ * Usage: crashtest [-1fLrxz] [-s SEED] [-R T:N:SEED] [-v] | -P. By default the bounded set
  * of make check runs (every one-operation workload, 150 of two and 30 of
  * three, six random runs at a sample of their crash points); -f runs
  * every one- and two-operation workload, 200 of three and 20 long random
  * runs at every crash point (make crashtest); -1 only the one-operation
  * workloads; -r only the random runs; -R T:N:SEED the one random run a
  * failure names; -L the random runs without their crash states (the
- * live checks only, fast); -x stops at the first failure. -P
+ * live checks only, fast); -x stops at the first failure; -z compresses
+ * every large write (mount option compress; the random runs' data then
+ * compresses too, and writes into compressed extents write them again).
+ * -P
  * says whether the planted bugs are built in (src/plant.h). Prints the
  * workloads and crash states checked and the failures; exits 1 when any
  * failed.
@@ -536,9 +539,12 @@ struct result {
 	uint64_t workloads, states, recovery_states, failed;
 };
 
+static int compress_mode;	/* -z: pfs_store_opts.compress */
+
 static int open_fs(struct pfs_dev *dev, struct pfs_store **st, struct pfs_fs **fs)
 {
-	struct pfs_store_opts so = { .ckpt_interval_ms = -1, .cache_blocks = 512 };
+	struct pfs_store_opts so = { .ckpt_interval_ms = -1, .cache_blocks = 512,
+				     .compress = compress_mode };
 	int ret = pfs_store_open_dev(dev, &so, st);
 
 	if (ret)
@@ -1107,9 +1113,12 @@ static int rcheck(struct rthread *t, const char *op)
 
 static void rfill(struct rthread *t, uint8_t *p, size_t n)
 {
-	for (size_t i = 0; i < n; i += 8) {
-		uint64_t v = trng(t);
+	uint64_t v = 0;
 
+	for (size_t i = 0; i < n; i += 8) {
+		/* with -z, bytes that compress: a value per 64 */
+		if (!compress_mode || i % 64 == 0)
+			v = trng(t);
 		memcpy(p + i, &v, n - i < 8 ? n - i : 8);
 	}
 }
@@ -1421,7 +1430,7 @@ int main(int argc, char **argv)
 	int c, sample2, nrandom;
 	struct sampling rs;
 
-	while ((c = getopt(argc, argv, "1fLPrR:s:vx")) != -1) {
+	while ((c = getopt(argc, argv, "1fLPrR:s:vxz")) != -1) {
 		switch (c) {
 		case '1':
 			only1 = true;
@@ -1457,8 +1466,11 @@ int main(int argc, char **argv)
 		case 'v':
 			verbose = true;
 			break;
+		case 'z':
+			compress_mode = 1;
+			break;
 		default:
-			fprintf(stderr, "usage: crashtest [-1fLrx] [-s SEED] [-R T:N:SEED] [-v] | -P\n");
+			fprintf(stderr, "usage: crashtest [-1fLrxz] [-s SEED] [-R T:N:SEED] [-v] | -P\n");
 			return 2;
 		}
 	}
