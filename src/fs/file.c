@@ -33,7 +33,9 @@ static int reg_stat(struct pfs_fs *fs, uint64_t ino, struct pfs_onode *o, int ot
 	return S_ISREG(o->mode) ? 0 : other_err;
 }
 
-ssize_t pfs_fs_read(struct pfs_fs *fs, uint64_t ino, uint64_t off, size_t len, void *buf)
+/* An inode with data to read (a regular file or a symlink): 0, -EISDIR,
+ * -EINVAL. */
+static int data_stat(struct pfs_fs *fs, uint64_t ino)
 {
 	struct pfs_onode o;
 	int ret = pfs_fs_stat(fs, ino, &o);
@@ -42,23 +44,21 @@ ssize_t pfs_fs_read(struct pfs_fs *fs, uint64_t ino, uint64_t off, size_t len, v
 		return ret;
 	if (S_ISDIR(o.mode))
 		return -EISDIR;
-	if (!S_ISREG(o.mode) && !S_ISLNK(o.mode))
-		return -EINVAL;
-	return pfs_store_read(fs->st, ino, off, len, buf);
+	return S_ISREG(o.mode) || S_ISLNK(o.mode) ? 0 : -EINVAL;
+}
+
+ssize_t pfs_fs_read(struct pfs_fs *fs, uint64_t ino, uint64_t off, size_t len, void *buf)
+{
+	int ret = data_stat(fs, ino);
+
+	return ret ? ret : pfs_store_read(fs->st, ino, off, len, buf);
 }
 
 ssize_t pfs_fs_scrub(struct pfs_fs *fs, uint64_t ino, uint64_t off, size_t len, void *buf)
 {
-	struct pfs_onode o;
-	int ret = pfs_fs_stat(fs, ino, &o);
+	int ret = data_stat(fs, ino);
 
-	if (ret)
-		return ret;
-	if (S_ISDIR(o.mode))
-		return -EISDIR;
-	if (!S_ISREG(o.mode) && !S_ISLNK(o.mode))
-		return -EINVAL;
-	return pfs_store_scrub(fs->st, ino, off, len, buf);
+	return ret ? ret : pfs_store_scrub(fs->st, ino, off, len, buf);
 }
 
 /*

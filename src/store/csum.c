@@ -72,44 +72,32 @@ static int walk_entry(struct table_walk *w, uint64_t blkno, uint32_t j, pfs_le32
 	return 0;
 }
 
-int pfs_csum_record(struct pfs_tx *tx, uint64_t blkno, uint64_t n, const uint8_t *data)
+/*
+ * Walk the entries of n blocks from blkno: record their checksums of data
+ * (bad NULL), or check them (the first block that does not verify in
+ * *bad, -EBADMSG).
+ */
+static int walk_blocks(struct pfs_tx *tx, uint64_t blkno, uint64_t n, const uint8_t *data,
+		       uint64_t *bad)
 {
 	struct table_walk w;
-	int ret = walk_start(&w, tx, blkno, n, true);
+	int ret = walk_start(&w, tx, blkno, n, !bad);
 
 	if (ret)
 		return ret < 0 ? ret : 0;
 	for (uint64_t i = 0; !ret && i < n; i++) {
 		for (uint32_t j = 0; !ret && j < w.per_block; j++) {
 			uint64_t off = (blkno + i) * w.st->sb.block_size + (uint64_t)j * w.chunk;
+			uint32_t crc = pfs_data_csum(off, data + (off - blkno * w.st->sb.block_size),
+						     w.chunk);
 			pfs_le32 *ent;
 
 			ret = walk_entry(&w, blkno + i, j, &ent);
-			if (!ret)
-				*ent = le32_put(pfs_data_csum(off, data + (off - blkno *
-							w.st->sb.block_size), w.chunk));
-		}
-	}
-	pfs_buf_put(w.b);
-	return ret;
-}
-
-int pfs_csum_check(struct pfs_tx *tx, uint64_t blkno, uint64_t n, const uint8_t *data,
-		   uint64_t *bad)
-{
-	struct table_walk w;
-	int ret = walk_start(&w, tx, blkno, n, false);
-
-	if (ret)
-		return ret < 0 ? ret : 0;
-	for (uint64_t i = 0; !ret && i < n; i++) {
-		for (uint32_t j = 0; !ret && j < w.per_block; j++) {
-			uint64_t off = (blkno + i) * w.st->sb.block_size + (uint64_t)j * w.chunk;
-			pfs_le32 *ent;
-
-			ret = walk_entry(&w, blkno + i, j, &ent);
-			if (!ret && le32_get(*ent) != pfs_data_csum(off, data + (off - blkno *
-							w.st->sb.block_size), w.chunk)) {
+			if (ret)
+				break;
+			if (!bad) {
+				*ent = le32_put(crc);
+			} else if (le32_get(*ent) != crc) {
 				*bad = blkno + i;
 				ret = -EBADMSG;
 			}
@@ -117,4 +105,15 @@ int pfs_csum_check(struct pfs_tx *tx, uint64_t blkno, uint64_t n, const uint8_t 
 	}
 	pfs_buf_put(w.b);
 	return ret;
+}
+
+int pfs_csum_record(struct pfs_tx *tx, uint64_t blkno, uint64_t n, const uint8_t *data)
+{
+	return walk_blocks(tx, blkno, n, data, NULL);
+}
+
+int pfs_csum_check(struct pfs_tx *tx, uint64_t blkno, uint64_t n, const uint8_t *data,
+		   uint64_t *bad)
+{
+	return walk_blocks(tx, blkno, n, data, bad);
 }
