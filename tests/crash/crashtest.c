@@ -180,7 +180,8 @@ static int capture_dir(struct pfs_fs *fs, uint64_t dir, struct text *t)
 		free(l.d);
 		return ret;
 	}
-	qsort(l.d, l.n, sizeof(*l.d), dent_cmp);
+	if (l.n)	/* an empty directory has no array at all */
+		qsort(l.d, l.n, sizeof(*l.d), dent_cmp);
 	put(t, "%" PRIu64 " dir", dir);
 	for (size_t i = 0; i < l.n; i++)
 		put(t, " %s=%" PRIu64, l.d[i].name, l.d[i].ino);
