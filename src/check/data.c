@@ -181,11 +181,14 @@ static int bad_add(struct pfs_check_data *d, struct bad_block bb)
 /*
  * The run [off, off + len) failed with -EIO: each block read alone. first
  * is what the store reported for the run (the first bad block in it),
- * when it reported anything.
+ * when it reported anything. The blocks of one bad compressed frame all
+ * fail on the frame's device block: it counts once, at its first.
  */
 static int run_by_block(struct pfs_check_data *d, uint64_t off, size_t len,
 			const struct bad_block *first)
 {
+	uint64_t prev = UINT64_MAX;
+
 	for (uint64_t b = off; b < off + len; b += d->bs) {
 		size_t n = off + len - b < d->bs ? off + len - b : d->bs;
 		struct bad_block bb = { b, 0 };
@@ -206,10 +209,11 @@ static int run_by_block(struct pfs_check_data *d, uint64_t off, size_t len,
 			bb = *first;
 		else
 			ret = block_lookup(d, b, &bb.blkno);
-		if (!ret)
+		if (!ret && bb.blkno != prev)
 			ret = bad_add(d, bb);
 		if (ret)
 			return ret;
+		prev = bb.blkno;
 	}
 	return 0;
 }

@@ -9,6 +9,7 @@
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/fuse/common.sh"
 fuse_init
 : "${FSCK:=$top_builddir/fsck/fsck.posfs}"
+: "${DAMAGE:=$top_builddir/tests/pfs-damage}"
 
 img=$T_DIR/img
 m=$T_DIR/mnt
@@ -151,6 +152,28 @@ pfs_mount "$img" "$m" -o compress=none || { not_ok "mount -o compress=none"; tes
 cp "$src/text" "$m/b"
 expect_eq "-o compress=none: raw" "$(kib "$m/b")" 1024
 expect_eq "the compressed one reads" "$(md5sum < "$m/a")" "$(md5sum < "$src/text")"
+a_ino=$(stat -c %i "$m/a")
+pfs_umount "$m"
+
+# a damaged frame: EIO for the blocks it holds, one line in the log, one
+# bad block for fsck -D (the frame), other files fine
+"$DAMAGE" "$img" data "$a_ino" 0 || not_ok "pfs-damage data (a frame)"
+run_status st "$FSCK" -fn -D "$img"
+expect_eq "fsck -D: a damaged frame" "$st" 4
+expect_match "fsck -D names it, one bad block" "$OUT" "/a \\(inode $a_ino\\): 1 bad block: offset 0 "
+: > "$T_DIR/daemon.log"
+pfs_mount "$img" "$m" || { not_ok "mount (a damaged frame)"; test_done; exit 1; }
+expect_eq "a damaged frame: EIO" "$(py "import os, errno
+fd = os.open('$m/a', os.O_RDONLY)
+try:
+    os.pread(fd, 10, 5000); print('read')
+except OSError as e:
+    print(errno.errorcode[e.errno])")" EIO
+expect_eq "logged once" "$(grep -c "data checksum mismatch: inode $a_ino, offset 0," "$T_DIR/daemon.log")" 1
+expect_eq "past the frame, fine" "$(py "
+fd = open('$m/a', 'rb'); fd.seek(1 << 19)
+print(fd.read(4096) == open('$src/text', 'rb').read()[1 << 19:(1 << 19) + 4096])")" True
+expect_eq "the other file fine" "$(md5sum < "$m/b")" "$(md5sum < "$src/text")"
 pfs_umount "$m"
 
 # bad options
