@@ -123,7 +123,6 @@ static int table_rewrite(struct tables *tb, uint32_t shard, uint64_t blkno)
 {
 	struct pfs_check *c = tb->c;
 	struct pfs_shard *sh = &c->st->shards[shard];
-	struct pfs_durable tok;
 	struct pfs_buf *b;
 	struct pfs_tx *tx;
 	int ret = 0;
@@ -145,9 +144,7 @@ static int table_rewrite(struct tables *tb, uint32_t shard, uint64_t blkno)
 		pfs_tx_abort(tx);
 		return ret;
 	}
-	ret = pfs_tx_commit(tx, &tok);
-	if (!ret)
-		ret = pfs_tx_wait_durable(c->st, &tok);
+	ret = pfs_tx_commit_durable(tx);
 	return ret;
 }
 

@@ -152,7 +152,6 @@ static int walk_radix(struct pfs_check *c, uint32_t shard, struct radix_walk *w)
 	struct pfs_shard *sh = &c->st->shards[shard];
 	struct pfs_radix_check_ops ops = { rw_node, rw_onode, rw_bad, rw_cut, w };
 	struct pfs_radix rx = { &sh->hdr.onodes, shard };
-	struct pfs_durable tok;
 	struct pfs_tx *tx;
 	int ret;
 
@@ -166,9 +165,7 @@ static int walk_radix(struct pfs_check *c, uint32_t shard, struct radix_walk *w)
 		pfs_tx_abort(tx);
 		return ret;
 	}
-	ret = pfs_tx_commit(tx, &tok);
-	if (!ret)
-		ret = pfs_tx_wait_durable(c->st, &tok);
+	ret = pfs_tx_commit_durable(tx);
 	return ret;
 }
 
@@ -439,7 +436,6 @@ static int check_batch(struct pfs_check *c, uint32_t shard, const uint64_t *loca
 {
 	struct pfs_shard *sh = &c->st->shards[shard];
 	struct pfs_radix rx = { &sh->hdr.onodes, shard };
-	struct pfs_durable tok;
 	struct pfs_tx *tx;
 	bool changed = false;
 	int ret;
@@ -483,9 +479,7 @@ static int check_batch(struct pfs_check *c, uint32_t shard, const uint64_t *loca
 		pfs_tx_abort(tx);
 		return ret;
 	}
-	ret = pfs_tx_commit(tx, &tok);
-	if (!ret)
-		ret = pfs_tx_wait_durable(c->st, &tok);
+	ret = pfs_tx_commit_durable(tx);
 	return ret;
 }
 

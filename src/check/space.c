@@ -275,7 +275,6 @@ struct refill {
 
 static int refill_flush(struct refill *rf)
 {
-	struct pfs_durable tok;
 	struct pfs_tx *tx;
 	int ret;
 
@@ -289,9 +288,7 @@ static int refill_flush(struct refill *rf)
 			pfs_tx_abort(tx);
 		return ret;
 	}
-	ret = pfs_tx_commit(tx, &tok);
-	if (!ret)
-		ret = pfs_tx_wait_durable(rf->c->st, &tok);
+	ret = pfs_tx_commit_durable(tx);
 	if (!ret && pfs_store_wal_full(rf->c->st))
 		ret = pfs_store_checkpoint(rf->c->st);
 	rf->run_len = 0;
@@ -329,7 +326,6 @@ static int set_counters(struct pfs_check *c, uint32_t shard, const uint64_t *fre
 			const struct pfs_tree_root *refcount)
 {
 	struct pfs_shard *sh = &c->st->shards[shard];
-	struct pfs_durable tok;
 	struct pfs_tx *tx;
 	int ret = pfs_tx_begin(c->st, &shard, 1, &tx);
 
@@ -343,9 +339,7 @@ static int set_counters(struct pfs_check *c, uint32_t shard, const uint64_t *fre
 		sh->hdr.next_local = *next_local;
 	if (refcount)
 		sh->hdr.refcount = *refcount;
-	ret = pfs_tx_commit(tx, &tok);
-	if (!ret)
-		ret = pfs_tx_wait_durable(c->st, &tok);
+	ret = pfs_tx_commit_durable(tx);
 	return ret;
 }
 

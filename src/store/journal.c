@@ -450,22 +450,28 @@ static int before_save(struct pfs_tx *tx, struct pfs_txb *t)
 	return 0;
 }
 
+/* The first change to t in this transaction keeps its before-image. */
+static int txb_dirty(struct pfs_tx *tx, struct pfs_txb *t)
+{
+	int ret;
+
+	if (t->state != TXB_READ)
+		return 0;
+	ret = before_save(tx, t);
+	if (!ret)
+		t->state = TXB_DIRTY;
+	return ret;
+}
+
 int pfs_tx_dirty(struct pfs_tx *tx, struct pfs_buf *b)
 {
 	struct pfs_txb *t = txb_find(tx, b);
-	int ret;
 
 	if (tx->read_only)
 		return -EROFS;
 	if (!t || t->state == TXB_RELEASED)
 		return -EINVAL;
-	if (t->state == TXB_READ) {
-		ret = before_save(tx, t);
-		if (ret)
-			return ret;
-		t->state = TXB_DIRTY;
-	}
-	return 0;
+	return txb_dirty(tx, t);
 }
 
 static int tx_new_block(struct pfs_tx *tx, uint32_t shard, bool raw, struct pfs_buf **bp)
@@ -564,12 +570,9 @@ int pfs_tx_rewrite(struct pfs_tx *tx, uint64_t blkno, uint32_t magic, uint64_t o
 	ret = tx_buf(tx, blkno, false, &sh, &b, &t);
 	if (ret)
 		return ret;
-	if (t->state == TXB_READ) {
-		ret = before_save(tx, t);
-		if (ret)
-			return ret;
-		t->state = TXB_DIRTY;
-	}
+	ret = txb_dirty(tx, t);
+	if (ret)
+		return ret;
 	memset(b->data, 0, bsize(tx->st));
 	memcpy(h.uuid, tx->st->sb.uuid, POSFS_UUID_SIZE);
 	pfs_block_hdr_encode(b->data, &h);
@@ -693,12 +696,9 @@ int pfs_tx_data_block(struct pfs_tx *tx, uint64_t blkno, bool fresh, struct pfs_
 	ret = tx_buf(tx, blkno, !fresh, &sh, &b, &t);
 	if (ret)
 		return ret;
-	if (t->state == TXB_READ) {
-		ret = before_save(tx, t);
-		if (ret)
-			return ret;
-		t->state = TXB_DIRTY;
-	}
+	ret = txb_dirty(tx, t);
+	if (ret)
+		return ret;
 	if (fresh) {
 		memset(b->data, 0, bsize(tx->st));
 		b->flags |= PFS_BUF_VALID;
@@ -1154,6 +1154,15 @@ static void wal_wait_idle(struct pfs_wal *w)
 	while (w->writing)
 		pthread_cond_wait(&w->cond, &w->mutex);
 	pthread_mutex_unlock(&w->mutex);
+}
+
+int pfs_tx_commit_durable(struct pfs_tx *tx)
+{
+	struct pfs_store *st = tx->st;	/* tx is gone after the commit */
+	struct pfs_durable tok;
+	int ret = pfs_tx_commit(tx, &tok);
+
+	return ret ? ret : pfs_tx_wait_durable(st, &tok);
 }
 
 int pfs_tx_wait_durable(struct pfs_store *st, const struct pfs_durable *token)

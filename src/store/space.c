@@ -203,7 +203,6 @@ int pfs_space_rebuild(struct pfs_store *st, uint32_t shard, pfs_space_next_fn ne
 	ret = pfs_store_checkpoint(st);
 	st->space_loaded = true;	/* from here on the tree follows */
 	while (!ret && more) {
-		struct pfs_durable tok;
 		struct pfs_tx *tx;
 
 		ret = pfs_tx_begin(st, &shard, 1, &tx);
@@ -241,9 +240,7 @@ int pfs_space_rebuild(struct pfs_store *st, uint32_t shard, pfs_space_next_fn ne
 			pfs_tx_abort(tx);
 			break;
 		}
-		ret = pfs_tx_commit(tx, &tok);
-		if (!ret)
-			ret = pfs_tx_wait_durable(st, &tok);
+		ret = pfs_tx_commit_durable(tx);
 		if (!ret && (pfs_store_wal_full(st) || !more))
 			ret = pfs_store_checkpoint(st);
 	}

@@ -226,6 +226,9 @@ struct pfs_durable {
 int pfs_tx_commit(struct pfs_tx *tx, struct pfs_durable *token);
 void pfs_tx_abort(struct pfs_tx *tx);
 
+/* Commit and wait until it is durable (fsck's repairs, rebuilds). */
+int pfs_tx_commit_durable(struct pfs_tx *tx);
+
 /* Wait until a committed transaction is on stable storage (group commit:
  * concurrent waiters share one record write and one flush). */
 int pfs_tx_wait_durable(struct pfs_store *st, const struct pfs_durable *token);
