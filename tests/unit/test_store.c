@@ -67,6 +67,22 @@ static struct pfs_dev *newfs_mem(uint32_t shards)
 	return dev;
 }
 
+/* A new file system of shards shards in a new image file at path (a
+ * mkstemp template): the file's descriptor. */
+static int newfs_file(uint32_t shards, char *path)
+{
+	struct pfs_dev *dev = newfs_mem(shards);
+	uint8_t *img = pfs_dev_buf_alloc(DEVSZ);
+	int fd = mkstemp(path);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pfs_dev_pread(dev, img, DEVSZ, 0), 0);
+	ck_assert_int_eq(pwrite(fd, img, DEVSZ, 0), (ssize_t)DEVSZ);
+	pfs_dev_close(dev);
+	pfs_dev_buf_free(img);
+	return fd;
+}
+
 static struct pfs_store *open_dev(struct pfs_dev *dev)
 {
 	/* small caches: eviction paths run too */
@@ -422,20 +438,10 @@ START_TEST(close_and_reopen)
 	char path[] = "/var/tmp/posfs-store.XXXXXX";
 	struct model *m = calloc(1, sizeof(*m));
 	struct pfs_store *st;
-	struct pfs_dev *dev;
-	uint8_t *img;
-	int fd, ret;
+	int ret;
 
 	/* an image file: close for real, open by path */
-	dev = newfs_mem(2);
-	img = pfs_dev_buf_alloc(DEVSZ);
-	ck_assert_int_eq(pfs_dev_pread(dev, img, DEVSZ, 0), 0);
-	pfs_dev_close(dev);
-	fd = mkstemp(path);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(pwrite(fd, img, DEVSZ, 0), (ssize_t)DEVSZ);
-	close(fd);
-	pfs_dev_buf_free(img);
+	close(newfs_file(2, path));
 	srand(seed + 1);
 	for (int round = 0; round < 4; round++) {
 		struct pfs_store_opts o = { .cache_blocks = 128, .ckpt_interval_ms = -1,
@@ -618,9 +624,6 @@ static struct pfs_store *open_path(const char *path)
 START_TEST(full_shard_spills_over)
 {
 	char path[] = "/var/tmp/posfs-store.XXXXXX";
-	struct pfs_dev *dev = newfs_mem(3);
-	uint8_t *img = pfs_dev_buf_alloc(DEVSZ);
-	int fd = mkstemp(path);
 	struct pfs_store *st;
 	struct pfs_attr a = { .mode = S_IFREG | 0600 };
 	struct pfs_statfs before, full, after;
@@ -631,12 +634,7 @@ START_TEST(full_shard_spills_over)
 	int ret;
 
 	/* an image file, to open again after a close */
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(pfs_dev_pread(dev, img, DEVSZ, 0), 0);
-	ck_assert_int_eq(pwrite(fd, img, DEVSZ, 0), (ssize_t)DEVSZ);
-	close(fd);
-	pfs_dev_close(dev);
-	pfs_dev_buf_free(img);
+	close(newfs_file(3, path));
 	st = open_path(path);
 	shard_blocks = st->shards[0].geo.data_blocks;
 	ck_assert_int_eq(pfs_store_statfs(st, &before), 0);
@@ -1186,19 +1184,12 @@ START_TEST(data_checksums)
 	struct pfs_store_opts o = { .ckpt_interval_ms = -1, .data_error = on_data_error,
 				    .data_error_arg = &errs };
 	struct pfs_attr a = { .mode = S_IFREG | 0644 };
-	struct pfs_dev *dev = newfs_mem(2);
-	uint8_t *img = pfs_dev_buf_alloc(DEVSZ);
 	uint8_t *da = malloc(65536), *db = malloc(3 * 4096), *back = malloc(65536);
 	uint64_t oa, ob, oc, bad_a, bad_b;
 	struct pfs_store *st;
 	struct pfs_txn t;
-	int fd;
+	int fd = newfs_file(2, path);
 
-	ck_assert_int_eq(pfs_dev_pread(dev, img, DEVSZ, 0), 0);
-	pfs_dev_close(dev);
-	fd = mkstemp(path);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(pwrite(fd, img, DEVSZ, 0), (ssize_t)DEVSZ);
 	for (size_t i = 0; i < 65536; i++)
 		da[i] = (uint8_t)rand_r(&seed);
 	for (size_t i = 0; i < 3 * 4096; i++)
@@ -1300,7 +1291,6 @@ START_TEST(data_checksums)
 	ck_assert_int_eq(pfs_store_close(st), 0);
 	close(fd);
 	unlink(path);
-	pfs_dev_buf_free(img);
 	free(da);
 	free(db);
 	free(back);
@@ -1338,8 +1328,6 @@ START_TEST(compression)
 	struct pfs_store_opts o = { .ckpt_interval_ms = -1, .compress = 1,
 				    .data_error = on_data_error, .data_error_arg = &errs };
 	struct pfs_attr a = { .mode = S_IFREG | 0644 };
-	struct pfs_dev *dev = newfs_mem(2);
-	uint8_t *img = pfs_dev_buf_alloc(DEVSZ);
 	size_t big = 1 << 20;
 	uint8_t *text = malloc(big), *rnd = malloc(big), *mix = malloc(big), *back = malloc(big);
 	uint8_t *model = calloc(1, 4 << 20);
@@ -1347,13 +1335,8 @@ START_TEST(compression)
 	struct pfs_statfs s0, s1;
 	struct pfs_store *st;
 	struct pfs_txn t;
-	int fd;
+	int fd = newfs_file(2, path);
 
-	ck_assert_int_eq(pfs_dev_pread(dev, img, DEVSZ, 0), 0);
-	pfs_dev_close(dev);
-	fd = mkstemp(path);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(pwrite(fd, img, DEVSZ, 0), (ssize_t)DEVSZ);
 	fill_text(text, big, 0);
 	for (size_t i = 0; i < big; i++)
 		rnd[i] = (uint8_t)rand_r(&seed);
@@ -1503,7 +1486,6 @@ START_TEST(compression)
 	ck_assert_int_eq(pfs_store_close(st), 0);
 	close(fd);
 	unlink(path);
-	pfs_dev_buf_free(img);
 	free(text);
 	free(rnd);
 	free(mix);
@@ -1527,21 +1509,15 @@ START_TEST(corrupt_block_is_reported)
 	char path[] = "/var/tmp/posfs-corrupt.XXXXXX";
 	struct pfs_store_opts o = { .ckpt_interval_ms = -1 };
 	struct pfs_attr a = { .mode = S_IFREG | 0644 };
-	struct pfs_dev *dev = newfs_mem(2);
 	struct pfs_super sb;
 	struct pfs_onode on;
 	struct pfs_store *st;
 	uint64_t oid0, oid1, leaf;
 	struct pfs_txn t;
-	uint8_t *img = pfs_dev_buf_alloc(DEVSZ);
+	uint8_t *img = pfs_dev_buf_alloc(4096);	/* a block, as the device holds it */
 	char buf[8];
-	int fd;
+	int fd = newfs_file(2, path);
 
-	ck_assert_int_eq(pfs_dev_pread(dev, img, DEVSZ, 0), 0);
-	pfs_dev_close(dev);
-	fd = mkstemp(path);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(pwrite(fd, img, DEVSZ, 0), (ssize_t)DEVSZ);
 	ck_assert_int_eq(pfs_store_open(path, &o, &st), 0);
 	ck_assert_int_eq(pfs_store_oid_alloc(st, 0, &oid0), 0);
 	ck_assert_int_eq(pfs_store_oid_alloc(st, 1, &oid1), 0);
