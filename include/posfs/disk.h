@@ -395,6 +395,14 @@ void pfs_onode_to_disk(const struct pfs_onode *o, struct pfs_donode *d);
  */
 int pfs_onode_from_disk(const struct pfs_donode *d, struct pfs_onode *o);
 
+/*
+ * The inline extent records of a decoded onode (data_fmt EXTENTS): each one
+ * pfs_extent_from_disk accepts, sorted by lblk, none overlapping. 0 or
+ * -EUCLEAN. Apart from the decode, so that a checker can keep the object
+ * and drop only its data.
+ */
+int pfs_onode_extents_ok(const struct pfs_onode *o);
+
 struct pfs_extent {
 	uint64_t lblk;
 	uint64_t pblk;
@@ -405,7 +413,9 @@ struct pfs_extent {
 };
 
 void pfs_extent_to_disk(const struct pfs_extent *e, struct pfs_dextent *d);
-/* -EUCLEAN: zero length, unknown flags, ranges that overflow. */
+/* -EUCLEAN: zero length, unknown flags, ranges that overflow, a logical end
+ * past POSFS_FILE_BLOCKS_MAX. Where the device blocks are is the store's
+ * check (they need the superblock). */
 int pfs_extent_from_disk(const struct pfs_dextent *d, struct pfs_extent *e);
 
 /* ---- wal.c: WAL record headers ----------------------------------------- */

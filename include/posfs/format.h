@@ -320,7 +320,14 @@ struct pfs_dxattr {
 	pfs_le16 value_len;		/* 0x2 bytes of value */
 };
 
-/* Extent record: inline in an onode or in an extent B+tree leaf. */
+/*
+ * Extent record: inline in an onode or in an extent B+tree leaf. A valid
+ * record has len >= 1 and plen >= 1, lblk + len <= POSFS_FILE_BLOCKS_MAX
+ * (the largest file, so that byte offsets never wrap), and its device
+ * blocks [pblk, pblk + plen) inside the data area of one shard; inline
+ * records are sorted by lblk and do not overlap.
+ */
+#define POSFS_FILE_BLOCKS_MAX	(UINT64_C(1) << 40)
 #define POSFS_EXTENT_UNWRITTEN	0x0001u	/* allocated, reads as zeros */
 #define POSFS_EXTENT_SHARED	0x0002u	/* blocks in the shard's refcount tree */
 #define POSFS_EXTENT_COMPRESSED	0x0004u	/* zstd frame of len blocks in plen, zero padded */

@@ -150,7 +150,26 @@ int pfs_extent_from_disk(const struct pfs_dextent *d, struct pfs_extent *e)
 		return -EUCLEAN;
 	if (!(e->flags & POSFS_EXTENT_COMPRESSED) && (e->plen != e->len || e->csum))
 		return -EUCLEAN;
-	if (e->lblk + e->len < e->lblk || e->pblk + e->plen < e->pblk || !e->pblk)
+	if (e->lblk >= POSFS_FILE_BLOCKS_MAX || e->len > POSFS_FILE_BLOCKS_MAX - e->lblk ||
+	    e->pblk + e->plen < e->pblk || !e->pblk)
 		return -EUCLEAN;
+	return 0;
+}
+
+int pfs_onode_extents_ok(const struct pfs_onode *o)
+{
+	uint64_t end = 0;
+
+	if (o->data_fmt != POSFS_DATA_EXTENTS)
+		return 0;
+	for (unsigned i = 0; i < o->data_len / sizeof(struct pfs_dextent); i++) {
+		struct pfs_dextent d;
+		struct pfs_extent e;
+
+		memcpy(&d, o->inline_area + i * sizeof(d), sizeof(d));
+		if (pfs_extent_from_disk(&d, &e) || e.lblk < end)
+			return -EUCLEAN;
+		end = e.lblk + e.len;
+	}
 	return 0;
 }

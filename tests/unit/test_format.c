@@ -229,9 +229,61 @@ START_TEST(onode_rejects_bad_fields)
 }
 END_TEST
 
+/* Inline extent records: each valid alone, sorted, no overlap. */
+START_TEST(onode_inline_extents)
+{
+	struct pfs_extent e[2] = {
+		{ .lblk = 0, .pblk = 100, .len = 4, .plen = 4 },
+		{ .lblk = 8, .pblk = 200, .len = 2, .plen = 2 },
+	};
+	struct pfs_onode in, out;
+	struct pfs_donode d;
+
+	random_onode(&in);
+	in.data_fmt = POSFS_DATA_EXTENTS;
+	in.extents = (struct pfs_tree_root){ 0, 0 };
+	in.xattr_len = 0;
+	in.xattr_count = 0;
+	in.data_len = 2 * sizeof(struct pfs_dextent);
+	memset(in.inline_area, 0, sizeof(in.inline_area));
+	for (int i = 0; i < 2; i++)
+		pfs_extent_to_disk(&e[i], (struct pfs_dextent *)in.inline_area + i);
+	pfs_onode_to_disk(&in, &d);
+	ck_assert_int_eq(pfs_onode_from_disk(&d, &out), 0);
+	ck_assert_int_eq(pfs_onode_extents_ok(&out), 0);
+
+	e[1].len = 0;					/* empty */
+	pfs_extent_to_disk(&e[1], (struct pfs_dextent *)in.inline_area + 1);
+	pfs_onode_to_disk(&in, &d);
+	ck_assert_int_eq(pfs_onode_from_disk(&d, &out), 0);
+	ck_assert_int_eq(pfs_onode_extents_ok(&out), -EUCLEAN);
+	e[1].len = e[1].plen = 2;
+	e[1].lblk = 1ull << 52;				/* far past the largest file */
+	pfs_extent_to_disk(&e[1], (struct pfs_dextent *)in.inline_area + 1);
+	pfs_onode_to_disk(&in, &d);
+	ck_assert_int_eq(pfs_onode_from_disk(&d, &out), 0);
+	ck_assert_int_eq(pfs_onode_extents_ok(&out), -EUCLEAN);
+	e[1].lblk = 3;					/* overlaps the first */
+	pfs_extent_to_disk(&e[1], (struct pfs_dextent *)in.inline_area + 1);
+	pfs_onode_to_disk(&in, &d);
+	ck_assert_int_eq(pfs_onode_from_disk(&d, &out), 0);
+	ck_assert_int_eq(pfs_onode_extents_ok(&out), -EUCLEAN);
+	e[1].lblk = 4;					/* adjacent: fine */
+	pfs_extent_to_disk(&e[1], (struct pfs_dextent *)in.inline_area + 1);
+	pfs_onode_to_disk(&in, &d);
+	ck_assert_int_eq(pfs_onode_from_disk(&d, &out), 0);
+	ck_assert_int_eq(pfs_onode_extents_ok(&out), 0);
+	pfs_extent_to_disk(&e[0], (struct pfs_dextent *)in.inline_area + 1);
+	pfs_extent_to_disk(&e[1], (struct pfs_dextent *)in.inline_area);
+	pfs_onode_to_disk(&in, &d);			/* out of order */
+	ck_assert_int_eq(pfs_onode_from_disk(&d, &out), 0);
+	ck_assert_int_eq(pfs_onode_extents_ok(&out), -EUCLEAN);
+}
+END_TEST
+
 START_TEST(extent_round_trip)
 {
-	struct pfs_extent in = { .lblk = 1ull << 40, .pblk = 12345, .len = 256, .plen = 256,
+	struct pfs_extent in = { .lblk = POSFS_FILE_BLOCKS_MAX - 256, .pblk = 12345, .len = 256, .plen = 256,
 				 .flags = POSFS_EXTENT_SHARED | POSFS_EXTENT_UNWRITTEN }, out;
 	struct pfs_dextent d;
 
@@ -249,6 +301,13 @@ START_TEST(extent_round_trip)
 	in = (struct pfs_extent){ .lblk = UINT64_MAX - 1, .pblk = 10, .len = 5, .plen = 5 };
 	pfs_extent_to_disk(&in, &d);
 	ck_assert_int_eq(pfs_extent_from_disk(&d, &out), -EUCLEAN);	/* wraps */
+	in = (struct pfs_extent){ .lblk = POSFS_FILE_BLOCKS_MAX - 255, .pblk = 10, .len = 256,
+				  .plen = 256 };
+	pfs_extent_to_disk(&in, &d);
+	ck_assert_int_eq(pfs_extent_from_disk(&d, &out), -EUCLEAN);	/* past the largest file */
+	in = (struct pfs_extent){ .lblk = 1ull << 52, .pblk = 10, .len = 1, .plen = 1 };
+	pfs_extent_to_disk(&in, &d);
+	ck_assert_int_eq(pfs_extent_from_disk(&d, &out), -EUCLEAN);	/* bytes would wrap */
 	in = (struct pfs_extent){ .lblk = 0, .pblk = 10, .len = 5, .plen = 4 };
 	pfs_extent_to_disk(&in, &d);
 	ck_assert_int_eq(pfs_extent_from_disk(&d, &out), -EUCLEAN);	/* plen != len raw */
@@ -373,6 +432,7 @@ int main(void)
 	tcase_add_test(tc, misdirected_blocks);
 	tcase_add_test(tc, onode_round_trip);
 	tcase_add_test(tc, onode_rejects_bad_fields);
+	tcase_add_test(tc, onode_inline_extents);
 	tcase_add_test(tc, extent_round_trip);
 	tcase_add_test(tc, wal_record);
 	tcase_add_test(tc, probe_signatures);
