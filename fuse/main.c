@@ -404,6 +404,16 @@ static void data_error_log(void *arg, uint64_t oid, uint64_t off, uint64_t blkno
 		  device, oid, off, blkno);
 }
 
+/* Corrupt metadata of one inode (what fails with EUCLEAN); the store
+ * reports each inode once. */
+static void object_error_log(void *arg, uint64_t oid, const char *what)
+{
+	const char *device = arg;
+
+	posfs_log(LOG_ERR, "%s: inode %" PRIu64 " is damaged: %s (unmount and run fsck.posfs)",
+		  device, oid, what);
+}
+
 static int run(struct posfs *p, struct opts *o, int status_fd)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
@@ -416,6 +426,8 @@ static int run(struct posfs *p, struct opts *o, int status_fd)
 
 	o->so.data_error = data_error_log;
 	o->so.data_error_arg = (void *)o->device;
+	o->so.object_error = object_error_log;
+	o->so.object_error_arg = (void *)o->device;
 	ret = pfs_store_open(o->device, &o->so, &p->st);
 	if (ret) {
 		store_open_error(o->device, ret);

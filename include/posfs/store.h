@@ -57,6 +57,15 @@ struct pfs_store_opts {
 	void (*data_error)(void *arg, uint64_t oid, uint64_t off, uint64_t blkno);
 	void *data_error_arg;
 	/*
+	 * Corrupt metadata of one object met while the store followed it (an
+	 * extent that maps blocks outside the data area, over space free at
+	 * open, or past the largest file): what fails with -EUCLEAN, and
+	 * object_error (when set) hears of it once per object (of the last 64
+	 * reported), with a short description.
+	 */
+	void (*object_error)(void *arg, uint64_t oid, const char *what);
+	void *object_error_arg;
+	/*
 	 * Compression of new data of objects without FS_COMPR_FL or
 	 * FS_NOCOMP_FL in their chattr flags (those always, never): 0 as the
 	 * superblock's default; 1 zstd (the compression feature is set if

@@ -14,12 +14,17 @@
  *       the tree keeps the records afterwards until it is empty (no move
  *       back before), so a map that shrinks and grows again does not
  *       churn.
+ *   E4. Every record handed out (lookups, destroy) has passed
+ *       pfs_verify_extent (verify.h, V1): a crafted record is -EUCLEAN
+ *       here, before any caller computes with it.
  */
 #include <errno.h>
 #include <string.h>
 
 #include "format/endian.h"
 #include "store/extmap.h"
+#include "store/store_internal.h"
+#include "store/verify.h"
 
 #define REC sizeof(struct pfs_dextent)
 
@@ -66,6 +71,14 @@ static unsigned upper(struct pfs_extmap *em, uint64_t key)
 	return lo;
 }
 
+/* E4: what a lookup hands out. */
+static int checked(struct pfs_extmap *em, int ret, const struct pfs_dextent *d)
+{
+	if (ret)
+		return ret;
+	return pfs_verify_extent(pfs_tx_store(em->tx), em->o->oid, d, UINT64_MAX);
+}
+
 int pfs_extmap_lookup_le(struct pfs_extmap *em, uint64_t key, struct pfs_dextent *d)
 {
 	unsigned i;
@@ -73,13 +86,13 @@ int pfs_extmap_lookup_le(struct pfs_extmap *em, uint64_t key, struct pfs_dextent
 	if (is_tree(em)) {
 		struct pfs_btree bt = tree_of(em);
 
-		return pfs_btree_lookup_le(em->tx, &bt, key, d);
+		return checked(em, pfs_btree_lookup_le(em->tx, &bt, key, d), d);
 	}
 	i = upper(em, key);
 	if (!i)
 		return -ENOENT;
 	memcpy(d, inline_rec(em, i - 1), REC);
-	return 0;
+	return checked(em, 0, d);
 }
 
 int pfs_extmap_lookup_ge(struct pfs_extmap *em, uint64_t key, struct pfs_dextent *d)
@@ -89,7 +102,7 @@ int pfs_extmap_lookup_ge(struct pfs_extmap *em, uint64_t key, struct pfs_dextent
 	if (is_tree(em)) {
 		struct pfs_btree bt = tree_of(em);
 
-		return pfs_btree_lookup_ge(em->tx, &bt, key, d);
+		return checked(em, pfs_btree_lookup_ge(em->tx, &bt, key, d), d);
 	}
 	i = upper(em, key);
 	if (i && rec_key(inline_rec(em, i - 1)) == key)
@@ -97,7 +110,7 @@ int pfs_extmap_lookup_ge(struct pfs_extmap *em, uint64_t key, struct pfs_dextent
 	if (i >= inline_count(em))
 		return -ENOENT;
 	memcpy(d, inline_rec(em, i), REC);
-	return 0;
+	return checked(em, 0, d);
 }
 
 static int to_tree(struct pfs_extmap *em)
@@ -212,15 +225,34 @@ int pfs_extmap_replace(struct pfs_extmap *em, uint64_t old_key, const struct pfs
 	return ret ? ret : pfs_extmap_insert(em, d);
 }
 
+/* E4 for destroy: a record is checked before fn frees its blocks. */
+struct destroy_ctx {
+	struct pfs_extmap *em;
+	int (*fn)(void *arg, const void *rec);
+	void *arg;
+};
+
+static int destroy_one(void *arg, const void *rec)
+{
+	struct destroy_ctx *dc = arg;
+	struct pfs_dextent d;
+	int ret;
+
+	memcpy(&d, rec, REC);
+	ret = checked(dc->em, 0, &d);
+	return ret ? ret : dc->fn(dc->arg, rec);
+}
+
 int pfs_extmap_destroy(struct pfs_extmap *em, int (*fn)(void *arg, const void *rec), void *arg)
 {
+	struct destroy_ctx dc = { em, fn, arg };
 	unsigned n = inline_count(em);
 	int ret = 0;
 
 	if (is_tree(em)) {
 		struct pfs_btree bt = tree_of(em);
 
-		ret = pfs_btree_destroy(em->tx, &bt, fn, arg);
+		ret = pfs_btree_destroy(em->tx, &bt, destroy_one, &dc);
 		if (!ret) {
 			em->o->data_fmt = POSFS_DATA_EXTENTS;
 			em->o->data_len = 0;
@@ -228,7 +260,7 @@ int pfs_extmap_destroy(struct pfs_extmap *em, int (*fn)(void *arg, const void *r
 		return ret;
 	}
 	for (unsigned i = 0; !ret && i < n; i++)
-		ret = fn(arg, inline_rec(em, i));
+		ret = destroy_one(&dc, inline_rec(em, i));
 	if (!ret) {
 		memset(em->o->inline_area, 0, n * REC);
 		em->o->data_len = 0;

@@ -404,7 +404,11 @@ int pfs_tx_get(struct pfs_tx *tx, uint64_t blkno, const struct pfs_block_expect 
 		    (b->flags & PFS_BUF_RAW))
 			return -EUCLEAN;
 	} else {
-		ret = pfs_block_verify(b->data, bsize(tx->st), &e, NULL);
+		struct pfs_blockhdr h;
+
+		ret = pfs_block_verify(b->data, bsize(tx->st), &e, &h);
+		if (!ret && tx->st->free0_taken)
+			ret = pfs_verify_block(tx->st, b->data, &h);	/* V3 */
 		if (ret)
 			return ret;
 		b->flags |= PFS_BUF_VERIFIED;

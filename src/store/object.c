@@ -349,6 +349,12 @@ static int obj_get(struct objctx *c, uint64_t oid, struct obj **op)
 	if (!pfs_ocache_get(&sh->onodes, oid, &ob->o)) {
 		rx = radix_of(c->st, POSFS_OID_SHARD(oid));
 		ret = pfs_radix_lookup(c->tx, &rx, POSFS_OID_LOCAL(oid), &ob->o);
+		if (!ret && pfs_onode_extents_ok(&ob->o))
+			return pfs_store_object_error(c->st, oid, "bad inline extents");
+		if (ret == -EUCLEAN)
+			return pfs_store_object_error(c->st, oid, "bad onode");
+		if (!ret && pfs_verify_bad_onode(sh, oid))		/* V2 */
+			ret = -EUCLEAN;
 		if (ret)
 			return ret;
 		pfs_ocache_put(&sh->onodes, &ob->o);	/* the committed onode */
@@ -622,8 +628,6 @@ static int ext_punch(struct objctx *c, struct obj *ob, uint64_t start, uint64_t 
 }
 
 /* ---- data --------------------------------------------------------------- */
-
-#define MAX_FILE_BLOCKS (UINT64_C(1) << 40)
 
 static int read_block(struct objctx *c, struct obj *ob, uint64_t lblk, uint8_t *buf);
 
@@ -1232,7 +1236,7 @@ static int op_write(struct objctx *c, const struct pfs_op *op, bool zero)
 	struct obj *ob;
 	int ret;
 
-	if (end < off || (op->len && (end - 1) / bs >= MAX_FILE_BLOCKS))
+	if (end < off || (op->len && (end - 1) / bs >= POSFS_FILE_BLOCKS_MAX))
 		return -EFBIG;
 	ret = obj_get(c, op->oid, &ob);
 	if (ret || !op->len)
@@ -1295,7 +1299,7 @@ static int op_truncate(struct objctx *c, const struct pfs_op *op)
 	struct obj *ob;
 	int ret;
 
-	if ((size + bs - 1) / bs > MAX_FILE_BLOCKS)
+	if ((size + bs - 1) / bs > POSFS_FILE_BLOCKS_MAX)
 		return -EFBIG;
 	ret = obj_get(c, op->oid, &ob);
 	if (ret)
@@ -1442,7 +1446,7 @@ static int op_clone_range(struct objctx *c, const struct pfs_op *op)
 		return -EINVAL;
 	if (op->len % bs && op->off + op->len < src->o.size)
 		return -EINVAL;
-	if (op->off2 + op->len > MAX_FILE_BLOCKS * bs)
+	if (op->off2 + op->len > POSFS_FILE_BLOCKS_MAX * bs)
 		return -EFBIG;
 	if (src == dst && op->off < op->off2 + op->len && op->off2 < op->off + op->len)
 		return -EINVAL;		/* overlapping ranges of one object */
@@ -2044,8 +2048,11 @@ static int read_begin(struct pfs_store *st, uint64_t oid, struct objctx *c, stru
 	if (!oid_ok(st, oid))
 		return -ENOENT;
 	shard = POSFS_OID_SHARD(oid);
-	memset(c, 0, sizeof(*c));
+	/* not the whole context (16 onodes, 8 KiB): obj_get clears each
+	 * object it takes */
 	c->st = st;
+	c->tx = NULL;
+	c->n = 0;
 	ret = pfs_tx_begin_read(st, &shard, 1, &c->tx);
 	if (ret)
 		return ret;
@@ -2165,10 +2172,18 @@ static ssize_t store_read(struct pfs_store *st, uint64_t oid, uint64_t off, size
 
 			if (!ret) {
 				next = e.lblk + e.len;
-			} else if (!pfs_extmap_lookup_ge(&em, lb, &d)) {
-				next = le64_get(d.lblk);
+			} else {
+				ret = pfs_extmap_lookup_ge(&em, lb, &d);
+				if (!ret)
+					next = le64_get(d.lblk);
+				else if (ret != -ENOENT)
+					break;
 			}
 			run_end = next == UINT64_MAX || next * bs > end ? end : next * bs;
+			if (run_end <= pos) {	/* no progress: E4 says never */
+				ret = -EUCLEAN;
+				break;
+			}
 			memset(out + (pos - off), 0, run_end - pos);
 			pos = run_end;
 			ret = 0;
@@ -2249,7 +2264,11 @@ static ssize_t store_read(struct pfs_store *st, uint64_t oid, uint64_t off, size
 		 * never changes in place: the device has it; that shard's cache
 		 * and checksums are not ours to look at without its lock */
 		sh = pfs_store_block_shard(st, pblk);
-		foreign = sh && sh->index != POSFS_OID_SHARD(oid);
+		if (!sh) {		/* V1 says never: no block of no shard */
+			ret = -EUCLEAN;
+			break;
+		}
+		foreign = sh->index != POSFS_OID_SHARD(oid);
 		if (unlocked || foreign)
 			read_end(&c);
 		ret = pfs_dev_pread(st->dev, dst, n * bs, pblk * bs);
@@ -2269,7 +2288,7 @@ static ssize_t store_read(struct pfs_store *st, uint64_t oid, uint64_t off, size
 			tries++;
 			continue;
 		}
-		if (sh && !foreign) {
+		if (!foreign) {
 			uint64_t from = 0;
 
 			/* what the cache has newer; blocks not from a cached
@@ -2347,6 +2366,7 @@ int pfs_store_seek(struct pfs_store *st, uint64_t oid, uint64_t off, bool hole,
 	pos = off;
 	ret = 0;
 	while (pos < ob->o.size) {
+		uint64_t next;
 		struct pfs_extent e;
 		struct pfs_extmap em = ext_map(&c, ob);
 		struct pfs_dextent d;
@@ -2362,12 +2382,20 @@ int pfs_store_seek(struct pfs_store *st, uint64_t oid, uint64_t off, bool hole,
 			break;
 		}
 		if (!r) {
-			pos = (e.lblk + e.len) * bs;	/* past this extent (data or unwritten) */
-		} else if (!pfs_extmap_lookup_ge(&em, pos / bs, &d)) {
-			pos = le64_get(d.lblk) * bs;	/* the next extent */
+			next = (e.lblk + e.len) * bs;	/* past this extent (data or unwritten) */
+		} else if (!(r = pfs_extmap_lookup_ge(&em, pos / bs, &d))) {
+			next = le64_get(d.lblk) * bs;	/* the next extent */
+		} else if (r == -ENOENT) {
+			next = ob->o.size;
 		} else {
-			pos = ob->o.size;
+			ret = r;
+			break;
 		}
+		if (next <= pos) {		/* no progress: E4 says never */
+			ret = -EUCLEAN;
+			break;
+		}
+		pos = next;
 	}
 	if (!ret && pos >= ob->o.size) {
 		if (hole)

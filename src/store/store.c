@@ -107,6 +107,25 @@ int pfs_store_data_error(struct pfs_store *st, uint64_t oid, uint64_t off, uint6
 	return -EIO;
 }
 
+int pfs_store_object_error(struct pfs_store *st, uint64_t oid, const char *what)
+{
+	unsigned n = sizeof(st->object_error_seen) / sizeof(st->object_error_seen[0]);
+	bool seen = false;
+
+	pfs_store_note(st, -EUCLEAN);
+	pthread_mutex_lock(&st->data_error_lock);
+	for (unsigned i = 0; i < n && !seen; i++)
+		seen = st->object_error_seen[i] == oid + 1;
+	if (!seen) {
+		st->object_error_seen[st->object_error_next] = oid + 1;
+		st->object_error_next = (st->object_error_next + 1) % n;
+	}
+	pthread_mutex_unlock(&st->data_error_lock);
+	if (!seen && st->object_error)
+		st->object_error(st->object_error_arg, oid, what);
+	return -EUCLEAN;
+}
+
 static void store_free(struct pfs_store *st)
 {
 	if (!st)
@@ -114,6 +133,7 @@ static void store_free(struct pfs_store *st)
 	timer_stop(st);
 	pthread_mutex_destroy(&st->timer_lock);
 	pthread_cond_destroy(&st->timer_cond);
+	pfs_verify_close(st);
 	if (st->shards) {
 		pfs_journal_fini(st);
 		for (uint32_t i = 0; i < st->nshards; i++) {
@@ -304,6 +324,8 @@ int pfs_store_open_dev(struct pfs_dev *dev, const struct pfs_store_opts *o,
 	if (o) {
 		st->data_error = o->data_error;
 		st->data_error_arg = o->data_error_arg;
+		st->object_error = o->object_error;
+		st->object_error_arg = o->object_error_arg;
 	}
 	st->readonly = ro || pfs_dev_info(dev)->readonly;
 	st->fill_pct = o && o->fill_pct ? o->fill_pct : FILL_PCT_DEFAULT;
@@ -337,6 +359,8 @@ int pfs_store_open_dev(struct pfs_dev *dev, const struct pfs_store_opts *o,
 	}
 	if (!(o && o->fsck)) {
 		ret = pfs_store_load_space(st);
+		if (!ret)
+			ret = pfs_verify_open(st);	/* V2, V3 */
 		if (ret)
 			goto out;
 	}

@@ -24,6 +24,7 @@
 #include "store/bcache.h"
 #include "store/ocache.h"
 #include "store/tx.h"
+#include "store/verify.h"
 
 /* A sealed WAL record waiting for (or under) its write. */
 struct pfs_wal_sealed {
@@ -82,6 +83,7 @@ struct pfs_shard {
 	struct pfs_wal wal;
 	struct pfs_group group;
 	uint64_t group_durable;		/* last group id known durable */
+	struct pfs_free0 free0;		/* free at open (verify.h, V2) */
 };
 
 struct pfs_store {
@@ -117,6 +119,13 @@ struct pfs_store {
 	int compress_level;		/* zstd level */
 	bool space_loaded;		/* free trees in the allocators; until
 					 * then (fsck) frees are forgotten */
+	bool free0_taken;		/* pfs_verify_open: V2 is checked */
+	uint64_t open_txid;		/* blocks below it were there at open */
+	/* corrupt objects met (verify.h): the last reported, each once */
+	uint64_t object_error_seen[64];
+	unsigned object_error_next;
+	void (*object_error)(void *arg, uint64_t oid, const char *what);
+	void *object_error_arg;
 	/* the checkpoint timer */
 	pthread_t timer;
 	bool timer_running;
@@ -140,6 +149,10 @@ static inline int pfs_store_note(struct pfs_store *st, int err)
 		__atomic_store_n(&st->corrupt, true, __ATOMIC_RELAXED);
 	return err;
 }
+
+/* Corrupt metadata of object oid (what: a short description): note it,
+ * report it once (pfs_store_opts.object_error). Returns -EUCLEAN. */
+int pfs_store_object_error(struct pfs_store *st, uint64_t oid, const char *what);
 
 /* A data block that failed its checksum: count it, report it once
  * (pfs_store_opts.data_error). Returns -EIO. */
