@@ -95,6 +95,8 @@ struct place {
 	struct pfs_super sb;
 };
 
+static uint64_t first_free;	/* of the shard find looked at */
+
 static void find(uint64_t oid, uint32_t shard, struct place *p)
 {
 	struct pfs_store_opts so = { .readonly = true };
@@ -110,6 +112,12 @@ static void find(uint64_t oid, uint32_t shard, struct place *p)
 	if (oid)
 		shard = POSFS_OID_SHARD(oid);
 	p->hdr = st->shards[shard].hdr;
+	{
+		uint64_t len;
+
+		if (pfs_alloc_find(&st->shards[shard].alloc, 0, &first_free, &len))
+			first_free = 0;
+	}
 	if (oid) {
 		struct pfs_radix rx = { &st->shards[shard].hdr.onodes, shard };
 		struct pfs_buf *leaf;
@@ -190,6 +198,84 @@ static void on_extent_dup(struct pfs_donode *d, const struct place *p)
 	if (d->data_fmt != POSFS_DATA_EXTENTS || !d->data_len)
 		die("extent: the object has no inline extents", -EINVAL);
 	e->pblk = le64_put(dup_pblk);
+}
+
+/* ---- hostile extents ------------------------------------------------------------ */
+
+static const char *set_field;
+static uint64_t set_value;
+
+static void set_extent(struct pfs_dextent *e)
+{
+	if (!strcmp(set_field, "lblk"))
+		e->lblk = le64_put(set_value);
+	else if (!strcmp(set_field, "len"))
+		e->len = e->plen = le32_put((uint32_t)set_value);
+	else if (!strcmp(set_field, "pblk"))
+		e->pblk = le64_put(set_value);
+	else
+		die("extent-set: the field is lblk, len or pblk", -EINVAL);
+}
+
+static void on_extent_set(struct pfs_donode *d, const struct place *p)
+{
+	(void)p;
+	if (d->data_fmt != POSFS_DATA_EXTENTS || !d->data_len)
+		die("extent-set: the object has no inline extents", -EINVAL);
+	set_extent((struct pfs_dextent *)d->inline_area);
+}
+
+/*
+ * A place named by what an attacker aims at, in the object's shard s:
+ * "wal", "csum" (its checksum table), "header" (the next shard's header
+ * slot), "free" (its first free block), "head" (block 1), or a number.
+ */
+static uint64_t aim(const struct place *p, uint64_t oid, const char *v)
+{
+	uint32_t s = POSFS_OID_SHARD(oid);
+	struct pfs_shard_geo g;
+
+	if (pfs_geo_shard(&p->sb, s, &g))
+		die("geometry", -EINVAL);
+	if (!strcmp(v, "wal"))
+		return g.wal_start;
+	if (!strcmp(v, "csum")) {
+		if (!g.csum_blocks)
+			die("extent-set: no checksum table", -EINVAL);
+		return g.csum_start;
+	}
+	if (!strcmp(v, "header")) {
+		pfs_geo_shard(&p->sb, (s + 1) % p->sb.shard_count, &g);
+		return g.start_block;
+	}
+	if (!strcmp(v, "head"))
+		return 1;
+	if (!strcmp(v, "free"))
+		return first_free;
+	return num(v);
+}
+
+/* The first leaf of an extent tree (leftmost descent from its root). */
+static uint64_t first_leaf(const struct place *p)
+{
+	struct pfs_dev *dev = dev_open();
+	uint64_t blk = p->o.extents.blkno;
+
+	for (uint32_t h = p->o.extents.height; h > 1; h--) {
+		uint8_t *b = rd(dev, blk * p->bs, p->bs);
+		struct pfs_dbtree_ptr ptr;
+
+		memcpy(&ptr, b + sizeof(struct pfs_dblock_hdr), sizeof(ptr));
+		blk = le64_get(ptr.child);
+		pfs_dev_buf_free(b);
+	}
+	pfs_dev_close(dev);
+	return blk;
+}
+
+static void on_leaf_set(uint8_t *b)
+{
+	set_extent((struct pfs_dextent *)(b + sizeof(struct pfs_dblock_hdr)));
 }
 
 /* Change a field of a metadata block, seal it again. */
@@ -436,6 +522,19 @@ int main(int argc, char **argv)
 	} else if (!strcmp(what, "extent")) {		/* OID */
 		NEED(1);
 		edit_onode(num(argv[3]), on_extent_out);
+	} else if (!strcmp(what, "extent-set")) {	/* OID FIELD VALUE: its first extent */
+		uint64_t oid;
+		struct place p;
+
+		NEED(3);
+		oid = num(argv[3]);
+		find(oid, 0, &p);
+		set_field = argv[4];
+		set_value = strcmp(set_field, "pblk") ? num(argv[5]) : aim(&p, oid, argv[5]);
+		if (p.o.data_fmt == POSFS_DATA_BTREE)
+			edit_block(first_leaf(&p), p.bs, on_leaf_set);
+		else
+			edit_onode(oid, on_extent_set);
 	} else if (!strcmp(what, "extent-dup")) {	/* OID OID2: OID2 takes OID's blocks */
 		struct place p;
 		struct pfs_dextent e;
