@@ -118,6 +118,14 @@ int pfs_dev_open(const char *path, const struct pfs_dev_opts *opts,
  */
 int pfs_dev_open_mem(uint64_t size, uint32_t sector, struct pfs_dev **devp);
 
+/*
+ * The same, over the caller's image of size bytes, which it keeps: not
+ * copied, not zeroed, not freed at close; it must outlive the device.
+ * The fuzz targets open one image buffer again and again this way.
+ */
+int pfs_dev_open_mem_over(void *image, uint64_t size, uint32_t sector,
+			  struct pfs_dev **devp);
+
 /* Close: waits for nothing (callers flush first); frees all. NULL is fine.
  * Destroy the device's queues first. */
 void pfs_dev_close(struct pfs_dev *dev);

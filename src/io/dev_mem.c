@@ -16,6 +16,7 @@
 #endif
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +25,7 @@
 struct pfs_mem {
 	pthread_mutex_t lock;
 	unsigned char *image;
+	bool borrowed;			/* the caller's: not freed */
 };
 
 static int pfs_mem_pread(struct pfs_dev *dev, void *buf, size_t len,
@@ -61,7 +63,8 @@ static void pfs_mem_close(struct pfs_dev *dev)
 	if (!m)
 		return;
 	pthread_mutex_destroy(&m->lock);
-	free(m->image);
+	if (!m->borrowed)
+		free(m->image);
 	free(m);
 	dev->priv = NULL;
 }
@@ -74,7 +77,7 @@ static const struct pfs_dev_ops pfs_dev_mem_ops = {
 	.close = pfs_mem_close,
 };
 
-int pfs_dev_open_mem(uint64_t size, uint32_t sector, struct pfs_dev **devp)
+static int mem_open(void *image, uint64_t size, uint32_t sector, struct pfs_dev **devp)
 {
 	struct pfs_dev *dev = NULL;
 	struct pfs_mem *m;
@@ -103,7 +106,8 @@ int pfs_dev_open_mem(uint64_t size, uint32_t sector, struct pfs_dev **devp)
 		dev->priv = NULL;
 		goto out;
 	}
-	m->image = calloc(1, (size_t)size);
+	m->borrowed = image != NULL;
+	m->image = image ? image : calloc(1, (size_t)size);
 	if (!m->image) {
 		ret = -ENOMEM;
 		goto out;
@@ -120,4 +124,19 @@ int pfs_dev_open_mem(uint64_t size, uint32_t sector, struct pfs_dev **devp)
 out:
 	pfs_dev_close(dev);
 	return ret;
+}
+
+int pfs_dev_open_mem(uint64_t size, uint32_t sector, struct pfs_dev **devp)
+{
+	return mem_open(NULL, size, sector, devp);
+}
+
+int pfs_dev_open_mem_over(void *image, uint64_t size, uint32_t sector,
+			  struct pfs_dev **devp)
+{
+	if (!image) {
+		*devp = NULL;
+		return -EINVAL;
+	}
+	return mem_open(image, size, sector, devp);
 }

@@ -12,6 +12,11 @@
 #include <errno.h>
 #include <string.h>
 
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include "posfs/fs.h"
+#include "posfs/store.h"
 #include "fuzz.h"
 
 /* libFuzzer's generic mutator, when libFuzzer is linked in. */
@@ -230,5 +235,52 @@ int pfs_fuzz_newfs(uint64_t size, uint32_t shards, struct pfs_dev **devp)
 		return ret;
 	}
 	*devp = dev;
+	return 0;
+}
+
+#define TRY(call) do { if ((r = (call)) < 0) return (int)r; } while (0)
+
+/* The files of a populated image; *orphan gets a file unlinked while open. */
+int pfs_fuzz_populate(struct pfs_fs *fs, uint64_t *orphan)
+{
+	struct pfs_fs_attr a, d, f;
+	static const struct pfs_fs_cred cred = { .uid = 0, .gid = 0 };
+	uint8_t buf[8192];
+	char name[32];
+	long r;
+
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (uint8_t)(i * 13 + 1);
+	TRY(pfs_fs_mknod(fs, POSFS_ROOT_OID, "small", S_IFREG | 0644, 0, &cred, &a));
+	TRY(pfs_fs_write(fs, a.ino, 0, 100, buf, &cred));
+	TRY(pfs_fs_setxattr(fs, a.ino, "user.a", "value", 5, 0));
+
+	TRY(pfs_fs_mknod(fs, POSFS_ROOT_OID, "medium", S_IFREG | 0600, 0, &cred, &f));
+	for (int i = 0; i < 5; i++)
+		TRY(pfs_fs_write(fs, f.ino, (uint64_t)i * 4096, 4096, buf, &cred));
+	TRY(pfs_fs_setxattr(fs, f.ino, "user.big", buf, 2000, 0));
+
+	TRY(pfs_fs_mkdir(fs, POSFS_ROOT_OID, "dir", 0755, &cred, &d));
+	for (int i = 0; i < 120; i++) {
+		snprintf(name, sizeof(name), "entry-%03d", i);
+		TRY(pfs_fs_mknod(fs, d.ino, name, S_IFREG | 0644, 0, &cred, NULL));
+	}
+	TRY(pfs_fs_mkdir(fs, d.ino, "sub", 0700, &cred, NULL));
+	TRY(pfs_fs_symlink(fs, d.ino, "link", "../small", &cred, NULL));
+	TRY(pfs_fs_link(fs, a.ino, d.ino, "hard", NULL));
+	TRY(pfs_fs_mknod(fs, d.ino, "fifo", S_IFIFO | 0600, 0, &cred, NULL));
+
+	/* holes between the pieces keep the 48 extents apart */
+	TRY(pfs_fs_mknod(fs, POSFS_ROOT_OID, "frag", S_IFREG | 0644, 0, &cred, &f));
+	for (int i = 0; i < 48; i++)
+		TRY(pfs_fs_write(fs, f.ino, (uint64_t)i * 8192, 4096, buf, &cred));
+
+	TRY(pfs_fs_mknod(fs, POSFS_ROOT_OID, "gone", S_IFREG | 0644, 0, &cred, &f));
+	TRY(pfs_fs_write(fs, f.ino, 0, 8192, buf, &cred));
+	TRY(pfs_fs_inode_open(fs, f.ino));
+	TRY(pfs_fs_unlink(fs, POSFS_ROOT_OID, "gone"));
+	*orphan = f.ino;
+	TRY(pfs_fs_fsync(fs, POSFS_ROOT_OID, 0));
+	TRY(pfs_fs_fsync(fs, d.ino, 0));
 	return 0;
 }

@@ -46,4 +46,11 @@ size_t pfs_fuzz_mutate_image(uint8_t *data, size_t size, size_t max_size,
  */
 int pfs_fuzz_newfs(uint64_t size, uint32_t shards, struct pfs_dev **devp);
 
+/* Populate a file system as the seed images are: files small and large,
+ * xattrs, a directory of 120 entries, a symlink, a hard link, a fifo, a
+ * file of 48 extents (an extent tree), and an open file unlinked (its
+ * inode in *orphan). 0 or -errno. */
+struct pfs_fs;
+int pfs_fuzz_populate(struct pfs_fs *fs, uint64_t *orphan);
+
 #endif

@@ -12,6 +12,8 @@
  *                                       an open, unlinked file (an orphan)
  *                        full2.img      populated, 2 shards (cross-shard
  *                                       entries and the global WAL)
+ *   DIR/walk             base0, base1, base2: each base of the walk
+ *                        target, undamaged (its inputs are damage: walk.c)
  *   DIR/decode           every metadata block of full.img and crash.img,
  *                        one file each (the superblock as its 4 KiB)
  *
@@ -34,8 +36,6 @@
 
 #define SMALL_IMAGE	(4u << 20)
 #define SHARDED_IMAGE	(8u << 20)
-
-static const struct pfs_fs_cred cred = { .uid = 0, .gid = 0 };
 
 static __attribute__((noreturn)) void die(const char *what, int err)
 {
@@ -104,48 +104,6 @@ static void check(const char *what, long ret)
 		die(what, (int)ret);
 }
 
-/* The files of a populated image; *orphan gets a file unlinked while open. */
-static void populate(struct pfs_fs *fs, uint64_t *orphan)
-{
-	struct pfs_fs_attr a, d, f;
-	uint8_t buf[8192];
-	char name[32];
-
-	for (size_t i = 0; i < sizeof(buf); i++)
-		buf[i] = (uint8_t)(i * 13 + 1);
-	check("small", pfs_fs_mknod(fs, POSFS_ROOT_OID, "small", S_IFREG | 0644, 0, &cred, &a));
-	check("write", pfs_fs_write(fs, a.ino, 0, 100, buf, &cred));
-	check("xattr", pfs_fs_setxattr(fs, a.ino, "user.a", "value", 5, 0));
-
-	check("medium", pfs_fs_mknod(fs, POSFS_ROOT_OID, "medium", S_IFREG | 0600, 0, &cred, &f));
-	for (int i = 0; i < 5; i++)
-		check("write", pfs_fs_write(fs, f.ino, (uint64_t)i * 4096, 4096, buf, &cred));
-	check("xattr", pfs_fs_setxattr(fs, f.ino, "user.big", buf, 2000, 0));
-
-	check("mkdir", pfs_fs_mkdir(fs, POSFS_ROOT_OID, "dir", 0755, &cred, &d));
-	for (int i = 0; i < 120; i++) {
-		snprintf(name, sizeof(name), "entry-%03d", i);
-		check("entry", pfs_fs_mknod(fs, d.ino, name, S_IFREG | 0644, 0, &cred, NULL));
-	}
-	check("sub", pfs_fs_mkdir(fs, d.ino, "sub", 0700, &cred, NULL));
-	check("symlink", pfs_fs_symlink(fs, d.ino, "link", "../small", &cred, NULL));
-	check("link", pfs_fs_link(fs, a.ino, d.ino, "hard", NULL));
-	check("fifo", pfs_fs_mknod(fs, d.ino, "fifo", S_IFIFO | 0600, 0, &cred, NULL));
-
-	/* holes between the pieces keep the 48 extents apart */
-	check("frag", pfs_fs_mknod(fs, POSFS_ROOT_OID, "frag", S_IFREG | 0644, 0, &cred, &f));
-	for (int i = 0; i < 48; i++)
-		check("write", pfs_fs_write(fs, f.ino, (uint64_t)i * 8192, 4096, buf, &cred));
-
-	check("gone", pfs_fs_mknod(fs, POSFS_ROOT_OID, "gone", S_IFREG | 0644, 0, &cred, &f));
-	check("write", pfs_fs_write(fs, f.ino, 0, 8192, buf, &cred));
-	check("open", pfs_fs_inode_open(fs, f.ino));
-	check("unlink", pfs_fs_unlink(fs, POSFS_ROOT_OID, "gone"));
-	*orphan = f.ino;
-	check("fsync", pfs_fs_fsync(fs, POSFS_ROOT_OID, 0));
-	check("fsync", pfs_fs_fsync(fs, d.ino, 0));
-}
-
 /*
  * Populate the image in path; with crash, also copy it as it is after the
  * last fsync (the store still open) to crash.
@@ -164,7 +122,7 @@ static void populate_file(const char *path, uint64_t size, const char *crash)
 	ret = pfs_fs_open(st, &fs);
 	if (ret)
 		die("fs open", ret);
-	populate(fs, &orphan);
+	check("populate", pfs_fuzz_populate(fs, &orphan));
 	if (crash) {
 		void *buf = read_file(path, (size_t)size);
 
@@ -222,7 +180,8 @@ static void copy(const char *from, const char *to, uint64_t size)
 int main(int argc, char **argv)
 {
 	static const char *names[] = { "empty.img", "full.img", "crash.img", "full2.img" };
-	char img[PATH_MAX], fsck[PATH_MAX], dec[PATH_MAX], a[PATH_MAX], b[PATH_MAX];
+	char img[PATH_MAX], fsck[PATH_MAX], walk[PATH_MAX], dec[PATH_MAX], a[PATH_MAX],
+	     b[PATH_MAX];
 	const char *dir;
 
 	if (argc != 2) {
@@ -232,10 +191,12 @@ int main(int argc, char **argv)
 	dir = argv[1];
 	mkpath(img, "%s/image", dir);
 	mkpath(fsck, "%s/fsck", dir);
+	mkpath(walk, "%s/walk", dir);
 	mkpath(dec, "%s/decode", dir);
 	mkdir_p(dir);
 	mkdir_p(img);
 	mkdir_p(fsck);
+	mkdir_p(walk);
 	mkdir_p(dec);
 
 	mkpath(a, "%s/empty.img", img);
@@ -256,6 +217,11 @@ int main(int argc, char **argv)
 		copy(a, b, size);
 		if (i == 1 || i == 2)
 			split_blocks(a, size, dec, i == 1 ? "full" : "crash");
+	}
+	/* walk: no damage to each of its three bases (walk.c) */
+	for (uint8_t i = 0; i < 3; i++) {
+		mkpath(a, "%s/base%u", walk, (unsigned)i);
+		write_file(a, &i, 1);
 	}
 	return 0;
 }

@@ -10,7 +10,7 @@ tmp=`mktemp -d "${TMPDIR:-/tmp}/pfs-regress.XXXXXX"` || exit 99
 trap 'rm -rf "$tmp"' EXIT
 
 "$fuzz/mkcorpus" "$tmp/seeds" || { echo "mkcorpus failed"; exit 1; }
-for t in decode image fsck; do
+for t in decode image fsck walk; do
 	mkdir -p "$tmp/kept/$t"
 	if [ -d "$kept/$t" ]; then
 		for f in "$kept/$t"/*; do

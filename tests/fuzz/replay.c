@@ -4,7 +4,8 @@
  * once on every file in each DIR, as libFuzzer would, so that the inputs
  * kept under tests/fuzz/regress run in `make check` under any compiler.
  * Exit 0 when every input ran (a crash ends the process), 1 on an unreadable
- * input or directory.
+ * input or directory. An input that runs longer than REPLAY_TIMEOUT seconds
+ * is a hang: SIGALRM ends the process, as libFuzzer's -timeout would.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -12,8 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "fuzz.h"
+
+#define REPLAY_TIMEOUT	60	/* seconds; an input takes well under one */
 
 static int run_file(const char *path)
 {
@@ -34,7 +38,10 @@ static int run_file(const char *path)
 		fprintf(stderr, "replay: %s: %s\n", path, strerror(errno ? errno : EIO));
 		goto out;
 	}
+	fprintf(stderr, "replay: %s\n", path);
+	alarm(REPLAY_TIMEOUT);
 	LLVMFuzzerTestOneInput(buf, (size_t)sb.st_size);
+	alarm(0);
 	ret = 0;
 out:
 	if (f)
