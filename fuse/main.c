@@ -31,6 +31,7 @@
 
 #include "posfs/disk.h"
 #include "posfs/fs.h"
+#include "posfs/io.h"
 #include "posfs/store.h"
 #include "posfs.h"
 #include "wire.h"
@@ -311,9 +312,14 @@ static int parse_args(int argc, char **argv, struct posfs *p, struct opts *o)
 /* A clear message for each way pfs_store_open fails. */
 static void store_open_error(const char *dev, int ret)
 {
+	struct pfs_dev_use use;
+
 	switch (ret) {
 	case -EBUSY:
-		posfs_log(LOG_ERR, "%s is in use (already mounted?)", dev);
+		if (pfs_dev_in_use(dev, &use) == 0 && use.state == PFS_DEV_BUSY)
+			posfs_log(LOG_ERR, "%s is in use: %s", dev, use.why);
+		else
+			posfs_log(LOG_ERR, "%s is in use (already mounted?)", dev);
 		break;
 	case -EOPNOTSUPP:
 		posfs_log(LOG_ERR, "%s has incompatible features this posfs does not know: "
