@@ -13,7 +13,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -136,33 +135,13 @@ static int open_dev(void *arg, bool readonly, struct pfs_dev **devp)
 	return ret;
 }
 
-/* Is path mounted (as the source of a mount in /proc/self/mountinfo)? */
-static bool is_mounted(const char *path)
+/* What holds path (mounted, claimed, a loop device over the same file
+ * busy: include/posfs/io.h), or NULL. */
+static const char *in_use(const char *path, struct pfs_dev_use *use)
 {
-	char real[PATH_MAX], line[4096];
-	struct stat st;
-	bool found = false;
-	FILE *m;
-
-	if (!realpath(path, real) || stat(real, &st))
-		return false;
-	m = fopen("/proc/self/mountinfo", "r");
-	if (!m)
-		return false;
-	while (!found && fgets(line, sizeof(line), m)) {
-		char *sep = strstr(line, " - "), src[PATH_MAX], type[64], rsrc[PATH_MAX];
-		struct stat ss;
-
-		if (!sep || sscanf(sep + 3, "%63s %4095s", type, src) != 2)
-			continue;
-		if (!strcmp(src, real) || (realpath(src, rsrc) && !strcmp(rsrc, real)))
-			found = true;
-		else if (S_ISBLK(st.st_mode) && !stat(src, &ss) && S_ISBLK(ss.st_mode) &&
-			 ss.st_rdev == st.st_rdev)
-			found = true;
-	}
-	fclose(m);
-	return found;
+	if (pfs_dev_in_use(path, use) != 0 || use->state != PFS_DEV_BUSY)
+		return NULL;
+	return use->why;
 }
 
 /* ---- answers ------------------------------------------------------------------- */
@@ -370,13 +349,19 @@ static void list_problems(void)
 static int do_undo(const char *undo, const char *device, bool force)
 {
 	struct pfs_dev_opts o = { .exclusive = true };
+	struct pfs_dev_use use;
 	struct pfs_dev *dev;
+	const char *why;
 	uint64_t units = 0;
 	int ret;
 
-	if (is_mounted(device))
-		die(FSCK_ERROR, "%s is mounted: will not write to it", device);
+	why = in_use(device, &use);
+	if (why)
+		die(FSCK_ERROR, "%s is in use: %s: will not write to it", device, why);
 	ret = pfs_dev_open(device, &o, &dev);
+	if (ret == -EBUSY)
+		die(FSCK_ERROR, "%s is in use (open by another program): will not write to it",
+		    device);
 	if (ret)
 		die(FSCK_ERROR, "cannot open %s: %s", device, strerror(-ret));
 	ret = pfs_undo_restore(undo, dev, force, &units);
@@ -407,7 +392,8 @@ int main(int argc, char **argv)
 	struct pfs_check_ops ops = { open_dev, ask, progress, info, &f };
 	struct pfs_check_opts opts = { 0 };
 	struct pfs_check_result r;
-	const char *undo_restore = NULL;
+	struct pfs_dev_use use;
+	const char *undo_restore = NULL, *why;
 	int c, modes = 0, ret, code;
 	char *end;
 
@@ -490,12 +476,13 @@ int main(int argc, char **argv)
 	}
 	if (f.undo_path && access(f.undo_path, F_OK) == 0)
 		die(FSCK_USAGE, "the undo file %s exists already: name a new one", f.undo_path);
-	if (is_mounted(f.device)) {
+	why = in_use(f.device, &use);
+	if (why) {
 		if (f.mode != NO)
-			die(FSCK_ERROR, "%s is mounted: will not check it for repair "
-			    "(unmount it, or use -n)", f.device);
-		fprintf(stderr, "%s: warning: %s is mounted: a check now may report problems "
-			"that are only changes in flight\n", prog, f.device);
+			die(FSCK_ERROR, "%s is in use: %s: will not check it for repair "
+			    "(unmount it, or use -n)", f.device, why);
+		fprintf(stderr, "%s: warning: %s is in use: %s: a check now may report "
+			"problems that are only changes in flight\n", prog, f.device, why);
 	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
@@ -532,9 +519,11 @@ int main(int argc, char **argv)
 			printf("%s: undo file %s written\n", f.device, f.undo_path);
 		pfs_dev_close(f.undo_dev);
 	}
-	if (ret == -EBUSY)
-		die(FSCK_ERROR, "%s is in use (mounted, or open by another posfs program)",
-		    f.device);
+	if (ret == -EBUSY) {
+		why = in_use(f.device, &use);
+		die(FSCK_ERROR, "%s is in use: %s", f.device,
+		    why ? why : "open by another program");
+	}
 	if (ret == -ENOENT || ret == -ENODEV || ret == -EACCES || ret == -EPERM)
 		die(FSCK_ERROR, "cannot open %s: %s", f.device, strerror(-ret));
 	if (ret == -EOPNOTSUPP || ret == -EROFS)

@@ -31,6 +31,7 @@
 
 #include "posfs/disk.h"
 #include "posfs/fs.h"
+#include "posfs/io.h"
 #include "posfs/store.h"
 #include "posfs.h"
 #include "wire.h"
@@ -118,38 +119,30 @@ struct opts {
  * (the kernel takes a file's readahead from the bdi when it opens it).
  * Root only; a failure leaves the kernel's default and says so in the log.
  */
+struct bdi_find {
+	const char *mountpoint;
+	char bdi[32];
+};
+
+static int bdi_of(void *arg, const struct pfs_mount_entry *m)
+{
+	struct bdi_find *b = arg;
+
+	/* the last one found wins: the top mount */
+	if (!strncmp(m->fstype, "fuse", 4) && !strcmp(m->mountpoint, b->mountpoint))
+		snprintf(b->bdi, sizeof(b->bdi), "%u:%u", m->major, m->minor);
+	return 0;
+}
+
 static void set_readahead(const char *mountpoint, unsigned long long kb)
 {
-	FILE *f = fopen("/proc/self/mountinfo", "r");
-	char line[4096], bdi[64] = "", path[128];
+	struct bdi_find b = { mountpoint, "" };
+	char path[128];
 	int fd;
 
-	if (!f)
+	if (pfs_mountinfo_each(bdi_of, &b) != 0 || !b.bdi[0])
 		return;
-	while (fgets(line, sizeof(line), f)) {
-		char mm[64], mp[PATH_MAX], *sep = strstr(line, " - ");
-		char *r, *w;
-
-		if (!sep || sscanf(line, "%*s %*s %63s %*s %4095s", mm, mp) != 2 ||
-		    strncmp(sep + 3, "fuse", 4))
-			continue;
-		/* mountinfo writes a space, tab, newline or backslash as \ooo */
-		for (r = w = mp; *r; w++) {
-			if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] && r[3]) {
-				*w = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
-				r += 4;
-			} else {
-				*w = *r++;
-			}
-		}
-		*w = 0;
-		if (!strcmp(mp, mountpoint))
-			snprintf(bdi, sizeof(bdi), "%s", mm);	/* the last: the top mount */
-	}
-	fclose(f);
-	if (!bdi[0])
-		return;
-	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", bdi);
+	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", b.bdi);
 	fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0 || dprintf(fd, "%llu\n", kb) < 0)
 		posfs_log(LOG_INFO, "readahead left as the kernel's: %s: %s", path,
@@ -311,9 +304,14 @@ static int parse_args(int argc, char **argv, struct posfs *p, struct opts *o)
 /* A clear message for each way pfs_store_open fails. */
 static void store_open_error(const char *dev, int ret)
 {
+	struct pfs_dev_use use;
+
 	switch (ret) {
 	case -EBUSY:
-		posfs_log(LOG_ERR, "%s is in use (already mounted?)", dev);
+		if (pfs_dev_in_use(dev, &use) == 0 && use.state == PFS_DEV_BUSY)
+			posfs_log(LOG_ERR, "%s is in use: %s", dev, use.why);
+		else
+			posfs_log(LOG_ERR, "%s is in use (already mounted?)", dev);
 		break;
 	case -EOPNOTSUPP:
 		posfs_log(LOG_ERR, "%s has incompatible features this posfs does not know: "

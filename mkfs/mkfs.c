@@ -16,7 +16,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -378,54 +377,6 @@ static void parse_args(struct mkfs_cfg *c, int argc, char **argv)
 		die_usage("csum_chunk %u is larger than the block size", c->geo.csum_chunk);
 }
 
-/* Is this regular file the source of a mount, or a loop device's backing file? */
-static int file_in_use(const char *path, char *why, size_t len)
-{
-	char real[PATH_MAX], line[4096 + 2 * PATH_MAX];
-	FILE *f;
-	int busy = 0;
-
-	if (!realpath(path, real))
-		return 0;
-	f = fopen("/proc/self/mounts", "r");
-	if (f) {
-		while (!busy && fgets(line, sizeof(line), f)) {
-			char *sp = strchr(line, ' ');
-
-			if (sp) {
-				*sp = 0;
-				if (!strcmp(line, real) || !strcmp(line, path)) {
-					char *mnt = sp + 1, *sp2 = strchr(mnt, ' ');
-
-					if (sp2)
-						*sp2 = 0;
-					snprintf(why, len, "it is mounted on %s", mnt);
-					busy = 1;
-				}
-			}
-		}
-		fclose(f);
-	}
-	for (int i = 0; !busy && i < 256; i++) {
-		char p[64], back[PATH_MAX];
-		FILE *b;
-
-		snprintf(p, sizeof(p), "/sys/block/loop%d/loop/backing_file", i);
-		b = fopen(p, "r");
-		if (!b)
-			continue;
-		if (fgets(back, sizeof(back), b)) {
-			back[strcspn(back, "\n")] = 0;
-			if (!strcmp(back, real)) {
-				snprintf(why, len, "it is attached to /dev/loop%d", i);
-				busy = 2;
-			}
-		}
-		fclose(b);
-	}
-	return busy;
-}
-
 static unsigned online_cpus(void)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -510,7 +461,8 @@ int main(int argc, char **argv)
 	struct stat st;
 	bool created = false;
 	uint64_t min_size, target;
-	char why[PATH_MAX + 64], b1[32];
+	struct pfs_dev_use use;
+	char b1[32], b2[32];
 	void *head = NULL;
 	int ret, status = EXIT_REFUSED;
 
@@ -526,18 +478,16 @@ int main(int argc, char **argv)
 			msg_err("%s is neither a block device nor a regular file", c.path);
 			return EXIT_REFUSED;
 		}
-		if (S_ISREG(st.st_mode)) {
-			int busy = file_in_use(c.path, why, sizeof(why));
-
-			if (busy == 1 || (busy == 2 && c.force < 2)) {
-				msg_err("%s is in use: %s%s", c.path, why,
-					busy == 2 ? " (use -f twice to format it anyway)" : "");
-				return EXIT_REFUSED;
-			}
-			if (!c.size && st.st_size == 0) {
-				msg_err("%s is empty: give a SIZE to make an image of that size", c.path);
-				return EXIT_REFUSED;
-			}
+		/* mounted, claimed, a loop device over the same file: see io.h */
+		if (pfs_dev_in_use(c.path, &use) == 0 &&
+		    (use.state == PFS_DEV_BUSY || (use.state == PFS_DEV_LOOPED && c.force < 2))) {
+			msg_err("%s is in use: %s%s", c.path, use.why,
+				use.state == PFS_DEV_LOOPED ? " (use -f twice to format it anyway)" : "");
+			return EXIT_REFUSED;
+		}
+		if (S_ISREG(st.st_mode) && !c.size && st.st_size == 0) {
+			msg_err("%s is empty: give a SIZE to make an image of that size", c.path);
+			return EXIT_REFUSED;
 		}
 	} else if (errno == ENOENT) {
 		if (!c.size) {
@@ -556,7 +506,7 @@ int main(int argc, char **argv)
 		ret = pfs_geo_compute(&c.geo, &sb, &min_size);
 		if (ret == -ENOSPC) {
 			msg_err("%s is too small for this layout: it needs at least %s (%" PRIu64 " bytes)",
-				human(c.size, b1, sizeof(b1)), human(min_size, why, sizeof(why)), min_size);
+				human(c.size, b1, sizeof(b1)), human(min_size, b2, sizeof(b2)), min_size);
 			return EXIT_REFUSED;
 		}
 		if (ret) {
@@ -634,7 +584,7 @@ int main(int argc, char **argv)
 	if (c.size && c.size > info->size) {
 		if (info->is_blockdev) {
 			msg_err("size %s is larger than %s (%s)", human(c.size, b1, sizeof(b1)),
-				c.path, human(info->size, why, sizeof(why)));
+				c.path, human(info->size, b2, sizeof(b2)));
 			goto out;
 		}
 	}
@@ -645,7 +595,7 @@ int main(int argc, char **argv)
 	ret = pfs_geo_compute(&c.geo, &sb, &min_size);
 	if (ret == -ENOSPC) {
 		msg_err("%s (%s) is too small: posfs with these options needs at least %s",
-			c.path, human(target, b1, sizeof(b1)), human(min_size, why, sizeof(why)));
+			c.path, human(target, b1, sizeof(b1)), human(min_size, b2, sizeof(b2)));
 		goto out;
 	}
 	if (ret) {

@@ -57,8 +57,8 @@ enum pfs_atomic_source {
 struct pfs_dev_opts {
 	enum pfs_dev_backend backend;
 	bool readonly;		/* O_RDONLY; writes return -EROFS */
-	bool exclusive;		/* block device: O_EXCL; file: flock LOCK_EX|LOCK_NB.
-				 * Busy (mounted, or open by another posfs) -> -EBUSY */
+	bool exclusive;		/* the claim of claim.c below: one per device,
+				 * by whatever path. Busy -> -EBUSY */
 	bool buffered;		/* do not even try O_DIRECT */
 	unsigned queue_depth;	/* io_uring ring entries; 0 = default (64) */
 };
@@ -169,6 +169,83 @@ struct pfs_thread_buf {
 #define PFS_THREAD_BUF_INIT { PTHREAD_ONCE_INIT, 0 }
 
 void *pfs_thread_buf_get(struct pfs_thread_buf *tb, size_t len);
+
+/* ---- claim.c: one claim per device, whatever the path ------------------- */
+
+/*
+ * A posfs image is one device whether it is reached through its file or
+ * through any loop device over that file. pfs_dev_open with exclusive set
+ * claims it so (-EBUSY when another holds it):
+ *   - a regular file: flock(LOCK_EX | LOCK_NB) on it;
+ *   - a block device: O_EXCL; a loop device over a file also takes the
+ *     flock on that file (found by LOOP_GET_STATUS64's device and inode),
+ *     held until pfs_dev_close;
+ *   - and no other loop device over the same file may be busy (mounted by
+ *     the kernel, or open O_EXCL by a program): each is tested with an
+ *     O_EXCL open, not held.
+ * Two posfs programs thus meet at the file's flock by whatever paths they
+ * came. Read-only, non-exclusive opens (fsck -n) claim nothing.
+ */
+
+/* What pfs_dev_in_use found. */
+enum pfs_dev_user {
+	PFS_DEV_FREE = 0,	/* nothing holds it */
+	PFS_DEV_LOOPED = 1,	/* a loop device (not busy) is over the same file */
+	PFS_DEV_BUSY = 2,	/* mounted, claimed, or a loop device over the
+				 * same file busy */
+};
+
+#define PFS_DEV_WHY_SIZE 8256	/* two paths and the words between */
+
+struct pfs_dev_use {
+	enum pfs_dev_user state;
+	/* For LOOPED and BUSY, what holds it, as a phrase to follow "PATH is
+	 * in use: ": "mounted on /mnt", "its file /img is mounted on /mnt",
+	 * "loop device /dev/loop1 over the same file is mounted on /mnt",
+	 * "locked by fsck.posfs (pid 42)", "open exclusively by another
+	 * program", "attached to /dev/loop1". Empty for FREE. */
+	char why[PFS_DEV_WHY_SIZE];
+};
+
+/*
+ * Who holds the device at path, for a tool's message or its refusal
+ * before any claim (fsck will not repair a mounted file system, mkfs will
+ * not format one). Looks, in order, at the mount table (read once; each
+ * source compared by what it is, device number or file, not by its name),
+ * the flock holders of the file (/proc/locks), an O_EXCL open of a block
+ * device, the loop devices over the same file. The first that holds it
+ * makes it BUSY. Claims nothing (the O_EXCL tests are closed at once), so
+ * a claim may still fail after FREE, or succeed after BUSY when the holder
+ * has gone. Errors: -ENOENT, -EACCES (stat of path), -ENOTBLK (neither a
+ * block device nor a regular file), -ENOMEM; u->state is FREE then.
+ */
+int pfs_dev_in_use(const char *path, struct pfs_dev_use *u);
+
+/*
+ * One line of /proc/self/mountinfo. The strings point into the line, with
+ * the kernel's octal escapes (\040 for a space, \011 a tab, \012 a
+ * newline, \134 a backslash) decoded.
+ */
+struct pfs_mount_entry {
+	unsigned major, minor;	/* the mount's st_dev (field 3) */
+	const char *mountpoint;
+	const char *fstype;
+	const char *source;
+};
+
+/*
+ * Parse one mountinfo line in place (a trailing newline is dropped).
+ * Errors: -EINVAL (not a mountinfo line; *m is then undefined).
+ */
+int pfs_mountinfo_parse(char *line, struct pfs_mount_entry *m);
+
+/*
+ * Call fn for every mount of /proc/self/mountinfo, in its order, until fn
+ * returns nonzero, which is returned. Lines that do not parse are skipped.
+ * Errors: fopen's -errno, -ENOMEM.
+ */
+int pfs_mountinfo_each(int (*fn)(void *arg, const struct pfs_mount_entry *m),
+		       void *arg);
 
 /* ---- ioq.c: batched asynchronous I/O ------------------------------------ */
 

@@ -7,7 +7,8 @@
  * block devices and regular files pass, so a FIFO never blocks the open);
  * open it, O_DIRECT first unless told not to, falling back to buffered I/O
  * when the file system refuses O_DIRECT with EINVAL (info.direct_refused);
- * take the exclusive claim (O_EXCL on a block device, flock on a file);
+ * take the exclusive claim (O_EXCL on a block device, then claim.c: flock
+ * on a file, or on the file under a loop device);
  * pick the backend (uring when the kernel has it and AUTO or URING was
  * asked); identify (identify.c).
  *
@@ -22,7 +23,6 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -36,6 +36,7 @@ struct pfs_dev *pfs_dev_alloc(const struct pfs_dev_ops *ops)
 		return NULL;
 	dev->ops = ops;
 	dev->fd = -1;
+	dev->lock_fd = -1;
 	dev->queue_depth = PFS_DEV_DEFAULT_DEPTH;
 	pfs_dev_set_name(dev, ops->name);
 	return dev;
@@ -141,7 +142,7 @@ int pfs_dev_open(const char *path, const struct pfs_dev_opts *opts,
 	struct pfs_dev *dev = NULL;
 	struct stat st;
 	bool blk, refused = false, uring = false;
-	int flags, fd = -1, ret;
+	int flags, fd = -1, lock_fd = -1, ret;
 
 	*devp = NULL;
 	ret = pfs_dev_check_opts(o);
@@ -191,9 +192,10 @@ int pfs_dev_open(const char *path, const struct pfs_dev_opts *opts,
 		ret = -ENOTBLK;
 		goto out;
 	}
-	if (!blk && o->exclusive && flock(fd, LOCK_EX | LOCK_NB) != 0) {
-		ret = errno == EWOULDBLOCK ? -EBUSY : -errno;
-		goto out;
+	if (o->exclusive) {
+		ret = pfs_dev_claim(fd, &st, &lock_fd);
+		if (ret)
+			goto out;
 	}
 
 	if (o->backend != PFS_DEV_SYNC) {
@@ -210,6 +212,8 @@ int pfs_dev_open(const char *path, const struct pfs_dev_opts *opts,
 	dev->info.uring = uring;
 	dev->fd = fd;
 	fd = -1;
+	dev->lock_fd = lock_fd;
+	lock_fd = -1;
 	dev->queue_depth = o->queue_depth ? o->queue_depth
 					  : PFS_DEV_DEFAULT_DEPTH;
 	dev->info.is_blockdev = blk;
@@ -227,6 +231,8 @@ out:
 		pfs_dev_close(dev);
 	if (fd >= 0)
 		close(fd);
+	if (lock_fd >= 0)
+		close(lock_fd);
 	return ret;
 }
 
@@ -238,6 +244,8 @@ void pfs_dev_close(struct pfs_dev *dev)
 		dev->ops->close(dev);
 	if (dev->fd >= 0)
 		close(dev->fd);	/* drops the flock or O_EXCL claim */
+	if (dev->lock_fd >= 0)
+		close(dev->lock_fd);
 	free(dev);
 }
 

@@ -11,6 +11,7 @@
  *   dev_uring.c io_uring probe and the ring behind each pfs_ioq
  *   dev_mem.c   the in-memory device
  *   identify.c  size, sector sizes, DIO alignment, atomic write unit, NVMe
+ *   claim.c     the exclusive claim, who holds a device, the mount table
  *   ioq.c       request validation, barrier segments, sequential fallback
  *   record.c    the recording device
  */
@@ -72,6 +73,7 @@ struct pfs_dev {
 	const struct pfs_dev_ops *ops;
 	struct pfs_dev_info info;
 	int fd;			/* -1 for the mem and record devices */
+	int lock_fd;		/* the flock on a loop device's file (claim.c), or -1 */
 	unsigned queue_depth;	/* default depth of a pfs_ioq */
 	bool rwf_atomic;	/* issue eligible writes with RWF_ATOMIC */
 	void *priv;		/* the backend's */
@@ -108,6 +110,15 @@ int pfs_fd_flush(struct pfs_dev *dev);
 /* dev_uring.c */
 extern const struct pfs_dev_ops pfs_dev_uring_ops;
 int pfs_uring_probe(void);
+
+/*
+ * claim.c: the exclusive claim on fd, open on a device whose fstat is st
+ * (a block device opened O_EXCL, or a regular file). *lock_fd: a
+ * descriptor holding the flock of a loop device's file, or -1; the
+ * caller closes it with the device. Errors: -EBUSY, flock's -errno,
+ * -ENOMEM.
+ */
+int pfs_dev_claim(int fd, const struct stat *st, int *lock_fd);
 
 /* identify.c: fills dev->info (all but the backend fields) */
 int pfs_dev_identify(struct pfs_dev *dev, const struct stat *st);

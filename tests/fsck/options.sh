@@ -131,9 +131,9 @@ expect_eq "-C on a closed descriptor: usage error" "$st" 16
 pfs_mount "$img" "$M" || exit 99
 run_status st "$FSCK" -fy "$img"
 expect_eq "mounted, -y: refused" "$st" 8
-expect_match "mounted, -y: message" "$OUT" "mounted"
+expect_match "mounted, -y: message" "$OUT" "is in use: mounted on $M: will not check it for repair"
 run_status st "$FSCK" -fn "$img"
-expect_match "mounted, -n: a warning" "$OUT" "warning: .* is mounted"
+expect_match "mounted, -n: a warning" "$OUT" "warning: .* is in use: mounted on $M"
 pfs_umount "$M"
 
 # --- undo -----------------------------------------------------------------------------

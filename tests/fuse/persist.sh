@@ -28,7 +28,7 @@ before=$(sums "$m/t")
 
 run_status st "$POSFS" -f "$img" "$m2"
 expect_eq "second mount of the image refused" "$st" 1
-expect_match "second mount message" "$OUT" "in use \(already mounted\?\)"
+expect_match "second mount message" "$OUT" "is in use: mounted on $m\$"
 
 pfs_umount "$m"
 expect_eq "clean unmount" "$UMOUNT_STATUS" 0

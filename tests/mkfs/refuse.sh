@@ -84,12 +84,13 @@ refuse "no device" 2 "no device or file given" "$img" --
 refuse "WAL below minimum" 2 "WAL size '512K' is below the minimum of 1M" "$img" -- -J size=512K "$img"
 refuse "global WAL below minimum" 2 "global WAL size '64K' is below" "$img" -- -J global=64K "$img"
 
-# In use: locked by a running posfs (flock), attached to a loop device.
+# In use: locked by a running posfs (flock), attached to a loop device,
+# mounted through a loop device over it.
 truncate -s 16M "$T_DIR/locked"
 flock -x "$T_DIR/locked" sleep 30 &
 lockpid=$!
 for _ in $(seq 50); do flock -n -x "$T_DIR/locked" true || break; sleep 0.1; done
-refuse "locked image" 1 "is in use" "$T_DIR/locked" -- -f "$T_DIR/locked"
+refuse "locked image" 1 "is in use: locked by flock \(pid $lockpid\)" "$T_DIR/locked" -- -f "$T_DIR/locked"
 kill "$lockpid" 2>/dev/null; wait "$lockpid" 2>/dev/null
 
 if [ "$(id -u)" = 0 ] && command -v losetup >/dev/null; then
@@ -101,8 +102,10 @@ if [ "$(id -u)" = 0 ] && command -v losetup >/dev/null; then
 	mkfs.ext4 -q -F "$loop"
 	mkdir -p "$T_DIR/mnt"
 	if mount_reg "$loop" "$T_DIR/mnt"; then
-		refuse "mounted device" 1 "is in use \(mounted" "$img" -- -f "$loop"
-		refuse "mounted device's image" 1 "in use: it is mounted on|attached to" "$img" -- -f "$img"
+		refuse "mounted device" 1 "is in use: mounted on $T_DIR/mnt" "$img" -- -f "$loop"
+		refuse "mounted device's image" 1 \
+			"in use: loop device $loop over the same file is mounted on $T_DIR/mnt" \
+			"$img" -- -f -f "$img"
 		umount "$T_DIR/mnt"
 	else
 		not_ok "could not mount ext4 on $loop"

@@ -962,6 +962,103 @@ START_TEST(test_exclusive_file)
 }
 END_TEST
 
+/* ---- claim.c: the mount table, who holds a device ------------------------ */
+
+START_TEST(test_mountinfo_parse)
+{
+	struct pfs_mount_entry m;
+	char l1[] = "36 35 98:0 /mnt1 /mnt/with\\040space rw,noatime master:1 - ext3 "
+		    "/dev/root rw,errors=continue\n";
+	char l2[] = "45 26 0:40 / /var/tmp/a\\011b\\012c rw,relatime - fuse.posfs "
+		    "/var/tmp/g\\134x\\040y.img rw,user_id=0";
+	char l3[] = "50 26 259:1048575 / /m rw shared:1 master:2 propagate_from:3 - "
+		    "xfs /dev/nvme0n1p1 rw";
+	char l4[] = "51 26 0:41 / /not\\9an\\08escape\\04 rw - tmpfs tmp\\040fs rw";
+	char bad1[] = "garbage";
+	char bad2[] = "1 2 3:4 / /m rw";
+	char bad3[] = "1 2 x / /m rw - t s o";
+	char bad4[] = "1 2 3:4 / /m rw - t";
+
+	ck_assert_int_eq(pfs_mountinfo_parse(l1, &m), 0);
+	ck_assert_uint_eq(m.major, 98);
+	ck_assert_uint_eq(m.minor, 0);
+	ck_assert_str_eq(m.mountpoint, "/mnt/with space");
+	ck_assert_str_eq(m.fstype, "ext3");
+	ck_assert_str_eq(m.source, "/dev/root");
+
+	ck_assert_int_eq(pfs_mountinfo_parse(l2, &m), 0);
+	ck_assert_uint_eq(m.major, 0);
+	ck_assert_uint_eq(m.minor, 40);
+	ck_assert_str_eq(m.mountpoint, "/var/tmp/a\tb\nc");
+	ck_assert_str_eq(m.fstype, "fuse.posfs");
+	ck_assert_str_eq(m.source, "/var/tmp/g\\x y.img");
+
+	ck_assert_int_eq(pfs_mountinfo_parse(l3, &m), 0);
+	ck_assert_uint_eq(m.major, 259);
+	ck_assert_uint_eq(m.minor, 1048575);
+	ck_assert_str_eq(m.mountpoint, "/m");
+	ck_assert_str_eq(m.fstype, "xfs");
+	ck_assert_str_eq(m.source, "/dev/nvme0n1p1");
+
+	/* only \ooo with three octal digits is an escape */
+	ck_assert_int_eq(pfs_mountinfo_parse(l4, &m), 0);
+	ck_assert_str_eq(m.mountpoint, "/not\\9an\\08escape\\04");
+	ck_assert_str_eq(m.source, "tmp fs");
+
+	ck_assert_int_eq(pfs_mountinfo_parse(bad1, &m), -EINVAL);
+	ck_assert_int_eq(pfs_mountinfo_parse(bad2, &m), -EINVAL);
+	ck_assert_int_eq(pfs_mountinfo_parse(bad3, &m), -EINVAL);
+	ck_assert_int_eq(pfs_mountinfo_parse(bad4, &m), -EINVAL);
+}
+END_TEST
+
+static int count_mounts(void *arg, const struct pfs_mount_entry *m)
+{
+	unsigned *n = arg;
+
+	ck_assert_ptr_nonnull(m->mountpoint);
+	return ++*n == 3 ? 42 : 0;
+}
+
+/* Every mount is seen; fn's nonzero return stops the walk and is returned. */
+START_TEST(test_mountinfo_each)
+{
+	unsigned n = 0;
+	int ret = pfs_mountinfo_each(count_mounts, &n);
+
+	ck_assert(ret == 0 || ret == 42);
+	ck_assert_uint_ge(n, 1);
+	ck_assert(ret == 0 ? n < 3 : n == 3);
+}
+END_TEST
+
+/* An image file: free, held (our own claim names this program), free. */
+START_TEST(test_in_use_file)
+{
+	char path[PATH_MAX], want[64];
+	struct pfs_dev_use u;
+	struct pfs_dev *d;
+
+	path_in(path, sizeof(path), g_dir, "use.img");
+	make_file(path, 1 * MiB);
+	ck_assert_int_eq(pfs_dev_in_use(path, &u), 0);
+	ck_assert_int_eq(u.state, PFS_DEV_FREE);
+	ck_assert_str_eq(u.why, "");
+	d = open_dev(path, PFS_DEV_SYNC, true, false);
+	ck_assert_int_eq(pfs_dev_in_use(path, &u), 0);
+	ck_assert_int_eq(u.state, PFS_DEV_BUSY);
+	snprintf(want, sizeof(want), " (pid %d)", (int)getpid());
+	ck_assert_msg(!strncmp(u.why, "locked by ", 10) && strstr(u.why, want),
+		      "why: %s", u.why);
+	pfs_dev_close(d);
+	ck_assert_int_eq(pfs_dev_in_use(path, &u), 0);
+	ck_assert_int_eq(u.state, PFS_DEV_FREE);
+	unlink(path);
+	ck_assert_int_eq(pfs_dev_in_use(path, &u), -ENOENT);
+	ck_assert_int_eq(pfs_dev_in_use(g_dir, &u), -ENOTBLK);
+}
+END_TEST
+
 START_TEST(test_backend_choice)
 {
 	char path[PATH_MAX];
@@ -1316,6 +1413,10 @@ static void loop_teardown(void)
 		if (g_loop[i][0])
 			run_cmd(NULL, 0, "losetup -d '%s' 2>&1", g_loop[i]);
 		g_loop[i][0] = '\0';
+		/* and any a test attached over the same image (test_loop_claim) */
+		if (g_loop_img[i][0])
+			run_cmd(NULL, 0, "losetup -n -O NAME -j '%s' | xargs -r losetup -d 2>&1",
+				g_loop_img[i]);
 		if (g_loop_img[i][0])
 			unlink(g_loop_img[i]);
 		g_loop_img[i][0] = '\0';
@@ -1449,6 +1550,67 @@ START_TEST(test_loop_exclusive)
 	pfs_dev_close(d1);
 	ck_assert_int_eq(pfs_dev_open(g_loop[0], &o, &d2), 0);
 	pfs_dev_close(d2);
+}
+END_TEST
+
+/*
+ * One claim per device: the image file and every loop device over it are
+ * one device, whichever path each opener takes.
+ */
+START_TEST(test_loop_claim)
+{
+	struct pfs_dev_opts o = { .exclusive = true };
+	const char *img = g_loop_img[0], *loop = g_loop[0];
+	char loop2[64] = "", want[PATH_MAX];
+	struct pfs_dev_use u;
+	struct pfs_dev *d, *d2 = NULL;
+
+	if (!loop_ready())
+		return;
+	/* through the file: the loop device is refused */
+	d = open_dev(img, PFS_DEV_SYNC, true, false);
+	ck_assert_int_eq(pfs_dev_open(loop, &o, &d2), -EBUSY);
+	ck_assert_ptr_null(d2);
+	ck_assert_int_eq(pfs_dev_in_use(loop, &u), 0);
+	ck_assert_int_eq(u.state, PFS_DEV_BUSY);
+	ck_assert_msg(!strncmp(u.why, "its file ", 9) && strstr(u.why, " is locked by "),
+		      "why: %s", u.why);
+	pfs_dev_close(d);
+
+	/* through the loop device: the file is refused; then free, but looped */
+	d = open_dev(loop, PFS_DEV_SYNC, true, false);
+	ck_assert_int_eq(pfs_dev_open(img, &o, &d2), -EBUSY);
+	ck_assert_ptr_null(d2);
+	ck_assert_int_eq(pfs_dev_in_use(img, &u), 0);
+	ck_assert_int_eq(u.state, PFS_DEV_BUSY);
+	pfs_dev_close(d);
+	ck_assert_int_eq(pfs_dev_in_use(img, &u), 0);
+	ck_assert_int_eq(u.state, PFS_DEV_LOOPED);
+	snprintf(want, sizeof(want), "attached to %s", loop);
+	ck_assert_str_eq(u.why, want);
+	ck_assert_int_eq(pfs_dev_in_use(loop, &u), 0);
+	ck_assert_int_eq(u.state, PFS_DEV_FREE);
+
+	/* two loop devices over one file: one claim */
+	ck_assert_int_eq(run_cmd(loop2, sizeof(loop2), "losetup --find --show '%s'", img), 0);
+	ck_assert_msg(!strncmp(loop2, "/dev/loop", 9), "losetup: %s", loop2);
+	d = open_dev(loop, PFS_DEV_SYNC, true, false);
+	ck_assert_int_eq(pfs_dev_open(loop2, &o, &d2), -EBUSY);
+	pfs_dev_close(d);
+	d = open_dev(loop2, PFS_DEV_SYNC, true, false);
+	ck_assert_int_eq(pfs_dev_open(loop, &o, &d2), -EBUSY);
+	ck_assert_int_eq(pfs_dev_open(img, &o, &d2), -EBUSY);
+	pfs_dev_close(d);
+	ck_assert_int_eq(pfs_dev_in_use(loop, &u), 0);
+	ck_assert_int_eq(u.state, PFS_DEV_LOOPED);
+	snprintf(want, sizeof(want), "loop device %s is over the same file", loop2);
+	ck_assert_str_eq(u.why, want);
+	/* a not exclusive open claims nothing */
+	d = open_dev(loop2, PFS_DEV_SYNC, false, true);
+	d2 = open_dev(img, PFS_DEV_SYNC, true, false);
+	pfs_dev_close(d2);
+	pfs_dev_close(d);
+	run_cmd(NULL, 0, "losetup -d '%s' 2>&1", loop2);
 }
 END_TEST
 
@@ -2271,6 +2433,12 @@ static Suite *io_suite(void)
 	tcase_add_test(tc, test_exclusive_file);
 	suite_add_tcase(s, tc);
 
+	tc = tcase_create("claim");
+	tcase_add_test(tc, test_mountinfo_parse);
+	tcase_add_test(tc, test_mountinfo_each);
+	tcase_add_test(tc, test_in_use_file);
+	suite_add_tcase(s, tc);
+
 	tc = tcase_create("mem");
 	tcase_add_test(tc, test_mem);
 	suite_add_tcase(s, tc);
@@ -2289,6 +2457,7 @@ static Suite *io_suite(void)
 	tcase_add_loop_test(tc, test_loop_roundtrip, 0, 2);
 	tcase_add_loop_test(tc, test_loop_errors, 0, 2);
 	tcase_add_test(tc, test_loop_exclusive);
+	tcase_add_test(tc, test_loop_claim);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("xfs");
