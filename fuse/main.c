@@ -14,7 +14,8 @@
  *   5. daemonized: stdio to /dev/null, messages to syslog; run the loop
  *      (multi-threaded unless -s) until unmount or SIGTERM/SIGINT/SIGHUP;
  *   6. unmount, pfs_fs_close, pfs_store_close (checkpoint, mark clean).
- * argv[0] named mount.posfs or mount.fuse.posfs runs helper.c instead.
+ * argv[0] named mount.posfs or mount.fuse.posfs runs helper.c instead,
+ * umount.posfs or umount.fuse.posfs umount.c.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -531,6 +532,8 @@ int main(int argc, char **argv)
 	base = base ? base + 1 : argv[0];
 	if (!strncmp(base, "mount.", 6))
 		return posfs_mount_helper(argc, argv);
+	if (!strncmp(base, "umount.", 7))
+		return posfs_umount_helper(argc, argv);
 	/*
 	 * Every request allocates and frees a little (transactions, block
 	 * before-images): with glibc's default trimming, each loop thread's

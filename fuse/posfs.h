@@ -3,7 +3,8 @@
  * The posfs daemon (fuse/): a thin adapter from FUSE low-level requests to
  * the namespace layer (include/posfs/fs.h). Declarations shared by its
  * files: main.c (options, start-up, the loop), ops.c (the request
- * handlers and the inode table), helper.c (mount.posfs).
+ * handlers and the inode table), helper.c (mount.posfs), umount.c
+ * (umount.posfs).
  */
 #ifndef POSFS_FUSE_POSFS_H
 #define POSFS_FUSE_POSFS_H
@@ -50,5 +51,8 @@ void posfs_readahead(struct posfs *p);
 
 /* helper.c: main of mount.posfs / mount.fuse.posfs */
 int posfs_mount_helper(int argc, char **argv);
+
+/* umount.c: main of umount.posfs / umount.fuse.posfs */
+int posfs_umount_helper(int argc, char **argv);
 
 #endif /* POSFS_FUSE_POSFS_H */
