@@ -14,6 +14,8 @@
  *   5. daemonized: stdio to /dev/null, messages to syslog; run the loop
  *      (multi-threaded unless -s) until unmount or SIGTERM/SIGINT/SIGHUP;
  *   6. unmount, pfs_fs_close, pfs_store_close (checkpoint, mark clean).
+ * Run by root, it notes the mount in libmount's utab for umount(8) from
+ * step 4 to 6 (utab.c).
  * argv[0] named mount.posfs or mount.fuse.posfs runs helper.c instead,
  * umount.posfs or umount.fuse.posfs umount.c.
  */
@@ -467,6 +469,7 @@ static int run(struct posfs *p, struct opts *o, int status_fd)
 		posfs_log(LOG_ERR, "cannot hook the FUSE device: %s", strerror(-ret));
 		goto out_signals;
 	}
+	posfs_utab_add(o->device, o->mountpoint);
 	daemon_ready(status_fd);
 	status_fd = -1;
 	posfs_log(LOG_INFO, "%s mounted on %s", o->device, o->mountpoint);
@@ -487,8 +490,10 @@ static int run(struct posfs *p, struct opts *o, int status_fd)
 	if (ret < 0)
 		posfs_log(LOG_ERR, "request loop: %s", strerror(-ret));
 out_signals:
-	if (mounted)
+	if (mounted) {
 		fuse_session_unmount(se);
+		posfs_utab_remove(o->device, o->mountpoint);
+	}
 	fuse_remove_signal_handlers(se);
 out:
 	if (se)

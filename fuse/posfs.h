@@ -4,7 +4,7 @@
  * the namespace layer (include/posfs/fs.h). Declarations shared by its
  * files: main.c (options, start-up, the loop), ops.c (the request
  * handlers and the inode table), helper.c (mount.posfs), umount.c
- * (umount.posfs).
+ * (umount.posfs), utab.c (the mount's line for umount(8)).
  */
 #ifndef POSFS_FUSE_POSFS_H
 #define POSFS_FUSE_POSFS_H
@@ -54,5 +54,10 @@ int posfs_mount_helper(int argc, char **argv);
 
 /* umount.c: main of umount.posfs / umount.fuse.posfs */
 int posfs_umount_helper(int argc, char **argv);
+
+/* utab.c: the mount's helper=posfs line in libmount's utab, for umount(8)
+ * (root only; failures are logged) */
+void posfs_utab_add(const char *device, const char *mountpoint);
+void posfs_utab_remove(const char *device, const char *mountpoint);
 
 #endif /* POSFS_FUSE_POSFS_H */

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * umount.posfs (and umount.fuse.posfs): the umount(8) helper. A posfs
- * mount has the type fuse.posfs, for which umount(8) runs
+ * umount.posfs (and umount.fuse.posfs): the umount(8) helper. umount(8)
+ * runs
+ *     /sbin/umount.posfs DIR [-flnrv] [-N NS] -t fuse.posfs
+ * for a mount whose line in libmount's utab says helper=posfs (a root
+ * daemon writes one: utab.c), else, by the mount's type fuse.posfs,
  *     /sbin/umount.fuse.posfs DIR [-flnrv] [-N NS]
- * umount.posfs is the same program under the file system's own name, to
- * run by hand. umount(2) of a FUSE mount returns once the
+ * It can be run by hand too. umount(2) of a FUSE mount returns once the
  * mount is detached: the kernel sends FUSE_DESTROY only to fuseblk mounts,
  * and the daemon learns of the unmount when its reads of /dev/fuse fail;
  * its final checkpoint and the release of the device come after. The
