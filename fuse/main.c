@@ -14,7 +14,10 @@
  *   5. daemonized: stdio to /dev/null, messages to syslog; run the loop
  *      (multi-threaded unless -s) until unmount or SIGTERM/SIGINT/SIGHUP;
  *   6. unmount, pfs_fs_close, pfs_store_close (checkpoint, mark clean).
- * argv[0] named mount.posfs or mount.fuse.posfs runs helper.c instead.
+ * Run by root, it notes the mount in libmount's utab for umount(8) from
+ * step 4 to 6 (utab.c).
+ * argv[0] named mount.posfs or mount.fuse.posfs runs helper.c instead,
+ * umount.posfs or umount.fuse.posfs umount.c.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -476,6 +479,7 @@ static int run(struct posfs *p, struct opts *o, int status_fd)
 		posfs_log(LOG_ERR, "cannot hook the FUSE device: %s", strerror(-ret));
 		goto out_signals;
 	}
+	posfs_utab_add(o->device, o->mountpoint);
 	daemon_ready(status_fd);
 	status_fd = -1;
 	posfs_log(LOG_INFO, "%s mounted on %s", o->device, o->mountpoint);
@@ -496,8 +500,10 @@ static int run(struct posfs *p, struct opts *o, int status_fd)
 	if (ret < 0)
 		posfs_log(LOG_ERR, "request loop: %s", strerror(-ret));
 out_signals:
-	if (mounted)
+	if (mounted) {
 		fuse_session_unmount(se);
+		posfs_utab_remove(o->device, o->mountpoint);
+	}
 	fuse_remove_signal_handlers(se);
 out:
 	if (se)
@@ -541,6 +547,8 @@ int main(int argc, char **argv)
 	base = base ? base + 1 : argv[0];
 	if (!strncmp(base, "mount.", 6))
 		return posfs_mount_helper(argc, argv);
+	if (!strncmp(base, "umount.", 7))
+		return posfs_umount_helper(argc, argv);
 	/*
 	 * Every request allocates and frees a little (transactions, block
 	 * before-images): with glibc's default trimming, each loop thread's

@@ -3,7 +3,8 @@
  * The posfs daemon (fuse/): a thin adapter from FUSE low-level requests to
  * the namespace layer (include/posfs/fs.h). Declarations shared by its
  * files: main.c (options, start-up, the loop), ops.c (the request
- * handlers and the inode table), helper.c (mount.posfs).
+ * handlers and the inode table), helper.c (mount.posfs), umount.c
+ * (umount.posfs), utab.c (the mount's line for umount(8)).
  */
 #ifndef POSFS_FUSE_POSFS_H
 #define POSFS_FUSE_POSFS_H
@@ -50,5 +51,13 @@ void posfs_readahead(struct posfs *p);
 
 /* helper.c: main of mount.posfs / mount.fuse.posfs */
 int posfs_mount_helper(int argc, char **argv);
+
+/* umount.c: main of umount.posfs / umount.fuse.posfs */
+int posfs_umount_helper(int argc, char **argv);
+
+/* utab.c: the mount's helper=posfs line in libmount's utab, for umount(8)
+ * (root only; failures are logged) */
+void posfs_utab_add(const char *device, const char *mountpoint);
+void posfs_utab_remove(const char *device, const char *mountpoint);
 
 #endif /* POSFS_FUSE_POSFS_H */

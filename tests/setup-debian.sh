@@ -4,7 +4,7 @@
 set -e
 PKGS="build-essential autoconf automake pkg-config python3
 	libfuse3-dev fuse3 liburing-dev libnvme-dev libjson-c-dev liblmdb-dev
-	check libzstd-dev
+	check libzstd-dev libmount-dev
 	util-linux e2fsprogs xfsprogs btrfs-progs"
 missing=
 for p in $PKGS; do

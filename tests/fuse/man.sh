@@ -1,6 +1,7 @@
 #!/bin/bash
 # man/posfs.8 and man/mount.posfs.8 say what --help says: every option of
-# `posfs -h` and `mount.posfs -h` is in the manual with the same words.
+# `posfs -h`, `mount.posfs -h` and `umount.posfs -h` is in the manual with
+# the same words.
 # Needs no root and no FUSE.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 : "${POSFS:=$top_builddir/fuse/posfs}"
@@ -9,10 +10,13 @@ command -v python3 >/dev/null || skip "python3 is needed to compare the texts"
 test_init
 
 ln -s "$POSFS" "$T_DIR/mount.posfs"
+ln -s "$POSFS" "$T_DIR/umount.posfs"
 "$POSFS" -h > "$T_DIR/posfs.help"
 expect_eq "posfs -h status" "$?" 0
 "$T_DIR/mount.posfs" -h 2> "$T_DIR/helper.help"
 expect_eq "mount.posfs -h status" "$?" 0
+"$T_DIR/umount.posfs" -h > "$T_DIR/umount.help"
+expect_eq "umount.posfs -h status" "$?" 0
 
 check() {
 	python3 - "$1" "$2" <<'EOF'
@@ -53,5 +57,8 @@ expect_eq "posfs.8 has every option of posfs -h" "$st" 0
 expect_match "options compared" "$(echo "$OUT" | grep -c '^ok')" "^(1[5-9]|[2-9][0-9])$"
 run_status st check "$T_DIR/helper.help" "$top_srcdir/man/mount.posfs.8"
 expect_eq "mount.posfs.8 has every option of mount.posfs -h" "$st" 0
+[ "$st" = 0 ] || echo "$OUT"
+run_status st check "$T_DIR/umount.help" "$top_srcdir/man/mount.posfs.8"
+expect_eq "mount.posfs.8 has every option of umount.posfs -h" "$st" 0
 [ "$st" = 0 ] || echo "$OUT"
 test_done
