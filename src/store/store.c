@@ -88,40 +88,39 @@ uint64_t pfs_store_data_errors(const struct pfs_store *st)
 	return __atomic_load_n(&st->data_errors, __ATOMIC_RELAXED);
 }
 
-int pfs_store_data_error(struct pfs_store *st, uint64_t oid, uint64_t off, uint64_t blkno)
+/* First report of key (of the last n in ring) under data_error_lock? */
+static bool first_report(struct pfs_store *st, uint64_t *ring, unsigned n, unsigned *next,
+			 uint64_t key)
 {
-	unsigned n = sizeof(st->data_error_seen) / sizeof(st->data_error_seen[0]);
 	bool seen = false;
 
-	__atomic_add_fetch(&st->data_errors, 1, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&st->data_error_lock);
 	for (unsigned i = 0; i < n && !seen; i++)
-		seen = st->data_error_seen[i] == blkno + 1;
+		seen = ring[i] == key + 1;
 	if (!seen) {
-		st->data_error_seen[st->data_error_next] = blkno + 1;
-		st->data_error_next = (st->data_error_next + 1) % n;
+		ring[*next] = key + 1;
+		*next = (*next + 1) % n;
 	}
 	pthread_mutex_unlock(&st->data_error_lock);
-	if (!seen && st->data_error)
+	return !seen;
+}
+
+#define RING_LEN(a) (unsigned)(sizeof(a) / sizeof((a)[0]))
+
+int pfs_store_data_error(struct pfs_store *st, uint64_t oid, uint64_t off, uint64_t blkno)
+{
+	__atomic_add_fetch(&st->data_errors, 1, __ATOMIC_RELAXED);
+	if (first_report(st, st->data_error_seen, RING_LEN(st->data_error_seen),
+			 &st->data_error_next, blkno) && st->data_error)
 		st->data_error(st->data_error_arg, oid, off, blkno);
 	return -EIO;
 }
 
 int pfs_store_object_error(struct pfs_store *st, uint64_t oid, const char *what)
 {
-	unsigned n = sizeof(st->object_error_seen) / sizeof(st->object_error_seen[0]);
-	bool seen = false;
-
 	pfs_store_note(st, -EUCLEAN);
-	pthread_mutex_lock(&st->data_error_lock);
-	for (unsigned i = 0; i < n && !seen; i++)
-		seen = st->object_error_seen[i] == oid + 1;
-	if (!seen) {
-		st->object_error_seen[st->object_error_next] = oid + 1;
-		st->object_error_next = (st->object_error_next + 1) % n;
-	}
-	pthread_mutex_unlock(&st->data_error_lock);
-	if (!seen && st->object_error)
+	if (first_report(st, st->object_error_seen, RING_LEN(st->object_error_seen),
+			 &st->object_error_next, oid) && st->object_error)
 		st->object_error(st->object_error_arg, oid, what);
 	return -EUCLEAN;
 }

@@ -73,8 +73,7 @@ int pfs_fuzz_image_dev(const uint8_t *data, size_t len, struct pfs_dev **devp)
 	return 0;
 }
 
-/* xorshift32: the mutation must follow from the seed alone. */
-static uint32_t rnd(uint32_t *s)
+uint32_t pfs_fuzz_rnd(uint32_t *s)
 {
 	uint32_t x = *s;
 
@@ -84,6 +83,8 @@ static uint32_t rnd(uint32_t *s)
 	*s = x;
 	return x;
 }
+
+#define rnd pfs_fuzz_rnd
 
 static uint32_t get_le32(const uint8_t *p)
 {

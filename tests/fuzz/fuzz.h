@@ -24,6 +24,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size,
 			       unsigned int seed);
 
+/* xorshift32 (*s not 0): a mutation must follow from its seed alone. */
+uint32_t pfs_fuzz_rnd(uint32_t *s);
+
 /* Bytes of the device an image input of len bytes becomes. */
 uint64_t pfs_fuzz_image_size(size_t len);
 

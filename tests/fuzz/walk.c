@@ -325,16 +325,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 size_t LLVMFuzzerMutate(uint8_t *data, size_t size, size_t max_size) __attribute__((weak));
 
-static uint32_t rnd(uint32_t *s)
-{
-	uint32_t x = *s;
-
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	*s = x;
-	return x;
-}
+#define rnd pfs_fuzz_rnd
 
 /* Values on the edges of the checks, or near what is there. */
 static uint64_t value(uint32_t *s, uint64_t old)
