@@ -444,9 +444,12 @@ struct pfs_dwal_rec {
 };
 
 /*
- * WAL entry: after the record header, 8-byte aligned, nr of them. The
- * store defines the meaning of a, b and the payload per type.
+ * WAL entry: after the record header, 8-byte aligned, nr of them (hdr.nr,
+ * 16 bits: a record holds at most POSFS_WAL_MAX_ENTRIES, and its entries
+ * end exactly at hdr.size). The store defines the meaning of a, b and the
+ * payload per type.
  */
+#define POSFS_WAL_MAX_ENTRIES	65535u
 enum pfs_wal_entry_type {
 	POSFS_WAL_TX_BEGIN = 1,		/* a = txid */
 	POSFS_WAL_TX_END = 2,		/* a = txid: the transaction is complete */

@@ -36,6 +36,12 @@
  *       what is already there; otherwise it is rolled back with -EAGAIN
  *       and the caller checkpoints and retries: a full WAL forces a
  *       checkpoint, never a lost record or a deadlock.
+ *   W8. A record holds at most POSFS_WAL_MAX_ENTRIES entries (the count on
+ *       the device is 16 bits): an open group half way there is sealed
+ *       when the next transaction begins, and a transaction that would
+ *       take a group past it is refused as W7 refuses one too large for
+ *       the WAL. Replay refuses a record whose entries do not end exactly
+ *       where its size says.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -56,7 +62,6 @@ struct pfs_txb {
 	uint32_t refs;			/* references the tree code holds */
 	enum txb_state state;
 	bool raw;
-	bool listed;			/* already in the shard's open group */
 };
 
 #define TX_MAX_SHARDS 8
@@ -266,6 +271,8 @@ int pfs_tx_space_tree_free(struct pfs_tx *tx, uint32_t shard, uint64_t start, ui
 static void tx_unlock(struct pfs_tx *tx);
 static int groups_flush_locked(struct pfs_store *st, struct pfs_shard *sh);
 
+static int group_seal(struct pfs_store *st, struct pfs_shard *sh, uint64_t *seq);
+
 static int tx_start(struct pfs_store *st, const uint32_t *shards, unsigned n, bool ro,
 		    struct pfs_tx **txp)
 {
@@ -315,6 +322,22 @@ static int tx_start(struct pfs_store *st, const uint32_t *shards, unsigned n, bo
 				free(tx);
 				return ret;
 			}
+		}
+	}
+	/*
+	 * W8: a group half way to the most entries a record holds is sealed
+	 * now, before this transaction changes a block of it (the record
+	 * goes out with the next write); one that would still outgrow it
+	 * meets W7's refusal at commit.
+	 */
+	if (n == 1 && !ro && tx->shards[0]->group.nblocks >= POSFS_WAL_MAX_ENTRIES / 2) {
+		uint64_t seq;
+		int ret = group_seal(st, tx->shards[0], &seq);
+
+		if (ret) {
+			tx_unlock(tx);
+			free(tx);
+			return ret;
 		}
 	}
 	/* Under the shard locks: ids follow the commit order of every shard. */
@@ -789,9 +812,10 @@ static bool wal_fits(const struct pfs_wal *w, uint64_t nblocks)
 
 static bool group_fits(struct pfs_shard *sh, uint32_t bs, uint64_t more_images)
 {
-	uint64_t need = bytes_to_blocks(record_bytes(bs, sh->group.nblocks + more_images, 1), bs);
+	uint64_t images = sh->group.nblocks + more_images;
 
-	return wal_fits(&sh->wal, need);
+	return images + 1 <= POSFS_WAL_MAX_ENTRIES &&		/* W8 */
+	       wal_fits(&sh->wal, bytes_to_blocks(record_bytes(bs, images, 1), bs));
 }
 
 /* Seal a block for logging: LSN and crc32c of a metadata block. */
@@ -909,7 +933,7 @@ int pfs_tx_commit(struct pfs_tx *tx, struct pfs_durable *token)
 		if ((tx->b[i].state == TXB_DIRTY || tx->b[i].state == TXB_NEW) &&
 		    tx->b[i].buf->group != sh->group.id)
 			nimg++;
-	if (!group_fits(sh, bs, nimg)) {	/* W7 */
+	if (!group_fits(sh, bs, nimg)) {	/* W7, W8 */
 		pfs_tx_abort(tx);
 		return -EAGAIN;
 	}
@@ -1049,10 +1073,6 @@ static int group_seal(struct pfs_store *st, struct pfs_shard *sh, uint64_t *seq)
 	uint16_t n = 0;
 
 	*seq = 0;
-	if (g->sealed_as) {
-		*seq = g->sealed_as;
-		return 0;
-	}
 	if (!g->ntx && !g->nblocks && !g->state_dirty)
 		return 0;
 	bytes = record_bytes(bs, g->nblocks, 1);
@@ -1085,7 +1105,6 @@ static int group_seal(struct pfs_store *st, struct pfs_shard *sh, uint64_t *seq)
 	g->min_txid = 0;
 	g->state_dirty = false;
 	g->preflush = false;
-	g->sealed_as = 0;
 	g->id++;
 	__atomic_add_fetch(&st->stat_groups, 1, __ATOMIC_RELAXED);
 	return 0;
@@ -1238,8 +1257,8 @@ static int global_commit(struct pfs_tx *tx)
 		if (tx->b[i].state == TXB_DIRTY || tx->b[i].state == TXB_NEW)
 			nimg++;
 	bytes = record_bytes(bs, nimg, tx->nshards);
-	if (!wal_fits(w, bytes_to_blocks(bytes, bs)))
-		return -EAGAIN;		/* W7 */
+	if (nimg + tx->nshards > POSFS_WAL_MAX_ENTRIES || !wal_fits(w, bytes_to_blocks(bytes, bs)))
+		return -EAGAIN;		/* W7, W8 */
 	s = wal_reserve(w, bs, bytes);
 	if (!s)
 		return -ENOMEM;
@@ -1620,7 +1639,7 @@ static int replay_apply(struct pfs_store *st, struct replay_rec *rr, uint64_t *m
 		}
 		p += len;
 	}
-	return 0;
+	return p == end ? 0 : -EUCLEAN;	/* W8: nothing after the last entry */
 }
 
 int pfs_journal_replay(struct pfs_store *st)

@@ -68,7 +68,6 @@ struct pfs_group {
 	uint64_t min_txid;
 	bool state_dirty;		/* the shard header state changed */
 	bool preflush;			/* a transaction wrote data out of place */
-	uint64_t sealed_as;		/* 0, or the WAL sequence it got */
 };
 
 struct pfs_shard {
