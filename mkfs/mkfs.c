@@ -211,12 +211,16 @@ static void parse_journal_opts(struct mkfs_cfg *c, char *arg)
 				die_usage("bad WAL size '%s' (a size such as 8M)", tok + 5);
 			if (v < POSFS_WAL_MIN)
 				die_usage("WAL size '%s' is below the minimum of 1M", tok + 5);
+			if (v > POSFS_WAL_MAX)
+				die_usage("WAL size '%s' is above the maximum of 4G", tok + 5);
 			c->geo.wal_bytes = v;
 		} else if (!strncmp(tok, "global=", 7)) {
 			if (parse_size(tok + 7, 1ull << 20, &v))
 				die_usage("bad global WAL size '%s' (a size such as 2M)", tok + 7);
 			if (v < POSFS_WAL_MIN)
 				die_usage("global WAL size '%s' is below the minimum of 1M", tok + 7);
+			if (v > POSFS_WAL_MAX)
+				die_usage("global WAL size '%s' is above the maximum of 4G", tok + 7);
 			c->geo.global_wal_bytes = v;
 		} else {
 			die_usage("unknown -J option '%s' (size=, global=)", tok);

@@ -227,6 +227,7 @@ struct pfs_mkfs_params {
 #define POSFS_SMALL_WRITE_MAX		(1024u * 1024)
 #define POSFS_WAL_DEFAULT_MAX		(64u * 1024 * 1024)	/* per shard */
 #define POSFS_WAL_MIN			(1024u * 1024)
+#define POSFS_WAL_MAX			(4ull << 30)	/* a WAL's largest size (mkfs -J) */
 #define POSFS_SHARD_MIN_DATA		(1024u * 1024)	/* bytes of data per shard */
 #define POSFS_SHARD_DEFAULT_SIZE	(256ull * 1024 * 1024)
 

@@ -83,6 +83,8 @@ refuse "extra argument" 2 "unexpected argument 'extra'" "$img" -- "$img" 16M ext
 refuse "no device" 2 "no device or file given" "$img" --
 refuse "WAL below minimum" 2 "WAL size '512K' is below the minimum of 1M" "$img" -- -J size=512K "$img"
 refuse "global WAL below minimum" 2 "global WAL size '64K' is below" "$img" -- -J global=64K "$img"
+refuse "WAL above maximum" 2 "WAL size '5G' is above the maximum of 4G" "$img" -- -J size=5G "$img" 64G
+refuse "global WAL above maximum" 2 "global WAL size '8G' is above" "$img" -- -J global=8G "$img"
 
 # In use: locked by a running posfs (flock), attached to a loop device,
 # mounted through a loop device over it.
