@@ -9,6 +9,10 @@
  *   omap                   inserts and lookups per second, K keys in one
  *                          object (1,000,000 by default)
  *   sequential 1 MiB       writes (out of place), MB/s, then a sync
+ *   random 4 KiB reads     of that file, reads/s and CPU us per read (the
+ *                          extent lookup, its checks, the checksum check
+ *                          and the device read)
+ *   stats                  of the created objects, stats/s and CPU us each
  *
  * usage: store-bench [-q] [-t THREADS] [-k KEYS] [-s SIZE_MB] [-c CACHE_BLOCKS] IMAGE_PATH
  * CACHE_BLOCKS: the block cache per shard (default 65536: 256 MiB of 4 KiB
@@ -177,9 +181,10 @@ int main(int argc, char **argv)
 	struct pfs_store_opts so = { 0 };
 	struct pfs_store *st;
 	struct pfs_txn t;
-	double r1, c1, rn, cn, creates, ins, look, seq, t0, c0;
+	double r1, c1, rn, cn, creates, ins, look, seq, rd, rdc, sta, stac, t0, c0;
 	const char *path;
-	uint64_t oid;
+	uint64_t oid, first_create = 0;
+	int ncreates;
 	char *big;
 
 	so.cache_blocks = 65536;
@@ -222,6 +227,8 @@ int main(int argc, char **argv)
 		int n = quick ? 20000 : 100000;
 		struct pfs_attr a = { .mode = S_IFREG | 0644, .nlink = 1 };
 
+		ncreates = n;
+
 		t0 = now();
 		c0 = cpu_now();
 		for (int i = 0; i < n; i++) {
@@ -232,6 +239,8 @@ int main(int argc, char **argv)
 				ret = pfs_store_submit(st, &t, 0, NULL);
 			if (ret)
 				die("create", ret);
+			if (!i)
+				first_create = oid;
 		}
 		creates = n / (now() - t0);
 		printf("creates                 %10.0f /s     %8.1f cpu-us/op\n", creates,
@@ -288,6 +297,41 @@ int main(int argc, char **argv)
 		die("sync", ret);
 	seq = size_mb / (now() - t0);
 	printf("seq_write_1M            %10.1f MB/s\n", seq * 1.048576);
+
+	{
+		int n = quick ? 20000 : 100000;
+		uint64_t x = 88172645463325252ull, blocks = (uint64_t)size_mb << 8;
+
+		t0 = now();
+		c0 = cpu_now();
+		for (int i = 0; i < n; i++) {
+			ssize_t got;
+
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			got = pfs_store_read(st, oid, (x % blocks) * 4096, 4096, big);
+			if (got != 4096)
+				die("4 KiB read", got < 0 ? (int)got : -EIO);
+		}
+		rd = n / (now() - t0);
+		rdc = (cpu_now() - c0) / n * 1e6;
+		printf("read_4k_random          %10.0f /s     %8.1f cpu-us/op\n", rd, rdc);
+	}
+	{
+		struct pfs_onode o;
+
+		t0 = now();
+		c0 = cpu_now();
+		for (int i = 0; i < ncreates; i++) {
+			ret = pfs_store_stat(st, first_create + (uint64_t)i, &o);
+			if (ret)
+				die("stat", ret);
+		}
+		sta = ncreates / (now() - t0);
+		stac = (cpu_now() - c0) / ncreates * 1e6;
+		printf("stat                    %10.0f /s     %8.1f cpu-us/op\n", sta, stac);
+	}
 	pfs_txn_fini(&t);
 	free(big);
 	ret = pfs_store_close(st);
@@ -296,7 +340,8 @@ int main(int argc, char **argv)
 		die("close", ret);
 	printf("{\"durable_4k_1t\": %.0f, \"durable_4k_1t_cpu_us\": %.1f, \"durable_4k_%dt\": %.0f, "
 	       "\"durable_4k_nt_cpu_us\": %.1f, \"creates\": %.0f, \"omap_insert\": %.0f, "
-	       "\"omap_lookup\": %.0f, \"seq_write_mbs\": %.1f}\n", r1, c1, threads, rn, cn, creates,
-	       ins, look, seq * 1.048576);
+	       "\"omap_lookup\": %.0f, \"seq_write_mbs\": %.1f, \"read_4k\": %.0f, "
+	       "\"read_4k_cpu_us\": %.2f, \"stat\": %.0f, \"stat_cpu_us\": %.2f}\n", r1, c1, threads,
+	       rn, cn, creates, ins, look, seq * 1.048576, rd, rdc, sta, stac);
 	return 0;
 }
