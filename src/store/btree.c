@@ -241,6 +241,36 @@ static int rec_out(const struct pfs_btree_ops *ops, const uint8_t *r, void *out)
 	return 0;
 }
 
+/*
+ * BV1/BV2 (blockops.h) for a node of a tree of these ops, on its own: a
+ * level below the largest height, 1 <= nr <= capacity (B2), keys strictly
+ * increasing (B4), leaf records that pass rec_check and rec_order,
+ * interior records with a child.
+ */
+int pfs_btree_node_verify(const struct pfs_btree_ops *ops, uint32_t bs, const void *data,
+			  const struct pfs_blockhdr *h)
+{
+	const uint8_t *d = data;
+	uint32_t rs = h->level ? (uint32_t)PTR : ops->rec_size;
+	uint32_t ko = h->level ? 0 : ops->key_off;
+	const uint8_t *r = d + HDR, *prev = NULL;
+
+	if (h->level >= PFS_BTREE_MAX_HEIGHT || !h->nr || h->nr > (bs - (uint32_t)HDR) / rs)
+		return -EUCLEAN;
+	for (unsigned i = 0; i < h->nr; i++, prev = r, r += rs) {
+		if (prev && get64(prev + ko) >= get64(r + ko))
+			return -EUCLEAN;
+		if (h->level) {
+			if (!get64(r + offsetof(struct pfs_dbtree_ptr, child)))
+				return -EUCLEAN;
+		} else if ((ops->rec_check && ops->rec_check(r)) ||
+			   (prev && ops->rec_order && ops->rec_order(prev, r))) {
+			return -EUCLEAN;
+		}
+	}
+	return 0;
+}
+
 /* ---- reading nodes -------------------------------------------------------- */
 
 /*

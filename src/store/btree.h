@@ -89,6 +89,11 @@ extern const struct pfs_btree_ops pfs_btree_extent_ops;
  * pblk; pblk > 0, len > 0, refs >= 2, no wrap, no overlap. */
 extern const struct pfs_btree_ops pfs_btree_refcount_ops;
 
+/* The block verifier of a node of a tree of these ops (blockops.h, BV1,
+ * BV2): 0 or -EUCLEAN. */
+int pfs_btree_node_verify(const struct pfs_btree_ops *ops, uint32_t block_size,
+			  const void *data, const struct pfs_blockhdr *h);
+
 /*
  * One tree, as a caller names it for the length of an operation.
  *

@@ -50,6 +50,7 @@
 #include "posfs/crc32c.h"
 #include "format/endian.h"
 #include "plant.h"
+#include "store/blockops.h"
 #include "store/store_internal.h"
 
 enum txb_state { TXB_READ, TXB_DIRTY, TXB_NEW, TXB_RELEASED };
@@ -430,6 +431,8 @@ int pfs_tx_get(struct pfs_tx *tx, uint64_t blkno, const struct pfs_block_expect 
 		struct pfs_blockhdr h;
 
 		ret = pfs_block_verify(b->data, bsize(tx->st), &e, &h);
+		if (!ret)
+			ret = pfs_block_ops_verify(bsize(tx->st), b->data, &h);	/* BV1 */
 		if (!ret && tx->st->free0_taken)
 			ret = pfs_verify_block(tx->st, b->data, &h);	/* V3 */
 		if (ret)
@@ -849,6 +852,13 @@ static int tx_prepare(struct pfs_tx *tx)
 
 		if (t->refs)
 			return -EPROTO;		/* a tree kept a reference (T3) */
+		if ((t->state == TXB_DIRTY || t->state == TXB_NEW) && !t->raw) {
+			struct pfs_blockhdr h;
+
+			pfs_block_hdr_decode(t->buf->data, &h);
+			if (pfs_block_ops_verify(bsize(tx->st), t->buf->data, &h))
+				return -EPROTO;	/* BV2: a tree left it malformed */
+		}
 		if (t->state == TXB_DIRTY || t->state == TXB_NEW)
 			block_seal(t->buf, t->raw, tx->txid);
 	}

@@ -241,11 +241,16 @@ static unsigned node_level(const uint8_t *d) { return ld16(d + OFF_LEVEL); }
 static uint32_t node_fstart(const uint8_t *d) { return ld16(d + OFF_FSTART); }
 static uint32_t node_fbytes(const uint8_t *d) { return ld32(d + OFF_FBYTES); }
 
-static uint32_t node_fend(const struct omctx *c, const uint8_t *d)
+static uint32_t fend_of(uint32_t bs, const uint8_t *d)
 {
 	uint32_t v = ld16(d + OFF_FEND);
 
-	return (v == 0 && c->bs == 65536) ? 65536 : v;
+	return (v == 0 && bs == 65536) ? 65536 : v;
+}
+
+static uint32_t node_fend(const struct omctx *c, const uint8_t *d)
+{
+	return fend_of(c->bs, d);
 }
 
 static void node_set(uint8_t *d, unsigned nr, uint32_t fend, uint32_t fbytes)
@@ -276,21 +281,35 @@ static void node_init(const struct omctx *c, uint8_t *d)
  * path expects, the slot array and the free area inside the block, and
  * free_bytes consistent with them.
  */
-static int node_check_hdr(const struct omctx *c, const uint8_t *d, unsigned level)
+static int hdr_check(uint32_t bs, const uint8_t *d, unsigned level)
 {
 	unsigned nr = node_nr(d);
-	uint32_t fs = node_fstart(d), fe = node_fend(c, d), fb = node_fbytes(d);
+	uint32_t fs = node_fstart(d), fe = fend_of(bs, d), fb = node_fbytes(d);
 
 	if (node_level(d) != level || ld32(d + OFF_FLAGS) != 0)
 		return -EUCLEAN;
-	if (fs != NODE_HDR + SLOT_SIZE * nr || fe < fs || fe > c->bs)
+	if (fs != NODE_HDR + SLOT_SIZE * nr || fe < fs || fe > bs)
 		return -EUCLEAN;
-	if (fb < fe - fs || fb > c->bs - fs)
+	if (fb < fe - fs || fb > bs - fs)
 		return -EUCLEAN;
 	/* the cells must at least have their smallest size */
-	if ((uint64_t)(c->bs - fs - fb) < (uint64_t)nr * (CELL_HDR + (level ? CHILD_SIZE : 1)))
+	if ((uint64_t)(bs - fs - fb) < (uint64_t)nr * (CELL_HDR + (level ? CHILD_SIZE : 1)))
 		return -EUCLEAN;
 	return 0;
+}
+
+static int node_check_hdr(const struct omctx *c, const uint8_t *d, unsigned level)
+{
+	return hdr_check(c->bs, d, level);
+}
+
+/* BV1/BV2 (blockops.h): the checks of every read, at the node's own level
+ * (below the largest height). */
+int pfs_omap_node_verify(uint32_t bs, const void *data, const struct pfs_blockhdr *h)
+{
+	if (h->level >= PFS_OMAP_MAX_HEIGHT)
+		return -EUCLEAN;
+	return hdr_check(bs, data, h->level);
 }
 
 static int node_get(struct omctx *c, uint64_t blkno, unsigned level, struct pfs_buf **bp)

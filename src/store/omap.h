@@ -41,6 +41,10 @@
 /* Most levels an omap tree may have (deeper is corrupt). */
 #define PFS_OMAP_MAX_HEIGHT	32u
 
+/* The block verifier of an omap node (blockops.h, BV1, BV2): 0 or
+ * -EUCLEAN. */
+int pfs_omap_node_verify(uint32_t bs, const void *data, const struct pfs_blockhdr *h);
+
 /*
  * One object's omap. root and count point at the caller's copies (they
  * live in the onode: omap and omap_count): root is {0, 0} for an empty

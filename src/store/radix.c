@@ -228,6 +228,21 @@ static int node_get(struct pfs_tx *tx, const struct radix_geo *g,
 	return 0;
 }
 
+/* BV1/BV2 (blockops.h): a node's type matches its level (R2), which is
+ * below the largest height, and 1 <= nr <= capacity (R3), flags 0. */
+int pfs_radix_node_verify(uint32_t bs, const void *data, const struct pfs_blockhdr *h)
+{
+	uint32_t maxh = pfs_radix_max_height(bs);
+
+	(void)data;
+	if (!maxh || h->level >= maxh || h->flags ||
+	    h->magic != (h->level ? POSFS_MAGIC_RADIX : POSFS_MAGIC_ONODES))
+		return -EUCLEAN;
+	if (!h->nr || h->nr > (h->level ? RADIX_F(bs) : RADIX_S(bs)))
+		return -EUCLEAN;
+	return 0;
+}
+
 /* A new, empty node at level (dirty, nr 0). */
 static int node_new(struct pfs_tx *tx, const struct radix_geo *g,
 		    uint32_t level, struct pfs_buf **bp)

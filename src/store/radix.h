@@ -46,6 +46,10 @@ struct pfs_radix {
  * for a block size posfs does not support. */
 uint32_t pfs_radix_max_height(uint32_t bs);
 
+/* The block verifier of a radix node (blockops.h, BV1, BV2): 0 or
+ * -EUCLEAN. */
+int pfs_radix_node_verify(uint32_t bs, const void *data, const struct pfs_blockhdr *h);
+
 /*
  * Read the onode of number local into *o. One descent from the root, no
  * allocation. The slot is decoded with pfs_onode_from_disk and its oid

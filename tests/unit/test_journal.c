@@ -16,6 +16,7 @@
  *    transaction (never half of one), and the free space adds up exactly.
  */
 #include <check.h>
+#include <endian.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -27,6 +28,7 @@
 #include "posfs/io.h"
 #include "testdev.h"
 #include "posfs/store.h"
+#include "store/blockops.h"
 #include "store/btree.h"
 #include "store/store_internal.h"
 
@@ -450,6 +452,92 @@ START_TEST(wal_record_left_over_refused)
 }
 END_TEST
 
+/*
+ * BV2: a transaction that leaves a free-space node malformed (keys out of
+ * order, a count past the capacity, a level past the largest height) is
+ * refused at commit with -EPROTO and the node stays as it was. BV1: the
+ * same node put on the device with a valid crc is refused when it is read.
+ */
+START_TEST(block_verifiers)
+{
+	struct pfs_dev *dev = newfs_mem(1, 0);
+	struct pfs_store *st = open_dev(dev);
+	struct pfs_block_expect exp = { .magic = POSFS_MAGIC_FREE };
+	uint8_t before[BS], *img;
+	uint64_t root = st->shards[0].hdr.free.blkno, off;
+	uint32_t shard = 0;
+	struct pfs_tx *tx;
+	struct pfs_buf *b;
+
+	ck_assert_uint_ne(root, 0);
+	for (int how = 0; how < 3; how++) {
+		struct pfs_dblock_hdr *h;
+
+		ck_assert_int_eq(pfs_tx_begin(st, &shard, 1, &tx), 0);
+		ck_assert_int_eq(pfs_tx_get(tx, root, &exp, &b), 0);
+		memcpy(before, pfs_buf_data(b), BS);
+		ck_assert_int_eq(pfs_tx_dirty(tx, b), 0);
+		h = (struct pfs_dblock_hdr *)pfs_buf_data(b);
+		if (how == 0)
+			h->nr = htole16(BS);			/* past the capacity */
+		else if (how == 1)
+			h->level = htole16(40);			/* past the largest height */
+		else						/* a second, lower key */
+			memcpy(pfs_buf_data(b) + sizeof(*h) + 16 * le16toh(h->nr),
+			       pfs_buf_data(b) + sizeof(*h), 16), h->nr = htole16(le16toh(h->nr) + 1);
+		pfs_buf_put(b);
+		ck_assert_int_eq(pfs_tx_commit(tx, &(struct pfs_durable){ 0 }), -EPROTO);
+		ck_assert_int_eq(pfs_tx_begin_read(st, &shard, 1, &tx), 0);
+		ck_assert_int_eq(pfs_tx_get(tx, root, &exp, &b), 0);
+		ck_assert_msg(!memcmp(pfs_buf_data(b), before, BS), "case %d: node changed", how);
+		pfs_buf_put(b);
+		pfs_tx_abort(tx);
+	}
+	/* BV1: on the device, sealed, with its first record twice: the open,
+	 * which loads the free space, refuses it */
+	ck_assert_int_eq(pfs_store_checkpoint(st), 0);
+	img = dev_snapshot(dev);
+	ck_assert_int_eq(pfs_store_close(st), 0);
+	off = root * BS;
+	{
+		struct pfs_dblock_hdr *h = (struct pfs_dblock_hdr *)(img + off);
+		struct pfs_store_opts o = { .cache_blocks = 256, .ckpt_interval_ms = -1 };
+		unsigned nr = le16toh(h->nr);
+
+		memmove(img + off + sizeof(*h) + 16, img + off + sizeof(*h), 16 * (size_t)nr);
+		h->nr = htole16((uint16_t)(nr + 1));
+		pfs_block_seal(img + off);
+		struct pfs_blockhdr bh;
+
+		ck_assert_int_eq(pfs_store_open_dev(dev_from(img), &o, &st), -EUCLEAN);
+		/* the verifier itself, on that node and on others of its kind */
+		pfs_block_hdr_decode(img + off, &bh);
+		ck_assert_int_eq(pfs_block_ops_verify(BS, img + off, &bh), -EUCLEAN);
+		memmove(img + off + sizeof(*h), img + off + sizeof(*h) + 16, 16 * (size_t)nr);
+		h->nr = htole16((uint16_t)nr);
+		pfs_block_hdr_decode(img + off, &bh);
+		ck_assert_int_eq(pfs_block_ops_verify(BS, img + off, &bh), 0);
+		bh.nr = (uint16_t)((BS - sizeof(*h)) / 16 + 1);
+		ck_assert_int_eq(pfs_block_ops_verify(BS, img + off, &bh), -EUCLEAN);
+		bh.nr = 0;
+		ck_assert_int_eq(pfs_block_ops_verify(BS, img + off, &bh), -EUCLEAN);
+		bh.nr = (uint16_t)nr;
+		bh.level = 1;	/* its records read as child pointers: sizes as starts */
+		bh.magic = POSFS_MAGIC_CSUM;
+		ck_assert_int_eq(pfs_block_ops_verify(BS, img + off, &bh), -EUCLEAN);
+		bh.magic = POSFS_MAGIC_ONODES;	/* a leaf type at level 1 */
+		ck_assert_int_eq(pfs_block_ops_verify(BS, img + off, &bh), -EUCLEAN);
+		bh.level = 0;
+		bh.flags = 1;
+		ck_assert_int_eq(pfs_block_ops_verify(BS, img + off, &bh), -EUCLEAN);
+		bh.magic = POSFS_MAGIC_WAL;	/* not a tree's block */
+		bh.flags = 0;
+		ck_assert_int_eq(pfs_block_ops_verify(BS, img + off, &bh), -EUCLEAN);
+	}
+	pfs_dev_buf_free(img);
+}
+END_TEST
+
 START_TEST(enospc_changes_nothing)
 {
 	struct pfs_dev *dev = newfs_mem(1, 0);
@@ -760,6 +848,7 @@ Suite *journal_suite(void)
 	tcase_add_test(tc, enospc_changes_nothing);
 	tcase_add_test(tc, wal_record_entry_cap);
 	tcase_add_test(tc, wal_record_left_over_refused);
+	tcase_add_test(tc, block_verifiers);
 	tcase_add_test(tc, group_commit_shares_writes);
 	tcase_add_test(tc, power_cut_at_every_flush);
 	tcase_add_test(tc, power_cut_with_reordered_writes);
