@@ -241,6 +241,17 @@ static void info(void *arg, const char *msg)
 	fprintf(stderr, "%s: %s\n", f->device, msg);
 }
 
+/* e2fsck's line for a check that was not asked for with -f. */
+static void forced(void *arg, const char *why)
+{
+	struct fsck *f = arg;
+
+	if (f->force)
+		return;
+	printf("%s %s, check forced.\n", f->device, why);
+	fflush(stdout);
+}
+
 static const char *const pass_names[] = {
 	"Pass 0: Checking superblocks and shard headers",
 	"Pass 1: Checking objects, extent maps and omaps",
@@ -389,7 +400,10 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct fsck f = { .mode = ASK, .progress_fd = -1, .last_pass = -1 };
-	struct pfs_check_ops ops = { open_dev, ask, progress, info, &f };
+	struct pfs_check_ops ops = {
+		.open_dev = open_dev, .ask = ask, .progress = progress, .info = info,
+		.forced = forced, .arg = &f,
+	};
 	struct pfs_check_opts opts = { 0 };
 	struct pfs_check_result r;
 	struct pfs_dev_use use;
@@ -529,6 +543,16 @@ int main(int argc, char **argv)
 	if (ret == -EOPNOTSUPP || ret == -EROFS)
 		die(FSCK_ERROR, "%s has features this fsck.posfs does not know: "
 		    "use a newer fsck.posfs", f.device);
+	if ((ret == -EBADMSG || ret == -EUCLEAN) && r.damage.kind == PFS_DAMAGE_NOT_POSFS)
+		die(FSCK_ERROR, "%s: not a posfs file system (no posfs superblock)", f.device);
+	if ((ret == -EBADMSG || ret == -EUCLEAN) && r.damage.kind != PFS_DAMAGE_NONE) {
+		char what[256];
+
+		die(FSCK_ERROR, "%s: %s: fsck.posfs cannot repair %s%s", f.device,
+		    pfs_store_damage_str(&r.damage, what, sizeof(what)),
+		    r.damage.kind == PFS_DAMAGE_SUPER ? "them" : "it",
+		    r.damage.marked ? " (the file system is marked as having errors)" : "");
+	}
 	if (ret == -EBADMSG || ret == -EUCLEAN)
 		die(FSCK_ERROR, "%s: damage fsck.posfs cannot repair: no valid superblock, or "
 		    "a shard header or journal lost", f.device);

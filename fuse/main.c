@@ -304,8 +304,28 @@ static int parse_args(int argc, char **argv, struct posfs *p, struct opts *o)
 	return 0;
 }
 
+/* What is damaged, plainly, with what to do about it. */
+static void damage_error(const char *dev, const struct pfs_store_damage *d)
+{
+	char what[256];
+
+	pfs_store_damage_str(d, what, sizeof(what));
+	switch (d->kind) {
+	case PFS_DAMAGE_NOT_POSFS:
+		posfs_log(LOG_ERR, "%s: not a posfs file system (no posfs superblock)", dev);
+		break;
+	case PFS_DAMAGE_SIZE:
+		posfs_log(LOG_ERR, "%s: %s (was the device truncated?)", dev, what);
+		break;
+	default:
+		posfs_log(LOG_ERR, "%s: %s%s: run fsck.posfs %s", dev, what,
+			  d->marked ? "; the file system is marked as having errors" : "", dev);
+		break;
+	}
+}
+
 /* A clear message for each way pfs_store_open fails. */
-static void store_open_error(const char *dev, int ret)
+static void store_open_error(const char *dev, int ret, const struct pfs_store_damage *d)
 {
 	struct pfs_dev_use use;
 
@@ -326,8 +346,7 @@ static void store_open_error(const char *dev, int ret)
 		break;
 	case -EBADMSG:
 	case -EUCLEAN:
-		posfs_log(LOG_ERR, "%s: not a posfs file system (bad superblock): "
-			  "run fsck.posfs or mkfs.posfs", dev);
+		damage_error(dev, d);
 		break;
 	case -EINVAL:
 		posfs_log(LOG_ERR, "cannot open %s: %s (not a posfs image or device?)", dev,
@@ -405,12 +424,18 @@ static void data_error_log(void *arg, uint64_t oid, uint64_t off, uint64_t blkno
 		  device, oid, off, blkno);
 }
 
+/* Requests are being served: damage met before is told by the mount's
+ * own failure message. */
+static bool serving;
+
 /* Corrupt metadata of one inode (what fails with EUCLEAN); the store
  * reports each inode once. */
 static void object_error_log(void *arg, uint64_t oid, const char *what)
 {
 	const char *device = arg;
 
+	if (!__atomic_load_n(&serving, __ATOMIC_RELAXED))
+		return;
 	posfs_log(LOG_ERR, "%s: inode %" PRIu64 " is damaged: %s (unmount and run fsck.posfs)",
 		  device, oid, what);
 }
@@ -418,6 +443,7 @@ static void object_error_log(void *arg, uint64_t oid, const char *what)
 static int run(struct posfs *p, struct opts *o, int status_fd)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct pfs_store_damage damage;
 	struct fuse_loop_config *cfg = NULL;
 	struct fuse_session *se = NULL;
 	char *fopts = NULL;
@@ -429,15 +455,25 @@ static int run(struct posfs *p, struct opts *o, int status_fd)
 	o->so.data_error_arg = (void *)o->device;
 	o->so.object_error = object_error_log;
 	o->so.object_error_arg = (void *)o->device;
+	o->so.damage = &damage;
 	ret = pfs_store_open(o->device, &o->so, &p->st);
 	if (ret) {
-		store_open_error(o->device, ret);
+		store_open_error(o->device, ret, &damage);
 		goto out;
 	}
 	ret = pfs_fs_open(p->st, &p->fs);
+	if (ret == -EUCLEAN || ret == -EBADMSG) {
+		/* the store's own damage, or the namespace's: the root or
+		 * an orphan list is not what it must be */
+		pfs_store_report_damage(p->st, PFS_DAMAGE_METADATA, 0,
+					"the root directory or an orphan list");
+		pfs_store_damage(p->st, &damage);
+		damage_error(o->device, &damage);
+		goto out;
+	}
 	if (ret) {
-		posfs_log(LOG_ERR, "%s: cannot start the file system: %s (run fsck.posfs)",
-			  o->device, strerror(-ret));
+		posfs_log(LOG_ERR, "%s: cannot start the file system: %s", o->device,
+			  strerror(-ret));
 		goto out;
 	}
 	if (posfs_itable_init()) {
@@ -480,6 +516,7 @@ static int run(struct posfs *p, struct opts *o, int status_fd)
 		goto out_signals;
 	}
 	posfs_utab_add(o->device, o->mountpoint);
+	__atomic_store_n(&serving, true, __ATOMIC_RELAXED);
 	daemon_ready(status_fd);
 	status_fd = -1;
 	posfs_log(LOG_INFO, "%s mounted on %s", o->device, o->mountpoint);

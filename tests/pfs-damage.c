@@ -351,6 +351,8 @@ static void edit_header(uint32_t shard, void (*fn)(struct pfs_shard_hdr *h))
 static void on_free_count(struct pfs_shard_hdr *h) { h->free_blocks += 3; }
 static void on_onode_count(struct pfs_shard_hdr *h) { h->onode_count += 1; }
 static void on_next_local(struct pfs_shard_hdr *h) { h->next_local = POSFS_LOCAL_FIRST; }
+/* the onode tree's root at a block of another type: the free tree's root */
+static void on_radix_root(struct pfs_shard_hdr *h) { h->onodes.blkno = h->free.blkno; }
 
 /* ---- namespace damage in transactions ------------------------------------------- */
 
@@ -624,6 +626,9 @@ int main(int argc, char **argv)
 	} else if (!strcmp(what, "next-local")) {
 		NEED(1);
 		edit_header((uint32_t)num(argv[3]), on_next_local);
+	} else if (!strcmp(what, "radix-root")) {	/* SHARD: the header's onode root */
+		NEED(1);
+		edit_header((uint32_t)num(argv[3]), on_radix_root);
 	} else if (!strcmp(what, "nlink")) {		/* OID N */
 		struct pfs_attr a = { 0 };
 

@@ -29,6 +29,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "posfs/store.h"
+
 struct pfs_dev;
 
 /*
@@ -112,6 +114,10 @@ struct pfs_check_ops {
 	void (*progress)(void *arg, enum pfs_check_pass pass, uint64_t cur, uint64_t max);
 	/* Informational lines (-v). May be NULL. */
 	void (*info)(void *arg, const char *msg);
+	/* Why a file system that was not forced is checked, at the end of
+	 * pass 0: "contains a file system with errors", "was not cleanly
+	 * unmounted"... (e2fsck's "check forced"). May be NULL. */
+	void (*forced)(void *arg, const char *why);
 	void *arg;
 };
 
@@ -141,6 +147,9 @@ struct pfs_check_result {
 	uint32_t block_size;
 	char label[65];
 	bool maps_on_disk;		/* the scratch maps moved to LMDB */
+	/* when the run fails on damage it cannot repair (-EUCLEAN,
+	 * -EBADMSG): what it is; kind PFS_DAMAGE_NONE otherwise */
+	struct pfs_store_damage damage;
 };
 
 /*
@@ -149,7 +158,10 @@ struct pfs_check_result {
  * found and fixed, and in deep mode which files' data is damaged: each
  * one a DATA_CSUM ask()), or a -errno when it could not run: -EBADMSG /
  * -EUCLEAN (no valid superblock, a shard header lost, damage that stops
- * the walk), -EOPNOTSUPP (unknown incompat features), -EIO, -ENOMEM.
+ * the walk: result->damage says what), -EOPNOTSUPP (unknown incompat
+ * features), -EIO, -ENOMEM. A superblock marked with errors
+ * (POSFS_STATE_ERRORS) is checked as if forced; a check that leaves
+ * nothing clears the mark.
  */
 int pfs_check_run(const struct pfs_check_opts *opts, const struct pfs_check_ops *ops,
 		  struct pfs_check_result *res);

@@ -149,12 +149,14 @@ struct pfs_super_status {
 	int primary_err;		/* 0, -EBADMSG or -EUCLEAN */
 	int backup_err;
 	bool stale;			/* both valid, generations differ */
+	bool found;			/* a copy has the posfs magic, valid or
+					 * not (none: not a posfs device) */
 };
 
 /*
  * Read both copies and take the valid one with the highest generation.
- * -EBADMSG or -EUCLEAN when neither is valid (the primary's error), or an
- * I/O error. st may be NULL.
+ * -EBADMSG or -EUCLEAN when neither is valid (the primary's error; st says
+ * what each copy is), or an I/O error. st may be NULL.
  */
 int pfs_super_read(struct pfs_dev *dev, struct pfs_super *sb,
 		   struct pfs_super_status *st);

@@ -32,6 +32,47 @@ struct pfs_dev;
 
 /* ---- store.c: open, close, statfs --------------------------------------- */
 
+/*
+ * What the store found damaged: the first corrupt metadata it met, at open
+ * or since (pfs_store_opts.damage, pfs_store_damage). The file system is
+ * then marked as having errors (POSFS_STATE_ERRORS) on the device at
+ * once, unless it is read-only or its superblocks are what is damaged.
+ */
+enum pfs_damage_kind {
+	PFS_DAMAGE_NONE = 0,
+	PFS_DAMAGE_NOT_POSFS,		/* neither superblock copy has the posfs magic */
+	PFS_DAMAGE_SUPER,		/* both superblock copies are damaged */
+	PFS_DAMAGE_SIZE,		/* the device is smaller than the file system */
+	PFS_DAMAGE_HEADER,		/* a shard header: both slots, or out of step */
+	PFS_DAMAGE_JOURNAL,		/* a WAL record that replay cannot apply */
+	PFS_DAMAGE_FREE_TREE,		/* a shard's free-space tree */
+	PFS_DAMAGE_ONODE_TREE,		/* a shard's onode radix tree */
+	PFS_DAMAGE_REFCOUNT_TREE,	/* a shard's shared-blob tree */
+	PFS_DAMAGE_CSUM_TABLE,		/* a shard's data checksum table */
+	PFS_DAMAGE_EXTENT_MAP,		/* an object's extent tree */
+	PFS_DAMAGE_OMAP,		/* an object's omap */
+	PFS_DAMAGE_OBJECT,		/* an object's onode or extents (detail) */
+	PFS_DAMAGE_METADATA,		/* other metadata (detail: what, if known) */
+};
+
+struct pfs_store_damage {
+	enum pfs_damage_kind kind;
+	uint32_t shard;			/* HEADER .. CSUM_TABLE: the shard
+					 * (POSFS_SHARD_GLOBAL: the global journal) */
+	uint64_t oid;			/* EXTENT_MAP, OMAP, OBJECT: the object */
+	uint64_t blkno;			/* the block that failed its checks, or 0 */
+	char detail[160];		/* OBJECT: what is wrong with it; HEADER:
+					 * how; METADATA: what it is */
+	bool marked;			/* POSFS_STATE_ERRORS is on the device */
+};
+
+/*
+ * d in words, for a message: "the free-space tree of shard 1 is damaged
+ * (block 1234)", "both superblocks are damaged", "no posfs superblock was
+ * found"... Returns buf.
+ */
+const char *pfs_store_damage_str(const struct pfs_store_damage *d, char *buf, size_t len);
+
 struct pfs_store_opts {
 	bool readonly;			/* replay in memory only; no writes */
 	uint32_t small_write;		/* 0: the superblock's threshold */
@@ -74,12 +115,20 @@ struct pfs_store_opts {
 	 */
 	int compress;
 	int compress_level;		/* 1 to 19; 0: the superblock's */
+	/*
+	 * When the open fails on corrupt metadata (-EUCLEAN, -EBADMSG), what
+	 * was damaged, and whether the file system is now marked as having
+	 * errors; kind PFS_DAMAGE_NONE otherwise. May be NULL.
+	 */
+	struct pfs_store_damage *damage;
 };
 
 /*
  * Open the posfs on path (exclusively: -EBUSY when another posfs has it),
  * replay its WALs and, unless read-only, checkpoint. Errors: those of
- * pfs_dev_open, -EBADMSG/-EUCLEAN (not a valid posfs), -EOPNOTSUPP
+ * pfs_dev_open, -EBADMSG/-EUCLEAN (no posfs there, or damaged metadata:
+ * opts->damage says which, and a writable open with a good superblock
+ * marks the file system as having errors before it fails), -EOPNOTSUPP
  * (unknown incompat features), -EROFS (unknown ro_compat features and not
  * read-only).
  */
@@ -110,9 +159,23 @@ int pfs_store_statfs(struct pfs_store *st, struct pfs_statfs *sfs);
 
 const struct pfs_super *pfs_store_super(const struct pfs_store *st);
 
-/* Has corrupt metadata been met since open (the superblock is then marked
- * with POSFS_STATE_ERRORS at close, so that fsck checks it)? */
+/* Has corrupt metadata been met since open? The superblock is then marked
+ * with POSFS_STATE_ERRORS (at once, and again at close), so that fsck
+ * checks it. */
 bool pfs_store_has_errors(const struct pfs_store *st);
+
+/* The first damage met since open into *d; false (d->kind
+ * PFS_DAMAGE_NONE) when none was. */
+bool pfs_store_damage(struct pfs_store *st, struct pfs_store_damage *d);
+
+/*
+ * Corrupt metadata found above the store (the file system layer: a root
+ * that is not a directory...): note it as the store's own (kind and oid
+ * recorded unless some damage is already) and mark the superblock.
+ * Returns -EUCLEAN.
+ */
+int pfs_store_report_damage(struct pfs_store *st, enum pfs_damage_kind kind, uint64_t oid,
+			    const char *detail);
 
 /* Data blocks met since open that did not match their checksums. */
 uint64_t pfs_store_data_errors(const struct pfs_store *st);

@@ -116,6 +116,7 @@ static int store_open(struct pfs_check *c)
 		.ckpt_interval_ms = -1,
 		.data_error = pfs_check_data_error,
 		.data_error_arg = c,
+		.damage = &c->res->damage,
 	};
 	struct pfs_dev *dev;
 	int ret = c->ops->open_dev(c->ops->arg, c->readonly, &dev);
@@ -123,9 +124,14 @@ static int store_open(struct pfs_check *c)
 	if (ret)
 		return ret;
 	ret = pfs_store_open_dev(dev, &so, &c->st);
-	if (ret)
-		pfs_check_info(c, "the store does not open (%s): the journal or a shard header "
-			       "is damaged beyond what replay can use", strerror(-ret));
+	if (ret == -EUCLEAN || ret == -EBADMSG) {
+		char what[256];
+
+		pfs_check_info(c, "the store does not open: %s, beyond what replay can use",
+			       pfs_store_damage_str(&c->res->damage, what, sizeof(what)));
+	} else if (ret) {
+		pfs_check_info(c, "the store does not open: %s", strerror(-ret));
+	}
 	return ret;
 }
 
@@ -256,6 +262,8 @@ int pfs_check_run(const struct pfs_check_opts *opts, const struct pfs_check_ops 
 		ret = pfs_store_checkpoint(c.st);
 	usage(&c);
 	res->maps_on_disk = pfs_map_on_disk(c.shared);
+	if (ret == -EUCLEAN || ret == -EBADMSG)
+		pfs_store_damage(c.st, &res->damage);	/* what stopped the walk */
 	cret = pfs_store_close(c.st);
 	c.st = NULL;
 	if (!ret)

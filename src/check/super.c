@@ -47,6 +47,9 @@ static int check_slots(struct pfs_check *c, struct pfs_dev *dev, uint32_t shard)
 		snprintf(name, sizeof(name), "shard %u", shard);
 	if (err[0] && err[1]) {
 		pfs_check_info(c, "%s: both header slots are damaged: it cannot be repaired", name);
+		c->res->damage.kind = PFS_DAMAGE_HEADER;
+		c->res->damage.shard = shard;
+		snprintf(c->res->damage.detail, sizeof(c->res->damage.detail), "both slots");
 		return err[0] == -EBADMSG || err[1] == -EBADMSG ? -EBADMSG : -EUCLEAN;
 	}
 	if (shard != POSFS_SHARD_GLOBAL) {
@@ -78,12 +81,14 @@ int pfs_check_super(struct pfs_check *c)
 	if (ret)
 		return ret;
 	ret = pfs_super_read(dev, &c->sb, &sst);
-	if (ret) {
+	if (ret == -EUCLEAN || ret == -EBADMSG) {
 		pfs_check_info(c, "no valid superblock (primary: %s, backup: %s)",
-			       sst.primary_err == -EBADMSG ? "bad checksum" : "not a posfs superblock",
-			       sst.backup_err == -EBADMSG ? "bad checksum" : "not a posfs superblock");
-		goto out;
+			       sst.primary_err == -EBADMSG ? "bad checksum" : "not what it must be",
+			       sst.backup_err == -EBADMSG ? "bad checksum" : "not what it must be");
+		c->res->damage.kind = sst.found ? PFS_DAMAGE_SUPER : PFS_DAMAGE_NOT_POSFS;
 	}
+	if (ret)
+		goto out;
 	if (sst.primary_err || (sst.stale && sst.used == PFS_SUPER_BACKUP)) {
 		if (pfs_check_problem(c, PFS_PR_SB_PRIMARY, "%s", sst.primary_err == -EBADMSG ?
 				      "bad checksum" : sst.primary_err ? "not what it must be" :
@@ -107,6 +112,7 @@ int pfs_check_super(struct pfs_check *c)
 	if ((uint64_t)c->sb.total_blocks * c->sb.block_size > pfs_dev_info(dev)->size) {
 		pfs_check_info(c, "the file system is larger than the device (%" PRIu64
 			       " blocks): was the device truncated?", c->sb.total_blocks);
+		c->res->damage.kind = PFS_DAMAGE_SIZE;
 		ret = -EUCLEAN;
 		goto out;
 	}
@@ -117,10 +123,12 @@ int pfs_check_super(struct pfs_check *c)
 	if (ret)
 		goto out;
 	why = needs_check(&c->sb);
-	if (why)
-		pfs_check_info(c, "the file system %s: checking it", why);
-	else if (!c->o->force && !c->o->deep && !c->res->found)
+	if (why) {
+		if (c->ops->forced)
+			c->ops->forced(c->ops->arg, why);
+	} else if (!c->o->force && !c->o->deep && !c->res->found) {
 		c->res->skipped = true;	/* deep mode reads the data of a clean one too */
+	}
 out:
 	pfs_dev_close(dev);
 	return ret;

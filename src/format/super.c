@@ -267,15 +267,21 @@ int pfs_super_read(struct pfs_dev *dev, struct pfs_super *sb,
 	if (!buf)
 		return -ENOMEM;
 	for (int i = 0; i < 2; i++) {
+		const struct pfs_dblock_hdr *h = buf;
+
 		ret = pfs_dev_pread(dev, buf, POSFS_SB_SIZE, offs[i]);
 		if (ret)
 			goto out;
 		err[i] = pfs_super_from_disk(buf, offs[i], &copy[i]);
+		if (le32_get(h->magic) == POSFS_MAGIC_SUPER)
+			s.found = true;
 	}
 	s.primary_err = err[0];
 	s.backup_err = err[1];
 	if (err[0] && err[1]) {
 		ret = err[0];
+		if (st)
+			*st = s;
 		goto out;
 	}
 	if (!err[0] && !err[1]) {

@@ -408,6 +408,8 @@ int pfs_tx_get(struct pfs_tx *tx, uint64_t blkno, const struct pfs_block_expect 
 
 	*bp = NULL;
 	ret = tx_buf(tx, blkno, true, &sh, &b, &t);
+	if (ret == -EUCLEAN)	/* a pointer out of every shard */
+		pfs_store_damage_block(tx->st, e.magic, e.check_owner ? e.owner : 0, 0);
 	if (ret)
 		return ret;
 	if (!e.size)
@@ -425,8 +427,11 @@ int pfs_tx_get(struct pfs_tx *tx, uint64_t blkno, const struct pfs_block_expect 
 
 		pfs_block_hdr_decode(b->data, &h);
 		if ((e.magic && h.magic != e.magic) || (e.check_owner && h.owner != e.owner) ||
-		    (b->flags & PFS_BUF_RAW))
+		    (b->flags & PFS_BUF_RAW)) {
+			pfs_store_damage_block(tx->st, e.magic, e.check_owner ? e.owner : 0,
+					       blkno);
 			return -EUCLEAN;
+		}
 	} else {
 		struct pfs_blockhdr h;
 
@@ -435,6 +440,9 @@ int pfs_tx_get(struct pfs_tx *tx, uint64_t blkno, const struct pfs_block_expect 
 			ret = pfs_block_ops_verify(bsize(tx->st), b->data, &h);	/* BV1 */
 		if (!ret && tx->st->free0_taken)
 			ret = pfs_verify_block(tx->st, b->data, &h);	/* V3 */
+		if (ret == -EUCLEAN || ret == -EBADMSG)
+			pfs_store_damage_block(tx->st, e.magic, e.check_owner ? e.owner : 0,
+					       blkno);
 		if (ret)
 			return ret;
 		b->flags |= PFS_BUF_VERIFIED;
@@ -1663,8 +1671,12 @@ int pfs_journal_replay(struct pfs_store *st)
 		ret = replay_scan(st, &st->shards[i].wal, &rp);
 	if (!ret && rp.n)
 		qsort(rp.v, rp.n, sizeof(*rp.v), replay_cmp);
-	for (size_t i = 0; !ret && i < rp.n; i++)
+	for (size_t i = 0; !ret && i < rp.n; i++) {
 		ret = replay_apply(st, &rp.v[i], &max_txid);
+		if (ret == -EUCLEAN || ret == -EBADMSG)
+			pfs_store_damage_note(st, PFS_DAMAGE_JOURNAL, rp.v[i].w->index, 0,
+					      rp.v[i].w->start + rp.v[i].r.wal_block, NULL);
+	}
 	for (size_t i = 0; i < rp.n; i++)
 		pfs_dev_buf_free(rp.v[i].buf);
 	free(rp.v);

@@ -2520,7 +2520,7 @@ ssize_t pfs_store_listxattr(struct pfs_store *st, uint64_t oid, char *buf, size_
 	read_end(&c);
 	if (ret == -ENOENT)
 		ret = 0;
-	return ret ? ret : (ssize_t)total;
+	return ret ? pfs_store_note(st, ret) : (ssize_t)total;
 }
 
 ssize_t pfs_store_omap_get(struct pfs_store *st, uint64_t oid, const void *key, size_t klen,
@@ -2541,7 +2541,7 @@ ssize_t pfs_store_omap_get(struct pfs_store *st, uint64_t oid, const void *key, 
 	ret = ob->o.omap.blkno ? pfs_omap_get(c.tx, &om, key, klen, cap ? val : NULL, cap, &vlen)
 			       : -ENOENT;
 	read_end(&c);
-	return ret ? ret : (ssize_t)vlen;
+	return ret ? pfs_store_note(st, ret) : (ssize_t)vlen;
 }
 
 int pfs_store_omap_iterate(struct pfs_store *st, uint64_t oid, const void *after, size_t alen,
@@ -2589,5 +2589,5 @@ int pfs_store_omap_iterate(struct pfs_store *st, uint64_t oid, const void *after
 	read_end(&c);
 	free(key);
 	free(val);
-	return ret == -ENOENT ? 0 : ret;
+	return ret == -ENOENT ? 0 : pfs_store_note(st, ret);
 }

@@ -5,8 +5,16 @@
  * result home with a checkpoint, loads each shard's free tree into its
  * allocator, and marks the superblock not clean until close marks it clean
  * again (as ext4's s_state).
+ *
+ * Corrupt metadata, met at open or later, is recorded (the first damage,
+ * for the message) and marks the superblock with POSFS_STATE_ERRORS at
+ * once, as ext4 sets EXT2_ERROR_FS: an open that fails on it, or a daemon
+ * killed after meeting it, leaves a file system that fsck checks without
+ * being forced. Marking is one superblock write and flush per open.
  */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -116,8 +124,164 @@ int pfs_store_data_error(struct pfs_store *st, uint64_t oid, uint64_t off, uint6
 	return -EIO;
 }
 
+/* ---- damage and the error mark ----------------------------------------- */
+
+void pfs_store_damage_note(struct pfs_store *st, enum pfs_damage_kind kind, uint32_t shard,
+			   uint64_t oid, uint64_t blkno, const char *detail)
+{
+	pthread_mutex_lock(&st->sb_lock);
+	if (st->damage.kind == PFS_DAMAGE_NONE) {
+		st->damage.kind = kind;
+		st->damage.shard = shard;
+		st->damage.oid = oid;
+		st->damage.blkno = blkno;
+		snprintf(st->damage.detail, sizeof(st->damage.detail), "%s", detail ? detail : "");
+	}
+	pthread_mutex_unlock(&st->sb_lock);
+}
+
+void pfs_store_damage_block(struct pfs_store *st, uint32_t magic, uint64_t owner,
+			    uint64_t blkno)
+{
+	enum pfs_damage_kind kind = PFS_DAMAGE_METADATA;
+	uint32_t shard = 0;
+	uint64_t oid = 0;
+
+	switch (magic) {
+	case POSFS_MAGIC_RADIX:
+	case POSFS_MAGIC_ONODES:
+		kind = PFS_DAMAGE_ONODE_TREE;
+		break;
+	case POSFS_MAGIC_FREE:
+		kind = PFS_DAMAGE_FREE_TREE;
+		break;
+	case POSFS_MAGIC_REFCOUNT:
+		kind = PFS_DAMAGE_REFCOUNT_TREE;
+		break;
+	case POSFS_MAGIC_CSUM:
+		kind = PFS_DAMAGE_CSUM_TABLE;
+		break;
+	case POSFS_MAGIC_EXTENT:
+		kind = PFS_DAMAGE_EXTENT_MAP;
+		break;
+	case POSFS_MAGIC_OMAP:
+		kind = PFS_DAMAGE_OMAP;
+		break;
+	}
+	if (POSFS_OWNER_IS_SHARD(owner)) {
+		shard = (uint32_t)(owner - POSFS_OWNER_SHARD(0));
+	} else if (owner && owner < POSFS_OWNER_GLOBAL) {
+		oid = owner;
+		shard = POSFS_OID_SHARD(oid);
+	}
+	if ((kind == PFS_DAMAGE_EXTENT_MAP || kind == PFS_DAMAGE_OMAP) && !oid)
+		kind = PFS_DAMAGE_METADATA;
+	pfs_store_damage_note(st, kind, shard, oid, blkno, NULL);
+}
+
+void pfs_store_mark_errors(struct pfs_store *st)
+{
+	struct pfs_super sb;
+
+	if (__atomic_exchange_n(&st->corrupt, true, __ATOMIC_ACQ_REL))
+		return;		/* marked already, or being marked */
+	pfs_store_damage_note(st, PFS_DAMAGE_METADATA, 0, 0, 0, NULL);
+	pthread_mutex_lock(&st->sb_lock);
+	if (!st->damage.marked && st->sb_ok && !st->readonly && !st->err) {
+		sb = st->sb;
+		sb.state |= POSFS_STATE_ERRORS;
+		if (!pfs_super_write(st->dev, &sb)) {
+			/* only these change: no other thread reads them */
+			st->sb.state = sb.state;
+			st->sb.generation = sb.generation;
+			st->sb.write_time = sb.write_time;
+			st->damage.marked = true;
+		}
+	}
+	pthread_mutex_unlock(&st->sb_lock);
+}
+
+bool pfs_store_damage(struct pfs_store *st, struct pfs_store_damage *d)
+{
+	pthread_mutex_lock(&st->sb_lock);
+	*d = st->damage;
+	pthread_mutex_unlock(&st->sb_lock);
+	return d->kind != PFS_DAMAGE_NONE;
+}
+
+int pfs_store_report_damage(struct pfs_store *st, enum pfs_damage_kind kind, uint64_t oid,
+			    const char *detail)
+{
+	pfs_store_damage_note(st, kind, POSFS_OID_SHARD(oid), oid, 0, detail);
+	return pfs_store_note(st, -EUCLEAN);
+}
+
+const char *pfs_store_damage_str(const struct pfs_store_damage *d, char *buf, size_t len)
+{
+	static const char *const tree[] = {
+		[PFS_DAMAGE_FREE_TREE] = "free-space tree",
+		[PFS_DAMAGE_ONODE_TREE] = "onode tree",
+		[PFS_DAMAGE_REFCOUNT_TREE] = "shared-blob tree",
+		[PFS_DAMAGE_CSUM_TABLE] = "data checksum table",
+		[PFS_DAMAGE_EXTENT_MAP] = "extent map",
+		[PFS_DAMAGE_OMAP] = "omap",
+	};
+	bool global = d->shard == POSFS_SHARD_GLOBAL;
+	int n = 0;
+
+	if (!len)
+		return buf;
+	switch (d->kind) {
+	case PFS_DAMAGE_NONE:
+		n = snprintf(buf, len, "nothing is damaged");
+		break;
+	case PFS_DAMAGE_NOT_POSFS:
+		n = snprintf(buf, len, "no posfs superblock was found");
+		break;
+	case PFS_DAMAGE_SUPER:
+		n = snprintf(buf, len, "both superblocks are damaged");
+		break;
+	case PFS_DAMAGE_SIZE:
+		n = snprintf(buf, len, "the device is smaller than the file system on it");
+		break;
+	case PFS_DAMAGE_HEADER:
+		n = global ? snprintf(buf, len, "the header of the global journal is damaged") :
+		    snprintf(buf, len, "the header of shard %" PRIu32 " is damaged", d->shard);
+		break;
+	case PFS_DAMAGE_JOURNAL:
+		n = global ? snprintf(buf, len, "the global journal is damaged") :
+		    snprintf(buf, len, "the journal of shard %" PRIu32 " is damaged", d->shard);
+		break;
+	case PFS_DAMAGE_FREE_TREE:
+	case PFS_DAMAGE_ONODE_TREE:
+	case PFS_DAMAGE_REFCOUNT_TREE:
+	case PFS_DAMAGE_CSUM_TABLE:
+		n = snprintf(buf, len, "the %s of shard %" PRIu32 " is damaged", tree[d->kind],
+			     d->shard);
+		break;
+	case PFS_DAMAGE_EXTENT_MAP:
+	case PFS_DAMAGE_OMAP:
+		n = snprintf(buf, len, "the %s of inode %" PRIu64 " is damaged", tree[d->kind],
+			     d->oid);
+		break;
+	case PFS_DAMAGE_OBJECT:
+		n = snprintf(buf, len, "inode %" PRIu64 " is damaged", d->oid);
+		break;
+	default:
+		/* the reader's words for it, when it has any */
+		n = snprintf(buf, len, "%s is damaged", d->detail[0] ? d->detail : "metadata");
+		break;
+	}
+	if (n >= 0 && (size_t)n < len && d->blkno)
+		n += snprintf(buf + n, len - (size_t)n, " (block %" PRIu64 ")", d->blkno);
+	if (n >= 0 && (size_t)n < len && d->detail[0] && d->kind != PFS_DAMAGE_METADATA)
+		snprintf(buf + n, len - (size_t)n, ": %s", d->detail);
+	return buf;
+}
+
 int pfs_store_object_error(struct pfs_store *st, uint64_t oid, const char *what)
 {
+	pfs_store_damage_note(st, PFS_DAMAGE_OBJECT, POSFS_OID_SHARD(oid), oid, 0, what);
 	pfs_store_note(st, -EUCLEAN);
 	if (first_report(st, st->object_error_seen, RING_LEN(st->object_error_seen),
 			 &st->object_error_next, oid) && st->object_error)
@@ -147,6 +311,7 @@ static void store_free(struct pfs_store *st)
 	}
 	pthread_mutex_destroy(&st->global_lock);
 	pthread_mutex_destroy(&st->data_error_lock);
+	pthread_mutex_destroy(&st->sb_lock);
 	pthread_rwlock_destroy(&st->ckpt_lock);
 	pfs_dev_close(st->dev);
 	free(st);
@@ -236,12 +401,17 @@ static int shards_load(struct pfs_store *st, const struct pfs_store_opts *o)
 					      ONODE_CACHE_DEFAULT);
 		if (!ret)
 			ret = pfs_geo_shard(&st->sb, i, &sh->geo);
-		if (!ret)
+		if (!ret) {
 			ret = slots_read(st, i, &sl[i]);
+			if (ret == -EUCLEAN || ret == -EBADMSG)
+				pfs_store_damage_note(st, PFS_DAMAGE_HEADER, i, 0, 0, "both slots");
+		}
 		if (ret)
 			goto out;
 	}
 	ret = slots_read(st, POSFS_SHARD_GLOBAL, &sl[st->nshards]);
+	if (ret == -EUCLEAN || ret == -EBADMSG)
+		pfs_store_damage_note(st, PFS_DAMAGE_HEADER, POSFS_SHARD_GLOBAL, 0, 0, "both slots");
 	if (ret)
 		goto out;
 	gen = UINT64_MAX;
@@ -251,9 +421,16 @@ static int shards_load(struct pfs_store *st, const struct pfs_store_opts *o)
 	for (uint32_t i = 0; !ret && i < st->nshards; i++) {
 		ret = slots_pick(&sl[i], gen, &st->shards[i].ondisk);
 		st->shards[i].hdr = st->shards[i].ondisk;
+		if (ret)
+			pfs_store_damage_note(st, PFS_DAMAGE_HEADER, i, 0, 0,
+					      "out of step with the other headers");
 	}
-	if (!ret)
+	if (!ret) {
 		ret = slots_pick(&sl[st->nshards], gen, &st->global_hdr);
+		if (ret)
+			pfs_store_damage_note(st, PFS_DAMAGE_HEADER, POSFS_SHARD_GLOBAL, 0, 0,
+					      "out of step with the shard headers");
+	}
 	st->ckpt_gen = gen;
 out:
 	free(sl);
@@ -277,6 +454,8 @@ int pfs_store_load_space(struct pfs_store *st)
 		if (!ret)
 			ret = pfs_space_load(st, &st->shards[i], tx);
 		pfs_tx_abort(tx);
+		if (ret == -EUCLEAN || ret == -EBADMSG)
+			pfs_store_damage_note(st, PFS_DAMAGE_FREE_TREE, i, 0, 0, NULL);
 	}
 	if (!ret)
 		st->space_loaded = true;
@@ -304,6 +483,7 @@ static int compress_setup(struct pfs_store *st, const struct pfs_store_opts *o)
 int pfs_store_open_dev(struct pfs_dev *dev, const struct pfs_store_opts *o,
 		       struct pfs_store **stp)
 {
+	struct pfs_super_status sst;
 	struct pfs_store *st;
 	bool ro = o && o->readonly;
 	int ret;
@@ -319,7 +499,10 @@ int pfs_store_open_dev(struct pfs_dev *dev, const struct pfs_store_opts *o,
 	pthread_cond_init(&st->timer_cond, NULL);
 	pthread_mutex_init(&st->global_lock, NULL);
 	pthread_mutex_init(&st->data_error_lock, NULL);
+	pthread_mutex_init(&st->sb_lock, NULL);
 	pthread_rwlock_init(&st->ckpt_lock, NULL);
+	if (o && o->damage)
+		memset(o->damage, 0, sizeof(*o->damage));
 	if (o) {
 		st->data_error = o->data_error;
 		st->data_error_arg = o->data_error_arg;
@@ -328,16 +511,21 @@ int pfs_store_open_dev(struct pfs_dev *dev, const struct pfs_store_opts *o,
 	}
 	st->readonly = ro || pfs_dev_info(dev)->readonly;
 	st->fill_pct = o && o->fill_pct ? o->fill_pct : FILL_PCT_DEFAULT;
-	ret = pfs_super_read(dev, &st->sb, NULL);
+	ret = pfs_super_read(dev, &st->sb, &sst);
+	if (ret == -EUCLEAN || ret == -EBADMSG)
+		pfs_store_damage_note(st, sst.found ? PFS_DAMAGE_SUPER : PFS_DAMAGE_NOT_POSFS,
+				      0, 0, 0, NULL);
 	if (ret)
 		goto out;
 	ret = pfs_super_features_ok(&st->sb, st->readonly, NULL);
 	if (ret)
 		goto out;
 	if ((uint64_t)st->sb.total_blocks * st->sb.block_size > pfs_dev_info(dev)->size) {
+		pfs_store_damage_note(st, PFS_DAMAGE_SIZE, 0, 0, 0, NULL);
 		ret = -EUCLEAN;		/* the device is smaller than the fs */
 		goto out;
 	}
+	st->sb_ok = true;
 	st->small_write = o && o->small_write ? o->small_write : st->sb.small_write;
 	st->nshards = st->sb.shard_count;
 	ret = shards_load(st, o);
@@ -386,6 +574,11 @@ int pfs_store_open_dev(struct pfs_dev *dev, const struct pfs_store_opts *o,
 	*stp = st;
 	return 0;
 out:
+	if (ret == -EUCLEAN || ret == -EBADMSG) {
+		pfs_store_mark_errors(st);	/* once, if the superblock can */
+		if (o && o->damage)
+			pfs_store_damage(st, o->damage);
+	}
 	store_free(st);
 	return ret;
 }
@@ -423,10 +616,12 @@ int pfs_store_close(struct pfs_store *st)
 	if (!st->readonly) {
 		ret = pfs_store_checkpoint(st);
 		if (!ret && !st->err) {
+			pthread_mutex_lock(&st->sb_lock);
 			st->sb.state |= POSFS_STATE_CLEAN;
 			if (pfs_store_has_errors(st))
 				st->sb.state |= POSFS_STATE_ERRORS;
 			ret = pfs_super_write(st->dev, &st->sb);
+			pthread_mutex_unlock(&st->sb_lock);
 		}
 	}
 	if (!ret && st->err)

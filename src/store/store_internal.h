@@ -6,6 +6,9 @@
  *   1. store->ckpt_lock  (rwlock: transactions read, checkpoint writes)
  *   2. shard->lock       (mutexes, in increasing shard index)
  *   3. wal->mutex        (per WAL: writing sealed records in order)
+ *   4. store->sb_lock    (the damage record and the superblock's error
+ *                        mark: taken under any of the above, nothing
+ *                        under it)
  * A thread that waits for durability holds no shard lock while it waits,
  * except a cross-shard commit, which waits only on wal mutexes (whose
  * holders never take a shard lock), so it cannot deadlock.
@@ -20,6 +23,7 @@
 
 #include "posfs/disk.h"
 #include "posfs/io.h"
+#include "posfs/store.h"
 #include "store/alloc.h"
 #include "store/bcache.h"
 #include "store/ocache.h"
@@ -125,6 +129,12 @@ struct pfs_store {
 	unsigned object_error_next;
 	void (*object_error)(void *arg, uint64_t oid, const char *what);
 	void *object_error_arg;
+	/* the first damage met, and whether the superblock is marked with
+	 * it (damage.marked): under sb_lock */
+	pthread_mutex_t sb_lock;
+	struct pfs_store_damage damage;
+	bool sb_ok;			/* the superblock is read and fits the
+					 * device: it can carry the mark */
 	/* the checkpoint timer */
 	pthread_t timer;
 	bool timer_running;
@@ -141,13 +151,29 @@ struct pfs_shard *pfs_store_block_shard(struct pfs_store *st, uint64_t blkno);
  * checksum table's (no allocation or free ever names those). */
 struct pfs_shard *pfs_store_cached_shard(struct pfs_store *st, uint64_t blkno);
 
+/* The first corrupt metadata met: note the store as needing fsck and
+ * mark the superblock with POSFS_STATE_ERRORS (a superblock write and
+ * flush, once; not on a read-only store). Any thread, any lock held. */
+void pfs_store_mark_errors(struct pfs_store *st);
+
 /* Note an error: corrupt metadata marks the store as needing fsck. */
 static inline int pfs_store_note(struct pfs_store *st, int err)
 {
-	if (err == -EUCLEAN || err == -EBADMSG)
-		__atomic_store_n(&st->corrupt, true, __ATOMIC_RELAXED);
+	if ((err == -EUCLEAN || err == -EBADMSG) &&
+	    !__atomic_load_n(&st->corrupt, __ATOMIC_ACQUIRE))
+		pfs_store_mark_errors(st);
 	return err;
 }
+
+/* Record what is damaged, unless something is recorded already (the
+ * first damage met is the one told). detail may be NULL. */
+void pfs_store_damage_note(struct pfs_store *st, enum pfs_damage_kind kind, uint32_t shard,
+			   uint64_t oid, uint64_t blkno, const char *detail);
+
+/* Record the damage of a metadata block of type magic (POSFS_MAGIC_*)
+ * and owner (0: unknown) that failed its checks. */
+void pfs_store_damage_block(struct pfs_store *st, uint32_t magic, uint64_t owner,
+			    uint64_t blkno);
 
 /* Corrupt metadata of object oid (what: a short description): note it,
  * report it once (pfs_store_opts.object_error). Returns -EUCLEAN. */

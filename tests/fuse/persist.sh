@@ -117,7 +117,7 @@ expect_eq "missing operand status" "$st" 2
 truncate -s 64M "$T_DIR/zero"
 run_status st "$POSFS" "$T_DIR/zero" "$m"
 expect_eq "not a posfs status" "$st" 1
-expect_match "not a posfs message" "$OUT" "not a posfs file system \(bad superblock\)"
+expect_match "not a posfs message" "$OUT" "not a posfs file system \(no posfs superblock\)"
 run_status st "$POSFS" "$T_DIR/missing" "$m"
 expect_eq "missing device status" "$st" 1
 expect_match "missing device message" "$OUT" "No such file"

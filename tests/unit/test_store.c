@@ -1504,10 +1504,24 @@ static void compressed_teardown(void)
 	compress_mode = 0;
 }
 
+/* The superblock state on the device at path, read beside any store. */
+static uint16_t super_state(const char *path)
+{
+	struct pfs_dev_opts dopts = { .readonly = true };
+	struct pfs_super sb;
+	struct pfs_dev *d;
+
+	ck_assert_int_eq(pfs_dev_open(path, &dopts, &d), 0);
+	ck_assert_int_eq(pfs_super_read(d, &sb, NULL), 0);
+	pfs_dev_close(d);
+	return sb.state;
+}
+
 START_TEST(corrupt_block_is_reported)
 {
 	char path[] = "/var/tmp/posfs-corrupt.XXXXXX";
 	struct pfs_store_opts o = { .ckpt_interval_ms = -1 };
+	struct pfs_store_damage dmg;
 	struct pfs_attr a = { .mode = S_IFREG | 0644 };
 	struct pfs_super sb;
 	struct pfs_onode on;
@@ -1536,6 +1550,13 @@ START_TEST(corrupt_block_is_reported)
 	ck_assert_int_eq(pwrite(fd, img, 4096, (off_t)leaf * 4096), 4096);
 	ck_assert_int_eq(pfs_store_open(path, &o, &st), 0);
 	ck_assert_int_eq(pfs_store_stat(st, oid1, &on), -EBADMSG);
+	/* the damage is named, and the superblock marked at once */
+	ck_assert(pfs_store_damage(st, &dmg));
+	ck_assert_int_eq(dmg.kind, PFS_DAMAGE_ONODE_TREE);
+	ck_assert_uint_eq(dmg.shard, 1);
+	ck_assert_uint_eq(dmg.blkno, leaf);
+	ck_assert(dmg.marked);
+	ck_assert(super_state(path) & POSFS_STATE_ERRORS);
 	ck_assert_int_eq(pfs_store_read(st, oid1, 0, 5, buf), -EBADMSG);
 	pfs_txn_init(&t);
 	pfs_txn_write(&t, oid1, 0, 5, "again");
@@ -1555,6 +1576,68 @@ START_TEST(corrupt_block_is_reported)
 		ck_assert(sb.state & POSFS_STATE_ERRORS);
 		pfs_dev_close(d);
 	}
+	close(fd);
+	unlink(path);
+	pfs_dev_buf_free(img);
+}
+END_TEST
+
+/*
+ * An open that fails on damaged metadata under good superblocks (a free
+ * tree block with a bad checksum) says what and where, and marks the
+ * file system as having errors, unless read-only; two damaged superblocks
+ * and a device with no posfs are told apart.
+ */
+START_TEST(open_on_damage_marks)
+{
+	char path[] = "/var/tmp/posfs-damage.XXXXXX";
+	struct pfs_store_damage dmg;
+	struct pfs_store_opts o = { .ckpt_interval_ms = -1, .damage = &dmg };
+	struct pfs_store *st;
+	uint8_t *img = pfs_dev_buf_alloc(4096);
+	uint64_t froot;
+	char what[256];
+	int fd = newfs_file(2, path);
+
+	ck_assert_int_eq(pfs_store_open(path, &o, &st), 0);
+	ck_assert_int_eq(dmg.kind, PFS_DAMAGE_NONE);
+	froot = st->shards[1].hdr.free.blkno;
+	ck_assert_int_eq(pfs_store_close(st), 0);
+	ck_assert_int_eq(pread(fd, img, 4096, (off_t)froot * 4096), 4096);
+	img[300] ^= 0x10;
+	ck_assert_int_eq(pwrite(fd, img, 4096, (off_t)froot * 4096), 4096);
+
+	o.readonly = true;
+	ck_assert_int_eq(pfs_store_open(path, &o, &st), -EBADMSG);
+	ck_assert_int_eq(dmg.kind, PFS_DAMAGE_FREE_TREE);
+	ck_assert(!dmg.marked);
+	ck_assert(!(super_state(path) & POSFS_STATE_ERRORS));
+	o.readonly = false;
+	ck_assert_int_eq(pfs_store_open(path, &o, &st), -EBADMSG);
+	ck_assert_int_eq(dmg.kind, PFS_DAMAGE_FREE_TREE);
+	ck_assert_uint_eq(dmg.shard, 1);
+	ck_assert_uint_eq(dmg.blkno, froot);
+	ck_assert(dmg.marked);
+	ck_assert(super_state(path) & POSFS_STATE_ERRORS);
+	snprintf(what, sizeof(what), "the free-space tree of shard 1 is damaged (block %" PRIu64
+		 ")", froot);
+	ck_assert_str_eq(pfs_store_damage_str(&dmg, what + 128, 128), what);
+
+	/* both superblock copies with bad checksums: damaged, not foreign */
+	for (off_t off = POSFS_SB_OFFSET; off <= POSFS_SB_BACKUP_OFFSET; off += 4096) {
+		ck_assert_int_eq(pread(fd, img, 4096, off), 4096);
+		img[0x200] ^= 0x5a;
+		ck_assert_int_eq(pwrite(fd, img, 4096, off), 4096);
+	}
+	ck_assert_int_eq(pfs_store_open(path, &o, &st), -EBADMSG);
+	ck_assert_int_eq(dmg.kind, PFS_DAMAGE_SUPER);
+	ck_assert(!dmg.marked);
+	/* no posfs magic in either: not a posfs device */
+	memset(img, 0, 4096);
+	ck_assert_int_eq(pwrite(fd, img, 4096, POSFS_SB_OFFSET), 4096);
+	ck_assert_int_eq(pwrite(fd, img, 4096, POSFS_SB_BACKUP_OFFSET), 4096);
+	ck_assert_int_lt(pfs_store_open(path, &o, &st), 0);
+	ck_assert_int_eq(dmg.kind, PFS_DAMAGE_NOT_POSFS);
 	close(fd);
 	unlink(path);
 	pfs_dev_buf_free(img);
@@ -1696,6 +1779,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, seek_data_and_holes);
 	tcase_add_test(tc, onode_cache_serves_stats);
 	tcase_add_test(tc, corrupt_block_is_reported);
+	tcase_add_test(tc, open_on_damage_marks);
 	tcase_add_test(tc, data_checksums);
 	tcase_add_test(tc, compression);
 	suite_add_tcase(su, tc);
