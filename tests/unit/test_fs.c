@@ -1342,6 +1342,60 @@ START_TEST(full_fs_removes)
 }
 END_TEST
 
+/*
+ * The worst case for a removal on a full file system: a large file whose
+ * every block lies between two of another file's, so that removing it
+ * adds a free extent per block, more free-tree nodes than the reserve
+ * holds in one transaction; the removal goes in smaller steps.
+ */
+START_TEST(full_fs_removes_fragmented)
+{
+	struct pfs_dev *dev = pfs_test_newfs_mem(192ull << 20, 1, 1 << 20);
+	struct pfs_fs_statfs s1, s2;
+	static char blk[4096];
+	const uint64_t n = 16000;
+	size_t len = 1 << 20;
+	uint8_t *buf = calloc(1, len);
+	uint64_t f, g, big, off = 0;
+	unsigned next = 0;
+	struct mnt m;
+
+	ck_assert_ptr_nonnull(dev);
+	m = mount_dev(dev);
+	f = mk(m.fs, POSFS_ROOT_OID, "f", S_IFREG | 0644);
+	g = mk(m.fs, POSFS_ROOT_OID, "g", S_IFREG | 0644);
+	big = mk(m.fs, POSFS_ROOT_OID, "big", S_IFREG | 0644);
+	memset(blk, 'x', sizeof(blk));
+	for (uint64_t i = 0; i < n; i++) {
+		ck_assert_int_eq(pfs_fs_write(m.fs, f, i * 8192, 4096, blk, &user), 4096);
+		ck_assert_int_eq(pfs_fs_write(m.fs, g, i * 8192, 4096, blk, &user), 4096);
+	}
+	for (;;) {
+		ssize_t w = pfs_fs_write(m.fs, big, off, len, buf, &user);
+
+		if (w == -ENOSPC && len > 4096) {
+			len /= 2;
+			continue;
+		}
+		if (w == -ENOSPC)
+			break;
+		ck_assert_int_eq(w, (ssize_t)len);
+		off += len;
+	}
+	fill_names(m.fs, &next);
+	ck_assert_int_eq(pfs_fs_statfs(m.fs, &s1), 0);
+	ck_assert_uint_eq(s1.bavail, 0);
+	ck_assert_int_eq(pfs_fs_unlink(m.fs, POSFS_ROOT_OID, "f"), 0);
+	ck_assert_int_eq(pfs_fs_getattr(m.fs, f, &(struct pfs_fs_attr){ 0 }), -ENOENT);
+	ck_assert_int_eq(pfs_store_sync(m.st), 0);
+	ck_assert_int_eq(pfs_fs_statfs(m.fs, &s2), 0);
+	ck_assert_uint_ge(s2.bfree, s1.bfree + n);
+	ck_assert_int_eq(pfs_fs_unlink(m.fs, POSFS_ROOT_OID, "g"), 0);
+	umount(m);
+	free(buf);
+}
+END_TEST
+
 START_TEST(threads_race)
 {
 	struct mnt m = mount_mem(3);
@@ -1396,6 +1450,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, threads_race);
 	tcase_add_test(tc, huge_files_go_in_steps);
 	tcase_add_test(tc, full_fs_removes);
+	tcase_add_test(tc, full_fs_removes_fragmented);
 	suite_add_tcase(su, tc);
 	sr = srunner_create(su);
 	srunner_run_all(sr, CK_NORMAL);
