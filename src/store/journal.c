@@ -665,6 +665,7 @@ int pfs_tx_alloc_data(struct pfs_tx *tx, uint32_t shard, uint64_t len, uint64_t 
 		      bool contig, uint64_t *start, uint64_t *got)
 {
 	struct pfs_shard *sh = pfs_tx_shard(tx, shard);
+	uint64_t room;
 	int ret;
 
 	if (!sh)
@@ -672,8 +673,9 @@ int pfs_tx_alloc_data(struct pfs_tx *tx, uint32_t shard, uint64_t len, uint64_t 
 	ret = data_reserve_check(tx, sh, contig ? len : 1);
 	if (ret)
 		return ret;
-	if (!contig && !tx->in_space && len > pfs_alloc_free_blocks(&sh->alloc) - data_floor(tx, sh))
-		len = pfs_alloc_free_blocks(&sh->alloc) - data_floor(tx, sh);
+	room = pfs_alloc_free_blocks(&sh->alloc) - data_floor(tx, sh);
+	if (!contig && !tx->in_space && len > room)
+		len = room;
 	if (contig) {
 		ret = pfs_alloc_best_fit(&sh->alloc, len, hint, start);
 		*got = len;
