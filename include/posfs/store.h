@@ -151,6 +151,8 @@ struct pfs_statfs {
 	uint32_t block_size;
 	uint64_t total_blocks;		/* data areas of all shards */
 	uint64_t free_blocks;		/* free now or after the next checkpoint */
+	uint64_t avail_blocks;		/* of those, what data may take: each
+					 * shard's reserve left out */
 	uint64_t objects;
 	uint32_t shards;
 };
@@ -297,6 +299,14 @@ void pfs_txn_clone_range(struct pfs_txn *t, uint64_t src, uint64_t soff, uint64_
 
 /* pfs_store_submit flags */
 #define PFS_SUBMIT_DURABLE	0x1	/* return once durable */
+/*
+ * The transaction gives space back (an unlink, rmdir, truncate down, a
+ * punch, a change of the orphan list): it may take each shard's small
+ * metadata reserve, which ordinary transactions leave alone, so that it
+ * works on a full device. Only for transactions that free at least what
+ * they take, or take a bounded few blocks (an orphan record).
+ */
+#define PFS_SUBMIT_RESERVE	0x2
 
 struct pfs_commit {
 	uint32_t shard;

@@ -63,10 +63,11 @@ ssize_t pfs_fs_scrub(struct pfs_fs *fs, uint64_t ino, uint64_t off, size_t len, 
 
 /*
  * Submit t (data changes of ino already in it) with ino's mtime and ctime
- * set to now and its set-ID bits cleared for cred (invariant 1).
+ * set to now and its set-ID bits cleared for cred (invariant 1); flags
+ * for pfs_store_submit.
  */
 static int data_submit(struct pfs_fs *fs, struct pfs_txn *t, uint64_t ino,
-		       const struct pfs_fs_cred *cred)
+		       const struct pfs_fs_cred *cred, int flags)
 {
 	struct pfs_attr a = { 0 };
 	uint32_t mask = PFS_ATTR_MTIME | PFS_ATTR_CTIME, kill;
@@ -89,7 +90,7 @@ static int data_submit(struct pfs_fs *fs, struct pfs_txn *t, uint64_t ino,
 		}
 	}
 	pfs_txn_setattr(t, ino, &a, mask);
-	ret = pfs_store_submit(fs->st, t, 0, &tok);
+	ret = pfs_store_submit(fs->st, t, flags, &tok);
 	if (!ret)
 		pfs_fs_note_commit(fs, &ino, 1, &tok);
 out:
@@ -113,7 +114,7 @@ ssize_t pfs_fs_write(struct pfs_fs *fs, uint64_t ino, uint64_t off, size_t len,
 		return 0;
 	pfs_txn_init(&t);
 	pfs_txn_write(&t, ino, off, len, buf);
-	ret = data_submit(fs, &t, ino, cred);
+	ret = data_submit(fs, &t, ino, cred, 0);
 	pfs_txn_fini(&t);
 	return ret ? ret : (ssize_t)len;
 }
@@ -199,8 +200,10 @@ int pfs_fs_fallocate(struct pfs_fs *fs, uint64_t ino, int mode, uint64_t off, ui
 			pfs_txn_truncate(&t, ino, end);
 		break;
 	}
+	/* a punch gives space back: it works when full */
 	if (!ret)
-		ret = data_submit(fs, &t, ino, NULL);
+		ret = data_submit(fs, &t, ino, NULL,
+				  kind == FALLOC_FL_PUNCH_HOLE ? PFS_SUBMIT_RESERVE : 0);
 out:
 	free(zeros);
 	pfs_txn_fini(&t);
@@ -298,7 +301,7 @@ ssize_t pfs_fs_copy_range(struct pfs_fs *fs, uint64_t ino_in, uint64_t off_in,
 		pfs_txn_clone_range(&t, ino_in, off_in + head, ino_out, off_out + head, mid);
 	if (tail)
 		pfs_txn_write(&t, ino_out, off_out + head + mid, tail, buf + head);
-	ret = data_submit(fs, &t, ino_out, cred);
+	ret = data_submit(fs, &t, ino_out, cred, 0);
 	pfs_txn_fini(&t);
 out_free:
 	free(buf);

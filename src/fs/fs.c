@@ -238,14 +238,22 @@ int pfs_fs_reap(struct pfs_fs *fs, uint64_t ino)
 	return pfs_fs_remove_steps(fs->st, ino, true);
 }
 
+/*
+ * Every step gives space back, so it may take the metadata reserve
+ * (PFS_SUBMIT_RESERVE). A step too large for a WAL (-E2BIG) or for the
+ * reserve of a full shard (-ENOSPC: freeing a long run of extents can
+ * need more free-tree nodes than are left) is cut in half, down to one
+ * block; a step that works lets the next one grow again.
+ */
 int pfs_fs_remove_steps(struct pfs_store *st, uint64_t ino, bool listed)
 {
+	const uint64_t max_step = 64ull << 20;
 	uint64_t list = POSFS_OID(POSFS_OID_SHARD(ino), POSFS_LOCAL_ORPHANS);
-	uint64_t step = 64ull << 20;
+	uint64_t bs = pfs_store_super(st)->block_size, step = max_step;
 	struct pfs_onode o;
 	struct pfs_txn t;
 	uint8_t key[9];
-	int ret;
+	int ret, err;
 
 	key[0] = PFS_ORPHAN_KEY;
 	pfs_be64_put(key + 1, ino);
@@ -255,15 +263,13 @@ int pfs_fs_remove_steps(struct pfs_store *st, uint64_t ino, bool listed)
 		pfs_txn_remove(&t, ino);
 		if (listed)
 			pfs_txn_omap_rm(&t, list, key, 9);
-		ret = pfs_store_submit(st, &t, 0, NULL);
-		if (ret != -E2BIG)
+		ret = pfs_store_submit(st, &t, PFS_SUBMIT_RESERVE, NULL);
+		if (ret != -E2BIG && ret != -ENOSPC)
 			break;
 		/* too large for one transaction: shorten it, then again */
-		ret = pfs_store_stat(st, ino, &o);
-		if (ret)
-			break;
-		if (!o.size) {
-			ret = -E2BIG;	/* not its data: nothing to shorten */
+		err = pfs_store_stat(st, ino, &o);
+		if (err || !o.size) {
+			ret = err ? err : ret;	/* not its data: nothing to shorten */
 			break;
 		}
 		while (o.size) {
@@ -271,14 +277,16 @@ int pfs_fs_remove_steps(struct pfs_store *st, uint64_t ino, bool listed)
 
 			pfs_txn_reset(&t);
 			pfs_txn_truncate(&t, ino, size);
-			ret = pfs_store_submit(st, &t, 0, NULL);
-			if (ret == -E2BIG && step > 4096) {
+			ret = pfs_store_submit(st, &t, PFS_SUBMIT_RESERVE, NULL);
+			if ((ret == -E2BIG || ret == -ENOSPC) && step > bs) {
 				step /= 2;
 				continue;
 			}
 			if (ret)
 				goto out;
 			o.size = size;
+			if (step < max_step)
+				step *= 2;
 		}
 	}
 out:
@@ -337,7 +345,7 @@ static int orphans_reclaim(struct pfs_fs *fs, uint32_t shard)
 				ret = pfs_fs_reap(fs, b.oid[i]);
 			} else {
 				pfs_txn_omap_rm(&t, list, key, 9);
-				ret = pfs_store_submit(fs->st, &t, 0, NULL);
+				ret = pfs_store_submit(fs->st, &t, PFS_SUBMIT_RESERVE, NULL);
 			}
 			if (ret)
 				goto out;
@@ -363,7 +371,8 @@ static int orphans_prepare(struct pfs_fs *fs, uint32_t shard)
 	a.atime = a.mtime = a.ctime = a.btime = pfs_fs_now();
 	pfs_txn_init(&t);
 	pfs_txn_create(&t, list, &a);
-	ret = pfs_store_submit(fs->st, &t, 0, NULL);
+	/* an onode and no more: the orphan list must work when full */
+	ret = pfs_store_submit(fs->st, &t, PFS_SUBMIT_RESERVE, NULL);
 	pfs_txn_fini(&t);
 	return ret;
 }
@@ -472,7 +481,7 @@ int pfs_fs_setattr(struct pfs_fs *fs, uint64_t ino, const struct pfs_fs_attr *at
 	struct pfs_onode o;
 	uint32_t amask = 0;
 	struct pfs_txn t;
-	int ret;
+	int flags = 0, ret;
 
 	pfs_txn_init(&t);
 	pthread_mutex_lock(il);
@@ -544,7 +553,10 @@ int pfs_fs_setattr(struct pfs_fs *fs, uint64_t ino, const struct pfs_fs_attr *at
 	if ((mask & PFS_FS_SET_CTIME) || mask != PFS_FS_SET_ATIME)
 		amask |= PFS_ATTR_CTIME;
 	pfs_txn_setattr(&t, ino, &a, amask);
-	ret = pfs_store_submit(fs->st, &t, 0, &tok);
+	/* a truncate down gives space back (a chmod may add an ACL: not that) */
+	if ((mask & PFS_FS_SET_SIZE) && attr->size < o.size && !(mask & PFS_FS_SET_MODE))
+		flags = PFS_SUBMIT_RESERVE;
+	ret = pfs_store_submit(fs->st, &t, flags, &tok);
 	if (ret)
 		goto out;
 	pfs_fs_note_commit(fs, &ino, 1, &tok);
@@ -636,7 +648,7 @@ int pfs_fs_statfs(struct pfs_fs *fs, struct pfs_fs_statfs *sfs)
 	sfs->bsize = s.block_size;
 	sfs->blocks = s.total_blocks;
 	sfs->bfree = s.free_blocks;
-	sfs->bavail = s.free_blocks;
+	sfs->bavail = s.avail_blocks;	/* not the shards' reserves */
 	sfs->ffree = s.free_blocks;
 	sfs->files = s.objects + s.free_blocks;
 	sfs->namemax = POSFS_NAME_MAX;

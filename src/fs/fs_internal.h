@@ -96,7 +96,8 @@ void pfs_fs_orphan_add(struct pfs_txn *t, uint64_t ino, uint8_t key[9]);
  * Objects at least this large (in 512-byte sectors) are not removed in the
  * transaction that drops their last link: they become orphans there, and
  * pfs_fs_reap removes them afterwards, truncating in steps, so that no
- * transaction outgrows a WAL (the store's -E2BIG).
+ * transaction outgrows a WAL (the store's -E2BIG) or, on a full device,
+ * the shards' metadata reserve (-ENOSPC).
  */
 #define PFS_FS_REAP_SECTORS (16u << 11)		/* 16 MiB */
 
@@ -106,8 +107,9 @@ void pfs_fs_orphan_add(struct pfs_txn *t, uint64_t ino, uint8_t key[9]);
  * a crash part way is finished at the next mount. */
 int pfs_fs_reap(struct pfs_fs *fs, uint64_t ino);
 /* The same on the bare store, for fsck: remove the object ino in steps;
- * with listed, its orphan record goes in the last step. -E2BIG when it is
- * still too large with no data left. */
+ * with listed, its orphan record goes in the last step. Every step may
+ * use the metadata reserve (PFS_SUBMIT_RESERVE). -E2BIG or -ENOSPC when
+ * it is still too large with no data left. */
 int pfs_fs_remove_steps(struct pfs_store *st, uint64_t ino, bool listed);
 /* chattr flags a new inode takes from its directory, as ext4's: compress
  * (c), no compression (m), no atime (A), no dump (d). */

@@ -272,11 +272,12 @@ static void touch_emit(struct touch *tc, struct pfs_txn *t, struct pfs_timespec 
 	}
 }
 
+/* flags: PFS_SUBMIT_RESERVE for a transaction that gives space back */
 static int submit(struct pfs_fs *fs, struct pfs_txn *t, const struct touch *tc,
-		  const uint64_t *more, unsigned nmore)
+		  const uint64_t *more, unsigned nmore, int flags)
 {
 	struct pfs_commit tok;
-	int ret = pfs_store_submit(fs->st, t, 0, &tok);
+	int ret = pfs_store_submit(fs->st, t, flags, &tok);
 
 	if (ret)
 		return ret;
@@ -367,7 +368,7 @@ static int create_node(struct pfs_fs *fs, uint64_t dir, const char *name, uint32
 	if (S_ISDIR(mode))
 		touch_get(&tc, dir, PFS_ATTR_NLINK)->nlink++;
 	touch_emit(&tc, &t, now);
-	ret = submit(fs, &t, &tc, &d.ino, 1);
+	ret = submit(fs, &t, &tc, &d.ino, 1, 0);
 	if (ret)
 		goto out;
 	pfs_fs_seq_set(fs, dir, d.seq + 1);
@@ -491,7 +492,7 @@ int pfs_fs_link(struct pfs_fs *fs, uint64_t ino, uint64_t newdir, const char *ne
 	touch_get(&tc, newdir, PFS_ATTR_MTIME | PFS_ATTR_CTIME);
 	touch_get(&tc, ino, PFS_ATTR_NLINK | PFS_ATTR_CTIME)->nlink++;
 	touch_emit(&tc, &t, pfs_fs_now());
-	ret = submit(fs, &t, &tc, NULL, 0);
+	ret = submit(fs, &t, &tc, NULL, 0, 0);
 	if (ret)
 		goto out;
 	pfs_fs_seq_set(fs, newdir, d.seq + 1);
@@ -581,7 +582,8 @@ int pfs_fs_unlink(struct pfs_fs *fs, uint64_t dir, const char *name)
 	touch_emit(&tc, &t, pfs_fs_now());
 	if (removed)
 		pfs_txn_remove(&t, o.oid);
-	ret = submit(fs, &t, &tc, NULL, 0);
+	/* a name goes, maybe an orphan record comes: works when full */
+	ret = submit(fs, &t, &tc, NULL, 0, PFS_SUBMIT_RESERVE);
 out:
 	pfs_lockset_unlock(&il);
 	pfs_lockset_unlock(&ls);
@@ -679,7 +681,7 @@ int pfs_fs_rmdir(struct pfs_fs *fs, uint64_t dir, const char *name)
 	touch_load(&tc, &po);
 	touch_get(&tc, dir, PFS_ATTR_MTIME | PFS_ATTR_CTIME | PFS_ATTR_NLINK)->nlink--;
 	touch_emit(&tc, &t, pfs_fs_now());
-	ret = submit(fs, &t, &tc, NULL, 0);
+	ret = submit(fs, &t, &tc, NULL, 0, PFS_SUBMIT_RESERVE);
 out:
 	pfs_lockset_unlock(&ls);
 	pfs_txn_fini(&t);
@@ -896,7 +898,7 @@ int pfs_fs_rename(struct pfs_fs *fs, uint64_t dir, const char *name, uint64_t ne
 	touch_emit(&tc, &t, pfs_fs_now());
 	if (removed)
 		pfs_txn_remove(&t, td.ino);
-	ret = submit(fs, &t, &tc, NULL, 0);
+	ret = submit(fs, &t, &tc, NULL, 0, 0);
 	if (!ret && !exchange)
 		pfs_fs_seq_set(fs, newdir, nseq + 1);
 	goto out;

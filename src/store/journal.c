@@ -80,8 +80,14 @@ struct pfs_tx {
 	bool data_written;
 	bool read_only;			/* pfs_tx_begin_read: looks, never changes */
 	bool in_space;			/* pfs_space_apply: may use the reserve */
+	bool reserve;			/* gives space back: may use meta_reserve */
 	int64_t xdev_shard;		/* a shard it needed but did not lock, or -1 */
 };
+
+void pfs_tx_set_reserve(struct pfs_tx *tx)
+{
+	tx->reserve = true;
+}
 
 void pfs_tx_set_xdev(struct pfs_tx *tx, uint32_t shard)
 {
@@ -94,43 +100,79 @@ int64_t pfs_tx_xdev(const struct pfs_tx *tx)
 }
 
 /*
- * Blocks kept back in every shard for the free-space tree itself: an
- * allocation that would leave fewer fails with -ENOSPC before it changes
- * anything, so the tree updates at commit always find the nodes they need.
+ * The space of every shard is kept back in three layers, from the bottom:
+ *
+ *   SPACE_RESERVE  16 blocks for the free-space tree itself: only its
+ *                  updates at commit (pfs_space_apply) may take them, so
+ *                  that they always find the nodes they need.
+ *   meta_reserve   64 blocks (a sixteenth of the data area of a shard
+ *                  smaller than 1024 blocks) for the metadata of
+ *                  transactions that give space back (PFS_SUBMIT_RESERVE:
+ *                  unlink, rmdir, truncate down, punch, the orphan list).
+ *                  An unlink needs a few tree blocks before it frees
+ *                  anything (an orphan record may take a new omap block),
+ *                  so removal works on a full shard; a step of it takes at
+ *                  most a tree height of blocks per tree it changes, far
+ *                  less than this, and a step that needs more is cut
+ *                  smaller (fs.c: pfs_fs_remove_steps).
+ *   data room      about 0.4% of the shard, at least 64 blocks, that data
+ *                  leaves to ordinary metadata: when a shard's data is
+ *                  full its objects can still be created and renamed, and
+ *                  large writes go on in the other shards (object.c:
+ *                  spill_shard).
+ *
+ * An allocation that would go below its layer's floor fails with -ENOSPC
+ * before it changes anything: ordinary metadata stops at meta_reserve +
+ * SPACE_RESERVE, data at pfs_shard_data_reserve(), and the metadata of a
+ * reserve transaction at SPACE_RESERVE (its data, a partial block
+ * rewritten, at the ordinary metadata floor). statfs counts only what
+ * data can take as available (pfs_store_statfs).
  */
 #define SPACE_RESERVE 16u
+#define META_RESERVE 64u
 
-/* -ENOSPC when n blocks would leave the shard fewer than reserve free. */
-static int reserve_check_of(const struct pfs_tx *tx, struct pfs_shard *sh, uint64_t n,
-			    uint64_t reserve)
+static uint64_t meta_reserve(const struct pfs_shard *sh)
+{
+	uint64_t small = sh->geo.data_blocks / 16;
+
+	return small < META_RESERVE ? small : META_RESERVE;
+}
+
+/* The floor of ordinary metadata allocations. */
+static uint64_t meta_floor(const struct pfs_shard *sh)
+{
+	return SPACE_RESERVE + meta_reserve(sh);
+}
+
+uint64_t pfs_shard_data_reserve(const struct pfs_shard *sh)
+{
+	uint64_t room = sh->geo.data_blocks / 256;
+
+	return meta_floor(sh) + (room > 64 ? room : 64);
+}
+
+/* -ENOSPC when n blocks would leave the shard fewer than floor free. */
+static int floor_check(const struct pfs_tx *tx, struct pfs_shard *sh, uint64_t n,
+		       uint64_t floor)
 {
 	if (tx->in_space)
 		return 0;
-	return pfs_alloc_free_blocks(&sh->alloc) < n + reserve ? -ENOSPC : 0;
+	return pfs_alloc_free_blocks(&sh->alloc) < n + floor ? -ENOSPC : 0;
 }
 
 static int reserve_check(const struct pfs_tx *tx, struct pfs_shard *sh, uint64_t n)
 {
-	return reserve_check_of(tx, sh, n, SPACE_RESERVE);
+	return floor_check(tx, sh, n, tx->reserve ? SPACE_RESERVE : meta_floor(sh));
 }
 
-/*
- * Data leaves a little more of each shard to metadata (about 0.4%, at
- * least 64 blocks): when a shard's data is full, its objects can still be
- * created, renamed and, above all, removed (an unlink needs a few tree
- * blocks before it frees anything), and large writes go on in the other
- * shards (object.c: spill_shard).
- */
-static uint64_t data_reserve(const struct pfs_shard *sh)
+static uint64_t data_floor(const struct pfs_tx *tx, const struct pfs_shard *sh)
 {
-	uint64_t meta = sh->geo.data_blocks / 256;
-
-	return SPACE_RESERVE + (meta > 64 ? meta : 64);
+	return tx->reserve ? meta_floor(sh) : pfs_shard_data_reserve(sh);
 }
 
 static int data_reserve_check(const struct pfs_tx *tx, struct pfs_shard *sh, uint64_t n)
 {
-	return reserve_check_of(tx, sh, n, data_reserve(sh));
+	return floor_check(tx, sh, n, data_floor(tx, sh));
 }
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -657,6 +699,7 @@ int pfs_tx_alloc_data(struct pfs_tx *tx, uint32_t shard, uint64_t len, uint64_t 
 		      bool contig, uint64_t *start, uint64_t *got)
 {
 	struct pfs_shard *sh = pfs_tx_shard(tx, shard);
+	uint64_t room;
 	int ret;
 
 	if (!sh)
@@ -664,8 +707,9 @@ int pfs_tx_alloc_data(struct pfs_tx *tx, uint32_t shard, uint64_t len, uint64_t 
 	ret = data_reserve_check(tx, sh, contig ? len : 1);
 	if (ret)
 		return ret;
-	if (!contig && !tx->in_space && len > pfs_alloc_free_blocks(&sh->alloc) - data_reserve(sh))
-		len = pfs_alloc_free_blocks(&sh->alloc) - data_reserve(sh);
+	room = pfs_alloc_free_blocks(&sh->alloc) - data_floor(tx, sh);
+	if (!contig && !tx->in_space && len > room)
+		len = room;
 	if (contig) {
 		ret = pfs_alloc_best_fit(&sh->alloc, len, hint, start);
 		*got = len;

@@ -1976,6 +1976,8 @@ int pfs_store_submit(struct pfs_store *st, struct pfs_txn *t, int flags,
 		ret = pfs_tx_begin(st, shards, nsh, &c->tx);
 		if (ret)
 			break;
+		if (flags & PFS_SUBMIT_RESERVE)
+			pfs_tx_set_reserve(c->tx);
 		c->n = 0;
 		for (size_t i = 0; !ret && i < t->n; i++)
 			ret = op_apply(c, &t->ops[i]);

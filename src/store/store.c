@@ -637,11 +637,14 @@ int pfs_store_statfs(struct pfs_store *st, struct pfs_statfs *sfs)
 	sfs->shards = st->nshards;
 	for (uint32_t i = 0; i < st->nshards; i++) {
 		struct pfs_shard *sh = &st->shards[i];
+		uint64_t free;
 
 		pthread_mutex_lock(&sh->lock);
 		sfs->total_blocks += sh->geo.data_blocks;
-		sfs->free_blocks += pfs_alloc_free_blocks(&sh->alloc) +
-				    pfs_alloc_pending_blocks(&sh->alloc);
+		free = pfs_alloc_free_blocks(&sh->alloc) + pfs_alloc_pending_blocks(&sh->alloc);
+		sfs->free_blocks += free;
+		if (free > pfs_shard_data_reserve(sh))
+			sfs->avail_blocks += free - pfs_shard_data_reserve(sh);
 		sfs->objects += sh->hdr.onode_count;
 		pthread_mutex_unlock(&sh->lock);
 	}

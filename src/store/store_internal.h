@@ -216,6 +216,15 @@ void pfs_tx_note_data(struct pfs_tx *tx);
 uint64_t pfs_tx_id(const struct pfs_tx *tx);
 
 /*
+ * The transaction gives space back (PFS_SUBMIT_RESERVE): its allocations
+ * may take the shards' metadata reserve (journal.c, above SPACE_RESERVE).
+ */
+void pfs_tx_set_reserve(struct pfs_tx *tx);
+
+/* Free blocks of sh that ordinary data leaves alone (journal.c). */
+uint64_t pfs_shard_data_reserve(const struct pfs_shard *sh);
+
+/*
  * A block of a shard the transaction did not lock was needed (-EXDEV):
  * which shard, so that the caller can begin again with it; -1 if none.
  */

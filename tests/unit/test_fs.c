@@ -1227,6 +1227,175 @@ START_TEST(huge_files_go_in_steps)
 }
 END_TEST
 
+/*
+ * A full file system (one shard: data until ENOSPC, then names until
+ * ENOSPC) still removes: rmdir, unlink, a punch, truncates down, and the
+ * large file (through the orphan list) after a remount while full. Creates
+ * meanwhile fail without taking the reserve, and statfs shows nothing
+ * available while the reserve is left.
+ */
+static unsigned fill_names(struct pfs_fs *fs, unsigned *next)
+{
+	struct pfs_fs_attr a;
+	unsigned n = 0;
+	char name[32];
+	int ret;
+
+	for (;;) {
+		snprintf(name, sizeof(name), "n%u", (*next)++);
+		ret = pfs_fs_mknod(fs, POSFS_ROOT_OID, name, S_IFREG | 0644, 0, &user, &a);
+		if (ret == -ENOSPC)
+			return n;
+		ck_assert_int_eq(ret, 0);
+		n++;
+	}
+}
+
+START_TEST(full_fs_removes)
+{
+	char path[] = "/var/tmp/posfs-fs.XXXXXX";
+	size_t len = 1 << 20;
+	uint8_t *buf = calloc(1, len);
+	struct pfs_fs_statfs s0, s1, s2;
+	struct pfs_fs_attr a;
+	uint64_t big, half, zero, p, off = 0;
+	unsigned next = 0;
+	struct mnt m;
+	char name[32];
+	int ret;
+
+	image_new(path, 1);
+	m = mount_path(path);
+	ck_assert_int_eq(pfs_fs_statfs(m.fs, &s0), 0);
+	ck_assert_uint_lt(s0.bavail, s0.bfree);
+	mk(m.fs, POSFS_ROOT_OID, "e", 0755);
+	half = mk(m.fs, POSFS_ROOT_OID, "half", S_IFREG | 0644);
+	zero = mk(m.fs, POSFS_ROOT_OID, "zero", S_IFREG | 0644);
+	p = mk(m.fs, POSFS_ROOT_OID, "p", S_IFREG | 0644);
+	big = mk(m.fs, POSFS_ROOT_OID, "big", S_IFREG | 0644);
+	for (unsigned i = 0; i < 4; i++) {
+		ck_assert_int_eq(pfs_fs_write(m.fs, half, i * len, len, buf, &user), (ssize_t)len);
+		ck_assert_int_eq(pfs_fs_write(m.fs, zero, i * len, len, buf, &user), (ssize_t)len);
+		ck_assert_int_eq(pfs_fs_write(m.fs, p, i * len, len, buf, &user), (ssize_t)len);
+	}
+	for (;;) {
+		ssize_t w = pfs_fs_write(m.fs, big, off, len, buf, &user);
+
+		if (w == -ENOSPC && len > 4096) {
+			len /= 2;
+			continue;
+		}
+		if (w == -ENOSPC)
+			break;
+		ck_assert_int_eq(w, (ssize_t)len);
+		off += len;
+	}
+	ck_assert_uint_gt(off, 32u << 20);	/* past PFS_FS_REAP_SECTORS */
+	ck_assert_uint_gt(fill_names(m.fs, &next), 10);
+	ck_assert_int_eq(pfs_fs_statfs(m.fs, &s1), 0);
+	ck_assert_uint_eq(s1.bavail, 0);
+	ck_assert_uint_gt(s1.bfree, 0);
+	/* ordinary changes do not take the reserve */
+	for (unsigned i = 0; i < 20; i++)
+		ck_assert_uint_eq(fill_names(m.fs, &next), 0);
+	ck_assert_int_eq(pfs_fs_mkdir(m.fs, POSFS_ROOT_OID, "d", 0755, &user, &a), -ENOSPC);
+	ck_assert_int_eq(pfs_fs_write(m.fs, p, 8 << 20, 4096, buf, &user), -ENOSPC);
+	ck_assert_int_eq(pfs_fs_statfs(m.fs, &s2), 0);
+	ck_assert_uint_eq(s2.bfree, s1.bfree);
+
+	ck_assert_int_eq(pfs_fs_rmdir(m.fs, POSFS_ROOT_OID, "e"), 0);
+	fill_names(m.fs, &next);
+	for (unsigned i = 0; i < 100; i++) {
+		snprintf(name, sizeof(name), "n%u", i);
+		ck_assert_int_eq(pfs_fs_unlink(m.fs, POSFS_ROOT_OID, name), 0);
+	}
+	fill_names(m.fs, &next);
+	ck_assert_int_eq(pfs_fs_fallocate(m.fs, p, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					  4096, 3u << 20), 0);
+	fill_names(m.fs, &next);
+	a.size = 2u << 20;
+	ck_assert_int_eq(pfs_fs_setattr(m.fs, half, &a, PFS_FS_SET_SIZE, &user, NULL), 0);
+	fill_names(m.fs, &next);
+	a.size = 0;
+	ck_assert_int_eq(pfs_fs_setattr(m.fs, zero, &a, PFS_FS_SET_SIZE, &user, NULL), 0);
+	fill_names(m.fs, &next);
+	umount(m);
+
+	/* full after a remount: the large file goes, its space comes back */
+	m = mount_path(path);
+	ck_assert_uint_eq(fill_names(m.fs, &next), 0);
+	ck_assert_int_eq(pfs_fs_statfs(m.fs, &s1), 0);
+	ck_assert_uint_eq(s1.bavail, 0);
+	ret = pfs_fs_unlink(m.fs, POSFS_ROOT_OID, "big");
+	ck_assert_int_eq(ret, 0);
+	ck_assert_int_eq(pfs_store_sync(m.st), 0);
+	ck_assert_int_eq(pfs_fs_statfs(m.fs, &s2), 0);
+	ck_assert_uint_gt(s2.bavail, off / s2.bsize * 9 / 10);
+	ck_assert_int_eq(pfs_fs_getattr(m.fs, big, &a), -ENOENT);
+	umount(m);
+	m = mount_path(path);
+	ck_assert_int_eq(pfs_fs_statfs(m.fs, &s1), 0);
+	ck_assert_uint_eq(s1.bfree, s2.bfree);
+	umount(m);
+	unlink(path);
+	free(buf);
+}
+END_TEST
+
+/*
+ * The worst case for a removal on a full file system: a large file whose
+ * every block lies between two of another file's, so that removing it
+ * adds a free extent per block, more free-tree nodes than the reserve
+ * holds in one transaction; the removal goes in smaller steps.
+ */
+START_TEST(full_fs_removes_fragmented)
+{
+	struct pfs_dev *dev = pfs_test_newfs_mem(192ull << 20, 1, 1 << 20);
+	struct pfs_fs_statfs s1, s2;
+	static char blk[4096];
+	const uint64_t n = 16000;
+	size_t len = 1 << 20;
+	uint8_t *buf = calloc(1, len);
+	uint64_t f, g, big, off = 0;
+	unsigned next = 0;
+	struct mnt m;
+
+	ck_assert_ptr_nonnull(dev);
+	m = mount_dev(dev);
+	f = mk(m.fs, POSFS_ROOT_OID, "f", S_IFREG | 0644);
+	g = mk(m.fs, POSFS_ROOT_OID, "g", S_IFREG | 0644);
+	big = mk(m.fs, POSFS_ROOT_OID, "big", S_IFREG | 0644);
+	memset(blk, 'x', sizeof(blk));
+	for (uint64_t i = 0; i < n; i++) {
+		ck_assert_int_eq(pfs_fs_write(m.fs, f, i * 8192, 4096, blk, &user), 4096);
+		ck_assert_int_eq(pfs_fs_write(m.fs, g, i * 8192, 4096, blk, &user), 4096);
+	}
+	for (;;) {
+		ssize_t w = pfs_fs_write(m.fs, big, off, len, buf, &user);
+
+		if (w == -ENOSPC && len > 4096) {
+			len /= 2;
+			continue;
+		}
+		if (w == -ENOSPC)
+			break;
+		ck_assert_int_eq(w, (ssize_t)len);
+		off += len;
+	}
+	fill_names(m.fs, &next);
+	ck_assert_int_eq(pfs_fs_statfs(m.fs, &s1), 0);
+	ck_assert_uint_eq(s1.bavail, 0);
+	ck_assert_int_eq(pfs_fs_unlink(m.fs, POSFS_ROOT_OID, "f"), 0);
+	ck_assert_int_eq(pfs_fs_getattr(m.fs, f, &(struct pfs_fs_attr){ 0 }), -ENOENT);
+	ck_assert_int_eq(pfs_store_sync(m.st), 0);
+	ck_assert_int_eq(pfs_fs_statfs(m.fs, &s2), 0);
+	ck_assert_uint_ge(s2.bfree, s1.bfree + n);
+	ck_assert_int_eq(pfs_fs_unlink(m.fs, POSFS_ROOT_OID, "g"), 0);
+	umount(m);
+	free(buf);
+}
+END_TEST
+
 START_TEST(threads_race)
 {
 	struct mnt m = mount_mem(3);
@@ -1280,6 +1449,8 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, model_random);
 	tcase_add_test(tc, threads_race);
 	tcase_add_test(tc, huge_files_go_in_steps);
+	tcase_add_test(tc, full_fs_removes);
+	tcase_add_test(tc, full_fs_removes_fragmented);
 	suite_add_tcase(su, tc);
 	sr = srunner_create(su);
 	srunner_run_all(sr, CK_NORMAL);

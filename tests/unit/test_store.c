@@ -688,6 +688,115 @@ START_TEST(full_shard_spills_over)
 }
 END_TEST
 
+/*
+ * A full store keeps a metadata reserve for transactions that give space
+ * back (PFS_SUBMIT_RESERVE): one shard filled with data, then with omap
+ * records until ENOSPC; ordinary transactions then fail without taking
+ * the reserve, and statfs shows nothing available; a reserve transaction
+ * that needs new blocks still works, also after a reopen, and so do a
+ * truncate and a removal, which give the space back.
+ */
+static int fill_omap(struct pfs_store *st, uint64_t oid, unsigned *next, int flags)
+{
+	static char val[400];
+	struct pfs_txn t;
+	char key[16];
+	int ret;
+
+	pfs_txn_init(&t);
+	snprintf(key, sizeof(key), "k%08u", (*next)++);
+	pfs_txn_omap_set(&t, oid, key, strlen(key), val, sizeof(val));
+	ret = pfs_store_submit(st, &t, flags, NULL);
+	pfs_txn_fini(&t);
+	return ret;
+}
+
+START_TEST(reserve_for_removal)
+{
+	char path[] = "/var/tmp/posfs-store.XXXXXX";
+	struct pfs_attr a = { .mode = S_IFREG | 0600 };
+	struct pfs_statfs sfs, full, after;
+	size_t len = 1 << 20;
+	uint8_t *buf = calloc(1, len);
+	struct pfs_store *st;
+	struct pfs_txn t;
+	uint64_t big, meta, off = 0, low;
+	unsigned next = 0, n;
+	int ret;
+
+	close(newfs_file(1, path));
+	st = open_path(path);
+	ck_assert_int_eq(pfs_store_statfs(st, &sfs), 0);
+	ck_assert_uint_lt(sfs.avail_blocks, sfs.free_blocks);
+	ck_assert_int_eq(pfs_store_oid_alloc(st, 0, &big), 0);
+	ck_assert_int_eq(pfs_store_oid_alloc(st, 0, &meta), 0);
+	pfs_txn_init(&t);
+	pfs_txn_create(&t, big, &a);
+	pfs_txn_create(&t, meta, &a);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	for (;;) {
+		pfs_txn_reset(&t);
+		pfs_txn_write(&t, big, off, len, buf);
+		ret = pfs_store_submit(st, &t, 0, NULL);
+		if (ret == -ENOSPC && len > 4096) {
+			len /= 2;
+			continue;
+		}
+		if (ret == -ENOSPC)
+			break;
+		ck_assert_int_eq(ret, 0);
+		off += len;
+	}
+	ck_assert_int_eq(pfs_store_statfs(st, &full), 0);
+	ck_assert_uint_eq(full.avail_blocks, 0);
+	/* data is full: metadata goes on, down to the reserve */
+	for (n = 0; (ret = fill_omap(st, meta, &next, 0)) == 0; n++)
+		;
+	ck_assert_int_eq(ret, -ENOSPC);
+	ck_assert_uint_gt(n, 100);
+	low = pfs_alloc_free_blocks(&st->shards[0].alloc);
+	ck_assert_uint_ge(low, 64);
+	/* ordinary transactions do not take it, however many */
+	for (int i = 0; i < 20; i++)
+		ck_assert_int_eq(fill_omap(st, meta, &next, 0), -ENOSPC);
+	pfs_txn_reset(&t);
+	pfs_txn_write(&t, big, off, 4096, buf);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), -ENOSPC);
+	ck_assert_uint_eq(pfs_alloc_free_blocks(&st->shards[0].alloc), low);
+	/* a transaction that gives space back may: here a new omap block */
+	ck_assert_int_eq(fill_omap(st, meta, &next, PFS_SUBMIT_RESERVE), 0);
+	ck_assert_int_eq(fill_omap(st, meta, &next, PFS_SUBMIT_RESERVE), 0);
+	space_verify(st);
+	ck_assert_int_eq(pfs_store_close(st), 0);
+
+	/* reopened, still full: the same (the new leaf has room for a few) */
+	st = open_path(path);
+	for (n = 0; (ret = fill_omap(st, meta, &next, 0)) == 0; n++)
+		ck_assert_uint_lt(n, 50);
+	ck_assert_int_eq(ret, -ENOSPC);
+	ck_assert_int_eq(fill_omap(st, meta, &next, PFS_SUBMIT_RESERVE), 0);
+	pfs_txn_reset(&t);
+	pfs_txn_truncate(&t, big, off / 2);
+	ck_assert_int_eq(pfs_store_submit(st, &t, PFS_SUBMIT_RESERVE, NULL), 0);
+	ck_assert_int_eq(pfs_store_sync(st), 0);
+	ck_assert_int_eq(pfs_store_statfs(st, &after), 0);
+	ck_assert_uint_gt(after.avail_blocks, off / 2 / 4096 * 9 / 10);
+	pfs_txn_reset(&t);
+	pfs_txn_remove(&t, big);
+	pfs_txn_remove(&t, meta);
+	ck_assert_int_eq(pfs_store_submit(st, &t, PFS_SUBMIT_RESERVE, NULL), 0);
+	pfs_txn_fini(&t);
+	ck_assert_int_eq(pfs_store_sync(st), 0);
+	ck_assert_int_eq(pfs_store_statfs(st, &after), 0);
+	ck_assert_uint_eq(after.free_blocks, sfs.free_blocks);
+	ck_assert_uint_eq(after.avail_blocks, sfs.avail_blocks);
+	space_verify(st);
+	ck_assert_int_eq(pfs_store_close(st), 0);
+	unlink(path);
+	free(buf);
+}
+END_TEST
+
 START_TEST(onode_cache_serves_stats)
 {
 	struct pfs_dev *dev = newfs_mem(1);
@@ -1770,6 +1879,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, errors_change_nothing);
 	tcase_add_test(tc, enospc_is_whole);
 	tcase_add_test(tc, full_shard_spills_over);
+	tcase_add_test(tc, reserve_for_removal);
 	tcase_add_test(tc, power_cuts);
 	tcase_add_test(tc, timer_checkpoints);
 	tcase_add_test(tc, threads_across_shards);
