@@ -44,6 +44,7 @@
  *       where its size says.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,6 +64,9 @@ struct pfs_txb {
 	uint32_t refs;			/* references the tree code holds */
 	enum txb_state state;
 	bool raw;
+#ifdef POSFS_DEBUG
+	uint8_t *shadow;		/* T1: the bytes as this tx first read them */
+#endif
 };
 
 #define TX_MAX_SHARDS 8
@@ -284,6 +288,47 @@ static struct pfs_txb *txb_add(struct pfs_tx *tx, struct pfs_shard *sh, struct p
 	return t;
 }
 
+/*
+ * T1 (tx.h) in a debug build (configure --enable-debug): every block a
+ * transaction reads is copied, and a block whose bytes changed before its
+ * pfs_tx_dirty, or without one by the commit or the abort, stops the
+ * program with the block named: the change would reach the device
+ * without a WAL record, or survive an abort.
+ */
+#ifdef POSFS_DEBUG
+static void t1_note(struct pfs_tx *tx, struct pfs_txb *t)
+{
+	t->shadow = malloc(bsize(tx->st));
+	if (t->shadow)
+		memcpy(t->shadow, t->buf->data, bsize(tx->st));
+}
+
+static void t1_check(struct pfs_tx *tx, struct pfs_txb *t, const char *how)
+{
+	if (t->shadow && memcmp(t->shadow, t->buf->data, bsize(tx->st))) {
+		fprintf(stderr, "posfs: T1 broken: block %llu (magic 0x%08x) changed %s\n",
+			(unsigned long long)t->buf->blkno,
+			le32_get(((const struct pfs_dblock_hdr *)t->shadow)->magic), how);
+		abort();
+	}
+}
+
+static void t1_forget(struct pfs_txb *t)
+{
+	free(t->shadow);
+	t->shadow = NULL;
+}
+#else
+static inline void t1_note(struct pfs_tx *tx, struct pfs_txb *t) { (void)tx; (void)t; }
+static inline void t1_check(struct pfs_tx *tx, struct pfs_txb *t, const char *how)
+{
+	(void)tx;
+	(void)t;
+	(void)how;
+}
+static inline void t1_forget(struct pfs_txb *t) { (void)t; }
+#endif
+
 static int space_note(struct pfs_tx *tx, uint32_t shard, uint64_t start, uint64_t len,
 		      bool is_free)
 {
@@ -432,6 +477,8 @@ static int tx_buf(struct pfs_tx *tx, uint64_t blkno, bool read, struct pfs_shard
 			pfs_bcache_put(b);
 			return -ENOMEM;
 		}
+		if (read)
+			t1_note(tx, t);
 	}
 	*shp = sh;
 	*bp = t->buf;
@@ -478,10 +525,16 @@ int pfs_tx_get(struct pfs_tx *tx, uint64_t blkno, const struct pfs_block_expect 
 		struct pfs_blockhdr h;
 
 		ret = pfs_block_verify(b->data, bsize(tx->st), &e, &h);
-		if (!ret)
-			ret = pfs_block_ops_verify(bsize(tx->st), b->data, &h);	/* BV1 */
 		if (!ret && tx->st->free0_taken)
 			ret = pfs_verify_block(tx->st, b->data, &h);	/* V3 */
+		if (!ret && pfs_block_ops_verify(bsize(tx->st), b->data, &h)) {	/* BV1 */
+			/* a tree of one object: that object is damaged, not the store */
+			if (h.magic == POSFS_MAGIC_EXTENT || h.magic == POSFS_MAGIC_OMAP)
+				ret = pfs_store_object_error(tx->st, h.owner,
+							     pfs_block_ops_find(h.magic)->name);
+			else
+				ret = -EUCLEAN;
+		}
 		if (ret == -EUCLEAN || ret == -EBADMSG)
 			pfs_store_damage_block(tx->st, e.magic, e.check_owner ? e.owner : 0,
 					       blkno);
@@ -537,6 +590,8 @@ static int txb_dirty(struct pfs_tx *tx, struct pfs_txb *t)
 
 	if (t->state != TXB_READ)
 		return 0;
+	t1_check(tx, t, "before its pfs_tx_dirty");
+	t1_forget(t);
 	ret = before_save(tx, t);
 	if (!ret)
 		t->state = TXB_DIRTY;
@@ -806,8 +861,10 @@ static void tx_unlock(struct pfs_tx *tx)
 
 static void tx_free(struct pfs_tx *tx)
 {
-	for (size_t i = 0; i < tx->nb; i++)
+	for (size_t i = 0; i < tx->nb; i++) {
 		free(tx->b[i].before);
+		t1_forget(&tx->b[i]);
+	}
 	free(tx->b);
 	free(tx->sp);
 	free(tx);
@@ -819,6 +876,9 @@ void pfs_tx_abort(struct pfs_tx *tx)
 
 	if (!tx)
 		return;
+	for (size_t i = 0; i < tx->nb; i++)
+		if (tx->b[i].state == TXB_READ)
+			t1_check(tx, &tx->b[i], "without pfs_tx_dirty (at abort)");
 	/* blocks back as they were */
 	for (size_t i = tx->nb; i-- > 0;) {
 		struct pfs_txb *t = &tx->b[i];
@@ -904,6 +964,8 @@ static int tx_prepare(struct pfs_tx *tx)
 
 		if (t->refs)
 			return -EPROTO;		/* a tree kept a reference (T3) */
+		if (t->state == TXB_READ)
+			t1_check(tx, t, "without pfs_tx_dirty (at commit)");
 		if ((t->state == TXB_DIRTY || t->state == TXB_NEW) && !t->raw) {
 			struct pfs_blockhdr h;
 

@@ -18,6 +18,7 @@
 #include <check.h>
 #include <endian.h>
 #include <errno.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -538,6 +539,27 @@ START_TEST(block_verifiers)
 }
 END_TEST
 
+#ifdef POSFS_DEBUG
+/* T1 in a debug build: a block changed without pfs_tx_dirty stops the
+ * program at commit (the test expects SIGABRT). */
+START_TEST(t1_change_without_dirty_stops)
+{
+	struct pfs_dev *dev = newfs_mem(1, 0);
+	struct pfs_store *st = open_dev(dev);
+	struct pfs_block_expect exp = { .magic = POSFS_MAGIC_FREE };
+	uint32_t shard = 0;
+	struct pfs_tx *tx;
+	struct pfs_buf *b;
+
+	ck_assert_int_eq(pfs_tx_begin(st, &shard, 1, &tx), 0);
+	ck_assert_int_eq(pfs_tx_get(tx, st->shards[0].hdr.free.blkno, &exp, &b), 0);
+	pfs_buf_data(b)[BS - 1] ^= 1;		/* no pfs_tx_dirty */
+	pfs_buf_put(b);
+	pfs_tx_commit(tx, &(struct pfs_durable){ 0 });
+}
+END_TEST
+#endif
+
 START_TEST(enospc_changes_nothing)
 {
 	struct pfs_dev *dev = newfs_mem(1, 0);
@@ -849,6 +871,9 @@ Suite *journal_suite(void)
 	tcase_add_test(tc, wal_record_entry_cap);
 	tcase_add_test(tc, wal_record_left_over_refused);
 	tcase_add_test(tc, block_verifiers);
+#ifdef POSFS_DEBUG
+	tcase_add_test_raise_signal(tc, t1_change_without_dirty_stops, SIGABRT);
+#endif
 	tcase_add_test(tc, group_commit_shares_writes);
 	tcase_add_test(tc, power_cut_at_every_flush);
 	tcase_add_test(tc, power_cut_with_reordered_writes);
