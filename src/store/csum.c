@@ -117,12 +117,3 @@ int pfs_csum_check(struct pfs_tx *tx, uint64_t blkno, uint64_t n, const uint8_t 
 {
 	return walk_blocks(tx, blkno, n, data, bad);
 }
-
-/* BV1/BV2 (blockops.h): a table block is a leaf with flags 0 (its count
- * field is unused: the table's geometry says how many entries it holds). */
-int pfs_csum_block_verify(uint32_t bs, const void *data, const struct pfs_blockhdr *h)
-{
-	(void)bs;
-	(void)data;
-	return h->level || h->flags ? -EUCLEAN : 0;
-}

@@ -35,10 +35,4 @@ int pfs_csum_record(struct pfs_tx *tx, uint64_t blkno, uint64_t n, const uint8_t
 int pfs_csum_check(struct pfs_tx *tx, uint64_t blkno, uint64_t n, const uint8_t *data,
 		   uint64_t *bad);
 
-struct pfs_blockhdr;
-
-/* The block verifier of a checksum table block (blockops.h, BV1, BV2): 0
- * or -EUCLEAN. */
-int pfs_csum_block_verify(uint32_t bs, const void *data, const struct pfs_blockhdr *h);
-
 #endif /* POSFS_STORE_CSUM_H */

@@ -8,6 +8,7 @@
 
 #include "posfs/crc32c.h"
 #include "memtx.h"
+#include "store/blockops.h"
 
 struct pfs_buf {
 	uint64_t blkno;
@@ -29,6 +30,7 @@ struct pfs_memstore {
 	uint64_t *used;
 	uint64_t *limit;
 	long fail_after;
+	bool unchecked;		/* BV2 off: a test plants malformed blocks */
 	uint64_t lsn;
 	uint8_t uuid[16];
 };
@@ -100,6 +102,11 @@ uint64_t pfs_memstore_used(const struct pfs_memstore *ms, uint32_t shard)
 void pfs_memstore_set_limit(struct pfs_memstore *ms, uint32_t shard, uint64_t max_used)
 {
 	ms->limit[shard] = max_used;
+}
+
+void pfs_memstore_unchecked(struct pfs_memstore *ms)
+{
+	ms->unchecked = true;
 }
 
 void pfs_memstore_fail_after(struct pfs_memstore *ms, long n)
@@ -323,6 +330,18 @@ int pfs_memtx_commit(struct pfs_tx *tx)
 			fprintf(stderr, "memtx: block %llu changed without pfs_tx_dirty (T1)\n",
 				(unsigned long long)i);
 			bad = 1;
+		}
+		if ((t->state == T_DIRTY || t->state == T_NEW) && !t->raw && !ms->unchecked) {
+			struct pfs_blockhdr h;
+
+			pfs_block_hdr_decode(t->buf.data, &h);
+			if (pfs_block_ops_find(h.magic) &&	/* a test's own type: not */
+			    pfs_block_ops_verify(ms->bs, t->buf.data, &h)) {
+				fprintf(stderr, "memtx: block %llu (magic 0x%08x, level %u, nr %u) "
+					"malformed at commit (BV2)\n", (unsigned long long)i,
+					h.magic, h.level, h.nr);
+				bad = 1;
+			}
 		}
 	}
 	if (bad) {

@@ -1365,6 +1365,7 @@ START_TEST(corrupt_nodes)
 
 	g_seed = (uint64_t)c;
 	build_free(&e, ns, n);
+	pfs_memstore_unchecked(e.ms);	/* it plants malformed nodes */
 	if (c == 0) {
 		/* a root that does not match the tree */
 		struct pfs_tree_root good = e.root;
@@ -1512,6 +1513,7 @@ START_TEST(corrupt_extent)
 
 	g_seed = c;
 	env_init(&e, &pfs_btree_extent_ops, OID, 4096, 2048);
+	pfs_memstore_unchecked(e.ms);	/* it plants malformed nodes */
 	for (uint32_t i = 0; i < 2000; i++) {
 		make_extent(&r, slot_key(i), &d);
 		EXPECT(pfs_btree_insert(e.tx, &e.bt, &d) == 0, "build");
@@ -1599,6 +1601,7 @@ START_TEST(corrupt_fuzz)
 		uint8_t *d;
 
 		build_free(&e, ns, n);
+		pfs_memstore_unchecked(e.ms);	/* it plants malformed nodes */
 		i = (unsigned)rnd_below(&r, ns->n);
 
 		EXPECT(pfs_tx_get(e.tx, ns->blk[i], &exp, &b) == 0, "get");

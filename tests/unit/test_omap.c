@@ -979,6 +979,7 @@ static void cfix_build(struct cfix *c, uint32_t bs)
 		pfs_buf_put(b);
 	}
 	c->leaf = blk;
+	pfs_memstore_unchecked(c->f.ms);	/* the tests plant malformed nodes */
 }
 
 /* In a new transaction: the first leaf, dirty, for the caller to break. */

@@ -834,6 +834,7 @@ START_TEST(enospc_points)
 		struct fix f;
 
 		fix_init(&f, 4096, SHARD, 256);
+		pfs_memstore_unchecked(f.ms);
 		for (uint64_t k = 0; k < 20; k++)
 			ck_assert_int_eq(ins(&f, k, 1), 0);
 		fix_commit(&f);
@@ -845,6 +846,7 @@ START_TEST(enospc_points)
 		fix_done(&f);
 
 		fix_init(&f, 4096, SHARD, 256);
+		pfs_memstore_unchecked(f.ms);
 		for (uint64_t k = 0; k < 20; k++)
 			ck_assert_int_eq(ins(&f, k, 1), 0);
 		fix_commit(&f);
@@ -866,6 +868,7 @@ START_TEST(enospc_points)
 		int ret = 0;
 
 		fix_init(&f, 4096, SHARD, 256);
+		pfs_memstore_unchecked(f.ms);
 		pfs_memstore_set_limit(f.ms, SHARD, 10);
 		for (k = 0; k < 1000 && !ret; k++) {
 			ret = ins(&f, k, 1);
@@ -923,6 +926,7 @@ static void corrupt_build(struct fix *f, struct blk_rec *r)
 	for (size_t i = 0; i < NKEYS; i++)
 		ck_assert_int_eq(ins(f, corrupt_keys[i], 1), 0);
 	fix_commit(f);
+	pfs_memstore_unchecked(f->ms);	/* the tests plant malformed nodes */
 	memset(r, 0, sizeof(*r));
 	ck_assert_int_eq(pfs_radix_check(f->tx, &f->rx, &ops, NULL), 0);
 	ck_assert_uint_eq(f->root.height, 4);
