@@ -5,8 +5,10 @@
  * Lock order (never taken the other way):
  *   1. store->ckpt_lock  (rwlock: transactions read, checkpoint writes)
  *   2. shard->lock       (mutexes, in increasing shard index)
- *   3. wal->mutex        (per WAL: writing sealed records in order)
- *   4. store->sb_lock    (the damage record and the superblock's error
+ *   3. store->global_lock (the global WAL: a cross-shard transaction, after
+ *                        its shard locks; a checkpoint, after all of them)
+ *   4. wal->mutex        (per WAL: writing sealed records in order)
+ *   5. store->sb_lock    (the damage record and the superblock's error
  *                        mark: taken under any of the above, nothing
  *                        under it)
  * A thread that waits for durability holds no shard lock while it waits,
