@@ -328,7 +328,7 @@ struct pfs_dxattr {
  * records are sorted by lblk and do not overlap.
  */
 #define POSFS_FILE_BLOCKS_MAX	(UINT64_C(1) << 40)
-#define POSFS_EXTENT_UNWRITTEN	0x0001u	/* allocated, reads as zeros */
+#define POSFS_EXTENT_UNWRITTEN	0x0001u	/* reserved: never written, refused by the decoder */
 #define POSFS_EXTENT_SHARED	0x0002u	/* blocks in the shard's refcount tree */
 #define POSFS_EXTENT_COMPRESSED	0x0004u	/* zstd frame of len blocks in plen, zero padded */
 
@@ -451,11 +451,8 @@ struct pfs_dwal_rec {
  */
 #define POSFS_WAL_MAX_ENTRIES	65535u
 enum pfs_wal_entry_type {
-	POSFS_WAL_TX_BEGIN = 1,		/* a = txid */
-	POSFS_WAL_TX_END = 2,		/* a = txid: the transaction is complete */
+	/* 1, 2, 4 and 5 are reserved: no posfs writes them, replay refuses them */
 	POSFS_WAL_BLOCK_IMAGE = 3,	/* a = blkno; payload: the whole block */
-	POSFS_WAL_BLOCK_DELTA = 4,	/* a = blkno, b = offset; payload: bytes */
-	POSFS_WAL_DATA = 5,		/* a = device byte offset; payload: small write data */
 	POSFS_WAL_SHARD_STATE = 6,	/* a = shard; payload: its header block (roots, counters) */
 };
 
@@ -464,7 +461,7 @@ enum pfs_wal_entry_type {
 
 struct pfs_dwal_entry {
 	pfs_le16 type;			/* 0x00 enum pfs_wal_entry_type */
-	pfs_le16 flags;			/* 0x02 zero */
+	pfs_le16 flags;			/* 0x02 POSFS_WAL_ENTRY_RAW of a BLOCK_IMAGE, else zero */
 	pfs_le32 len;			/* 0x04 payload bytes after this entry */
 	pfs_le64 a;			/* 0x08 per type */
 	pfs_le64 b;			/* 0x10 per type */
