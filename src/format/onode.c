@@ -13,8 +13,7 @@
 #include "format/endian.h"
 
 #define NSEC_PER_SEC 1000000000u
-#define EXTENT_FLAGS_KNOWN (POSFS_EXTENT_UNWRITTEN | POSFS_EXTENT_SHARED | \
-			    POSFS_EXTENT_COMPRESSED)
+#define EXTENT_FLAGS_KNOWN (POSFS_EXTENT_SHARED | POSFS_EXTENT_COMPRESSED)
 
 void pfs_onode_to_disk(const struct pfs_onode *o, struct pfs_donode *d)
 {

@@ -703,9 +703,7 @@ static int small_block(struct objctx *c, struct obj *ob, uint64_t lblk, uint32_t
 		checked = true;		/* read_block checked the old bytes */
 	} else if (!ret) {
 		pblk = e.pblk + (lblk - e.lblk);
-		fresh = e.flags & POSFS_EXTENT_UNWRITTEN;
-		if (fresh)
-			return -EUCLEAN;	/* unwritten extents: not written yet */
+		fresh = false;
 	} else if (ret == -ENOENT) {
 		if (!src)
 			return 0;		/* zeroing a hole: nothing to do */
@@ -750,7 +748,7 @@ static int read_block(struct objctx *c, struct obj *ob, uint64_t lblk, uint8_t *
 	int ret;
 
 	ret = ext_find(c, ob, lblk, &e);
-	if (ret == -ENOENT || (!ret && (e.flags & POSFS_EXTENT_UNWRITTEN))) {
+	if (ret == -ENOENT) {
 		memset(buf, 0, bs);
 		return 0;
 	}
@@ -1519,10 +1517,6 @@ static int op_clone_range(struct objctx *c, const struct pfs_op *op)
 		piece = e.lblk + e.len - (slb + i);
 		if (piece > n - i)
 			piece = n - i;
-		if (e.flags & POSFS_EXTENT_UNWRITTEN) {
-			i += piece;
-			continue;
-		}
 		if (e.flags & POSFS_EXTENT_COMPRESSED) {
 			/* a frame is shared whole (home on the device since
 			 * its commit, in any shard), or unpacked first */
@@ -2166,7 +2160,7 @@ static ssize_t store_read(struct pfs_store *st, uint64_t oid, uint64_t off, size
 		int cret = 0;
 
 		ret = ext_find(&c, ob, lb, &e);
-		if (ret == -ENOENT || (!ret && (e.flags & POSFS_EXTENT_UNWRITTEN))) {
+		if (ret == -ENOENT) {
 			/* a hole: zeros up to the next extent or the end */
 			struct pfs_extmap em = ext_map(&c, ob);
 			struct pfs_dextent d;
@@ -2373,7 +2367,7 @@ int pfs_store_seek(struct pfs_store *st, uint64_t oid, uint64_t off, bool hole,
 		struct pfs_extmap em = ext_map(&c, ob);
 		struct pfs_dextent d;
 		int r = ext_find(&c, ob, pos / bs, &e);
-		bool data = !r && !(e.flags & POSFS_EXTENT_UNWRITTEN);
+		bool data = !r;
 
 		if (r && r != -ENOENT) {
 			ret = r;

@@ -113,8 +113,6 @@ static void make_extent(struct rng *r, uint64_t key, void *rec)
 	e.plen = e.len;
 	switch (rnd_below(r, 4)) {
 	case 1:
-		e.flags = POSFS_EXTENT_UNWRITTEN;
-		break;
 	case 2:
 		e.flags = POSFS_EXTENT_SHARED;
 		break;
