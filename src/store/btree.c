@@ -56,6 +56,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "format/endian.h"
 #include "store/btree.h"
 
 #define HDR	sizeof(struct pfs_dblock_hdr)
@@ -73,28 +74,6 @@ struct bt_ctx {
 };
 
 /* ---- little helpers ------------------------------------------------------- */
-
-static inline uint64_t get64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return le64toh(v);
-}
-
-static inline void put64(uint8_t *p, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(p, &v, sizeof(v));
-}
-
-static inline uint32_t get32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return le32toh(v);
-}
 
 static inline unsigned nd_nr(const uint8_t *d)
 {
@@ -143,7 +122,7 @@ static inline uint8_t *nd_rec(const struct bt_ctx *c, uint8_t *d, unsigned l, un
 
 static inline uint64_t nd_key(const struct bt_ctx *c, const uint8_t *d, unsigned l, unsigned i)
 {
-	return get64(d + HDR + (size_t)i * lv_rs(c, l) + lv_ko(c, l));
+	return ld_le64(d + HDR + (size_t)i * lv_rs(c, l) + lv_ko(c, l));
 }
 
 static inline bool path_has_hi(const struct pfs_btree_path *p, unsigned l)
@@ -173,10 +152,10 @@ static unsigned lower_bound(const uint8_t *base, unsigned n, size_t rsz, size_t 
 
 		__builtin_prefetch(base + (size_t)(b + half / 2) * rsz + ko);
 		__builtin_prefetch(base + (size_t)(b + half + half / 2) * rsz + ko);
-		b = get64(base + (size_t)(b + half) * rsz + ko) < key ? b + half : b;
+		b = ld_le64(base + (size_t)(b + half) * rsz + ko) < key ? b + half : b;
 		n -= half;
 	}
-	return b + (get64(base + (size_t)b * rsz + ko) < key);
+	return b + (ld_le64(base + (size_t)b * rsz + ko) < key);
 }
 
 static unsigned upper_bound(const uint8_t *base, unsigned n, size_t rsz, size_t ko,
@@ -191,10 +170,10 @@ static unsigned upper_bound(const uint8_t *base, unsigned n, size_t rsz, size_t 
 
 		__builtin_prefetch(base + (size_t)(b + half / 2) * rsz + ko);
 		__builtin_prefetch(base + (size_t)(b + half + half / 2) * rsz + ko);
-		b = get64(base + (size_t)(b + half) * rsz + ko) <= key ? b + half : b;
+		b = ld_le64(base + (size_t)(b + half) * rsz + ko) <= key ? b + half : b;
 		n -= half;
 	}
-	return b + (get64(base + (size_t)b * rsz + ko) <= key);
+	return b + (ld_le64(base + (size_t)b * rsz + ko) <= key);
 }
 
 static int ctx_init(struct bt_ctx *c, struct pfs_tx *tx, const struct pfs_btree *bt)
@@ -228,7 +207,7 @@ uint32_t pfs_btree_capacity(const struct pfs_btree_ops *ops, uint32_t block_size
 
 uint64_t pfs_btree_rec_key(const struct pfs_btree_ops *ops, const void *rec)
 {
-	return get64((const uint8_t *)rec + ops->key_off);
+	return ld_le64((const uint8_t *)rec + ops->key_off);
 }
 
 /* A record read from the tree, on its way out: validate, then copy. */
@@ -258,10 +237,10 @@ int pfs_btree_node_verify(const struct pfs_btree_ops *ops, uint32_t bs, const vo
 	if (h->level >= PFS_BTREE_MAX_HEIGHT || !h->nr || h->nr > (bs - (uint32_t)HDR) / rs)
 		return -EUCLEAN;
 	for (unsigned i = 0; i < h->nr; i++, prev = r, r += rs) {
-		if (prev && get64(prev + ko) >= get64(r + ko))
+		if (prev && ld_le64(prev + ko) >= ld_le64(r + ko))
 			return -EUCLEAN;
 		if (h->level) {
-			if (!get64(r + offsetof(struct pfs_dbtree_ptr, child)))
+			if (!ld_le64(r + offsetof(struct pfs_dbtree_ptr, child)))
 				return -EUCLEAN;
 		} else if ((ops->rec_check && ops->rec_check(r)) ||
 			   (prev && ops->rec_order && ops->rec_order(prev, r))) {
@@ -335,10 +314,10 @@ static int child_read(const struct bt_ctx *c, const uint8_t *pd, unsigned pl, un
 	const uint8_t *ptr = pd + HDR + (size_t)i * PTR;
 
 	if (i + 1 < nd_nr(pd)) {
-		*hi = get64(ptr + PTR);
+		*hi = ld_le64(ptr + PTR);
 		*has_hi = true;
 	}
-	return node_read(c, get64(ptr + 8), pl - 1, false, get64(ptr), *has_hi, *hi, bp);
+	return node_read(c, ld_le64(ptr + 8), pl - 1, false, ld_le64(ptr), *has_hi, *hi, bp);
 }
 
 /* ---- paths ------------------------------------------------------------------ */
@@ -408,10 +387,10 @@ static int path_descend(const struct bt_ctx *c, struct pfs_btree_path *p, uint64
 		i = i ? i - 1 : 0;
 		p->idx[l] = (int32_t)i;
 		ptr = d + HDR + (size_t)i * PTR;
-		lo = get64(ptr);
-		blkno = get64(ptr + 8);
+		lo = ld_le64(ptr);
+		blkno = ld_le64(ptr + 8);
 		if (i + 1 < nr) {
-			hi = get64(ptr + PTR);
+			hi = ld_le64(ptr + PTR);
 			has_hi = true;
 		}
 	}
@@ -464,7 +443,7 @@ static int fix_min(const struct bt_ctx *c, struct pfs_btree_path *p, unsigned l,
 		ret = pfs_tx_dirty(c->tx, p->b[m]);
 		if (ret)
 			return ret;
-		put64(p->d[m] + HDR + (size_t)p->idx[m] * PTR, key);
+		st_le64(p->d[m] + HDR + (size_t)p->idx[m] * PTR, key);
 		if (p->idx[m] != 0)
 			break;
 	}
@@ -761,8 +740,8 @@ static int insert_at(const struct bt_ctx *c, struct pfs_btree_path *p, const voi
 		split_insert(d, rd, cap, rsz, pos, item, L);
 		nd_set_nr(d, L);
 		nd_set_nr(rd, cap + 1 - L);
-		put64(carry, nd_key(c, rd, l, 0));
-		put64(carry + 8, pfs_buf_blkno(rb));
+		st_le64(carry, nd_key(c, rd, l, 0));
+		st_le64(carry + 8, pfs_buf_blkno(rb));
 		pfs_buf_put(rb);
 		item = carry;
 		if (l + 1 < h)
@@ -772,8 +751,8 @@ static int insert_at(const struct bt_ctx *c, struct pfs_btree_path *p, const voi
 	rb = spare[--*nspare];
 	rd = pfs_buf_data(rb);
 	nd_set_level(rd, h);
-	put64(rd + HDR, nd_key(c, p->d[h - 1], h - 1, 0));
-	put64(rd + HDR + 8, pfs_buf_blkno(p->b[h - 1]));
+	st_le64(rd + HDR, nd_key(c, p->d[h - 1], h - 1, 0));
+	st_le64(rd + HDR + 8, pfs_buf_blkno(p->b[h - 1]));
 	memcpy(rd + HDR + PTR, carry, PTR);
 	nd_set_nr(rd, 2);
 	root->blkno = pfs_buf_blkno(rb);
@@ -935,7 +914,7 @@ static int rebalance(const struct bt_ctx *c, struct pfs_btree_path *p, unsigned 
 			nd_set_nr(ad, an + k);
 			nd_set_nr(bd, bn - k);
 		}
-		put64(pd + HDR + (size_t)bi * PTR, nd_key(c, bd, l, 0));
+		st_le64(pd + HDR + (size_t)bi * PTR, nd_key(c, bd, l, 0));
 		ret = 0;
 	}
 	if (!left && n == 0) {
@@ -961,7 +940,7 @@ static int collapse_root(const struct bt_ctx *c, struct pfs_btree_path *p)
 
 	p->b[h - 1] = NULL;	/* the reference is ours now */
 	while (h > 1 && nd_nr(pfs_buf_data(b)) == 1) {
-		uint64_t child = get64(pfs_buf_data(b) + HDR + 8);
+		uint64_t child = ld_le64(pfs_buf_data(b) + HDR + 8);
 
 		ret = pfs_tx_release(c->tx, b);
 		b = NULL;
@@ -1282,9 +1261,9 @@ static int check_node(struct check_ctx *k, uint64_t blkno, unsigned level, bool 
 	for (i = 0; i < nr; i++) {
 		const uint8_t *ptr = d + HDR + (size_t)i * PTR;
 		bool chi = i + 1 < nr ? true : has_hi;
-		uint64_t hv = i + 1 < nr ? get64(ptr + PTR) : hi;
+		uint64_t hv = i + 1 < nr ? ld_le64(ptr + PTR) : hi;
 
-		ret = check_node(k, get64(ptr + 8), level - 1, false, get64(ptr), chi, hv);
+		ret = check_node(k, ld_le64(ptr + 8), level - 1, false, ld_le64(ptr), chi, hv);
 		if (ret)
 			goto out;
 	}
@@ -1322,8 +1301,8 @@ int pfs_btree_check(struct pfs_tx *tx, const struct pfs_btree *bt,
 
 /* Records come from callers' buffers too, which need not be aligned: the
  * validators read fields by offset. */
-#define F64(rec, type, field)	get64((const uint8_t *)(rec) + offsetof(type, field))
-#define F32(rec, type, field)	get32((const uint8_t *)(rec) + offsetof(type, field))
+#define F64(rec, type, field)	ld_le64((const uint8_t *)(rec) + offsetof(type, field))
+#define F32(rec, type, field)	ld_le32((const uint8_t *)(rec) + offsetof(type, field))
 
 static int free_check(const void *rec)
 {

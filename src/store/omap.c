@@ -84,6 +84,7 @@
 
 #include "posfs/crc32c.h"
 #include "posfs/format.h"
+#include "format/endian.h"
 #include "store/omap.h"
 
 #define NODE_HDR	((uint32_t)sizeof(struct pfs_domap_node))	/* 72 */
@@ -101,50 +102,6 @@
 #define OFF_FSTART	offsetof(struct pfs_domap_node, free_start)
 #define OFF_FEND	offsetof(struct pfs_domap_node, free_end)
 #define OFF_FBYTES	offsetof(struct pfs_domap_node, free_bytes)
-
-/* ---- little-endian access at any alignment ----------------------------- */
-
-static inline uint16_t ld16(const uint8_t *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return le16toh(v);
-}
-
-static inline uint32_t ld32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return le32toh(v);
-}
-
-static inline uint64_t ld64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return le64toh(v);
-}
-
-static inline void st16(uint8_t *p, uint16_t v)
-{
-	v = htole16(v);
-	memcpy(p, &v, sizeof(v));
-}
-
-static inline void st32(uint8_t *p, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(p, &v, sizeof(v));
-}
-
-static inline void st64(uint8_t *p, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(p, &v, sizeof(v));
-}
 
 static int key_cmp(const void *a, size_t al, const void *b, size_t bl)
 {
@@ -236,14 +193,14 @@ static uint8_t *scratch_sep(struct omctx *c, int i)
 
 /* ---- node header -------------------------------------------------------- */
 
-static unsigned node_nr(const uint8_t *d) { return ld16(d + OFF_NR); }
-static unsigned node_level(const uint8_t *d) { return ld16(d + OFF_LEVEL); }
-static uint32_t node_fstart(const uint8_t *d) { return ld16(d + OFF_FSTART); }
-static uint32_t node_fbytes(const uint8_t *d) { return ld32(d + OFF_FBYTES); }
+static unsigned node_nr(const uint8_t *d) { return ld_le16(d + OFF_NR); }
+static unsigned node_level(const uint8_t *d) { return ld_le16(d + OFF_LEVEL); }
+static uint32_t node_fstart(const uint8_t *d) { return ld_le16(d + OFF_FSTART); }
+static uint32_t node_fbytes(const uint8_t *d) { return ld_le32(d + OFF_FBYTES); }
 
 static uint32_t fend_of(uint32_t bs, const uint8_t *d)
 {
-	uint32_t v = ld16(d + OFF_FEND);
+	uint32_t v = ld_le16(d + OFF_FEND);
 
 	return (v == 0 && bs == 65536) ? 65536 : v;
 }
@@ -255,10 +212,10 @@ static uint32_t node_fend(const struct omctx *c, const uint8_t *d)
 
 static void node_set(uint8_t *d, unsigned nr, uint32_t fend, uint32_t fbytes)
 {
-	st16(d + OFF_NR, (uint16_t)nr);
-	st16(d + OFF_FSTART, (uint16_t)(NODE_HDR + SLOT_SIZE * nr));
-	st16(d + OFF_FEND, (uint16_t)fend);	/* 65536 is stored as 0 */
-	st32(d + OFF_FBYTES, fbytes);
+	st_le16(d + OFF_NR, (uint16_t)nr);
+	st_le16(d + OFF_FSTART, (uint16_t)(NODE_HDR + SLOT_SIZE * nr));
+	st_le16(d + OFF_FEND, (uint16_t)fend);	/* 65536 is stored as 0 */
+	st_le32(d + OFF_FBYTES, fbytes);
 }
 
 static uint32_t node_used(const struct omctx *c, const uint8_t *d)
@@ -286,7 +243,7 @@ static int hdr_check(uint32_t bs, const uint8_t *d, unsigned level)
 	unsigned nr = node_nr(d);
 	uint32_t fs = node_fstart(d), fe = fend_of(bs, d), fb = node_fbytes(d);
 
-	if (node_level(d) != level || ld32(d + OFF_FLAGS) != 0)
+	if (node_level(d) != level || ld_le32(d + OFF_FLAGS) != 0)
 		return -EUCLEAN;
 	if (fs != NODE_HDR + SLOT_SIZE * nr || fe < fs || fe > bs)
 		return -EUCLEAN;
@@ -348,9 +305,9 @@ struct cell {
 /* Parse the cell an image starts with (bounds already known good). */
 static void cell_parse(const uint8_t *p, unsigned level, struct cell *ce)
 {
-	ce->klen = ld16(p);
-	ce->flags = ld16(p + 2);
-	ce->vlen = ld32(p + 4);
+	ce->klen = ld_le16(p);
+	ce->flags = ld_le16(p + 2);
+	ce->vlen = ld_le32(p + 4);
 	ce->key = p + CELL_HDR;
 	if (level)
 		ce->plen = CHILD_SIZE;
@@ -368,7 +325,7 @@ static void cell_parse(const uint8_t *p, unsigned level, struct cell *ce)
 static int cell_get(const struct omctx *c, const uint8_t *d, unsigned level,
 		    unsigned i, struct cell *ce)
 {
-	uint32_t off = ld16(d + NODE_HDR + SLOT_SIZE * i);
+	uint32_t off = ld_le16(d + NODE_HDR + SLOT_SIZE * i);
 
 	if (off < node_fend(c, d) || off > c->bs - CELL_HDR)
 		return -EUCLEAN;
@@ -407,9 +364,9 @@ static uint32_t ncell_size(const struct ncell *n)
 
 static void ncell_write(uint8_t *dst, const struct ncell *n)
 {
-	st16(dst, (uint16_t)n->klen);
-	st16(dst + 2, (uint16_t)n->flags);
-	st32(dst + 4, n->vlen);
+	st_le16(dst, (uint16_t)n->klen);
+	st_le16(dst + 2, (uint16_t)n->flags);
+	st_le32(dst + 4, n->vlen);
 	if (n->klen)
 		memmove(dst + CELL_HDR, n->key, n->klen);
 	if (n->plen)
@@ -460,7 +417,7 @@ static void node_insert_raw(const struct omctx *c, uint8_t *d, unsigned idx,
 	ncell_write(d + fe, n);
 	memmove(slots + SLOT_SIZE * (idx + 1), slots + SLOT_SIZE * idx,
 		SLOT_SIZE * (nr - idx));
-	st16(slots + SLOT_SIZE * idx, (uint16_t)fe);
+	st_le16(slots + SLOT_SIZE * idx, (uint16_t)fe);
 	node_set(d, nr + 1, fe, node_fbytes(d) - sz - SLOT_SIZE);
 }
 
@@ -507,7 +464,7 @@ static int node_compact(struct omctx *c, uint8_t *d, unsigned level)
 			return -EUCLEAN;	/* the cells overlap */
 		fe -= ce.size;
 		memcpy(d + fe, copy + ce.off, ce.size);
-		st16(d + NODE_HDR + SLOT_SIZE * i, (uint16_t)fe);
+		st_le16(d + NODE_HDR + SLOT_SIZE * i, (uint16_t)fe);
 	}
 	memset(d + fs, 0, fe - fs);
 	node_set(d, nr, fe, fe - fs);
@@ -526,7 +483,7 @@ static int node_build(const struct omctx *c, uint8_t *d, const struct cref *list
 			return -EUCLEAN;
 		fe -= list[i].size;
 		memcpy(d + fe, list[i].p, list[i].size);
-		st16(d + NODE_HDR + SLOT_SIZE * i, (uint16_t)fe);
+		st_le16(d + NODE_HDR + SLOT_SIZE * i, (uint16_t)fe);
 	}
 	memset(d + fs, 0, fe - fs);
 	node_set(d, n, fe, fe - fs);
@@ -679,9 +636,9 @@ static bool value_inline(const struct omctx *c, size_t klen, size_t vlen)
 static int vref_parse(const struct omctx *c, const uint8_t *pay, uint32_t vlen,
 		      struct vref *v)
 {
-	v->pblk = ld64(pay);
-	v->nblocks = ld32(pay + 8);
-	v->crc = ld32(pay + 12);
+	v->pblk = ld_le64(pay);
+	v->nblocks = ld_le32(pay + 8);
+	v->crc = ld_le32(pay + 12);
 	if (vlen == 0 || v->pblk == 0 || v->nblocks != value_nblocks(c, vlen))
 		return -EUCLEAN;
 	return 0;
@@ -697,7 +654,7 @@ static uint32_t index_crc(const struct vref *v, const uint8_t *d)
 {
 	uint8_t self[8];
 
-	st64(self, v->pblk);
+	st_le64(self, v->pblk);
 	return pfs_crc32c(pfs_crc32c(v->crc, self, sizeof(self)), d, 8 * (size_t)v->nblocks);
 }
 
@@ -722,12 +679,12 @@ static int value_blocks(struct omctx *c, const struct vref *v, uint64_t *blks,
 	if (ret)
 		return ret;
 	d = pfs_buf_data(ib);
-	if (index_crc(v, d) != ld32(d + 8 * (size_t)v->nblocks)) {
+	if (index_crc(v, d) != ld_le32(d + 8 * (size_t)v->nblocks)) {
 		ret = -EBADMSG;
 		goto out;
 	}
 	for (uint32_t i = 0; i < v->nblocks; i++) {
-		blks[i] = ld64(d + 8 * (size_t)i);
+		blks[i] = ld_le64(d + 8 * (size_t)i);
 		if (!blks[i] || blks[i] == v->pblk) {
 			ret = -EUCLEAN;
 			goto out;
@@ -773,16 +730,16 @@ static int value_store(struct omctx *c, const void *val, uint32_t vlen, uint8_t 
 				return ret;
 			}
 			memcpy(pfs_buf_data(db), (const uint8_t *)val + off, len);
-			st64(id + 8 * (size_t)i, pfs_buf_blkno(db));
+			st_le64(id + 8 * (size_t)i, pfs_buf_blkno(db));
 			pfs_buf_put(db);
 		}
 		v.pblk = pfs_buf_blkno(ib);
-		st32(id + 8 * (size_t)n, index_crc(&v, id));
+		st_le32(id + 8 * (size_t)n, index_crc(&v, id));
 		pfs_buf_put(ib);
 	}
-	st64(out, v.pblk);
-	st32(out + 8, v.nblocks);
-	st32(out + 12, v.crc);
+	st_le64(out, v.pblk);
+	st_le32(out + 8, v.nblocks);
+	st_le32(out + 12, v.crc);
 	return 0;
 }
 
@@ -873,7 +830,7 @@ static int child_of(const struct omctx *c, const uint8_t *d, unsigned level,
 	ret = cell_get(c, d, level, i, &ce);
 	if (ret)
 		return ret;
-	*blk = ld64(ce.pay);
+	*blk = ld_le64(ce.pay);
 	return 0;
 }
 
@@ -960,8 +917,8 @@ static int root_grow(struct omctx *c, struct pfs_buf *old, unsigned level,
 	if (ret)
 		return ret;
 	d = pfs_buf_data(nb);
-	st64(lchild, pfs_buf_blkno(old));
-	st64(rchild, rblk);
+	st_le64(lchild, pfs_buf_blkno(old));
+	st_le64(rchild, rblk);
 	node_init(c, d);
 	node_insert_raw(c, d, 0, &l, ncell_size(&l));
 	node_insert_raw(c, d, 1, &r, ncell_size(&r));
@@ -1115,7 +1072,7 @@ static int tree_put(struct omctx *c, struct path *p, unsigned level, unsigned id
 			*split = true;
 		if (level + 1 >= p->height)
 			return root_grow(c, b, level, sep, seplen, rblk);
-		st64(childbuf, rblk);
+		st_le64(childbuf, rblk);
 		n = (struct ncell){ .key = sep, .klen = seplen, .vlen = CHILD_SIZE,
 				    .pay = childbuf, .plen = CHILD_SIZE };
 		idx = p->idx[level + 1] + 1;
@@ -1272,7 +1229,7 @@ static int tree_rebalance(struct omctx *c, struct path *p, unsigned level)
 			continue;
 		}
 		/* redistributed: R's separator in the parent changes */
-		st64(childbuf, pfs_buf_blkno(rb));
+		st_le64(childbuf, pfs_buf_blkno(rb));
 		pfs_buf_put(sb);
 		sb = NULL;
 		ret = tree_put(c, p, level + 1, li + 1,
@@ -1591,7 +1548,7 @@ static int destroy_node(struct omctx *c, uint64_t blk, unsigned level)
 		if (ret)
 			goto fail;
 		if (level)
-			ret = destroy_node(c, ld64(ce.pay), level - 1);
+			ret = destroy_node(c, ld_le64(ce.pay), level - 1);
 		else if (ce.flags & POSFS_OMAP_VAL_EXTERNAL)
 			ret = value_free(c, ce.pay, ce.vlen);
 		if (ret)
@@ -1916,7 +1873,7 @@ static int check_node(struct chk *k, uint64_t blk, unsigned level,
 				break;
 			chi = (struct bound){ .key = next.key, .len = next.klen, .inf = false };
 		}
-		ret = check_node(k, ld64(ce.pay), level - 1, clo, chi, false);
+		ret = check_node(k, ld_le64(ce.pay), level - 1, clo, chi, false);
 	}
 out:
 	pfs_buf_put(b);
