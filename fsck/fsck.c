@@ -309,21 +309,10 @@ static void progress(void *arg, enum pfs_check_pass pass, uint64_t cur, uint64_t
 
 static uint64_t parse_size(const char *s)
 {
-	char *end;
-	unsigned long long v;
+	uint64_t v;
 
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		die(FSCK_USAGE, "bad size '%s'", s);
-	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
-	default: break;
-	}
-	if (*end)
-		die(FSCK_USAGE, "bad size '%s'", s);
+	if (pfs_parse_size(s, 1, &v))
+		die(FSCK_USAGE, "bad size '%s' (a number with K, M, G or T)", s);
 	return v;
 }
 

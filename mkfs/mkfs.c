@@ -115,39 +115,6 @@ static void usage(void)
 	       prog, POSFS_MAX_SHARDS, POSFS_LABEL_SIZE);
 }
 
-/* "64M" -> bytes. A bare number is in units of bare_unit bytes. */
-static int parse_size(const char *s, uint64_t bare_unit, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-	uint64_t mul = bare_unit;
-
-	if (!isdigit((unsigned char)*s))
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return -EINVAL;
-	switch (toupper((unsigned char)*end)) {
-	case 0: break;
-	case 'K': mul = 1ull << 10; end++; break;
-	case 'M': mul = 1ull << 20; end++; break;
-	case 'G': mul = 1ull << 30; end++; break;
-	case 'T': mul = 1ull << 40; end++; break;
-	default: return -EINVAL;
-	}
-	if (*end == 'i' || *end == 'I')
-		end++;
-	if ((*end == 'b' || *end == 'B') && mul != bare_unit)
-		end++;
-	if (*end)
-		return -EINVAL;
-	if (v && mul > UINT64_MAX / v)
-		return -ERANGE;
-	*out = v * mul;
-	return 0;
-}
-
 static int parse_uuid(const char *s, uint8_t *uuid)
 {
 	int n = 0;
@@ -207,7 +174,7 @@ static void parse_journal_opts(struct mkfs_cfg *c, char *arg)
 		uint64_t v;
 
 		if (!strncmp(tok, "size=", 5)) {
-			if (parse_size(tok + 5, 1ull << 20, &v))
+			if (pfs_parse_size(tok + 5, 1ull << 20, &v))
 				die_usage("bad WAL size '%s' (a size such as 8M)", tok + 5);
 			if (v < POSFS_WAL_MIN)
 				die_usage("WAL size '%s' is below the minimum of 1M", tok + 5);
@@ -215,7 +182,7 @@ static void parse_journal_opts(struct mkfs_cfg *c, char *arg)
 				die_usage("WAL size '%s' is above the maximum of 4G", tok + 5);
 			c->geo.wal_bytes = v;
 		} else if (!strncmp(tok, "global=", 7)) {
-			if (parse_size(tok + 7, 1ull << 20, &v))
+			if (pfs_parse_size(tok + 7, 1ull << 20, &v))
 				die_usage("bad global WAL size '%s' (a size such as 2M)", tok + 7);
 			if (v < POSFS_WAL_MIN)
 				die_usage("global WAL size '%s' is below the minimum of 1M", tok + 7);
@@ -254,7 +221,7 @@ static void parse_extended_opts(struct mkfs_cfg *c, char *arg)
 		} else if (!strncmp(tok, "csum_chunk=", 11)) {
 			uint64_t v;
 
-			if (parse_size(tok + 11, 1, &v) || v < POSFS_CSUM_CHUNK_MIN ||
+			if (pfs_parse_size(tok + 11, 1, &v) || v < POSFS_CSUM_CHUNK_MIN ||
 			    v > POSFS_MAX_BLOCK_SIZE || (v & (v - 1)))
 				die_usage("bad csum_chunk '%s' (a power of two from 512 to the block size)",
 					  tok + 11);
@@ -301,7 +268,7 @@ static void parse_args(struct mkfs_cfg *c, int argc, char **argv)
 	while ((opt = getopt(argc, argv, "b:s:J:w:L:U:E:O:nfFqvVh")) != -1) {
 		switch (opt) {
 		case 'b':
-			if (parse_size(optarg, 1, &v) || v < POSFS_MIN_BLOCK_SIZE ||
+			if (pfs_parse_size(optarg, 1, &v) || v < POSFS_MIN_BLOCK_SIZE ||
 			    v > POSFS_MAX_BLOCK_SIZE || (v & (v - 1)))
 				die_usage("bad block size '%s' (4096, 8192, 16384, 32768 or 65536)", optarg);
 			c->geo.block_size = (uint32_t)v;
@@ -322,7 +289,7 @@ static void parse_args(struct mkfs_cfg *c, int argc, char **argv)
 			parse_journal_opts(c, optarg);
 			break;
 		case 'w':
-			if (parse_size(optarg, 1, &v) || v > POSFS_SMALL_WRITE_MAX)
+			if (pfs_parse_size(optarg, 1, &v) || v > POSFS_SMALL_WRITE_MAX)
 				die_usage("bad small-write threshold '%s' (0 to 1M)", optarg);
 			c->geo.small_write = (uint32_t)v;
 			break;
@@ -365,7 +332,7 @@ static void parse_args(struct mkfs_cfg *c, int argc, char **argv)
 	c->path = argv[optind++];
 	if (optind < argc) {
 		c->size_arg = argv[optind++];
-		if (parse_size(c->size_arg, block_size_given ? c->geo.block_size : 1024, &c->size) ||
+		if (pfs_parse_size(c->size_arg, block_size_given ? c->geo.block_size : 1024, &c->size) ||
 		    !c->size)
 			die_usage("bad size '%s' (a number with K, M, G or T)", c->size_arg);
 	}

@@ -175,6 +175,12 @@ const char *pfs_feature_names(int word, uint32_t mask, char *buf, size_t len);
 #define PFS_FEATURE_WORD_RO_COMPAT	1
 #define PFS_FEATURE_WORD_INCOMPAT	2
 
+/* ---- size.c: sizes on the command line --------------------------------- */
+
+/* "64M" -> bytes; a bare number is in units of bare_unit bytes. -EINVAL
+ * for what is not a size, -ERANGE for one past 2^64 - 1. */
+int pfs_parse_size(const char *s, uint64_t bare_unit, uint64_t *out);
+
 /* ---- geometry.c: what a superblock implies ------------------------------ */
 
 /* The place of one shard (or of the global journal). */

@@ -115,6 +115,11 @@ expect_eq "scratch maps: clean after" "$st" 0
 expect_eq "scratch maps: nothing left in the directory" "$(ls -A "$T_DIR/scratch")" ""
 run_status st "$FSCK" -fn -E scratch_dir="$T_DIR/nothere",max_memory=1K "$img"
 expect_eq "scratch maps: a missing directory is an operational error" "$st" 8
+run_status st "$FSCK" -fn -E max_memory=17179869184G "$img"
+expect_eq "max_memory past 2^64 bytes: a usage error" "$st" 16
+expect_match "max_memory past 2^64 bytes: said so" "$OUT" "bad size '17179869184G'"
+run_status st "$FSCK" -fn -E max_memory=1T "$img"
+expect_eq "max_memory=1T: taken" "$st" 0
 
 # --- progress ---------------------------------------------------------------------
 cp "$BASE" "$img"
