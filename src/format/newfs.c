@@ -2,11 +2,11 @@
 /*
  * Laying down a new file system (mkfs.posfs's "initialise and write"
  * steps). Order is the invariant:
- *   N1. The head, with any old superblock, is zeroed first.
- *   N2. Then every shard header, WAL start, tree block and checksum table
+ *   MK1. The head, with any old superblock, is zeroed first.
+ *   MK2. Then every shard header, WAL start, tree block and checksum table
  *       block, then a flush.
- *   N3. The superblock pair last (pfs_super_write flushes after each).
- * A crash anywhere before N3 completes leaves no valid posfs superblock,
+ *   MK3. The superblock pair last (pfs_super_write flushes after each).
+ * A crash anywhere before MK3 completes leaves no valid posfs superblock,
  * so a device is either the old content or a whole new file system.
  */
 #include <errno.h>
@@ -202,16 +202,16 @@ int pfs_newfs_write(struct pfs_dev *dev, struct pfs_super *sb,
 	if (!buf)
 		return -ENOMEM;
 
-	ret = pfs_dev_pwrite(dev, buf, POSFS_HEAD_SIZE, 0);	/* N1 */
+	ret = pfs_dev_pwrite(dev, buf, POSFS_HEAD_SIZE, 0);	/* MK1 */
 	if (ret)
 		goto out;
-	ret = write_shard(dev, sb, POSFS_SHARD_GLOBAL, o, buf);	/* N2 */
+	ret = write_shard(dev, sb, POSFS_SHARD_GLOBAL, o, buf);	/* MK2 */
 	for (uint32_t i = 0; !ret && i < sb->shard_count; i++)
 		ret = write_shard(dev, sb, i, o, buf);
 	if (!ret)
 		ret = pfs_dev_flush(dev);
 	if (!ret)
-		ret = pfs_super_write(dev, sb);			/* N3 */
+		ret = pfs_super_write(dev, sb);			/* MK3 */
 out:
 	pfs_dev_buf_free(buf);
 	return ret;

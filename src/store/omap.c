@@ -46,14 +46,14 @@
  * both halves of an interior split hold 2 cells or more.
  *
  * Invariants (checked by pfs_omap_check, restored by every operation):
- *   N1 keys strictly increase within a node and across the tree;
- *   N2 keys below interior cell i lie in [key i, key i+1), and key 0 is
+ *   M1 keys strictly increase within a node and across the tree;
+ *   M2 keys below interior cell i lie in [key i, key i+1), and key 0 is
  *      the node's lower bound (empty on the leftmost path);
- *   N3 all leaves at level 0, the root at height - 1;
- *   N4 every node but the root is used >= U, and holds >= 1 cell (leaf)
+ *   M3 all leaves at level 0, the root at height - 1;
+ *   M4 every node but the root is used >= U, and holds >= 1 cell (leaf)
  *      or >= 2 cells (interior); an interior root has >= 2 cells; an
  *      empty tree is {0, 0}.
- * Deletes: a node breaking N4 is merged into its sibling when both fit in
+ * Deletes: a node breaking M4 is merged into its sibling when both fit in
  * one node, else the pair is redistributed (I2 keeps both above U); the
  * parent loses a cell or gets a new separator, which can itself split or
  * underflow the parent, and so on upward. An interior root with one child
@@ -1163,7 +1163,7 @@ static int pair_rebuild(struct omctx *c, unsigned level, uint8_t *ld, uint8_t *r
 }
 
 /*
- * Restore N4 from the path's node at level upward, after cells were
+ * Restore M4 from the path's node at level upward, after cells were
  * removed from it (or replaced by smaller ones).
  */
 static int tree_rebalance(struct omctx *c, struct path *p, unsigned level)
@@ -1822,7 +1822,7 @@ static int check_node(struct chk *k, uint64_t blk, unsigned level,
 		if (!hi.inf && key_cmp(ce.key, ce.klen, hi.key, hi.len) >= 0)
 			goto out;
 		if (level && i == 0) {
-			/* N2: the first key is the node's lower bound */
+			/* M2: the first key is the node's lower bound */
 			if (lo.inf ? ce.klen != 0 :
 			    key_cmp(ce.key, ce.klen, lo.key, lo.len) != 0)
 				goto out;
