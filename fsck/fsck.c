@@ -22,7 +22,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "check/undo.h"
 #include "posfs/check.h"
 #include "posfs/disk.h"
 #include "posfs/io.h"
@@ -252,14 +251,6 @@ static void forced(void *arg, const char *why)
 	fflush(stdout);
 }
 
-static const char *const pass_names[] = {
-	"Pass 0: Checking superblocks and shard headers",
-	"Pass 1: Checking objects, extent maps and omaps",
-	"Pass 2: Checking free space and shared blocks",
-	"Pass 3: Checking directories, links and orphans",
-	"Pass 4: Checking data checksums",
-};
-
 static void progress(void *arg, enum pfs_check_pass pass, uint64_t cur, uint64_t max)
 {
 	struct fsck *f = arg;
@@ -274,7 +265,7 @@ static void progress(void *arg, enum pfs_check_pass pass, uint64_t cur, uint64_t
 			f->bar_drawn = false;
 		}
 		for (int p = f->last_pass + 1; p <= (int)pass; p++)
-			printf("%s\n", pass_names[p]);
+			printf("%s\n", pfs_check_pass_name((enum pfs_check_pass)p));
 		fflush(stdout);
 	}
 	f->last_pass = (int)pass;
@@ -375,7 +366,8 @@ static int do_undo(const char *undo, const char *device, bool force)
 		die(FSCK_ERROR, "%s is not an undo file", undo);
 	if (ret)
 		die(FSCK_ERROR, "restoring %s from %s: %s", device, undo, strerror(-ret));
-	printf("%s: %" PRIu64 " blocks of 4096 bytes put back from %s\n", device, units, undo);
+	printf("%s: %" PRIu64 " blocks of %u bytes put back from %s\n", device, units,
+	       PFS_UNDO_UNIT, undo);
 	return FSCK_OK;
 }
 

@@ -204,6 +204,19 @@ static int super_finish(struct pfs_check *c)
 	return ret;
 }
 
+const char *pfs_check_pass_name(enum pfs_check_pass pass)
+{
+	static const char *const names[] = {
+		[PFS_PASS_SUPER] = "Pass 0: Checking superblocks and shard headers",
+		[PFS_PASS_OBJECTS] = "Pass 1: Checking objects, extent maps and omaps",
+		[PFS_PASS_SPACE] = "Pass 2: Checking free space and shared blocks",
+		[PFS_PASS_NAMES] = "Pass 3: Checking directories, links and orphans",
+		[PFS_PASS_DATA] = "Pass 4: Checking data checksums",
+	};
+
+	return (unsigned)pass < sizeof(names) / sizeof(names[0]) ? names[pass] : NULL;
+}
+
 int pfs_check_run(const struct pfs_check_opts *opts, const struct pfs_check_ops *ops,
 		  struct pfs_check_result *res)
 {

@@ -49,7 +49,7 @@
 
 #include "posfs/crc32c.h"
 #include "posfs/format.h"
-#include "check/undo.h"
+#include "posfs/check.h"
 
 #define PFS_UNDO_MAGIC		POSFS_MAGIC4('P', 'F', 'U', 'N')
 #define PFS_UNDO_VERSION	1u

@@ -30,7 +30,7 @@
 #include <unistd.h>
 
 #include "posfs/io.h"
-#include "check/undo.h"
+#include "posfs/check.h"
 
 #define KiB		1024ull
 #define MiB		(1024ull * 1024)
