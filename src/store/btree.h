@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The store's B+tree of fixed-size records (private to src/store): one
+ * The store's B+tree of fixed-size records (private to src/store and its
+ * second user, the checker in src/check): one
  * generic tree, specialised per tree by an ops table (as xfs's
  * libxfs/xfs_btree.h), used for the per-shard free-space tree, the
  * per-object extent trees and the per-shard shared-blob (refcount) tree.

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The omap of an object (private to src/store): an ordered key/value
+ * The omap of an object (private to src/store and its
+ * second user, the checker in src/check): an ordered key/value
  * B+tree. Directories keep their entries here, large xattrs too. The node
  * layout is format.h's (struct pfs_domap_node, pfs_domap_cell,
  * pfs_domap_vref); see omap.c for the design.

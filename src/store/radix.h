@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The onode radix tree of a shard (private to src/store): maps an object's
+ * The onode radix tree of a shard (private to src/store and its
+ * second user, the checker in src/check): maps an object's
  * number within its shard (its local number, POSFS_OID_LOCAL(oid), 0 ..
  * 2^48-1) to its 512-byte onode. The layout is format.h's (struct
  * pfs_dradix, struct pfs_donode_leaf); see radix.c for the design.

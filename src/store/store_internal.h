@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The object store's private structures (src/store).
+ * The object store's private structures (src/store). Its second user is
+ * src/check: fsck walks and repairs the store through these, as e2fsck
+ * does libext2fs, and keeps the rules written here.
  *
  * Lock order (never taken the other way):
  *   1. store->ckpt_lock  (rwlock: transactions read, checkpoint writes)

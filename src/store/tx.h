@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The interface between the store's trees and its block cache/journal
- * (private to src/store).
+ * (private to src/store, and to the checker in src/check, its second
+ * user, which repairs through transactions under the same rules).
  *
  * Trees (radix, B+trees, omap) never do I/O and never seal checksums: they
  * read metadata blocks through a transaction, declare each block they are
