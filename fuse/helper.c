@@ -83,7 +83,7 @@ static int filter_opts(const char *list, bool sloppy, char **out)
 	return ret;
 }
 
-int posfs_mount_helper(int argc, char **argv)
+int pfs_mount_helper(int argc, char **argv)
 {
 	const char *pos[2] = { NULL, NULL };
 	bool sloppy = false, fake = false, verbose = false;

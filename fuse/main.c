@@ -42,7 +42,7 @@
 static const char *prog = "posfs";
 static bool use_syslog;
 
-void posfs_log(int prio, const char *fmt, ...)
+void pfs_log(int prio, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -148,13 +148,13 @@ static void set_readahead(const char *mountpoint, unsigned long long kb)
 	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", b.bdi);
 	fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0 || dprintf(fd, "%llu\n", kb) < 0)
-		posfs_log(LOG_INFO, "readahead left as the kernel's: %s: %s", path,
+		pfs_log(LOG_INFO, "readahead left as the kernel's: %s: %s", path,
 			  strerror(errno));
 	if (fd >= 0)
 		close(fd);
 }
 
-void posfs_readahead(struct posfs *p)
+void pfs_readahead(struct pfs_daemon *p)
 {
 	if (!p->readahead_kb || __atomic_load_n(&p->readahead_set, __ATOMIC_ACQUIRE) ||
 	    __atomic_exchange_n(&p->readahead_set, 1, __ATOMIC_ACQ_REL))
@@ -186,7 +186,7 @@ static int parse_secs(const char *s, double *v)
 	return 0;
 }
 
-static int parse_one(struct posfs *p, struct opts *o, const char *opt)
+static int parse_one(struct pfs_daemon *p, struct opts *o, const char *opt)
 {
 	static const char *const passed[] = {
 		"nosuid", "nodev", "noexec", "suid", "dev", "exec", "sync", "async", "dirsync",
@@ -252,7 +252,7 @@ static int parse_one(struct posfs *p, struct opts *o, const char *opt)
 	return 0;
 }
 
-static int parse_opts(struct posfs *p, struct opts *o, const char *list)
+static int parse_opts(struct pfs_daemon *p, struct opts *o, const char *list)
 {
 	char *copy = strdup(list), *save = NULL, *tok;
 	int ret = 0;
@@ -265,7 +265,7 @@ static int parse_opts(struct posfs *p, struct opts *o, const char *list)
 	return ret;
 }
 
-static int parse_args(int argc, char **argv, struct posfs *p, struct opts *o)
+static int parse_args(int argc, char **argv, struct pfs_daemon *p, struct opts *o)
 {
 	int c;
 
@@ -312,13 +312,13 @@ static void damage_error(const char *dev, const struct pfs_store_damage *d)
 	pfs_store_damage_str(d, what, sizeof(what));
 	switch (d->kind) {
 	case PFS_DAMAGE_NOT_POSFS:
-		posfs_log(LOG_ERR, "%s: not a posfs file system (no posfs superblock)", dev);
+		pfs_log(LOG_ERR, "%s: not a posfs file system (no posfs superblock)", dev);
 		break;
 	case PFS_DAMAGE_SIZE:
-		posfs_log(LOG_ERR, "%s: %s (was the device truncated?)", dev, what);
+		pfs_log(LOG_ERR, "%s: %s (was the device truncated?)", dev, what);
 		break;
 	default:
-		posfs_log(LOG_ERR, "%s: %s%s: run fsck.posfs %s", dev, what,
+		pfs_log(LOG_ERR, "%s: %s%s: run fsck.posfs %s", dev, what,
 			  d->marked ? "; the file system is marked as having errors" : "", dev);
 		break;
 	}
@@ -332,16 +332,16 @@ static void store_open_error(const char *dev, int ret, const struct pfs_store_da
 	switch (ret) {
 	case -EBUSY:
 		if (pfs_dev_in_use(dev, &use) == 0 && use.state == PFS_DEV_BUSY)
-			posfs_log(LOG_ERR, "%s is in use: %s", dev, use.why);
+			pfs_log(LOG_ERR, "%s is in use: %s", dev, use.why);
 		else
-			posfs_log(LOG_ERR, "%s is in use (already mounted?)", dev);
+			pfs_log(LOG_ERR, "%s is in use (already mounted?)", dev);
 		break;
 	case -EOPNOTSUPP:
-		posfs_log(LOG_ERR, "%s has incompatible features this posfs does not know: "
+		pfs_log(LOG_ERR, "%s has incompatible features this posfs does not know: "
 			  "a newer posfs is needed", dev);
 		break;
 	case -EROFS:
-		posfs_log(LOG_ERR, "%s has read-only-compatible features this posfs does not "
+		pfs_log(LOG_ERR, "%s has read-only-compatible features this posfs does not "
 			  "know: mount it with -o ro, or use a newer posfs", dev);
 		break;
 	case -EBADMSG:
@@ -349,11 +349,11 @@ static void store_open_error(const char *dev, int ret, const struct pfs_store_da
 		damage_error(dev, d);
 		break;
 	case -EINVAL:
-		posfs_log(LOG_ERR, "cannot open %s: %s (not a posfs image or device?)", dev,
+		pfs_log(LOG_ERR, "cannot open %s: %s (not a posfs image or device?)", dev,
 			  strerror(-ret));
 		break;
 	default:
-		posfs_log(LOG_ERR, "cannot open %s: %s", dev, strerror(-ret));
+		pfs_log(LOG_ERR, "cannot open %s: %s", dev, strerror(-ret));
 		break;
 	}
 }
@@ -367,12 +367,12 @@ static void fork_daemon(int *status_fd)
 	pid_t pid;
 
 	if (pipe(fds)) {
-		posfs_log(LOG_ERR, "pipe: %s", strerror(errno));
+		pfs_log(LOG_ERR, "pipe: %s", strerror(errno));
 		exit(1);
 	}
 	pid = fork();
 	if (pid < 0) {
-		posfs_log(LOG_ERR, "fork: %s", strerror(errno));
+		pfs_log(LOG_ERR, "fork: %s", strerror(errno));
 		exit(1);
 	}
 	if (pid > 0) {
@@ -383,7 +383,7 @@ static void fork_daemon(int *status_fd)
 	}
 	close(fds[0]);
 	if (setsid() < 0)
-		posfs_log(LOG_WARNING, "setsid: %s", strerror(errno));
+		pfs_log(LOG_WARNING, "setsid: %s", strerror(errno));
 	*status_fd = fds[1];
 }
 
@@ -398,7 +398,7 @@ static void daemon_ready(int status_fd)
 	openlog(prog, LOG_PID, LOG_DAEMON);
 	use_syslog = true;
 	if (chdir("/"))
-		posfs_log(LOG_WARNING, "chdir /: %s", strerror(errno));
+		pfs_log(LOG_WARNING, "chdir /: %s", strerror(errno));
 	nullfd = open("/dev/null", O_RDWR);
 	if (nullfd >= 0) {
 		dup2(nullfd, 0);
@@ -408,7 +408,7 @@ static void daemon_ready(int status_fd)
 			close(nullfd);
 	}
 	if (write(status_fd, &word, 1) != 1)
-		posfs_log(LOG_WARNING, "cannot reach the parent: %s", strerror(errno));
+		pfs_log(LOG_WARNING, "cannot reach the parent: %s", strerror(errno));
 	close(status_fd);
 }
 
@@ -418,7 +418,7 @@ static void data_error_log(void *arg, uint64_t oid, uint64_t off, uint64_t blkno
 {
 	const char *device = arg;
 
-	posfs_log(LOG_ERR,
+	pfs_log(LOG_ERR,
 		  "%s: data checksum mismatch: inode %" PRIu64 ", offset %" PRIu64
 		  ", device block %" PRIu64 " (run fsck.posfs -D to list damaged files)",
 		  device, oid, off, blkno);
@@ -436,11 +436,11 @@ static void object_error_log(void *arg, uint64_t oid, const char *what)
 
 	if (!__atomic_load_n(&serving, __ATOMIC_RELAXED))
 		return;
-	posfs_log(LOG_ERR, "%s: inode %" PRIu64 " is damaged: %s (unmount and run fsck.posfs)",
+	pfs_log(LOG_ERR, "%s: inode %" PRIu64 " is damaged: %s (unmount and run fsck.posfs)",
 		  device, oid, what);
 }
 
-static int run(struct posfs *p, struct opts *o, int status_fd)
+static int run(struct pfs_daemon *p, struct opts *o, int status_fd)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct pfs_store_damage damage;
@@ -472,12 +472,12 @@ static int run(struct posfs *p, struct opts *o, int status_fd)
 		goto out;
 	}
 	if (ret) {
-		posfs_log(LOG_ERR, "%s: cannot start the file system: %s", o->device,
+		pfs_log(LOG_ERR, "%s: cannot start the file system: %s", o->device,
 			  strerror(-ret));
 		goto out;
 	}
-	if (posfs_itable_init()) {
-		posfs_log(LOG_ERR, "out of memory");
+	if (pfs_itable_init()) {
+		pfs_log(LOG_ERR, "out of memory");
 		goto out;
 	}
 
@@ -492,41 +492,41 @@ static int run(struct posfs *p, struct opts *o, int status_fd)
 	    (o->kopts && fuse_opt_add_opt(&fopts, o->kopts)) ||
 	    fuse_opt_add_arg(&args, prog) || fuse_opt_add_arg(&args, "-o") ||
 	    fuse_opt_add_arg(&args, fopts) || (o->debug && fuse_opt_add_arg(&args, "-d"))) {
-		posfs_log(LOG_ERR, "out of memory");
+		pfs_log(LOG_ERR, "out of memory");
 		goto out;
 	}
-	se = fuse_session_new(&args, &posfs_ops, sizeof(posfs_ops), p);
+	se = fuse_session_new(&args, &pfs_ops, sizeof(pfs_ops), p);
 	if (!se) {
-		posfs_log(LOG_ERR, "cannot set up the FUSE session");
+		pfs_log(LOG_ERR, "cannot set up the FUSE session");
 		goto out;
 	}
 	p->se = se;
 	if (fuse_set_signal_handlers(se)) {
-		posfs_log(LOG_ERR, "cannot install signal handlers");
+		pfs_log(LOG_ERR, "cannot install signal handlers");
 		goto out;
 	}
 	if (fuse_session_mount(se, o->mountpoint)) {
-		posfs_log(LOG_ERR, "cannot mount %s on %s", o->device, o->mountpoint);
+		pfs_log(LOG_ERR, "cannot mount %s on %s", o->device, o->mountpoint);
 		goto out_signals;
 	}
 	mounted = true;
-	ret = posfs_wire_attach(se);
+	ret = pfs_wire_attach(se);
 	if (ret) {
-		posfs_log(LOG_ERR, "cannot hook the FUSE device: %s", strerror(-ret));
+		pfs_log(LOG_ERR, "cannot hook the FUSE device: %s", strerror(-ret));
 		goto out_signals;
 	}
-	posfs_utab_add(o->device, o->mountpoint);
+	pfs_utab_add(o->device, o->mountpoint);
 	__atomic_store_n(&serving, true, __ATOMIC_RELAXED);
 	daemon_ready(status_fd);
 	status_fd = -1;
-	posfs_log(LOG_INFO, "%s mounted on %s", o->device, o->mountpoint);
+	pfs_log(LOG_INFO, "%s mounted on %s", o->device, o->mountpoint);
 
 	if (o->single) {
 		ret = fuse_session_loop(se);
 	} else {
 		cfg = fuse_loop_cfg_create();
 		if (!cfg) {
-			posfs_log(LOG_ERR, "out of memory");
+			pfs_log(LOG_ERR, "out of memory");
 			goto out_signals;
 		}
 		fuse_loop_cfg_set_max_threads(cfg, o->threads);
@@ -535,11 +535,11 @@ static int run(struct posfs *p, struct opts *o, int status_fd)
 	}
 	status = ret < 0 ? 1 : 0;
 	if (ret < 0)
-		posfs_log(LOG_ERR, "request loop: %s", strerror(-ret));
+		pfs_log(LOG_ERR, "request loop: %s", strerror(-ret));
 out_signals:
 	if (mounted) {
 		fuse_session_unmount(se);
-		posfs_utab_remove(o->device, o->mountpoint);
+		pfs_utab_remove(o->device, o->mountpoint);
 	}
 	fuse_remove_signal_handlers(se);
 out:
@@ -553,13 +553,13 @@ out:
 		ret = pfs_store_close(p->st);
 		p->st = NULL;
 		if (ret) {
-			posfs_log(LOG_ERR, "%s: closing the store: %s", o->device, strerror(-ret));
+			pfs_log(LOG_ERR, "%s: closing the store: %s", o->device, strerror(-ret));
 			status = 1;
 		} else if (mounted) {
-			posfs_log(LOG_INFO, "%s unmounted cleanly", o->device);
+			pfs_log(LOG_INFO, "%s unmounted cleanly", o->device);
 		}
 	}
-	posfs_itable_fini();
+	pfs_itable_fini();
 	fuse_opt_free_args(&args);
 	free(fopts);
 	if (status_fd >= 0) {
@@ -575,7 +575,7 @@ out:
 int main(int argc, char **argv)
 {
 	const char *base = strrchr(argv[0], '/');
-	struct posfs p = { .entry_timeout = 1.0, .attr_timeout = 1.0, .readahead_kb = 1024 };
+	struct pfs_daemon p = { .entry_timeout = 1.0, .attr_timeout = 1.0, .readahead_kb = 1024 };
 	struct opts o = { .threads = 10 };
 	char dev[PATH_MAX], mp[PATH_MAX];
 	struct stat st;
@@ -583,9 +583,9 @@ int main(int argc, char **argv)
 
 	base = base ? base + 1 : argv[0];
 	if (!strncmp(base, "mount.", 6))
-		return posfs_mount_helper(argc, argv);
+		return pfs_mount_helper(argc, argv);
 	if (!strncmp(base, "umount.", 7))
-		return posfs_umount_helper(argc, argv);
+		return pfs_umount_helper(argc, argv);
 	/*
 	 * Every request allocates and frees a little (transactions, block
 	 * before-images): with glibc's default trimming, each loop thread's

@@ -71,7 +71,7 @@
 #define COPY_CHUNK		(1u << 20)	/* daemon-side copy_file_range */
 #define COPY_MAX		(16u << 20)	/* at most this much per request */
 
-static struct posfs *mnt(fuse_req_t req)
+static struct pfs_daemon *mnt(fuse_req_t req)
 {
 	return fuse_req_userdata(req);
 }
@@ -80,7 +80,7 @@ static struct pfs_fs_cred req_cred(fuse_req_t req)
 {
 	const struct fuse_ctx *c = fuse_req_ctx(req);
 	struct pfs_fs_cred cr = { .uid = (uint32_t)c->uid, .gid = (uint32_t)c->gid,
-				   .umask = (uint32_t)c->umask, .setid = posfs_wire_setid() };
+				   .umask = (uint32_t)c->umask, .setid = pfs_wire_setid() };
 
 	return cr;
 }
@@ -105,11 +105,11 @@ static int reply_err(fuse_req_t req, int neg)
 			uint64_t n = __atomic_exchange_n(&quiet, 0, __ATOMIC_RELAXED);
 
 			if (n)
-				posfs_log(LOG_ERR, "%s: run fsck.posfs after unmounting "
+				pfs_log(LOG_ERR, "%s: run fsck.posfs after unmounting "
 					  "(%" PRIu64 " more errors in the last %d s)",
 					  strerror(e), n, ERR_LOG_SECS);
 			else
-				posfs_log(LOG_ERR, "%s: run fsck.posfs after unmounting",
+				pfs_log(LOG_ERR, "%s: run fsck.posfs after unmounting",
 					  strerror(e));
 		} else {
 			__atomic_add_fetch(&quiet, 1, __ATOMIC_RELAXED);
@@ -138,7 +138,7 @@ static unsigned it_hash(uint64_t ino)
 	return (unsigned)(ino >> 48) & (IT_BUCKETS - 1);
 }
 
-int posfs_itable_init(void)
+int pfs_itable_init(void)
 {
 	it_bucket = calloc(IT_BUCKETS, sizeof(*it_bucket));
 	if (!it_bucket)
@@ -148,7 +148,7 @@ int posfs_itable_init(void)
 	return 0;
 }
 
-void posfs_itable_fini(void)
+void pfs_itable_fini(void)
 {
 	if (!it_bucket)
 		return;
@@ -208,7 +208,7 @@ static void it_forget(uint64_t ino, uint64_t n)
 		;
 	e = *pp;
 	if (!e || e->nlookup < n) {
-		posfs_log(LOG_CRIT, "forget of inode %llu by %llu, but it was looked up %llu times",
+		pfs_log(LOG_CRIT, "forget of inode %llu by %llu, but it was looked up %llu times",
 			  (unsigned long long)ino, (unsigned long long)n,
 			  (unsigned long long)(e ? e->nlookup : 0));
 		abort();
@@ -243,7 +243,7 @@ static void attr_to_stat(const struct pfs_fs_attr *a, struct stat *st)
 	st->st_ctim.tv_nsec = a->ctime.nsec;
 }
 
-static void fill_entry(struct posfs *p, const struct pfs_fs_attr *a, struct fuse_entry_param *e)
+static void fill_entry(struct pfs_daemon *p, const struct pfs_fs_attr *a, struct fuse_entry_param *e)
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = a->ino;
@@ -286,7 +286,7 @@ static int ts_cmp(struct pfs_timespec a, struct pfs_timespec b)
 }
 
 /* Design 5: after a read or a listing of ino (not of one with chattr +A). */
-static void touch_atime(struct posfs *p, uint64_t ino)
+static void touch_atime(struct pfs_daemon *p, uint64_t ino)
 {
 	struct pfs_fs_attr a;
 	struct pfs_timespec now;
@@ -307,7 +307,7 @@ static void touch_atime(struct posfs *p, uint64_t ino)
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-	struct posfs *p = userdata;
+	struct pfs_daemon *p = userdata;
 
 	if (conn->capable & FUSE_CAP_EXPORT_SUPPORT)
 		conn->want |= FUSE_CAP_EXPORT_SUPPORT;
@@ -562,7 +562,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
  * The kernel holds the inode lock over the request, so no chmod of this
  * mount comes between the look and the change.
  */
-static bool setid_to_clear(struct posfs *p, fuse_ino_t ino, const struct pfs_fs_cred *cr)
+static bool setid_to_clear(struct pfs_daemon *p, fuse_ino_t ino, const struct pfs_fs_cred *cr)
 {
 	struct pfs_fs_attr a;
 
@@ -571,7 +571,7 @@ static bool setid_to_clear(struct posfs *p, fuse_ino_t ino, const struct pfs_fs_
 	return (a.mode & S_ISUID) || (a.mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP);
 }
 
-static void setid_cleared(struct posfs *p, fuse_ino_t ino)
+static void setid_cleared(struct pfs_daemon *p, fuse_ino_t ino)
 {
 	(void)fuse_lowlevel_notify_inval_inode(p->se, ino, -1, 0);
 }
@@ -583,11 +583,11 @@ static void setid_cleared(struct posfs *p, fuse_ino_t ino)
  */
 static void setid_by_uid(struct pfs_fs_cred *cr)
 {
-	if (cr->setid == PFS_FS_SETID_BY_UID && posfs_wire_killpriv_v2())
+	if (cr->setid == PFS_FS_SETID_BY_UID && pfs_wire_killpriv_v2())
 		cr->setid = cr->uid ? PFS_FS_SETID_CLEAR : PFS_FS_SETID_KEEP;
 }
 
-static int do_open(struct posfs *p, fuse_ino_t ino, struct fuse_file_info *fi,
+static int do_open(struct pfs_daemon *p, fuse_ino_t ino, struct fuse_file_info *fi,
 		   const struct pfs_fs_cred *cr)
 {
 	int ret = pfs_fs_inode_open(p->fs, ino);
@@ -615,11 +615,11 @@ static int do_open(struct posfs *p, fuse_ino_t ino, struct fuse_file_info *fi,
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct posfs *p = mnt(req);	/* req is gone after the reply */
+	struct pfs_daemon *p = mnt(req);	/* req is gone after the reply */
 	struct pfs_fs_cred cr = req_cred(req);
 	int ret;
 
-	posfs_readahead(p);	/* before the kernel sets up this file's */
+	pfs_readahead(p);	/* before the kernel sets up this file's */
 	ret = do_open(p, ino, fi, &cr);
 
 	if (ret) {
@@ -633,13 +633,13 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		      struct fuse_file_info *fi)
 {
-	struct posfs *p = mnt(req);
+	struct pfs_daemon *p = mnt(req);
 	struct pfs_fs_cred cr = req_cred(req);
 	struct fuse_entry_param e;
 	struct pfs_fs_attr a;
 	int ret;
 
-	posfs_readahead(p);
+	pfs_readahead(p);
 	ret = pfs_fs_mknod(p->fs, parent, name, S_IFREG | (mode & 07777), 0, &cr, &a);
 	if (ret == -EEXIST && !(fi->flags & O_EXCL)) {
 		/* made by another request meanwhile: open it */
@@ -680,7 +680,7 @@ static struct pfs_thread_buf read_buf = PFS_THREAD_BUF_INIT;
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	struct posfs *p = mnt(req);	/* req is gone after the reply */
+	struct pfs_daemon *p = mnt(req);	/* req is gone after the reply */
 	char *buf = pfs_thread_buf_get(&read_buf, size ? size : 1);
 	ssize_t n;
 
@@ -701,7 +701,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
-	struct posfs *p = mnt(req);
+	struct pfs_daemon *p = mnt(req);
 	struct pfs_fs_cred cr = req_cred(req);
 	bool clear = setid_to_clear(p, ino, &cr);
 	ssize_t n;
@@ -722,7 +722,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 	(void)fi;
 	if (ret && ret != -EINVAL)
-		posfs_log(LOG_WARNING, "release of inode %llu: %s (the next mount reclaims it)",
+		pfs_log(LOG_WARNING, "release of inode %llu: %s (the next mount reclaims it)",
 			  (unsigned long long)ino, strerror(-ret));
 	fuse_reply_err(req, 0);
 }
@@ -741,7 +741,7 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
 			 struct fuse_file_info *fi)
 {
-	struct posfs *p = mnt(req);
+	struct pfs_daemon *p = mnt(req);
 	struct pfs_fs_cred cr = req_cred(req);
 	int ret;
 
@@ -797,7 +797,7 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 			       struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
 			       struct fuse_file_info *fi_out, size_t len, int flags)
 {
-	struct posfs *p = mnt(req);
+	struct pfs_daemon *p = mnt(req);
 	struct pfs_fs_cred cr = req_cred(req);
 	size_t done = 0;
 	bool clear;
@@ -879,7 +879,7 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 
 struct rd_ctx {
 	fuse_req_t req;
-	struct posfs *p;
+	struct pfs_daemon *p;
 	char *buf;
 	size_t size, pos;
 	bool plus;
@@ -1097,7 +1097,7 @@ static uint32_t flags_to_xflags(uint32_t fl)
  */
 static int flags_set(fuse_req_t req, fuse_ino_t ino, uint32_t mask, uint32_t flags)
 {
-	struct posfs *p = mnt(req);
+	struct pfs_daemon *p = mnt(req);
 	struct pfs_fs_cred cr = req_cred(req);
 	struct pfs_fs_attr a;
 	int ret = pfs_fs_getattr(p->fs, ino, &a);
@@ -1210,7 +1210,7 @@ static void ioctl_fssetxattr(fuse_req_t req, fuse_ino_t ino, const void *in_buf,
  * [pos, pos + len) one block at a time. None found (rewritten or
  * truncated since): r says how far the range was checked, error 0.
  */
-static int scrub_find_bad(struct posfs *p, uint64_t ino, uint64_t pos, size_t len, void *buf,
+static int scrub_find_bad(struct pfs_daemon *p, uint64_t ino, uint64_t pos, size_t len, void *buf,
 			  struct posfs_scrub_range *r)
 {
 	uint64_t end = pos + len, bs, next;
@@ -1243,7 +1243,7 @@ static int scrub_find_bad(struct posfs *p, uint64_t ino, uint64_t pos, size_t le
 
 /* POSFS_IOC_SCRUB (include/posfs/ioctl.h) in pieces of SCRUB_PIECE, into
  * the thread's read buffer (a loop thread handles one request at a time). */
-static int scrub_range(struct posfs *p, uint64_t ino, struct posfs_scrub_range *r)
+static int scrub_range(struct pfs_daemon *p, uint64_t ino, struct posfs_scrub_range *r)
 {
 	uint64_t len = r->length < POSFS_SCRUB_MAX ? r->length : POSFS_SCRUB_MAX;
 	uint64_t pos = r->offset, end;
@@ -1323,7 +1323,7 @@ static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg
  * and ACLs and never sends it), no getlk/setlk/flock (locks are
  * kernel-local), no poll, bmap.
  */
-const struct fuse_lowlevel_ops posfs_ops = {
+const struct fuse_lowlevel_ops pfs_ops = {
 	.init = op_init,
 	.lookup = op_lookup,
 	.forget = op_forget,

@@ -18,46 +18,46 @@
 struct pfs_fs;
 struct pfs_store;
 
-enum posfs_atime {
+enum pfs_atime {
 	POSFS_ATIME_RELATIME = 0,	/* default */
 	POSFS_ATIME_NOATIME,
 	POSFS_ATIME_STRICTATIME,
 };
 
 /* The mount: set up by main.c before the session starts, read-only after. */
-struct posfs {
+struct pfs_daemon {
 	struct pfs_store *st;
 	struct pfs_fs *fs;
 	struct fuse_session *se;
 	double entry_timeout, attr_timeout;
-	enum posfs_atime atime;
+	enum pfs_atime atime;
 	bool readonly;
 	bool writeback;			/* FUSE_CAP_WRITEBACK_CACHE asked for */
 	bool debug;
 	const char *mountpoint;
 	unsigned long long readahead_kb;	/* 0: the kernel's */
-	int readahead_set;		/* atomic: posfs_readahead ran */
+	int readahead_set;		/* atomic: pfs_readahead ran */
 };
 
 /* ops.c */
-extern const struct fuse_lowlevel_ops posfs_ops;
-int posfs_itable_init(void);
-void posfs_itable_fini(void);
+extern const struct fuse_lowlevel_ops pfs_ops;
+int pfs_itable_init(void);
+void pfs_itable_fini(void);
 
 /* main.c: messages to stderr, or to syslog once daemonized */
-void posfs_log(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void pfs_log(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* main.c: the mount's readahead as asked (once; after INIT, which sets it) */
-void posfs_readahead(struct posfs *p);
+void pfs_readahead(struct pfs_daemon *p);
 
 /* helper.c: main of mount.posfs / mount.fuse.posfs */
-int posfs_mount_helper(int argc, char **argv);
+int pfs_mount_helper(int argc, char **argv);
 
 /* umount.c: main of umount.posfs / umount.fuse.posfs */
-int posfs_umount_helper(int argc, char **argv);
+int pfs_umount_helper(int argc, char **argv);
 
 /* utab.c: the mount's helper=posfs line in libmount's utab, for umount(8)
  * (root only; failures are logged) */
-void posfs_utab_add(const char *device, const char *mountpoint);
-void posfs_utab_remove(const char *device, const char *mountpoint);
+void pfs_utab_add(const char *device, const char *mountpoint);
+void pfs_utab_remove(const char *device, const char *mountpoint);
 
 #endif /* POSFS_FUSE_POSFS_H */

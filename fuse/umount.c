@@ -221,7 +221,7 @@ static double wait_bound(void)
 	return v;
 }
 
-int posfs_umount_helper(int argc, char **argv)
+int pfs_umount_helper(int argc, char **argv)
 {
 	bool force = false, lazy = false, rdonly = false, verbose = false;
 	const char *arg = NULL, *ns = NULL, *target, *source, *type;

@@ -30,7 +30,7 @@
 
 #define UTAB_OPTS	"helper=posfs"
 
-void posfs_utab_add(const char *device, const char *mountpoint)
+void pfs_utab_add(const char *device, const char *mountpoint)
 {
 	struct libmnt_update *upd = NULL;
 	struct libmnt_fs *fs;
@@ -57,7 +57,7 @@ void posfs_utab_add(const char *device, const char *mountpoint)
 		ret = mnt_update_table(upd, NULL);
 out:
 	if (ret)
-		posfs_log(LOG_WARNING, "cannot note %s in the utab file (umount of %s will not "
+		pfs_log(LOG_WARNING, "cannot note %s in the utab file (umount of %s will not "
 			  "wait for posfs): %s", mountpoint, mountpoint,
 			  strerror(ret < 0 ? -ret : EINVAL));
 	mnt_free_update(upd);
@@ -107,7 +107,7 @@ static bool field_is(const char *line, const char *key, const char *want)
 }
 
 /*
- * Is the last utab line for mountpoint the one posfs_utab_add wrote?
+ * Is the last utab line for mountpoint the one pfs_utab_add wrote?
  * (libmount 2.38 reads utab only as part of the mount table, so the file
  * is read here.)
  */
@@ -130,7 +130,7 @@ static bool utab_ours(const char *file, const char *device, const char *mountpoi
 	return ours;
 }
 
-void posfs_utab_remove(const char *device, const char *mountpoint)
+void pfs_utab_remove(const char *device, const char *mountpoint)
 {
 	struct libmnt_update *upd;
 	int ret;
@@ -147,7 +147,7 @@ void posfs_utab_remove(const char *device, const char *mountpoint)
 	if (!ret && utab_ours(mnt_update_get_filename(upd), device, mountpoint))
 		ret = mnt_update_table(upd, NULL);
 	if (ret < 0)
-		posfs_log(LOG_WARNING, "cannot remove %s from the utab file: %s", mountpoint,
+		pfs_log(LOG_WARNING, "cannot remove %s from the utab file: %s", mountpoint,
 			  strerror(-ret));
 	mnt_free_update(upd);
 }

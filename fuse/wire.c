@@ -118,7 +118,7 @@ static ssize_t wire_writev(int fd, struct iovec *iov, int count, void *userdata)
 	return writev(fd, v, 2);
 }
 
-int posfs_wire_attach(struct fuse_session *se)
+int pfs_wire_attach(struct fuse_session *se)
 {
 	static const struct fuse_custom_io io = {
 		.read = wire_read,
@@ -128,12 +128,12 @@ int posfs_wire_attach(struct fuse_session *se)
 	return fuse_session_custom_io(se, &io, fuse_session_fd(se));
 }
 
-uint8_t posfs_wire_setid(void)
+uint8_t pfs_wire_setid(void)
 {
 	return req_setid;
 }
 
-bool posfs_wire_killpriv_v2(void)
+bool pfs_wire_killpriv_v2(void)
 {
 	return atomic_load(&killpriv_v2);
 }

@@ -15,14 +15,14 @@
 
 /* Read and write the session's /dev/fuse through the hooks (after
  * fuse_session_mount). 0 or a negative errno. */
-int posfs_wire_attach(struct fuse_session *se);
+int pfs_wire_attach(struct fuse_session *se);
 
 /* For the request the calling loop thread is handling: PFS_FS_SETID_KEEP
  * or _CLEAR when the kernel says (with KILLPRIV_V2: write, setattr, open,
  * create), PFS_FS_SETID_BY_UID otherwise. */
-uint8_t posfs_wire_setid(void);
+uint8_t pfs_wire_setid(void);
 
 /* The kernel took FUSE_HANDLE_KILLPRIV_V2. */
-bool posfs_wire_killpriv_v2(void);
+bool pfs_wire_killpriv_v2(void);
 
 #endif /* POSFS_FUSE_WIRE_H */
