@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "fs/dent.h"
 #include "posfs/format.h"
 #include "posfs/fs.h"
 #include "posfs/store.h"
@@ -31,12 +32,12 @@
 #define PFS_FS_LOCKS		256u	/* stripes of directory and inode locks */
 #define PFS_FS_STATE_BUCKETS	4096u
 
-/* Directory entry omap records (see namei.c). */
-#define PFS_DENT_NAME		'n'	/* 'n' + name -> struct dent value */
-#define PFS_DENT_SEQ		's'	/* 's' + be64 seq -> name */
-#define PFS_DENT_VLEN		17u	/* le64 ino, u8 type, le64 seq */
-#define PFS_DENT_FIRST_SEQ	3u	/* 1 and 2 are the cookies of "." and ".." */
-#define PFS_ORPHAN_KEY		'o'	/* orphan list: 'o' + be64 oid -> empty */
+/* The checker's names until it uses dent.h. */
+#define PFS_DENT_NAME		POSFS_DENT_NAME
+#define PFS_DENT_SEQ		POSFS_DENT_SEQ
+#define PFS_DENT_VLEN		POSFS_DENT_VLEN
+#define PFS_DENT_FIRST_SEQ	POSFS_DENT_FIRST_SEQ
+#define PFS_ORPHAN_KEY		POSFS_ORPHAN_KEY
 
 /* What the layer remembers about an inode while mounted. */
 struct pfs_istate {
@@ -89,8 +90,9 @@ uint32_t pfs_fs_opens(struct pfs_fs *fs, uint64_t ino);
 /* Directory seq cache (call with the directory's lock held). */
 uint64_t pfs_fs_seq_get(struct pfs_fs *fs, uint64_t dir);
 void pfs_fs_seq_set(struct pfs_fs *fs, uint64_t dir, uint64_t next);
-/* Add to t what makes ino (nlink now 0, still open) an orphan. */
-void pfs_fs_orphan_add(struct pfs_txn *t, uint64_t ino, uint8_t key[9]);
+/* Add to t what makes ino (nlink now 0, still open) an orphan; key (its
+ * orphan record's) must live until submit. */
+void pfs_fs_orphan_add(struct pfs_txn *t, uint64_t ino, uint8_t key[POSFS_ORPHAN_KEY_LEN]);
 
 /*
  * Objects at least this large (in 512-byte sectors) are not removed in the
@@ -106,11 +108,8 @@ void pfs_fs_orphan_add(struct pfs_txn *t, uint64_t ino, uint8_t key[9]);
  * its own transaction; until the last one it stays on the orphan list, so
  * a crash part way is finished at the next mount. */
 int pfs_fs_reap(struct pfs_fs *fs, uint64_t ino);
-/* The same on the bare store, for fsck: remove the object ino in steps;
- * with listed, its orphan record goes in the last step. Every step may
- * use the metadata reserve (PFS_SUBMIT_RESERVE). -E2BIG or -ENOSPC when
- * it is still too large with no data left. */
-int pfs_fs_remove_steps(struct pfs_store *st, uint64_t ino, bool listed);
+/* The same on the bare store, for fsck: pfs_fs_remove_steps (dent.h). */
+
 /* chattr flags a new inode takes from its directory, as ext4's: compress
  * (c), no compression (m), no atime (A), no dump (d). */
 #define PFS_FS_FL_INHERITED	(FS_COMPR_FL | FS_NOCOMP_FL | FS_NOATIME_FL | FS_NODUMP_FL)
