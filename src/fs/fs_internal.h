@@ -32,13 +32,6 @@
 #define PFS_FS_LOCKS		256u	/* stripes of directory and inode locks */
 #define PFS_FS_STATE_BUCKETS	4096u
 
-/* The checker's names until it uses dent.h. */
-#define PFS_DENT_NAME		POSFS_DENT_NAME
-#define PFS_DENT_SEQ		POSFS_DENT_SEQ
-#define PFS_DENT_VLEN		POSFS_DENT_VLEN
-#define PFS_DENT_FIRST_SEQ	POSFS_DENT_FIRST_SEQ
-#define PFS_ORPHAN_KEY		POSFS_ORPHAN_KEY
-
 /* What the layer remembers about an inode while mounted. */
 struct pfs_istate {
 	uint64_t ino;
@@ -118,20 +111,5 @@ int pfs_fs_reap(struct pfs_fs *fs, uint64_t ino);
 bool pfs_fs_cred_kills(const struct pfs_fs_cred *cred);
 /* Suid/sgid bits a write by cred clears from mode (0 when none). */
 uint32_t pfs_fs_kill_suid(uint32_t mode, const struct pfs_fs_cred *cred);
-
-static inline void pfs_be64_put(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static inline uint64_t pfs_be64_get(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
 
 #endif /* POSFS_FS_INTERNAL_H */
