@@ -11,39 +11,52 @@
  * is damage, no seq: the probe goes past it rather than stop there (an
  * answer below a seq in use would hand that seq out again).
  */
+#include <endian.h>
 #include <errno.h>
 #include <string.h>
 
 #include "fs/dent.h"
 
-static void be64_put(uint8_t *p, uint64_t v)
+/* Seq and orphan keys alike: a prefix byte, then a be64. */
+#define KEY64_LEN 9u
+_Static_assert(POSFS_DENT_SEQ_KEY_LEN == KEY64_LEN && POSFS_ORPHAN_KEY_LEN == KEY64_LEN,
+	       "seq and orphan keys are a prefix and a be64");
+
+static void key64_put(uint8_t *key, uint8_t prefix, uint64_t v)
 {
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
+	uint64_t be = htobe64(v);
+
+	key[0] = prefix;
+	memcpy(key + 1, &be, 8);
 }
 
-static uint64_t be64_get(const uint8_t *p)
+static int key64_get(const void *key, size_t klen, uint8_t prefix, uint64_t *v)
 {
-	uint64_t v = 0;
+	const uint8_t *k = key;
+	uint64_t be;
 
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
+	if (!klen || k[0] != prefix)
+		return -ENOENT;
+	if (klen != KEY64_LEN)
+		return -EUCLEAN;
+	memcpy(&be, k + 1, 8);
+	*v = be64toh(be);
+	return 0;
 }
 
-static void le64_put(uint8_t *p, uint64_t v)
+static void le64_bytes_put(uint8_t *p, uint64_t v)
 {
-	for (int i = 0; i < 8; i++, v >>= 8)
-		p[i] = (uint8_t)v;
+	uint64_t le = htole64(v);
+
+	memcpy(p, &le, 8);
 }
 
-static uint64_t le64_get(const uint8_t *p)
+static uint64_t le64_bytes_get(const uint8_t *p)
 {
-	uint64_t v = 0;
+	uint64_t le;
 
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
+	memcpy(&le, p, 8);
+	return le64toh(le);
 }
 
 /* ---- names ------------------------------------------------------------- */
@@ -82,29 +95,21 @@ int pfs_dent_name_key_decode(const void *key, size_t klen, const uint8_t **name,
 
 void pfs_dent_seq_key(uint8_t key[POSFS_DENT_SEQ_KEY_LEN], uint64_t seq)
 {
-	key[0] = POSFS_DENT_SEQ;
-	be64_put(key + 1, seq);
+	key64_put(key, POSFS_DENT_SEQ, seq);
 }
 
 int pfs_dent_seq_key_decode(const void *key, size_t klen, uint64_t *seq)
 {
-	const uint8_t *k = key;
-
-	if (!klen || k[0] != POSFS_DENT_SEQ)
-		return -ENOENT;
-	if (klen != POSFS_DENT_SEQ_KEY_LEN)
-		return -EUCLEAN;
-	*seq = be64_get(k + 1);
-	return 0;
+	return key64_get(key, klen, POSFS_DENT_SEQ, seq);
 }
 
 void pfs_dent_encode(uint8_t val[POSFS_DENT_VLEN], const struct pfs_dent *d)
 {
 	struct pfs_ddent *v = (struct pfs_ddent *)val;
 
-	le64_put(v->ino, d->ino);
+	le64_bytes_put(v->ino, d->ino);
 	v->type = d->type;
-	le64_put(v->seq, d->seq);
+	le64_bytes_put(v->seq, d->seq);
 }
 
 int pfs_dent_decode(const void *val, size_t vlen, struct pfs_dent *d)
@@ -113,9 +118,9 @@ int pfs_dent_decode(const void *val, size_t vlen, struct pfs_dent *d)
 
 	if (vlen != POSFS_DENT_VLEN)
 		return -EUCLEAN;
-	d->ino = le64_get(v->ino);
+	d->ino = le64_bytes_get(v->ino);
 	d->type = v->type;
-	d->seq = le64_get(v->seq);
+	d->seq = le64_bytes_get(v->seq);
 	return 0;
 }
 
@@ -123,20 +128,12 @@ int pfs_dent_decode(const void *val, size_t vlen, struct pfs_dent *d)
 
 void pfs_orphan_key(uint8_t key[POSFS_ORPHAN_KEY_LEN], uint64_t oid)
 {
-	key[0] = POSFS_ORPHAN_KEY;
-	be64_put(key + 1, oid);
+	key64_put(key, POSFS_ORPHAN_KEY, oid);
 }
 
 int pfs_orphan_key_decode(const void *key, size_t klen, uint64_t *oid)
 {
-	const uint8_t *k = key;
-
-	if (!klen || k[0] != POSFS_ORPHAN_KEY)
-		return -ENOENT;
-	if (klen != POSFS_ORPHAN_KEY_LEN)
-		return -EUCLEAN;
-	*oid = be64_get(k + 1);
-	return 0;
+	return key64_get(key, klen, POSFS_ORPHAN_KEY, oid);
 }
 
 /* ---- the seq allocator ------------------------------------------------- */
