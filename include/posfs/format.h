@@ -41,7 +41,7 @@
  * the shard, bits 47..0 the object's number within its shard. An object is
  * an onode (struct pfs_donode, 512 bytes) in its shard's onode radix tree,
  * an extent map (inline in the onode, or a B+tree), and an omap (an ordered
- * key/value B+tree: directory entries, large xattrs).
+ * key/value B+tree: directory entries, orphan lists, large xattrs).
  *
  * All integers are little-endian and fixed width; there are no bitfields.
  * Each field's comment starts with its hex offset: the build checks those
@@ -424,6 +424,44 @@ struct pfs_domap_vref {
 };
 
 /*
+ * Directory entries and orphan lists: omap records the namespace layer
+ * writes. A directory's omap holds two records per entry:
+ *
+ *   POSFS_DENT_NAME + name    -> struct pfs_ddent (17 bytes)
+ *   POSFS_DENT_SEQ + be64 seq -> the name
+ *
+ * A name is 1 to POSFS_NAME_MAX bytes without '/' or NUL, never "." or
+ * "..". seq numbers a directory's entries in the order they were added (a
+ * renamed entry gets a new one); each entry has exactly one seq record
+ * naming it back, and the seq records, big-endian, sort in seq order, so
+ * readdir walks them and its cookies are seqs. Cookies 1 and 2 are "."
+ * and "..", which are not stored ("." is the directory, ".." its onode's
+ * parent field): seqs start at POSFS_DENT_FIRST_SEQ. A new entry takes one
+ * past the largest seq; a directory whose largest is 2^64 - 1 takes no new
+ * entry. A seq key not of POSFS_DENT_SEQ_KEY_LEN bytes is damage: it is no
+ * seq.
+ *
+ * Each shard's orphan list (object POSFS_LOCAL_ORPHANS of the shard) holds
+ * POSFS_ORPHAN_KEY + be64 oid -> empty value, for each inode of the shard
+ * unlinked while open (its onode flagged POSFS_ONODE_ORPHAN). Other keys
+ * there are no orphan records.
+ */
+#define POSFS_DENT_NAME		'n'	/* key prefix: name -> struct pfs_ddent */
+#define POSFS_DENT_SEQ		's'	/* key prefix: be64 seq -> name */
+#define POSFS_DENT_SEQ_KEY_LEN	9u	/* 's' and a be64 */
+#define POSFS_DENT_VLEN		17u	/* sizeof(struct pfs_ddent) */
+#define POSFS_DENT_FIRST_SEQ	3u	/* 1 and 2 are the cookies of "." and ".." */
+#define POSFS_ORPHAN_KEY	'o'	/* key prefix in an orphan list: be64 oid -> empty */
+#define POSFS_ORPHAN_KEY_LEN	9u	/* 'o' and a be64 */
+
+/* The value of a name record: unaligned, so its integers are byte arrays. */
+struct pfs_ddent {
+	uint8_t ino[8];			/* 0x00 le64 oid of the inode the entry names */
+	uint8_t type;			/* 0x08 DT_* file type: the inode's S_IFMT bits >> 12 */
+	uint8_t seq[8];			/* 0x09 le64 the entry's seq (its seq record's key) */
+};
+
+/*
  * WAL record: starts at a block boundary of its WAL and spans nblocks
  * blocks. hdr.lsn is the record's LSN, one more than the record before it;
  * hdr.blkno is the WAL block (0 .. wal_blocks-1) where it starts; hdr.size
@@ -486,6 +524,7 @@ _Static_assert(sizeof(struct pfs_drefcount) == 16, "refcount record");
 _Static_assert(sizeof(struct pfs_domap_node) == 0x48, "omap node header");
 _Static_assert(sizeof(struct pfs_domap_cell) == 8, "omap cell");
 _Static_assert(sizeof(struct pfs_domap_vref) == 16, "omap value reference");
+_Static_assert(sizeof(struct pfs_ddent) == POSFS_DENT_VLEN, "directory entry value is 17 bytes");
 _Static_assert(sizeof(struct pfs_dwal_rec) == 0x60, "WAL record header");
 _Static_assert(sizeof(struct pfs_dwal_entry) == 24, "WAL entry");
 _Static_assert(POSFS_SB_BACKUP_OFFSET + POSFS_SB_SIZE <= POSFS_HEAD_SIZE, "superblocks in the head");

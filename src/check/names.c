@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Pass 3: the namespace. It reads the records of src/fs (namei.c, fs.c)
+ * Pass 3: the namespace. It reads the records of src/fs (format.h lays
+ * them out; src/fs/dent.h codes them and hands out seqs, as for the layer)
  * through the public store API and repairs them in store transactions,
  * one per problem, without opening the namespace layer (pfs_fs_open
  * reclaims orphans itself and would hide them).
@@ -64,7 +65,7 @@
 #include <time.h>
 
 #include "check/check_internal.h"
-#include "fs/fs_internal.h"
+#include "fs/dent.h"
 
 /* What the pass knows of an inode (map "inodes"). */
 struct ino_rec {
@@ -145,14 +146,6 @@ static bool is_inode(uint64_t oid)
 	return oid == POSFS_ROOT_OID || POSFS_OID_LOCAL(oid) >= POSFS_LOCAL_FIRST;
 }
 
-/* Names as namei.c accepts them (its invariant 3). */
-static bool name_ok(const uint8_t *name, size_t len)
-{
-	if (!len || len > POSFS_NAME_MAX || memchr(name, '/', len) || memchr(name, 0, len))
-		return false;
-	return !(name[0] == '.' && (len == 1 || (len == 2 && name[1] == '.')));
-}
-
 /* A name fit for a message: non-printing bytes as \xNN, long ones cut
  * (check_internal.h). */
 const char *pfs_check_name_show(char *buf, size_t cap, const uint8_t *name, size_t len)
@@ -172,36 +165,6 @@ const char *pfs_check_name_show(char *buf, size_t cap, const uint8_t *name, size
 }
 
 #define SHOW_MAX 96
-
-struct dent {
-	uint64_t ino, seq;
-	uint8_t type;
-};
-
-static void dent_decode(const uint8_t *v, struct dent *d)
-{
-	d->ino = d->seq = 0;
-	for (int i = 7; i >= 0; i--) {
-		d->ino = d->ino << 8 | v[i];
-		d->seq = d->seq << 8 | v[9 + i];
-	}
-	d->type = v[8];
-}
-
-static void dent_encode(uint8_t *v, const struct dent *d)
-{
-	for (int i = 0; i < 8; i++) {
-		v[i] = (uint8_t)(d->ino >> (8 * i));
-		v[9 + i] = (uint8_t)(d->seq >> (8 * i));
-	}
-	v[8] = d->type;
-}
-
-static void seq_key(uint8_t *k, uint64_t seq)
-{
-	k[0] = PFS_DENT_SEQ;
-	pfs_be64_put(k + 1, seq);
-}
 
 static struct pfs_timespec now_ts(void)
 {
@@ -302,20 +265,21 @@ struct dirent_next {
 static int dirent_next_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 {
 	struct dirent_next *dn = arg;
-	const uint8_t *k = key;
-	struct dent d;
+	const uint8_t *k = key, *name;
+	struct pfs_dent d;
+	size_t len;
+	int ret = pfs_dent_name_key_decode(key, klen, &name, &len);
 
-	if (!klen || k[0] != PFS_DENT_NAME)
-		return !klen || k[0] < PFS_DENT_NAME ? 0 : 2;	/* the 'n' records are one run */
-	if (vlen != PFS_DENT_VLEN || !name_ok(k + 1, klen - 1))
+	if (ret == -ENOENT)
+		return !klen || k[0] < POSFS_DENT_NAME ? 0 : 2;	/* the 'n' records are one run */
+	if (ret || pfs_dent_decode(val, vlen, &d))
 		return 0;
-	dent_decode(val, &d);
 	if (!is_inode(d.ino) || d.ino == POSFS_ROOT_OID)
 		return 0;
 	dn->e->ino = d.ino;
 	dn->e->type = d.type;
-	dn->e->len = (uint16_t)(klen - 1);
-	memcpy(dn->e->name, k + 1, klen - 1);
+	dn->e->len = (uint16_t)len;
+	memcpy(dn->e->name, name, len);
 	memcpy(dn->key, key, klen);
 	*dn->klen = klen;
 	return 1;
@@ -331,7 +295,7 @@ int pfs_check_dirent_next(struct pfs_store *st, uint64_t dir, uint8_t *key, size
 
 	/* from "n": the first entry, past whatever keys sort before it */
 	if (!alen || alen > sizeof(after)) {
-		after[0] = PFS_DENT_NAME;
+		after[0] = POSFS_DENT_NAME;
 		alen = 1;
 	} else {
 		memcpy(after, key, alen);	/* the callback moves the cursor */
@@ -340,84 +304,34 @@ int pfs_check_dirent_next(struct pfs_store *st, uint64_t dir, uint8_t *key, size
 	return ret < 0 ? ret : ret == 1;
 }
 
-/* ---- seqs ----------------------------------------------------------------- */
-
-static int seq_probe_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
-{
-	const uint8_t *k = key;
-
-	(void)arg;
-	(void)val;
-	(void)vlen;
-	if (klen >= 1 && k[0] == PFS_DENT_SEQ)
-		return klen == 9 ? 1 : 0;	/* a malformed 's' key: past it */
-	return 2;
-}
-
-/* Is there an 's' key past seq x in dir? 1, 0 or -errno. */
-static int seq_after(struct names *n, uint64_t dir, uint64_t x)
-{
-	uint8_t key[9];
-	int ret;
-
-	seq_key(key, x);
-	ret = pfs_store_omap_iterate(n->st, dir, key, 9, seq_probe_cb, NULL);
-	return ret < 0 ? ret : ret == 1;
-}
-
-/* One past dir's largest seq (as namei.c's seq_next, without its cache). */
-static int seq_fresh(struct names *n, uint64_t dir, uint64_t *seq)
-{
-	uint64_t lo = 0, hi = UINT64_MAX;
-	int ret = seq_after(n, dir, 0);
-
-	if (ret <= 0) {
-		*seq = PFS_DENT_FIRST_SEQ;
-		return ret;
-	}
-	while (hi - lo > 1) {
-		uint64_t mid = lo + (hi - lo) / 2;
-
-		ret = seq_after(n, dir, mid);
-		if (ret < 0)
-			return ret;
-		if (ret)
-			lo = mid;
-		else
-			hi = mid;
-	}
-	if (hi == UINT64_MAX)
-		return -EOVERFLOW;
-	*seq = hi + 1 < PFS_DENT_FIRST_SEQ ? PFS_DENT_FIRST_SEQ : hi + 1;
-	return 0;
-}
+/* ---- removing entries ------------------------------------------------------ */
 
 /* Add to t the removal of dir's entry nkey (and of its 's' record when that
  * names it back). */
 static int dent_rm_txn(struct names *n, struct pfs_txn *t, uint64_t dir, const uint8_t *nkey,
-		       size_t nklen, uint64_t seq, uint8_t skey[9])
+		       size_t nklen, uint64_t seq, uint8_t skey[POSFS_DENT_SEQ_KEY_LEN])
 {
 	uint8_t name[VAL_MAX];
 	ssize_t r;
 
 	pfs_txn_omap_rm(t, dir, nkey, nklen);
-	if (seq < PFS_DENT_FIRST_SEQ)
+	if (seq < POSFS_DENT_FIRST_SEQ)
 		return 0;
-	seq_key(skey, seq);
-	r = pfs_store_omap_get(n->st, dir, skey, 9, name, sizeof(name));
+	pfs_dent_seq_key(skey, seq);
+	r = pfs_store_omap_get(n->st, dir, skey, POSFS_DENT_SEQ_KEY_LEN, name, sizeof(name));
 	if (r == -ENOENT || r == -ERANGE)
 		return 0;
 	if (r < 0)
 		return (int)r;
 	if ((size_t)r == nklen - 1 && !memcmp(name, nkey + 1, nklen - 1))
-		pfs_txn_omap_rm(t, dir, skey, 9);
+		pfs_txn_omap_rm(t, dir, skey, POSFS_DENT_SEQ_KEY_LEN);
 	return 0;
 }
 
 static int dent_remove(struct names *n, uint64_t dir, const uint8_t *nkey, size_t nklen,
 		       uint64_t seq)
 {
-	uint8_t skey[9];
+	uint8_t skey[POSFS_DENT_SEQ_KEY_LEN];
 	struct pfs_txn t;
 	int ret;
 
@@ -501,9 +415,8 @@ static int orphan_list_read(struct names *n, uint32_t shard)
 			uint64_t oid;
 			int ret;
 
-			if (k->klen != 9 || k->key[0] != PFS_ORPHAN_KEY)
+			if (pfs_orphan_key_decode(k->key, k->klen, &oid))
 				continue;	/* not the layer's: left alone, as it does */
-			oid = pfs_be64_get(k->key + 1);
 			ret = POSFS_OID_SHARD(oid) == shard && is_inode(oid) ?
 			      rec_get(n, oid, &r) : -ENOENT;
 			if (!ret) {
@@ -519,7 +432,7 @@ static int orphan_list_read(struct names *n, uint32_t shard)
 					      "names object %#" PRIx64 ", which %s", shard, oid,
 					      POSFS_OID_SHARD(oid) != shard ?
 					      "is of another shard" : "does not exist") &&
-			    fixed(n, omap_rm1(n, list, k->key, 9)))
+			    fixed(n, omap_rm1(n, list, k->key, k->klen)))
 				return n->err;
 		}
 	} while (more);
@@ -626,26 +539,26 @@ static int fresh_seq(struct names *n, struct dwalk *w, uint64_t *seq)
 	int ret = 0;
 
 	if (!w->next_seq)
-		ret = seq_fresh(n, w->dir, &w->next_seq);
+		ret = pfs_dent_seq_next(n->st, w->dir, &w->next_seq);
 	if (!ret)
 		*seq = w->next_seq++;
 	return ret;
 }
 
 /* The 'n' record's 's' record: make it exist and name it back. */
-static int dent_index(struct names *n, struct dwalk *w, const struct brec *k, struct dent *d,
+static int dent_index(struct names *n, struct dwalk *w, const struct brec *k, struct pfs_dent *d,
 		      const char *show)
 {
-	uint8_t skey[9], name[VAL_MAX], val[PFS_DENT_VLEN];
+	uint8_t skey[POSFS_DENT_SEQ_KEY_LEN], name[VAL_MAX], val[POSFS_DENT_VLEN];
 	size_t nlen = k->klen - 1u;
 	struct pfs_txn t;
 	uint64_t seq;
 	ssize_t r = -ENOENT;
 	int ret;
 
-	if (d->seq >= PFS_DENT_FIRST_SEQ) {
-		seq_key(skey, d->seq);
-		r = pfs_store_omap_get(n->st, w->dir, skey, 9, name, sizeof(name));
+	if (d->seq >= POSFS_DENT_FIRST_SEQ) {
+		pfs_dent_seq_key(skey, d->seq);
+		r = pfs_store_omap_get(n->st, w->dir, skey, sizeof(skey), name, sizeof(name));
 		if (r >= 0 && (size_t)r == nlen && !memcmp(name, k->key + 1, nlen))
 			return 0;
 		if (r < 0 && r != -ENOENT && r != -ERANGE)
@@ -656,7 +569,7 @@ static int dent_index(struct names *n, struct dwalk *w, const struct brec *k, st
 					       w->dir, show, d->seq))
 				return 0;
 			pfs_txn_init(&t);
-			pfs_txn_omap_insert(&t, w->dir, skey, 9, k->key + 1, nlen);
+			pfs_txn_omap_insert(&t, w->dir, skey, sizeof(skey), k->key + 1, nlen);
 			ret = submit(n, &t);
 			pfs_txn_fini(&t);
 			if (!ret && w->next_seq && d->seq >= w->next_seq)
@@ -666,17 +579,17 @@ static int dent_index(struct names *n, struct dwalk *w, const struct brec *k, st
 	}
 	if (!pfs_check_problem(n->c, PFS_PR_DIRENT_INDEX, "directory %#" PRIx64 ": entry \"%s\": "
 			       "listing record %" PRIu64 " %s", w->dir, show, d->seq,
-			       d->seq < PFS_DENT_FIRST_SEQ ? "is reserved" :
+			       d->seq < POSFS_DENT_FIRST_SEQ ? "is reserved" :
 			       "names another entry"))
 		return 0;
 	ret = fresh_seq(n, w, &seq);
 	if (ret)
 		return fixed(n, ret);
-	dent_encode(val, &(struct dent){ d->ino, seq, d->type });
-	seq_key(skey, seq);
+	pfs_dent_encode(val, &(struct pfs_dent){ .ino = d->ino, .seq = seq, .type = d->type });
+	pfs_dent_seq_key(skey, seq);
 	pfs_txn_init(&t);
-	pfs_txn_omap_set(&t, w->dir, k->key, k->klen, val, PFS_DENT_VLEN);
-	pfs_txn_omap_insert(&t, w->dir, skey, 9, k->key + 1, nlen);
+	pfs_txn_omap_set(&t, w->dir, k->key, k->klen, val, POSFS_DENT_VLEN);
+	pfs_txn_omap_insert(&t, w->dir, skey, sizeof(skey), k->key + 1, nlen);
 	ret = submit(n, &t);
 	pfs_txn_fini(&t);
 	if (!ret)
@@ -687,25 +600,25 @@ static int dent_index(struct names *n, struct dwalk *w, const struct brec *k, st
 static int dent_check(struct names *n, struct dwalk *w, const struct brec *k)
 {
 	char show[SHOW_MAX];
-	uint8_t val[PFS_DENT_VLEN];
+	uint8_t val[POSFS_DENT_VLEN];
 	struct ino_rec r, dr;
 	struct pfs_txn t;
-	struct dent d;
+	struct pfs_dent d;
 	int ret;
 
 	pfs_check_name_show(show, sizeof(show), k->key + 1, k->klen - 1u);
 	n->entries++;
-	if (!name_ok(k->key + 1, k->klen - 1u) || k->vlen != PFS_DENT_VLEN) {
+	if (!pfs_dent_name_ok(k->key + 1, k->klen - 1u) || k->vlen != POSFS_DENT_VLEN) {
 		if (!pfs_check_problem(n->c, PFS_PR_DANGLING, "directory %#" PRIx64 ": entry \"%s\""
 				       " is malformed (%s)", w->dir, show,
-				       k->vlen != PFS_DENT_VLEN ? "value length" : "name"))
+				       k->vlen != POSFS_DENT_VLEN ? "value length" : "name"))
 			return 0;
-		if (k->vlen != PFS_DENT_VLEN)	/* its 's' record, if any, is then stray */
+		if (k->vlen != POSFS_DENT_VLEN)	/* its 's' record, if any, is then stray */
 			return fixed(n, omap_rm1(n, w->dir, k->key, k->klen));
-		dent_decode(k->val, &d);
+		pfs_dent_decode(k->val, k->vlen, &d);
 		return fixed(n, dent_remove(n, w->dir, k->key, k->klen, d.seq));
 	}
-	dent_decode(k->val, &d);
+	pfs_dent_decode(k->val, k->vlen, &d);
 	ret = is_inode(d.ino) ? rec_get(n, d.ino, &r) : -ENOENT;
 	if (ret && ret != -ENOENT)
 		return ret;
@@ -733,9 +646,9 @@ static int dent_check(struct names *n, struct dwalk *w, const struct brec *k)
 			      "-> object %#" PRIx64 ": type %u, the object's is %u", w->dir, show,
 			      d.ino, d.type, dt_of(r.mode))) {
 		d.type = dt_of(r.mode);
-		dent_encode(val, &d);
+		pfs_dent_encode(val, &d);
 		pfs_txn_init(&t);
-		pfs_txn_omap_set(&t, w->dir, k->key, k->klen, val, PFS_DENT_VLEN);
+		pfs_txn_omap_set(&t, w->dir, k->key, k->klen, val, POSFS_DENT_VLEN);
 		ret = submit(n, &t);
 		pfs_txn_fini(&t);
 		if (fixed(n, ret))
@@ -767,12 +680,12 @@ static int dent_check(struct names *n, struct dwalk *w, const struct brec *k)
  */
 static int seq_check(struct names *n, struct dwalk *w, struct brec *k)
 {
-	uint8_t nkey[1 + POSFS_NAME_MAX], val[PFS_DENT_VLEN];
+	uint8_t nkey[1 + POSFS_NAME_MAX], val[POSFS_DENT_VLEN];
 	char show[SHOW_MAX];
 	const char *why = NULL;
 	bool named = false;
 	uint64_t seq = 0;
-	struct dent d;
+	struct pfs_dent d;
 	ssize_t r;
 
 	r = pfs_store_omap_get(n->st, w->dir, k->key, k->klen, k->val, VAL_MAX);
@@ -782,25 +695,19 @@ static int seq_check(struct names *n, struct dwalk *w, struct brec *k)
 		return (int)r;
 	if (r >= 0)
 		k->vlen = (uint32_t)r;
-	if (k->klen != 9) {
+	if (pfs_dent_seq_key_decode(k->key, k->klen, &seq))
 		why = "has a malformed key";
-	} else {
-		seq = pfs_be64_get(k->key + 1);
-		if (!k->vlen || k->vlen > POSFS_NAME_MAX)
-			why = "holds no valid name";
-	}
+	else if (!k->vlen || k->vlen > POSFS_NAME_MAX)
+		why = "holds no valid name";
 	if (!why) {
+		size_t nklen = pfs_dent_name_key(nkey, k->val, k->vlen);
+
 		pfs_check_name_show(show, sizeof(show), k->val, k->vlen);
-		nkey[0] = PFS_DENT_NAME;
-		memcpy(nkey + 1, k->val, k->vlen);
-		r = pfs_store_omap_get(n->st, w->dir, nkey, k->vlen + 1u, val, sizeof(val));
+		r = pfs_store_omap_get(n->st, w->dir, nkey, nklen, val, sizeof(val));
 		if (r < 0 && r != -ENOENT && r != -ERANGE)
 			return (int)r;
-		if (r == PFS_DENT_VLEN) {
-			dent_decode(val, &d);
-			if (d.seq == seq)
-				return 0;
-		}
+		if (r >= 0 && !pfs_dent_decode(val, (size_t)r, &d) && d.seq == seq)
+			return 0;
 		why = r == -ENOENT ? "which is not an entry" : "whose entry has another seq";
 		named = true;
 	}
@@ -828,9 +735,9 @@ static int walk_entries(struct names *n, uint64_t dir)
 		for (unsigned i = 0; i < b->n; i++) {
 			struct brec *k = &b->r[i];
 
-			if (k->klen >= 1 && k->key[0] == PFS_DENT_NAME)
+			if (k->klen >= 1 && k->key[0] == POSFS_DENT_NAME)
 				ret = dent_check(n, &w, k);
-			else if (k->klen >= 1 && k->key[0] == PFS_DENT_SEQ)
+			else if (k->klen >= 1 && k->key[0] == POSFS_DENT_SEQ)
 				ret = seq_check(n, &w, k);
 			else
 				ret = 0;	/* not the layer's: left alone */
@@ -884,11 +791,11 @@ static int links_dir(struct names *n, uint64_t dir)
 			const struct brec *k = &b->r[i];
 			char show[SHOW_MAX];
 			struct ino_rec r, dr;
-			struct dent d;
+			struct pfs_dent d;
 
-			if (k->klen < 2 || k->key[0] != PFS_DENT_NAME || k->vlen != PFS_DENT_VLEN)
+			if (k->klen < 2 || k->key[0] != POSFS_DENT_NAME || k->vlen != POSFS_DENT_VLEN)
 				continue;
-			dent_decode(k->val, &d);
+			pfs_dent_decode(k->val, k->vlen, &d);
 			if (!is_inode(d.ino) || d.ino == POSFS_ROOT_OID)
 				continue;
 			ret = rec_get(n, d.ino, &r);
@@ -982,13 +889,13 @@ static const uint8_t lf_key[] = "nlost+found";
 static int lf_name(struct names *n, uint64_t ino, uint8_t *key, size_t *klen)
 {
 	for (unsigned k = 0; k < 1000; k++) {
-		uint8_t val[PFS_DENT_VLEN];
+		uint8_t val[POSFS_DENT_VLEN];
 		ssize_t r;
 		int len;
 
 		len = k ? snprintf((char *)key + 1, POSFS_NAME_MAX, "#%" PRIu64 ".%u", ino, k)
 			: snprintf((char *)key + 1, POSFS_NAME_MAX, "#%" PRIu64, ino);
-		key[0] = PFS_DENT_NAME;
+		key[0] = POSFS_DENT_NAME;
 		*klen = (size_t)len + 1;
 		r = pfs_store_omap_get(n->st, n->lf, key, *klen, val, sizeof(val));
 		if (r == -ENOENT)
@@ -1001,21 +908,21 @@ static int lf_name(struct names *n, uint64_t ino, uint8_t *key, size_t *klen)
 
 /* Add to t the entry of ino (type dt) in lost+found; *seq gets its seq. */
 static int lf_add_txn(struct names *n, struct pfs_txn *t, uint64_t ino, uint8_t dt,
-		      uint8_t *nkey, size_t *nklen, uint8_t val[PFS_DENT_VLEN], uint8_t skey[9])
+		      uint8_t *nkey, size_t *nklen, uint8_t val[POSFS_DENT_VLEN], uint8_t skey[POSFS_DENT_SEQ_KEY_LEN])
 {
-	struct dent d = { .ino = ino, .type = dt };
+	struct pfs_dent d = { .ino = ino, .type = dt };
 	int ret;
 
 	ret = lf_name(n, ino, nkey, nklen);
 	if (!ret && !n->lf_seq)
-		ret = seq_fresh(n, n->lf, &n->lf_seq);
+		ret = pfs_dent_seq_next(n->st, n->lf, &n->lf_seq);
 	if (ret)
 		return ret;
 	d.seq = n->lf_seq;
-	dent_encode(val, &d);
-	seq_key(skey, d.seq);
-	pfs_txn_omap_insert(t, n->lf, nkey, *nklen, val, PFS_DENT_VLEN);
-	pfs_txn_omap_insert(t, n->lf, skey, 9, nkey + 1, *nklen - 1);
+	pfs_dent_encode(val, &d);
+	pfs_dent_seq_key(skey, d.seq);
+	pfs_txn_omap_insert(t, n->lf, nkey, *nklen, val, POSFS_DENT_VLEN);
+	pfs_txn_omap_insert(t, n->lf, skey, POSFS_DENT_SEQ_KEY_LEN, nkey + 1, *nklen - 1);
 	return 0;
 }
 
@@ -1024,14 +931,15 @@ static int lf_add_txn(struct names *n, struct pfs_txn *t, uint64_t ino, uint8_t 
  * old: the root's entry of that name that is not a directory: it moves
  * into the new directory as "#<ino>".
  */
-static int lf_make(struct names *n, const struct dent *old)
+static int lf_make(struct names *n, const struct pfs_dent *old)
 {
-	uint8_t val[PFS_DENT_VLEN], oval[PFS_DENT_VLEN], skey[9], oskey[9], mskey[9], mkey[32];
+	uint8_t val[POSFS_DENT_VLEN], oval[POSFS_DENT_VLEN], skey[POSFS_DENT_SEQ_KEY_LEN], oskey[POSFS_DENT_SEQ_KEY_LEN],
+		mskey[POSFS_DENT_SEQ_KEY_LEN], mkey[32];
 	struct pfs_attr a = { 0 };
 	struct pfs_onode root;
 	struct ino_rec r;
 	struct pfs_txn t;
-	struct dent d, m;
+	struct pfs_dent d, m;
 	uint64_t lf;
 	int ret, len;
 
@@ -1039,13 +947,13 @@ static int lf_make(struct names *n, const struct dent *old)
 	if (!ret)
 		ret = pfs_store_oid_alloc(n->st, POSFS_OID_SHARD(POSFS_ROOT_OID), &lf);
 	if (!ret)
-		ret = seq_fresh(n, POSFS_ROOT_OID, &d.seq);
+		ret = pfs_dent_seq_next(n->st, POSFS_ROOT_OID, &d.seq);
 	if (ret)
 		return ret;
 	d.ino = lf;
 	d.type = DT_DIR;
-	dent_encode(val, &d);
-	seq_key(skey, d.seq);
+	pfs_dent_encode(val, &d);
+	pfs_dent_seq_key(skey, d.seq);
 	pfs_txn_init(&t);
 	dir_create_txn(&t, lf, POSFS_ROOT_OID, 0700, 0, 0);
 	if (old) {
@@ -1055,15 +963,15 @@ static int lf_make(struct names *n, const struct dent *old)
 			goto out;
 		m = *old;
 		len = snprintf((char *)mkey + 1, sizeof(mkey) - 1, "#%" PRIu64, old->ino);
-		mkey[0] = PFS_DENT_NAME;
-		m.seq = PFS_DENT_FIRST_SEQ;
-		dent_encode(oval, &m);
-		seq_key(mskey, m.seq);
-		pfs_txn_omap_insert(&t, lf, mkey, (size_t)len + 1, oval, PFS_DENT_VLEN);
-		pfs_txn_omap_insert(&t, lf, mskey, 9, mkey + 1, (size_t)len);
+		mkey[0] = POSFS_DENT_NAME;
+		m.seq = POSFS_DENT_FIRST_SEQ;
+		pfs_dent_encode(oval, &m);
+		pfs_dent_seq_key(mskey, m.seq);
+		pfs_txn_omap_insert(&t, lf, mkey, (size_t)len + 1, oval, POSFS_DENT_VLEN);
+		pfs_txn_omap_insert(&t, lf, mskey, sizeof(mskey), mkey + 1, (size_t)len);
 	}
-	pfs_txn_omap_insert(&t, POSFS_ROOT_OID, lf_key, LF_KLEN, val, PFS_DENT_VLEN);
-	pfs_txn_omap_insert(&t, POSFS_ROOT_OID, skey, 9, lf_key + 1, LF_KLEN - 1);
+	pfs_txn_omap_insert(&t, POSFS_ROOT_OID, lf_key, LF_KLEN, val, POSFS_DENT_VLEN);
+	pfs_txn_omap_insert(&t, POSFS_ROOT_OID, skey, sizeof(skey), lf_key + 1, LF_KLEN - 1);
 	a.nlink = root.nlink + 1;
 	a.mtime = a.ctime = now_ts();
 	pfs_txn_setattr(&t, POSFS_ROOT_OID, &a, PFS_ATTR_NLINK | PFS_ATTR_MTIME | PFS_ATTR_CTIME);
@@ -1073,7 +981,7 @@ out:
 	if (ret)
 		return ret;
 	n->lf = lf;
-	n->lf_seq = old ? PFS_DENT_FIRST_SEQ + 1 : PFS_DENT_FIRST_SEQ;
+	n->lf_seq = old ? POSFS_DENT_FIRST_SEQ + 1 : POSFS_DENT_FIRST_SEQ;
 	if (n->final) {
 		/* "inodes" is being iterated: the new directory is counted here */
 		n->c->res->dirs++;
@@ -1102,9 +1010,9 @@ out:
  */
 static int lost_found(struct names *n)
 {
-	uint8_t val[PFS_DENT_VLEN];
+	uint8_t val[POSFS_DENT_VLEN];
 	struct pfs_onode o;
-	struct dent d;
+	struct pfs_dent d;
 	ssize_t got;
 	int ret;
 
@@ -1114,8 +1022,8 @@ static int lost_found(struct names *n)
 	got = pfs_store_omap_get(n->st, POSFS_ROOT_OID, lf_key, LF_KLEN, val, sizeof(val));
 	if (got < 0 && got != -ENOENT && got != -ERANGE)
 		return (int)got;
-	if (got == PFS_DENT_VLEN) {
-		dent_decode(val, &d);
+	if (got == POSFS_DENT_VLEN) {
+		pfs_dent_decode(val, (size_t)got, &d);
 		ret = is_inode(d.ino) ? pfs_store_stat(n->st, d.ino, &o) : -ENOENT;
 		if (ret && ret != -ENOENT)
 			return ret;
@@ -1157,11 +1065,11 @@ static int entry_find(struct names *n, uint64_t dir, uint64_t ino, uint8_t *key,
 		first = false;
 		for (unsigned i = 0; i < b->n; i++) {
 			const struct brec *k = &b->r[i];
-			struct dent d;
+			struct pfs_dent d;
 
-			if (k->klen < 2 || k->key[0] != PFS_DENT_NAME || k->vlen != PFS_DENT_VLEN)
+			if (k->klen < 2 || k->key[0] != POSFS_DENT_NAME || k->vlen != POSFS_DENT_VLEN)
 				continue;
-			dent_decode(k->val, &d);
+			pfs_dent_decode(k->val, k->vlen, &d);
 			if (d.ino != ino)
 				continue;
 			memcpy(key, k->key, k->klen);
@@ -1180,8 +1088,8 @@ static int entry_find(struct names *n, uint64_t dir, uint64_t ino, uint8_t *key,
  */
 static int connect_dir(struct names *n, uint64_t dir)
 {
-	uint8_t nkey[1 + POSFS_NAME_MAX], okey[POSFS_OMAP_KEY_MAX], val[PFS_DENT_VLEN];
-	uint8_t skey[9], oskey[9];
+	uint8_t nkey[1 + POSFS_NAME_MAX], okey[POSFS_OMAP_KEY_MAX], val[POSFS_DENT_VLEN];
+	uint8_t skey[POSFS_DENT_SEQ_KEY_LEN], oskey[POSFS_DENT_SEQ_KEY_LEN];
 	struct pfs_attr a = { 0 }, la = { 0 };
 	struct ino_rec r, hr;
 	struct pfs_onode lo;
@@ -1304,7 +1212,7 @@ static int reach_cb(void *arg, uint64_t dir, const void *val)
  * what stops the pass. */
 static int connect_file(struct names *n, uint64_t ino, const struct ino_rec *r, bool *done)
 {
-	uint8_t nkey[1 + POSFS_NAME_MAX], val[PFS_DENT_VLEN], skey[9];
+	uint8_t nkey[1 + POSFS_NAME_MAX], val[POSFS_DENT_VLEN], skey[POSFS_DENT_SEQ_KEY_LEN];
 	struct pfs_attr la = { 0 };
 	struct pfs_txn t;
 	size_t nklen;
@@ -1334,7 +1242,7 @@ static int orphan_clear(struct names *n, uint64_t ino, const struct ino_rec *r)
 	uint64_t list = POSFS_OID(POSFS_OID_SHARD(ino), POSFS_LOCAL_ORPHANS);
 	struct pfs_attr a = { .onode_flags = r->oflags & ~(uint32_t)POSFS_ONODE_ORPHAN };
 	struct pfs_txn t;
-	uint8_t key[9];
+	uint8_t key[POSFS_ORPHAN_KEY_LEN];
 	int ret;
 
 	if (!pfs_check_problem(n->c, PFS_PR_ORPHAN_RECORD, "object %#" PRIx64 ": linked (%u "
@@ -1343,13 +1251,12 @@ static int orphan_clear(struct names *n, uint64_t ino, const struct ino_rec *r)
 			       "flagged and listed as an orphan" : (r->bits & R_LISTED) ?
 			       "on the orphan list" : "flagged as an orphan"))
 		return 0;
-	key[0] = PFS_ORPHAN_KEY;
-	pfs_be64_put(key + 1, ino);
+	pfs_orphan_key(key, ino);
 	pfs_txn_init(&t);
 	if (r->oflags & POSFS_ONODE_ORPHAN)
 		pfs_txn_setattr(&t, ino, &a, PFS_ATTR_ONODE_FLAGS);
 	if (r->bits & R_LISTED)
-		pfs_txn_omap_rm(&t, list, key, 9);
+		pfs_txn_omap_rm(&t, list, key, sizeof(key));
 	ret = submit(n, &t);
 	pfs_txn_fini(&t);
 	return fixed(n, ret);

@@ -223,14 +223,14 @@ uint32_t pfs_fs_kill_suid(uint32_t mode, const struct pfs_fs_cred *cred)
 	return kill;
 }
 
-void pfs_fs_orphan_add(struct pfs_txn *t, uint64_t ino, uint8_t key[9])
+void pfs_fs_orphan_add(struct pfs_txn *t, uint64_t ino, uint8_t key[POSFS_ORPHAN_KEY_LEN])
 {
 	struct pfs_attr a = { .onode_flags = POSFS_ONODE_ORPHAN };
 
-	key[0] = PFS_ORPHAN_KEY;
-	pfs_be64_put(key + 1, ino);
+	pfs_orphan_key(key, ino);
 	pfs_txn_setattr(t, ino, &a, PFS_ATTR_ONODE_FLAGS);
-	pfs_txn_omap_set(t, POSFS_OID(POSFS_OID_SHARD(ino), POSFS_LOCAL_ORPHANS), key, 9, "", 0);
+	pfs_txn_omap_set(t, POSFS_OID(POSFS_OID_SHARD(ino), POSFS_LOCAL_ORPHANS), key,
+			 POSFS_ORPHAN_KEY_LEN, "", 0);
 }
 
 int pfs_fs_reap(struct pfs_fs *fs, uint64_t ino)
@@ -252,17 +252,16 @@ int pfs_fs_remove_steps(struct pfs_store *st, uint64_t ino, bool listed)
 	uint64_t bs = pfs_store_super(st)->block_size, step = max_step;
 	struct pfs_onode o;
 	struct pfs_txn t;
-	uint8_t key[9];
+	uint8_t key[POSFS_ORPHAN_KEY_LEN];
 	int ret, err;
 
-	key[0] = PFS_ORPHAN_KEY;
-	pfs_be64_put(key + 1, ino);
+	pfs_orphan_key(key, ino);
 	pfs_txn_init(&t);
 	for (;;) {
 		pfs_txn_reset(&t);
 		pfs_txn_remove(&t, ino);
 		if (listed)
-			pfs_txn_omap_rm(&t, list, key, 9);
+			pfs_txn_omap_rm(&t, list, key, sizeof(key));
 		ret = pfs_store_submit(st, &t, PFS_SUBMIT_RESERVE, NULL);
 		if (ret != -E2BIG && ret != -ENOSPC)
 			break;
@@ -299,20 +298,19 @@ out:
 struct orphan_batch {
 	uint64_t oid[128];
 	unsigned n;
-	uint8_t last[9];
+	uint8_t last[POSFS_ORPHAN_KEY_LEN];
 };
 
 static int orphan_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 {
 	struct orphan_batch *b = arg;
-	const uint8_t *k = key;
 
 	(void)val;
 	(void)vlen;
-	if (klen != 9 || k[0] != PFS_ORPHAN_KEY)
+	if (pfs_orphan_key_decode(key, klen, &b->oid[b->n]))
 		return 0;	/* not ours: skip */
-	memcpy(b->last, k, 9);
-	b->oid[b->n++] = pfs_be64_get(k + 1);
+	memcpy(b->last, key, POSFS_ORPHAN_KEY_LEN);
+	b->n++;
 	return b->n == 128 ? 1 : 0;
 }
 
@@ -332,10 +330,9 @@ static int orphans_reclaim(struct pfs_fs *fs, uint32_t shard)
 		if (ret < 0 || !b.n)
 			break;
 		for (unsigned i = 0; i < b.n; i++) {
-			uint8_t key[9];
+			uint8_t key[POSFS_ORPHAN_KEY_LEN];
 
-			key[0] = PFS_ORPHAN_KEY;
-			pfs_be64_put(key + 1, b.oid[i]);
+			pfs_orphan_key(key, b.oid[i]);
 			pfs_txn_reset(&t);
 			ret = pfs_store_stat(fs->st, b.oid[i], &o);
 			if (ret && ret != -ENOENT)
@@ -344,7 +341,7 @@ static int orphans_reclaim(struct pfs_fs *fs, uint32_t shard)
 			if (!ret && o.nlink == 0) {
 				ret = pfs_fs_reap(fs, b.oid[i]);
 			} else {
-				pfs_txn_omap_rm(&t, list, key, 9);
+				pfs_txn_omap_rm(&t, list, key, sizeof(key));
 				ret = pfs_store_submit(fs->st, &t, PFS_SUBMIT_RESERVE, NULL);
 			}
 			if (ret)

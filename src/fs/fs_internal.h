@@ -24,19 +24,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "fs/dent.h"
 #include "posfs/format.h"
 #include "posfs/fs.h"
 #include "posfs/store.h"
 
 #define PFS_FS_LOCKS		256u	/* stripes of directory and inode locks */
 #define PFS_FS_STATE_BUCKETS	4096u
-
-/* Directory entry omap records (see namei.c). */
-#define PFS_DENT_NAME		'n'	/* 'n' + name -> struct dent value */
-#define PFS_DENT_SEQ		's'	/* 's' + be64 seq -> name */
-#define PFS_DENT_VLEN		17u	/* le64 ino, u8 type, le64 seq */
-#define PFS_DENT_FIRST_SEQ	3u	/* 1 and 2 are the cookies of "." and ".." */
-#define PFS_ORPHAN_KEY		'o'	/* orphan list: 'o' + be64 oid -> empty */
 
 /* What the layer remembers about an inode while mounted. */
 struct pfs_istate {
@@ -89,8 +83,9 @@ uint32_t pfs_fs_opens(struct pfs_fs *fs, uint64_t ino);
 /* Directory seq cache (call with the directory's lock held). */
 uint64_t pfs_fs_seq_get(struct pfs_fs *fs, uint64_t dir);
 void pfs_fs_seq_set(struct pfs_fs *fs, uint64_t dir, uint64_t next);
-/* Add to t what makes ino (nlink now 0, still open) an orphan. */
-void pfs_fs_orphan_add(struct pfs_txn *t, uint64_t ino, uint8_t key[9]);
+/* Add to t what makes ino (nlink now 0, still open) an orphan; key (its
+ * orphan record's) must live until submit. */
+void pfs_fs_orphan_add(struct pfs_txn *t, uint64_t ino, uint8_t key[POSFS_ORPHAN_KEY_LEN]);
 
 /*
  * Objects at least this large (in 512-byte sectors) are not removed in the
@@ -106,11 +101,8 @@ void pfs_fs_orphan_add(struct pfs_txn *t, uint64_t ino, uint8_t key[9]);
  * its own transaction; until the last one it stays on the orphan list, so
  * a crash part way is finished at the next mount. */
 int pfs_fs_reap(struct pfs_fs *fs, uint64_t ino);
-/* The same on the bare store, for fsck: remove the object ino in steps;
- * with listed, its orphan record goes in the last step. Every step may
- * use the metadata reserve (PFS_SUBMIT_RESERVE). -E2BIG or -ENOSPC when
- * it is still too large with no data left. */
-int pfs_fs_remove_steps(struct pfs_store *st, uint64_t ino, bool listed);
+/* The same on the bare store, for fsck: pfs_fs_remove_steps (dent.h). */
+
 /* chattr flags a new inode takes from its directory, as ext4's: compress
  * (c), no compression (m), no atime (A), no dump (d). */
 #define PFS_FS_FL_INHERITED	(FS_COMPR_FL | FS_NOCOMP_FL | FS_NOATIME_FL | FS_NODUMP_FL)
@@ -119,20 +111,5 @@ int pfs_fs_remove_steps(struct pfs_store *st, uint64_t ino, bool listed);
 bool pfs_fs_cred_kills(const struct pfs_fs_cred *cred);
 /* Suid/sgid bits a write by cred clears from mode (0 when none). */
 uint32_t pfs_fs_kill_suid(uint32_t mode, const struct pfs_fs_cred *cred);
-
-static inline void pfs_be64_put(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static inline uint64_t pfs_be64_get(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
 
 #endif /* POSFS_FS_INTERNAL_H */

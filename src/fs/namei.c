@@ -2,16 +2,17 @@
 /*
  * Directories: entries, create, link, unlink, rmdir, rename, readdir.
  *
- * A directory's entries live in its omap, two records each:
- *   'n' + name        -> le64 ino, u8 DT_* type, le64 seq
+ * A directory's entries live in its omap, two records each (format.h,
+ * coded by dent.c):
+ *   'n' + name        -> struct pfs_ddent: le64 ino, u8 DT_* type, le64 seq
  *   's' + be64(seq)   -> name
  * seq numbers the entries of one directory in the order they were added
  * (a renamed entry gets a new one). The next seq is one past the largest
- * 's' key (found by a binary search over the 's' keys, then kept in
- * memory while mounted), or PFS_DENT_FIRST_SEQ = 3: cookies 1 and 2 are
- * "." and "..", which are not stored ("." is the directory, ".." its
- * onode's parent field). readdir walks the 's' keys after the cookie, so
- * an entry present during a whole listing is returned exactly once.
+ * 's' key (pfs_dent_seq_next, then kept in memory while mounted), or
+ * POSFS_DENT_FIRST_SEQ = 3: cookies 1 and 2 are "." and "..", which are
+ * not stored ("." is the directory, ".." its onode's parent field).
+ * readdir walks the 's' keys after the cookie, so an entry present during
+ * a whole listing is returned exactly once.
  *
  * Invariants:
  *  1. Each 'n' record has exactly one 's' record with its seq and name,
@@ -55,67 +56,46 @@ static int name_check(const char *name, size_t *len)
 	return 0;
 }
 
-struct dent {
-	uint64_t ino;
-	uint8_t type;
-	uint64_t seq;
-};
-
 /* Keys and values of one entry's records, alive until submit. */
 struct dent_rec {
-	uint8_t nkey[1 + POSFS_NAME_MAX];
+	uint8_t nkey[PFS_DENT_NAME_KEY_MAX];
 	size_t nklen;
-	uint8_t val[PFS_DENT_VLEN];
-	uint8_t skey[9];
+	uint8_t val[POSFS_DENT_VLEN];
+	uint8_t skey[POSFS_DENT_SEQ_KEY_LEN];
 };
 
-static void dent_rec_fill(struct dent_rec *r, const char *name, size_t nlen, const struct dent *d)
+static void dent_rec_fill(struct dent_rec *r, const char *name, size_t nlen,
+			  const struct pfs_dent *d)
 {
-	r->nkey[0] = PFS_DENT_NAME;
-	memcpy(r->nkey + 1, name, nlen);
-	r->nklen = nlen + 1;
-	for (int i = 0; i < 8; i++) {
-		r->val[i] = (uint8_t)(d->ino >> (8 * i));
-		r->val[9 + i] = (uint8_t)(d->seq >> (8 * i));
-	}
-	r->val[8] = d->type;
-	r->skey[0] = PFS_DENT_SEQ;
-	pfs_be64_put(r->skey + 1, d->seq);
+	r->nklen = pfs_dent_name_key(r->nkey, name, nlen);
+	pfs_dent_encode(r->val, d);
+	pfs_dent_seq_key(r->skey, d->seq);
 }
 
 static int dent_get(struct pfs_fs *fs, uint64_t dir, const char *name, size_t nlen,
-		    struct dent *d)
+		    struct pfs_dent *d)
 {
-	uint8_t key[1 + POSFS_NAME_MAX], val[PFS_DENT_VLEN];
+	uint8_t key[PFS_DENT_NAME_KEY_MAX], val[POSFS_DENT_VLEN];
+	size_t klen = pfs_dent_name_key(key, name, nlen);
 	ssize_t r;
 
-	key[0] = PFS_DENT_NAME;
-	memcpy(key + 1, name, nlen);
-	r = pfs_store_omap_get(fs->st, dir, key, nlen + 1, val, sizeof(val));
+	r = pfs_store_omap_get(fs->st, dir, key, klen, val, sizeof(val));
 	if (r < 0)
 		return (int)r;
-	if (r != PFS_DENT_VLEN)
-		return -EUCLEAN;
-	d->ino = d->seq = 0;
-	for (int i = 7; i >= 0; i--) {
-		d->ino = d->ino << 8 | val[i];
-		d->seq = d->seq << 8 | val[9 + i];
-	}
-	d->type = val[8];
-	return 0;
+	return pfs_dent_decode(val, (size_t)r, d);
 }
 
 /* Add the records of a new entry (r filled) to t. */
 static void dent_add(struct pfs_txn *t, uint64_t dir, const struct dent_rec *r)
 {
-	pfs_txn_omap_insert(t, dir, r->nkey, r->nklen, r->val, PFS_DENT_VLEN);
-	pfs_txn_omap_insert(t, dir, r->skey, 9, r->nkey + 1, r->nklen - 1);
+	pfs_txn_omap_insert(t, dir, r->nkey, r->nklen, r->val, POSFS_DENT_VLEN);
+	pfs_txn_omap_insert(t, dir, r->skey, POSFS_DENT_SEQ_KEY_LEN, r->nkey + 1, r->nklen - 1);
 }
 
 static void dent_del(struct pfs_txn *t, uint64_t dir, const struct dent_rec *r)
 {
 	pfs_txn_omap_rm(t, dir, r->nkey, r->nklen);
-	pfs_txn_omap_rm(t, dir, r->skey, 9);
+	pfs_txn_omap_rm(t, dir, r->skey, POSFS_DENT_SEQ_KEY_LEN);
 }
 
 static uint8_t dt_of(uint32_t mode)
@@ -123,59 +103,16 @@ static uint8_t dt_of(uint32_t mode)
 	return (uint8_t)((mode & S_IFMT) >> 12);
 }
 
-static int seq_probe_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
-{
-	(void)arg;
-	(void)val;
-	(void)vlen;
-	return klen == 9 && ((const uint8_t *)key)[0] == PFS_DENT_SEQ ? 1 : 2;
-}
-
-/* Is there an 's' key past seq x? 1, 0 or -errno. */
-static int seq_after(struct pfs_fs *fs, uint64_t dir, uint64_t x)
-{
-	uint8_t key[9];
-	int ret;
-
-	key[0] = PFS_DENT_SEQ;
-	pfs_be64_put(key + 1, x);
-	ret = pfs_store_omap_iterate(fs->st, dir, key, 9, seq_probe_cb, NULL);
-	return ret < 0 ? ret : ret == 1;
-}
-
-/* The next seq of dir, with dir's lock held. */
+/* The next seq of dir, with dir's lock held (-EOVERFLOW: none left). */
 static int seq_next(struct pfs_fs *fs, uint64_t dir, uint64_t *seq)
 {
-	uint64_t lo = 0, hi = UINT64_MAX, n = pfs_fs_seq_get(fs, dir);
-	int ret;
+	uint64_t n = pfs_fs_seq_get(fs, dir);
 
 	if (n) {
 		*seq = n;
 		return 0;
 	}
-	ret = seq_after(fs, dir, 0);
-	if (ret < 0)
-		return ret;
-	if (!ret) {
-		*seq = PFS_DENT_FIRST_SEQ;
-		return 0;
-	}
-	/* keys after lo exist, none after hi: the last is lo + 1 at the end */
-	while (hi - lo > 1) {
-		uint64_t mid = lo + (hi - lo) / 2;
-
-		ret = seq_after(fs, dir, mid);
-		if (ret < 0)
-			return ret;
-		if (ret)
-			lo = mid;
-		else
-			hi = mid;
-	}
-	*seq = lo + 2;
-	if (*seq < PFS_DENT_FIRST_SEQ)
-		*seq = PFS_DENT_FIRST_SEQ;
-	return 0;
+	return pfs_dent_seq_next(fs->st, dir, seq);
 }
 
 /* dir must be an existing directory. */
@@ -193,13 +130,13 @@ static int empty_cb(void *arg, const void *key, size_t klen, const void *val, si
 	(void)arg;
 	(void)val;
 	(void)vlen;
-	return klen >= 1 && ((const uint8_t *)key)[0] == PFS_DENT_NAME ? 1 : 2;
+	return klen >= 1 && ((const uint8_t *)key)[0] == POSFS_DENT_NAME ? 1 : 2;
 }
 
 /* 1 when dir has no entries, 0 when it has, or -errno. */
 static int dir_empty(struct pfs_fs *fs, uint64_t dir)
 {
-	static const uint8_t after[1] = { PFS_DENT_NAME };
+	static const uint8_t after[1] = { POSFS_DENT_NAME };
 	int ret = pfs_store_omap_iterate(fs->st, dir, after, 1, empty_cb, NULL);
 
 	return ret < 0 ? ret : ret != 1;
@@ -210,7 +147,7 @@ static int dir_empty(struct pfs_fs *fs, uint64_t dir)
 int pfs_fs_lookup(struct pfs_fs *fs, uint64_t dir, const char *name, struct pfs_fs_attr *attr)
 {
 	struct pfs_onode o;
-	struct dent d;
+	struct pfs_dent d;
 	size_t nlen;
 	int ret, dots = name_check(name, &nlen);
 
@@ -301,7 +238,7 @@ static int create_node(struct pfs_fs *fs, uint64_t dir, const char *name, uint32
 	struct pfs_attr a = { 0 };
 	struct pfs_timespec now;
 	struct pfs_txn t;
-	struct dent d;
+	struct pfs_dent d;
 	uint32_t shard;
 	size_t nlen;
 	int ret;
@@ -443,7 +380,7 @@ int pfs_fs_link(struct pfs_fs *fs, uint64_t ino, uint64_t newdir, const char *ne
 	struct touch tc = { 0 };
 	struct dent_rec rec;
 	struct pfs_txn t;
-	struct dent d;
+	struct pfs_dent d;
 	size_t nlen;
 	int ret;
 
@@ -513,7 +450,7 @@ out:
  * The caller holds o's inode lock.
  */
 static void drop_link(struct pfs_fs *fs, struct pfs_txn *t, struct touch *tc,
-		      const struct pfs_onode *o, uint8_t okey[9], bool *removed, bool *reap)
+		      const struct pfs_onode *o, uint8_t okey[POSFS_ORPHAN_KEY_LEN], bool *removed, bool *reap)
 {
 	struct pfs_attr *a = touch_get(tc, o->oid, PFS_ATTR_NLINK | PFS_ATTR_CTIME);
 
@@ -544,9 +481,9 @@ int pfs_fs_unlink(struct pfs_fs *fs, uint64_t dir, const char *name)
 	struct pfs_onode po, o;
 	struct touch tc = { 0 };
 	struct dent_rec rec;
-	uint8_t okey[9];
+	uint8_t okey[POSFS_ORPHAN_KEY_LEN];
 	struct pfs_txn t;
-	struct dent d;
+	struct pfs_dent d;
 	bool removed, reap = false;
 	size_t nlen;
 	int ret;
@@ -600,10 +537,10 @@ out:
  * directories, locked).
  */
 static int lock_with_entry(struct pfs_fs *fs, struct pfs_lockset *ls, uint64_t dir,
-			   const char *name, size_t nlen, struct dent *d)
+			   const char *name, size_t nlen, struct pfs_dent *d)
 {
 	struct pfs_lockset base = *ls;
-	struct dent d2;
+	struct pfs_dent d2;
 	int ret;
 
 	for (;;) {
@@ -637,7 +574,7 @@ int pfs_fs_rmdir(struct pfs_fs *fs, uint64_t dir, const char *name)
 	struct touch tc = { 0 };
 	struct dent_rec rec;
 	struct pfs_txn t;
-	struct dent d;
+	struct pfs_dent d;
 	size_t nlen;
 	int ret;
 
@@ -723,11 +660,11 @@ int pfs_fs_rename(struct pfs_fs *fs, uint64_t dir, const char *name, uint64_t ne
 	struct dent_rec srec, trec, nrec, xrec;
 	struct touch tc = { 0 };
 	struct rename_ctx rc = { 0 };
-	struct dent sd, td, nd;
+	struct pfs_dent sd, td, nd;
 	uint64_t nseq = 0, xseq = 0;
 	size_t nlen, nnlen;
 	bool have_t, removed = false, reap = false;
-	uint8_t okey[9];
+	uint8_t okey[POSFS_ORPHAN_KEY_LEN];
 	struct pfs_txn t;
 	int ret, r2;
 
@@ -745,7 +682,7 @@ int pfs_fs_rename(struct pfs_fs *fs, uint64_t dir, const char *name, uint64_t ne
 		pthread_mutex_lock(&fs->rename_lock);
 	/* lock both directories and the directories named by both entries */
 	for (;;) {
-		struct dent a, b;
+		struct pfs_dent a, b;
 		int ra, rb;
 
 		pfs_lockset_init(&rc.dl, fs->dlock);
@@ -845,12 +782,13 @@ int pfs_fs_rename(struct pfs_fs *fs, uint64_t dir, const char *name, uint64_t ne
 	touch_get(&tc, sd.ino, PFS_ATTR_CTIME);
 	if (exchange) {
 		/* each name keeps its seq; the inodes swap */
-		struct dent a = { td.ino, td.type, sd.seq }, b = { sd.ino, sd.type, td.seq };
+		struct pfs_dent a = { .ino = td.ino, .type = td.type, .seq = sd.seq },
+				b = { .ino = sd.ino, .type = sd.type, .seq = td.seq };
 
 		dent_rec_fill(&srec, name, nlen, &a);
 		dent_rec_fill(&trec, newname, nnlen, &b);
-		pfs_txn_omap_set(&t, dir, srec.nkey, srec.nklen, srec.val, PFS_DENT_VLEN);
-		pfs_txn_omap_set(&t, newdir, trec.nkey, trec.nklen, trec.val, PFS_DENT_VLEN);
+		pfs_txn_omap_set(&t, dir, srec.nkey, srec.nklen, srec.val, POSFS_DENT_VLEN);
+		pfs_txn_omap_set(&t, newdir, trec.nkey, trec.nklen, trec.val, POSFS_DENT_VLEN);
 		touch_get(&tc, td.ino, PFS_ATTR_CTIME);
 		if (cross && S_ISDIR(so.mode)) {
 			touch_get(&tc, sd.ino, PFS_ATTR_PARENT)->parent = newdir;
@@ -885,7 +823,7 @@ int pfs_fs_rename(struct pfs_fs *fs, uint64_t dir, const char *name, uint64_t ne
 				drop_link(fs, &t, &tc, &to, okey, &removed, &reap);
 			}
 		}
-		nd = (struct dent){ sd.ino, sd.type, nseq };
+		nd = (struct pfs_dent){ .ino = sd.ino, .type = sd.type, .seq = nseq };
 		dent_rec_fill(&nrec, newname, nnlen, &nd);
 		dent_add(&t, newdir, &nrec);
 		if (S_ISDIR(so.mode) && cross) {
@@ -932,13 +870,11 @@ struct rd_batch {
 static int rd_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 {
 	struct rd_batch *b = arg;
-	const uint8_t *k = key;
 
-	if (klen != 9 || k[0] != PFS_DENT_SEQ)
-		return 2;	/* past the 's' keys */
+	if (pfs_dent_seq_key_decode(key, klen, &b->seq[b->n]))
+		return 2;	/* past the 's' keys (or at a malformed one) */
 	if (!vlen || vlen > POSFS_NAME_MAX)
 		return -EUCLEAN;
-	b->seq[b->n] = pfs_be64_get(k + 1);
 	b->nlen[b->n] = (uint8_t)vlen;
 	memcpy(b->name[b->n], val, vlen);
 	b->name[b->n][vlen] = 0;
@@ -950,7 +886,7 @@ int pfs_fs_readdir(struct pfs_fs *fs, uint64_t dir, uint64_t cookie, pfs_fs_dire
 {
 	struct rd_batch *b;
 	struct pfs_onode o;
-	uint8_t after[9];
+	uint8_t after[POSFS_DENT_SEQ_KEY_LEN];
 	int ret = dir_stat(fs, dir, &o);
 
 	if (ret)
@@ -968,15 +904,14 @@ int pfs_fs_readdir(struct pfs_fs *fs, uint64_t dir, uint64_t cookie, pfs_fs_dire
 		int r;
 
 		b->n = 0;
-		after[0] = PFS_DENT_SEQ;
-		pfs_be64_put(after + 1, cookie);
-		r = pfs_store_omap_iterate(fs->st, dir, after, 9, rd_cb, b);
+		pfs_dent_seq_key(after, cookie);
+		r = pfs_store_omap_iterate(fs->st, dir, after, sizeof(after), rd_cb, b);
 		if (r < 0) {
 			ret = r;
 			break;
 		}
 		for (unsigned i = 0; i < b->n; i++) {
-			struct dent d;
+			struct pfs_dent d;
 
 			/* gone or renamed since: skip it */
 			ret = dent_get(fs, dir, b->name[i], b->nlen[i], &d);

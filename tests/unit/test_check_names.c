@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "check/check_internal.h"
-#include "fs/fs_internal.h"
+#include "fs/dent.h"
 #include "posfs/fs.h"
 #include "posfs/io.h"
 #include "posfs/store.h"
@@ -355,13 +355,13 @@ static void enc(uint8_t *v, uint64_t ino, uint8_t type, uint64_t seq)
 
 static struct rdent raw_get(struct pfs_store *st, uint64_t dir, const char *name)
 {
-	uint8_t key[256], v[PFS_DENT_VLEN];
+	uint8_t key[256], v[POSFS_DENT_VLEN];
 	struct rdent d = { 0 };
 	size_t n = strlen(name);
 
-	key[0] = PFS_DENT_NAME;
+	key[0] = POSFS_DENT_NAME;
 	memcpy(key + 1, name, n);
-	ck_assert_int_eq(pfs_store_omap_get(st, dir, key, n + 1, v, sizeof(v)), PFS_DENT_VLEN);
+	ck_assert_int_eq(pfs_store_omap_get(st, dir, key, n + 1, v, sizeof(v)), POSFS_DENT_VLEN);
 	for (int i = 7; i >= 0; i--) {
 		d.ino = d.ino << 8 | v[i];
 		d.seq = d.seq << 8 | v[9 + i];
@@ -380,18 +380,17 @@ static void submit_ok(struct pfs_store *st, struct pfs_txn *t)
 static void raw_set(struct pfs_store *st, uint64_t dir, const char *name, uint64_t ino,
 		    uint8_t type, uint64_t seq, bool nrec, bool srec)
 {
-	uint8_t key[256], v[PFS_DENT_VLEN], skey[9];
+	uint8_t key[256], v[POSFS_DENT_VLEN], skey[9];
 	size_t n = strlen(name);
 	struct pfs_txn t;
 
-	key[0] = PFS_DENT_NAME;
+	key[0] = POSFS_DENT_NAME;
 	memcpy(key + 1, name, n);
 	enc(v, ino, type, seq);
-	skey[0] = PFS_DENT_SEQ;
-	pfs_be64_put(skey + 1, seq);
+	pfs_dent_seq_key(skey, seq);
 	pfs_txn_init(&t);
 	if (nrec)
-		pfs_txn_omap_set(&t, dir, key, n + 1, v, PFS_DENT_VLEN);
+		pfs_txn_omap_set(&t, dir, key, n + 1, v, POSFS_DENT_VLEN);
 	if (srec)
 		pfs_txn_omap_set(&t, dir, skey, 9, name, n);
 	submit_ok(st, &t);
@@ -405,10 +404,9 @@ static void raw_rm(struct pfs_store *st, uint64_t dir, const char *name, bool nr
 	size_t n = strlen(name);
 	struct pfs_txn t;
 
-	key[0] = PFS_DENT_NAME;
+	key[0] = POSFS_DENT_NAME;
 	memcpy(key + 1, name, n);
-	skey[0] = PFS_DENT_SEQ;
-	pfs_be64_put(skey + 1, d.seq);
+	pfs_dent_seq_key(skey, d.seq);
 	pfs_txn_init(&t);
 	if (nrec)
 		pfs_txn_omap_rm(&t, dir, key, n + 1);
@@ -432,8 +430,7 @@ static void raw_orphan_rec(struct pfs_store *st, uint32_t shard, uint64_t oid)
 	uint8_t key[9];
 	struct pfs_txn t;
 
-	key[0] = PFS_ORPHAN_KEY;
-	pfs_be64_put(key + 1, oid);
+	pfs_orphan_key(key, oid);
 	pfs_txn_init(&t);
 	pfs_txn_omap_set(&t, POSFS_OID(shard, POSFS_LOCAL_ORPHANS), key, 9, "", 0);
 	submit_ok(st, &t);
@@ -839,7 +836,7 @@ static int count_cb(void *arg, const void *key, size_t klen, const void *val, si
 {
 	(void)val;
 	(void)vlen;
-	if (klen == 9 && ((const uint8_t *)key)[0] == PFS_ORPHAN_KEY)
+	if (klen == 9 && ((const uint8_t *)key)[0] == POSFS_ORPHAN_KEY)
 		++*(unsigned *)arg;
 	return 0;
 }
@@ -1267,8 +1264,7 @@ START_TEST(large_orphan)
 	ck_assert_int_eq(pfs_fs_unlink(fs, POSFS_ROOT_OID, "big"), 0);
 	pfs_fs_close(fs);	/* "crash" */
 	/* too large for one transaction indeed (which then changes nothing) */
-	key[0] = PFS_ORPHAN_KEY;
-	pfs_be64_put(key + 1, f);
+	pfs_orphan_key(key, f);
 	pfs_txn_init(&tx);
 	pfs_txn_remove(&tx, f);
 	pfs_txn_omap_rm(&tx, POSFS_OID(0, POSFS_LOCAL_ORPHANS), key, 9);
