@@ -60,6 +60,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "format/endian.h"
 #include "check/map.h"
 
 /* Tunables; the unit tests also build this file with tiny ones. */
@@ -152,21 +153,6 @@ static inline uint64_t key_at(const uint8_t *p)
 	uint64_t k;
 
 	memcpy(&k, p, 8);
-	return k;
-}
-
-static void key_to_be(uint8_t *b, uint64_t k)
-{
-	for (int i = 7; i >= 0; i--, k >>= 8)
-		b[i] = (uint8_t)k;
-}
-
-static uint64_t key_from_be(const uint8_t *b)
-{
-	uint64_t k = 0;
-
-	for (int i = 0; i < 8; i++)
-		k = k << 8 | b[i];
 	return k;
 }
 
@@ -560,7 +546,7 @@ static int lm_apply(struct pfs_map *m, uint32_t op, uint64_t key, const void *va
 	uint8_t kb[8];
 	MDB_val k = { 8, kb }, v = { m->vsize, (void *)val };
 
-	key_to_be(kb, key);
+	st_be64(kb, key);
 	switch (op) {
 	case OP_OPEN:
 		return mdb_dbi_open(txn, m->name, MDB_CREATE, &m->dbi);
@@ -690,7 +676,7 @@ static int lm_get(struct pfs_map *m, uint64_t key, void *val)
 	MDB_val k = { 8, kb }, v;
 	int rc;
 
-	key_to_be(kb, key);
+	st_be64(kb, key);
 	rc = mdb_get(m->env->txn, m->dbi, &k, &v);
 	if (rc)
 		return lm_err(rc);
@@ -721,7 +707,7 @@ static int lm_iterate(struct pfs_map *m, uint64_t from, pfs_map_fn fn, void *arg
 			if (rc)
 				return lm_err(rc);
 			gen = e->gen;
-			key_to_be(kb, from);
+			st_be64(kb, from);
 			k.mv_size = 8;
 			k.mv_data = kb;
 			rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
@@ -734,7 +720,7 @@ static int lm_iterate(struct pfs_map *m, uint64_t from, pfs_map_fn fn, void *arg
 			rc = -EIO;
 			break;
 		}
-		key = key_from_be(k.mv_data);
+		key = ld_be64(k.mv_data);
 		memcpy(buf, v.mv_data, m->vsize);
 		rc = fn(arg, key, buf);
 		if (rc || key == UINT64_MAX)

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "format/endian.h"
 #include "fs/dent.h"
 
 /* Seq and orphan keys alike: a prefix byte, then a be64. */
@@ -24,39 +25,20 @@ _Static_assert(POSFS_DENT_SEQ_KEY_LEN == KEY64_LEN && POSFS_ORPHAN_KEY_LEN == KE
 
 static void key64_put(uint8_t *key, uint8_t prefix, uint64_t v)
 {
-	uint64_t be = htobe64(v);
-
 	key[0] = prefix;
-	memcpy(key + 1, &be, 8);
+	st_be64(key + 1, v);
 }
 
 static int key64_get(const void *key, size_t klen, uint8_t prefix, uint64_t *v)
 {
 	const uint8_t *k = key;
-	uint64_t be;
 
 	if (!klen || k[0] != prefix)
 		return -ENOENT;
 	if (klen != KEY64_LEN)
 		return -EUCLEAN;
-	memcpy(&be, k + 1, 8);
-	*v = be64toh(be);
+	*v = ld_be64(k + 1);
 	return 0;
-}
-
-static void le64_bytes_put(uint8_t *p, uint64_t v)
-{
-	uint64_t le = htole64(v);
-
-	memcpy(p, &le, 8);
-}
-
-static uint64_t le64_bytes_get(const uint8_t *p)
-{
-	uint64_t le;
-
-	memcpy(&le, p, 8);
-	return le64toh(le);
 }
 
 /* ---- names ------------------------------------------------------------- */
@@ -107,9 +89,9 @@ void pfs_dent_encode(uint8_t val[POSFS_DENT_VLEN], const struct pfs_dent *d)
 {
 	struct pfs_ddent *v = (struct pfs_ddent *)val;
 
-	le64_bytes_put(v->ino, d->ino);
+	st_le64(v->ino, d->ino);
 	v->type = d->type;
-	le64_bytes_put(v->seq, d->seq);
+	st_le64(v->seq, d->seq);
 }
 
 int pfs_dent_decode(const void *val, size_t vlen, struct pfs_dent *d)
@@ -118,9 +100,9 @@ int pfs_dent_decode(const void *val, size_t vlen, struct pfs_dent *d)
 
 	if (vlen != POSFS_DENT_VLEN)
 		return -EUCLEAN;
-	d->ino = le64_bytes_get(v->ino);
+	d->ino = ld_le64(v->ino);
 	d->type = v->type;
-	d->seq = le64_bytes_get(v->seq);
+	d->seq = ld_le64(v->seq);
 	return 0;
 }
 
