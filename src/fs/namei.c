@@ -865,14 +865,21 @@ struct rd_batch {
 	uint64_t seq[RD_BATCH];
 	uint8_t nlen[RD_BATCH];
 	char name[RD_BATCH][POSFS_NAME_MAX + 1];
+	bool bad_key;		/* a malformed 's' key was passed over */
 };
 
 static int rd_cb(void *arg, const void *key, size_t klen, const void *val, size_t vlen)
 {
 	struct rd_batch *b = arg;
 
-	if (pfs_dent_seq_key_decode(key, klen, &b->seq[b->n]))
-		return 2;	/* past the 's' keys (or at a malformed one) */
+	int r = pfs_dent_seq_key_decode(key, klen, &b->seq[b->n]);
+
+	if (r == -ENOENT)
+		return 2;	/* past the 's' keys */
+	if (r) {
+		b->bad_key = true;	/* passed over, as the seq allocator does */
+		return 0;
+	}
 	if (!vlen || vlen > POSFS_NAME_MAX)
 		return -EUCLEAN;
 	b->nlen[b->n] = (uint8_t)vlen;
@@ -900,12 +907,18 @@ int pfs_fs_readdir(struct pfs_fs *fs, uint64_t dir, uint64_t cookie, pfs_fs_dire
 	b = malloc(sizeof(*b));
 	if (!b)
 		return -ENOMEM;
+	b->bad_key = false;
 	for (;;) {
 		int r;
 
 		b->n = 0;
 		pfs_dent_seq_key(after, cookie);
 		r = pfs_store_omap_iterate(fs->st, dir, after, sizeof(after), rd_cb, b);
+		if (b->bad_key) {	/* the listing goes on; the damage is told */
+			pfs_store_report_damage(fs->st, PFS_DAMAGE_OBJECT, dir,
+						"a malformed directory entry key");
+			b->bad_key = false;
+		}
 		if (r < 0) {
 			ret = r;
 			break;

@@ -338,6 +338,13 @@ START_TEST(layer_seqs)
 	/* c and e have seqs of their own, past b's (cookie 4) */
 	ck_assert_int_eq(pfs_fs_readdir(fs, d.ino, 4, count_cb, &n), 0);
 	ck_assert_uint_eq(n, 2);
+	/* the whole listing goes past the malformed key (once it ended
+	 * there: b, c and e were missing), and the damage is told */
+	n = 0;
+	ck_assert(!pfs_store_has_errors(st));
+	ck_assert_int_eq(pfs_fs_readdir(fs, d.ino, 0, count_cb, &n), 0);
+	ck_assert_uint_eq(n, 6);	/* ., .., a, b, c, e */
+	ck_assert(pfs_store_has_errors(st));
 	/* no seq left */
 	ck_assert_int_eq(pfs_fs_mknod(fs, f.ino, "x", S_IFREG | 0644, 0, &user, &a), -EOVERFLOW);
 	ck_assert_int_eq(pfs_fs_lookup(fs, f.ino, "x", &a), -ENOENT);
