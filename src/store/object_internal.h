@@ -3,8 +3,9 @@
  * What the object modules of src/store share, and nothing else may use:
  *   objop.c   the operation engine: an object context applies a
  *             transaction's operations to onodes, extents, data blocks,
- *             compressed frames, clones, xattrs and omaps; and
- *             pfs_store_submit;
+ *             compressed frames, clones, xattrs and omaps;
+ *   submit.c  pfs_store_submit: the shards' locks, the -EXDEV and -EAGAIN
+ *             retries, the commit;
  *   read.c    the reads: stat, data, seek, xattrs and omap, each under one
  *             shard's read transaction;
  *   txn.c     the transaction builder (it needs nothing here).
@@ -93,6 +94,10 @@ void pfs_scratch_put(uint8_t *p);
 
 /* The object's onode, decoded once per transaction. */
 int pfs_obj_get(struct objctx *c, uint64_t oid, struct obj **op);
+/* The changed onodes back to their radix slots, before the commit. */
+int pfs_obj_writeback(struct objctx *c);
+/* One operation of a transaction. */
+int pfs_obj_apply(struct objctx *c, const struct pfs_op *op);
 
 /* The extent that maps lblk: 0; -ENOENT for a hole. */
 int pfs_ext_find(struct objctx *c, struct obj *ob, uint64_t lblk, struct pfs_extent *e);
