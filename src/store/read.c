@@ -110,210 +110,286 @@ static int check_foreign(struct pfs_store *st, uint32_t shard, uint64_t blkno, u
 	return ret;
 }
 
+/* A data read under way (store_read): the object, its shard's read
+ * transaction, and where the bytes go. */
+struct reader {
+	struct pfs_store *st;
+	uint64_t oid;
+	struct objctx c;
+	struct obj *ob;
+	bool locked;		/* c.tx is the shard's read transaction */
+	bool scrub;
+	int tries;		/* checkpoints that made an unlocked I/O void */
+	uint8_t *out;		/* the caller's buffer, for byte off */
+	uint64_t off, end;
+	uint8_t *bounce;	/* for runs not read into out directly */
+	size_t bounce_len;
+};
+
+/* A checkpoint ran during an unlocked I/O: the extent is looked up again. */
+#define READ_AGAIN 1
+
+typedef int read_io_fn(struct reader *r, void *arg);
+
+/*
+ * The device read runs without the shard's lock, so that readers and
+ * writers of the shard go on. Only a checkpoint changes the device under a
+ * mapped block (writing home, or letting a freed block be reused: W4), and
+ * a checkpoint shows in ckpt_started: after one, the run is read again, at
+ * most READ_UNLOCKED_TRIES times before a read keeps the lock.
+ *
+ * io runs with the lock dropped while tries remain, and always when it
+ * reads another shard's blocks (foreign: it takes that shard's lock).
+ * Returns io's result; READ_AGAIN when a checkpoint ran meanwhile; or the
+ * error of taking the lock again (r->locked is false then).
+ */
+static int read_unlocked(struct reader *r, bool foreign, read_io_fn *io, void *arg)
+{
+	bool unlocked = r->tries < READ_UNLOCKED_TRIES;
+	uint64_t gen = r->st->ckpt_started;
+	int ret, r2;
+
+	if (unlocked || foreign)
+		read_end(&r->c);
+	ret = io(r, arg);
+	if (unlocked || foreign) {
+		r2 = read_begin(r->st, r->oid, &r->c, &r->ob);
+		if (r2) {
+			r->locked = false;
+			return r2;
+		}
+	}
+	if (ret)
+		return ret;
+	if (r->st->ckpt_started != gen && unlocked) {
+		r->tries++;
+		return READ_AGAIN;
+	}
+	return 0;
+}
+
+/* A hole at *pos: zeros up to the next extent or the end. */
+static int read_hole(struct reader *r, uint64_t *pos)
+{
+	uint32_t bs = r->st->sb.block_size;
+	struct pfs_extmap em = ext_map(&r->c, r->ob);
+	struct pfs_dextent d;
+	uint64_t next = UINT64_MAX, run_end;
+	int ret = pfs_extmap_lookup_ge(&em, *pos / bs, &d);
+
+	if (!ret)
+		next = le64_get(d.lblk);
+	else if (ret != -ENOENT)
+		return ret;
+	run_end = next == UINT64_MAX || next * bs > r->end ? r->end : next * bs;
+	if (run_end <= *pos)	/* no progress: E4 says never */
+		return -EUCLEAN;
+	memset(r->out + (*pos - r->off), 0, run_end - *pos);
+	*pos = run_end;
+	return 0;
+}
+
+struct frame_read {
+	const struct pfs_extent *e;
+	uint8_t *frame;
+};
+
+static int frame_read_io(struct reader *r, void *arg)
+{
+	struct frame_read *f = arg;
+
+	return pfs_frame_fetch(r->st, f->e, &f->frame);
+}
+
+/*
+ * A compressed extent at *pos: the frame, read as a run is (its blocks
+ * change only by a checkpoint's reuse), then checked and unpacked under
+ * the lock: only the extent the read touches.
+ */
+static int read_compressed(struct reader *r, const struct pfs_extent *e, uint64_t *pos)
+{
+	uint32_t bs = r->st->sb.block_size;
+	uint64_t stop = (e->lblk + e->len) * bs < r->end ? (e->lblk + e->len) * bs : r->end;
+	struct frame_read f = { e, NULL };
+	uint8_t *plain;
+	int ret = read_unlocked(r, false, frame_read_io, &f);
+
+	if (!ret)
+		ret = pfs_frame_unpack(r->st, r->oid, e, f.frame, &plain);
+	if (ret)
+		return ret;
+	memcpy(r->out + (*pos - r->off), plain + (*pos - e->lblk * bs), stop - *pos);
+	*pos = stop;
+	return 0;
+}
+
+/* A run of a mapped extent: n blocks from pblk (of shard sh) into dst. */
+struct run_read {
+	struct pfs_shard *sh;
+	uint64_t pblk, n;
+	uint8_t *dst;
+	bool foreign;		/* sh is not the object's shard */
+	int cret;		/* the checksums' verdict */
+	uint64_t bad;		/* the first bad block, for -EBADMSG */
+};
+
+static int run_read_io(struct reader *r, void *arg)
+{
+	struct run_read *a = arg;
+	uint32_t bs = r->st->sb.block_size;
+	int ret = pfs_dev_pread(r->st->dev, a->dst, a->n * bs, a->pblk * bs);
+
+	if (!ret && a->foreign)
+		a->cret = check_foreign(r->st, a->sh->index, a->pblk, a->n, a->dst, &a->bad);	/* C2 */
+	return ret;
+}
+
+/*
+ * What the cache has newer than the device, over the run read; blocks not
+ * from a cached copy known good are checked (C2). A scrub takes only what
+ * is not home yet from the cache.
+ */
+static int run_read_cached(struct reader *r, struct run_read *a)
+{
+	uint32_t bs = r->st->sb.block_size;
+	uint64_t from = 0;
+	int cret = 0;
+
+	for (uint64_t i = 0; !cret && i <= a->n; i++) {
+		struct pfs_buf *b = i < a->n ? pfs_bcache_find(&a->sh->cache, a->pblk + i) : NULL;
+		bool good = false;
+
+		if (b) {
+			if ((b->flags & PFS_BUF_VALID) &&
+			    (!r->scrub || (b->flags & PFS_BUF_DIRTY))) {
+				memcpy(a->dst + i * bs, b->data, bs);
+				good = r->scrub || (b->flags & PFS_BUF_CSUM_OK);
+			}
+			pfs_bcache_put(b);
+		}
+		if ((good || i == a->n) && i > from)
+			cret = pfs_csum_check(r->c.tx, a->pblk + from, i - from,
+					      a->dst + from * bs, &a->bad);
+		if (good || i == a->n)
+			from = i + 1;
+	}
+	return cret;
+}
+
+/* A mapped extent at *pos: a run read from the device, then what the
+ * cache has newer. */
+static int read_mapped(struct reader *r, const struct pfs_extent *e, uint64_t *pos)
+{
+	struct pfs_store *st = r->st;
+	uint32_t bs = st->sb.block_size;
+	size_t align = pfs_dev_info(st->dev)->dio_mem_align;
+	uint64_t lb = *pos / bs, boff = *pos % bs, chunk;
+	struct run_read a = { 0 };
+	int ret;
+
+	a.n = e->lblk + e->len - lb;
+	if (a.n > READ_RUN_BLOCKS)
+		a.n = READ_RUN_BLOCKS;
+	if ((lb + a.n) * bs > r->end)
+		a.n = (r->end - 1) / bs - lb + 1;
+	/* whole blocks into an aligned buffer go there directly; the
+	 * rest through a bounce buffer as large as the reads need */
+	a.dst = r->out + (*pos - r->off);
+	if (boff || (lb + a.n) * bs > r->end || (uintptr_t)a.dst % align) {
+		if (!r->bounce) {
+			size_t want = ((r->end - *pos + boff + bs - 1) / bs) * bs;
+
+			r->bounce_len = want < READ_RUN_BLOCKS * (size_t)bs ? want :
+					READ_RUN_BLOCKS * (size_t)bs;
+			r->bounce = pfs_scratch_get(r->bounce_len, align);
+			if (!r->bounce)
+				return -ENOMEM;
+		}
+		if (a.n * bs > r->bounce_len)
+			a.n = r->bounce_len / bs;
+		a.dst = r->bounce;
+	}
+	a.pblk = e->pblk + (lb - e->lblk);
+	/* a block of another shard (a clone's, a spill's) is home and
+	 * never changes in place: the device has it; that shard's cache
+	 * and checksums are not ours to look at without its lock */
+	a.sh = pfs_store_block_shard(st, a.pblk);
+	if (!a.sh)		/* V1 says never: no block of no shard */
+		return -EUCLEAN;
+	a.foreign = a.sh->index != POSFS_OID_SHARD(r->oid);
+	ret = read_unlocked(r, a.foreign, run_read_io, &a);
+	if (ret)
+		return ret;
+	if (!a.foreign)
+		a.cret = run_read_cached(r, &a);
+	if (a.cret == -EBADMSG)
+		return pfs_store_data_error(st, r->oid, (lb + (a.bad - a.pblk)) * bs, a.bad);
+	if (a.cret)
+		return a.cret;
+	chunk = a.n * bs - boff;
+	if (*pos + chunk > r->end)
+		chunk = r->end - *pos;
+	if (a.dst == r->bounce)
+		memcpy(r->out + (*pos - r->off), r->bounce + boff, chunk);
+	*pos += chunk;
+	return 0;
+}
+
 /* pfs_store_read, or with scrub pfs_store_scrub. */
 static ssize_t store_read(struct pfs_store *st, uint64_t oid, uint64_t off, size_t len, void *buf,
 			  bool scrub)
 {
 	uint32_t bs = st->sb.block_size;
-	uint8_t *out = buf, *bounce = NULL, *dst;
-	size_t bounce_len = 0, align = pfs_dev_info(st->dev)->dio_mem_align;
-	struct objctx c;
+	struct reader r;	/* not cleared: read_begin sets up r.c */
 	struct obj *ob;
-	uint64_t end, pos;
-	int tries = 0, ret = read_begin(st, oid, &c, &ob);
+	uint64_t pos;
+	int ret = read_begin(st, oid, &r.c, &r.ob);
 
 	if (ret)
 		return ret;
+	r.st = st;
+	r.oid = oid;
+	r.locked = true;
+	r.scrub = scrub;
+	r.tries = 0;
+	r.out = buf;
+	r.off = off;
+	r.bounce = NULL;
+	r.bounce_len = 0;
+	ob = r.ob;
 	if (off >= ob->o.size || !len) {
-		read_end(&c);
+		read_end(&r.c);
 		return 0;
 	}
-	end = off + len > ob->o.size ? ob->o.size : off + len;
+	r.end = off + len > ob->o.size ? ob->o.size : off + len;
 	if (is_inline_data(ob)) {
-		memset(out, 0, end - off);
+		memset(r.out, 0, r.end - off);
 		if (off < ob->o.data_len)
-			memcpy(out, ob->o.inline_area + off,
-			       (end < ob->o.data_len ? end : ob->o.data_len) - off);
-		read_end(&c);
-		return (ssize_t)(end - off);
+			memcpy(r.out, ob->o.inline_area + off,
+			       (r.end < ob->o.data_len ? r.end : ob->o.data_len) - off);
+		read_end(&r.c);
+		return (ssize_t)(r.end - off);
 	}
-	pos = off;
-	while (pos < end) {
-		uint64_t lb = pos / bs, run_end, boff = pos % bs, pblk, bad = 0;
-		struct pfs_shard *sh;
+	for (pos = off; pos < r.end;) {
 		struct pfs_extent e;
-		uint64_t n, chunk, gen;
-		bool unlocked, foreign;
-		int cret = 0;
 
-		ret = pfs_ext_find(&c, ob, lb, &e);
-		if (ret == -ENOENT) {
-			/* a hole: zeros up to the next extent or the end */
-			struct pfs_extmap em = ext_map(&c, ob);
-			struct pfs_dextent d;
-			uint64_t next = UINT64_MAX;
-
-			if (!ret) {
-				next = e.lblk + e.len;
-			} else {
-				ret = pfs_extmap_lookup_ge(&em, lb, &d);
-				if (!ret)
-					next = le64_get(d.lblk);
-				else if (ret != -ENOENT)
-					break;
-			}
-			run_end = next == UINT64_MAX || next * bs > end ? end : next * bs;
-			if (run_end <= pos) {	/* no progress: E4 says never */
-				ret = -EUCLEAN;
-				break;
-			}
-			memset(out + (pos - off), 0, run_end - pos);
-			pos = run_end;
+		ret = pfs_ext_find(&r.c, r.ob, pos / bs, &e);
+		if (ret == -ENOENT)
+			ret = read_hole(&r, &pos);
+		else if (!ret && (e.flags & POSFS_EXTENT_COMPRESSED))
+			ret = read_compressed(&r, &e, &pos);
+		else if (!ret)
+			ret = read_mapped(&r, &e, &pos);
+		if (ret == READ_AGAIN)
 			ret = 0;
-			continue;
-		}
-		if (ret)
+		else if (ret)
 			break;
-		if (e.flags & POSFS_EXTENT_COMPRESSED) {
-			/* the frame, read as a run is (its blocks change only
-			 * by a checkpoint's reuse), then checked and unpacked
-			 * under the lock: only the extent the read touches */
-			uint8_t *frame, *plain;
-			uint64_t stop = (e.lblk + e.len) * bs < end ? (e.lblk + e.len) * bs : end;
-
-			unlocked = tries < READ_UNLOCKED_TRIES;
-			gen = st->ckpt_started;
-			if (unlocked)
-				read_end(&c);
-			ret = pfs_frame_fetch(st, &e, &frame);
-			if (unlocked) {
-				int r2 = read_begin(st, oid, &c, &ob);
-
-				if (r2) {
-					pfs_scratch_put(bounce);
-					return r2;
-				}
-			}
-			if (ret)
-				break;
-			if (st->ckpt_started != gen && tries < READ_UNLOCKED_TRIES) {
-				tries++;
-				continue;
-			}
-			ret = pfs_frame_unpack(st, oid, &e, frame, &plain);
-			if (ret)
-				break;
-			memcpy(out + (pos - off), plain + (pos - e.lblk * bs), stop - pos);
-			pos = stop;
-			continue;
-		}
-		/* mapped: read the run from the device, then what the cache has newer */
-		n = e.lblk + e.len - lb;
-		if (n > READ_RUN_BLOCKS)
-			n = READ_RUN_BLOCKS;
-		if ((lb + n) * bs > end)
-			n = (end - 1) / bs - lb + 1;
-		/* whole blocks into an aligned buffer go there directly; the
-		 * rest through a bounce buffer as large as the reads need */
-		dst = out + (pos - off);
-		if (boff || (lb + n) * bs > end || (uintptr_t)dst % align) {
-			if (!bounce) {
-				size_t want = ((end - pos + boff + bs - 1) / bs) * bs;
-
-				bounce_len = want < READ_RUN_BLOCKS * (size_t)bs ? want :
-					     READ_RUN_BLOCKS * (size_t)bs;
-				bounce = pfs_scratch_get(bounce_len, align);
-				if (!bounce) {
-					ret = -ENOMEM;
-					break;
-				}
-			}
-			if (n * bs > bounce_len)
-				n = bounce_len / bs;
-			dst = bounce;
-		}
-		/*
-		 * The device read runs without the shard's lock, so that
-		 * readers and writers of the shard go on. Only a checkpoint
-		 * changes the device under a mapped block (writing home, or
-		 * letting a freed block be reused: W4), and a checkpoint shows
-		 * in ckpt_started: after one, this run is read again, at most
-		 * READ_UNLOCKED_TRIES times before a read keeps the lock.
-		 */
-		unlocked = tries < READ_UNLOCKED_TRIES;
-		gen = st->ckpt_started;
-		pblk = e.pblk + (lb - e.lblk);
-		/* a block of another shard (a clone's, a spill's) is home and
-		 * never changes in place: the device has it; that shard's cache
-		 * and checksums are not ours to look at without its lock */
-		sh = pfs_store_block_shard(st, pblk);
-		if (!sh) {		/* V1 says never: no block of no shard */
-			ret = -EUCLEAN;
-			break;
-		}
-		foreign = sh->index != POSFS_OID_SHARD(oid);
-		if (unlocked || foreign)
-			read_end(&c);
-		ret = pfs_dev_pread(st->dev, dst, n * bs, pblk * bs);
-		if (!ret && foreign)
-			cret = check_foreign(st, sh->index, pblk, n, dst, &bad);	/* C2 */
-		if (unlocked || foreign) {
-			int r2 = read_begin(st, oid, &c, &ob);
-
-			if (r2) {
-				pfs_scratch_put(bounce);
-				return r2;
-			}
-		}
-		if (ret)
-			break;
-		if (st->ckpt_started != gen && tries < READ_UNLOCKED_TRIES) {
-			tries++;
-			continue;
-		}
-		if (!foreign) {
-			uint64_t from = 0;
-
-			/* what the cache has newer; blocks not from a cached
-			 * copy known good are checked (C2). A scrub takes
-			 * only what is not home yet from the cache. */
-			for (uint64_t i = 0; !cret && i <= n; i++) {
-				struct pfs_buf *b = i < n ? pfs_bcache_find(&sh->cache, pblk + i) : NULL;
-				bool good = false;
-
-				if (b) {
-					if ((b->flags & PFS_BUF_VALID) &&
-					    (!scrub || (b->flags & PFS_BUF_DIRTY))) {
-						memcpy(dst + i * bs, b->data, bs);
-						good = scrub || (b->flags & PFS_BUF_CSUM_OK);
-					}
-					pfs_bcache_put(b);
-				}
-				if ((good || i == n) && i > from)
-					cret = pfs_csum_check(c.tx, pblk + from, i - from,
-							      dst + from * bs, &bad);
-				if (good || i == n)
-					from = i + 1;
-			}
-		}
-		if (cret == -EBADMSG) {
-			ret = pfs_store_data_error(st, oid, (lb + (bad - pblk)) * bs, bad);
-			break;
-		}
-		if (cret) {
-			ret = cret;
-			break;
-		}
-		chunk = n * bs - boff;
-		if (pos + chunk > end)
-			chunk = end - pos;
-		if (dst == bounce)
-			memcpy(out + (pos - off), bounce + boff, chunk);
-		pos += chunk;
 	}
-	pfs_scratch_put(bounce);
-	read_end(&c);
-	return ret ? pfs_store_note(st, ret) : (ssize_t)(end - off);
+	pfs_scratch_put(r.bounce);
+	if (!r.locked)
+		return ret;	/* read_begin has noted it */
+	read_end(&r.c);
+	return ret ? pfs_store_note(st, ret) : (ssize_t)(r.end - off);
 }
 
 ssize_t pfs_store_read(struct pfs_store *st, uint64_t oid, uint64_t off, size_t len, void *buf)
