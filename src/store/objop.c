@@ -1178,94 +1178,185 @@ static int ext_mark_shared(struct objctx *c, struct obj *ob, const struct pfs_ex
 	return ret;
 }
 
-/*
- * dst [doff, doff+len) shares src's blocks [soff, soff+len). Offsets are
- * block aligned; len too, unless the range reaches src's end (its last
- * block is then shared whole: the bytes past the end are zeros).
- */
-static int op_clone_range(struct objctx *c, const struct pfs_op *op)
+/* Look up both objects of a clone_range and check its ranges. */
+static int clone_range_check(struct objctx *c, const struct pfs_op *op, struct obj **src,
+			     struct obj **dst)
 {
 	uint32_t bs = c->st->sb.block_size;
-	uint64_t slb, dlb, n;
-	struct obj *src, *dst;
 	int ret;
 
-	ret = pfs_obj_get(c, op->oid, &src);
+	ret = pfs_obj_get(c, op->oid, src);
 	if (!ret)
-		ret = pfs_obj_get(c, op->oid2, &dst);
+		ret = pfs_obj_get(c, op->oid2, dst);
 	if (ret)
 		return ret;
 	if (op->off % bs || op->off2 % bs || op->off + op->len < op->off ||
 	    op->off2 + op->len < op->off2)
 		return -EINVAL;
-	if (op->len % bs && op->off + op->len < src->o.size)
+	if (op->len % bs && op->off + op->len < (*src)->o.size)
 		return -EINVAL;
 	if (op->off2 + op->len > POSFS_FILE_BLOCKS_MAX * bs)
 		return -EFBIG;
-	if (src == dst && op->off < op->off2 + op->len && op->off2 < op->off + op->len)
+	if (*src == *dst && op->off < op->off2 + op->len && op->off2 < op->off + op->len)
 		return -EINVAL;		/* overlapping ranges of one object */
-	if (!op->len)
-		return 0;
-	if (is_inline_data(src)) {
-		/* a few bytes: copy them rather than share a block; the rest
-		 * of the range reads as zeros in dst, as it does in src */
-		uint64_t avail = src->o.size > op->off ? src->o.size - op->off : 0;
-		struct pfs_op w = { .type = PFS_OP_WRITE, .oid = op->oid2, .off = op->off2 };
-		uint64_t n_copy = 0;
+	return 0;
+}
 
-		if (avail > op->len)
-			avail = op->len;
-		if (op->off < src->o.data_len)
-			n_copy = src->o.data_len - op->off < avail ? src->o.data_len - op->off : avail;
-		if (n_copy) {
-			uint8_t bytes[POSFS_INLINE_SIZE];
+/*
+ * An inline src: a few bytes, copied rather than sharing a block; the rest
+ * of the range reads as zeros in dst, as it does in src.
+ */
+static int clone_inline(struct objctx *c, const struct pfs_op *op, struct obj *src,
+			struct obj *dst)
+{
+	uint32_t bs = c->st->sb.block_size;
+	uint64_t avail = src->o.size > op->off ? src->o.size - op->off : 0;
+	struct pfs_op w = { .type = PFS_OP_WRITE, .oid = op->oid2, .off = op->off2 };
+	uint64_t n_copy = 0;
+	int ret;
 
-			memcpy(bytes, src->o.inline_area + op->off, n_copy);
-			w.len = n_copy;
-			w.data = bytes;
-			ret = op_write(c, &w, false);
-			if (ret)
-				return ret;
-		}
-		/* zeros to the end of the range's last block, as a shared
-		 * block would read past src's end */
-		if (n_copy < (op->len + bs - 1) / bs * bs) {
-			w.off = op->off2 + n_copy;
-			w.len = (op->len + bs - 1) / bs * bs - n_copy;
-			ret = op_write(c, &w, true);
-			if (ret)
-				return ret;
-		}
-		if (dst->o.size < op->off2 + avail) {
-			dst->o.size = op->off2 + avail;
-			dst->dirty = true;
-		}
-		return 0;
+	if (avail > op->len)
+		avail = op->len;
+	if (op->off < src->o.data_len)
+		n_copy = src->o.data_len - op->off < avail ? src->o.data_len - op->off : avail;
+	if (n_copy) {
+		uint8_t bytes[POSFS_INLINE_SIZE];
+
+		memcpy(bytes, src->o.inline_area + op->off, n_copy);
+		w.len = n_copy;
+		w.data = bytes;
+		ret = op_write(c, &w, false);
+		if (ret)
+			return ret;
 	}
-	ret = inline_to_extents(c, dst);
-	if (ret)
-		return ret;
-	slb = op->off / bs;
-	dlb = op->off2 / bs;
-	n = (op->len + bs - 1) / bs;
-	ret = ext_punch(c, dst, dlb, dlb + n);
+	/* zeros to the end of the range's last block, as a shared
+	 * block would read past src's end */
+	if (n_copy < (op->len + bs - 1) / bs * bs) {
+		w.off = op->off2 + n_copy;
+		w.len = (op->len + bs - 1) / bs * bs - n_copy;
+		ret = op_write(c, &w, true);
+		if (ret)
+			return ret;
+	}
+	if (dst->o.size < op->off2 + avail) {
+		dst->o.size = op->off2 + avail;
+		dst->dirty = true;
+	}
+	return 0;
+}
+
+/* src's next mapped block at or after lb, into *next: -ENOENT if none. */
+static int clone_skip_hole(struct objctx *c, struct obj *src, uint64_t lb, uint64_t *next)
+{
+	struct pfs_extmap em = ext_map(c, src);
+	struct pfs_dextent d;
+	int ret = pfs_extmap_lookup_ge(&em, lb, &d);
+
+	if (!ret)
+		*next = le64_get(d.lblk);
+	return ret;
+}
+
+/* Share n blocks of src's extent e from its block slb as dst's from dlb. */
+static int clone_share(struct objctx *c, struct obj *src, struct obj *dst,
+		       const struct pfs_extent *e, uint64_t slb, uint64_t dlb, uint64_t n)
+{
+	struct pfs_extent de;
+	int ret;
+
+	ret = ext_mark_shared(c, src, e, slb, n);
+	if (!ret)
+		ret = pfs_refcount_inc(c->tx, e->pblk + (slb - e->lblk), n);
+	de = (struct pfs_extent){ .lblk = dlb, .pblk = e->pblk + (slb - e->lblk),
+				  .len = (uint32_t)n, .plen = (uint32_t)n,
+				  .flags = POSFS_EXTENT_SHARED };
+	if (!ret)
+		ret = ext_insert(c, dst, &de);
+	return ret;
+}
+
+/* A compressed extent of src, wholly in the range: its frame shared
+ * whole as dst's from dlb (home on the device since its commit, in any
+ * shard). */
+static int clone_frame(struct objctx *c, struct obj *src, struct obj *dst,
+		       const struct pfs_extent *e, uint64_t dlb)
+{
+	struct pfs_extent de;
+	int ret;
+
+	ret = ext_mark_shared(c, src, e, e->lblk, e->len);
+	if (!ret)
+		ret = pfs_refcount_inc(c->tx, e->pblk, e->plen);
+	de = *e;
+	de.lblk = dlb;
+	de.flags |= POSFS_EXTENT_SHARED;
+	if (!ret)
+		ret = ext_insert(c, dst, &de);
+	return ret;
+}
+
+/*
+ * Across shards only blocks that are home on the device are shared
+ * (readers of dst take them from the device); a block changed since the
+ * last checkpoint, or in this transaction, is copied into dst's shard
+ * instead. Block slb of src (in its extent e) as dst's block dlb: *copied
+ * says whether it was copied; if not, the caller shares it.
+ */
+static int clone_cross_shard(struct objctx *c, struct obj *src, struct obj *dst,
+			     const struct pfs_extent *e, uint64_t slb, uint64_t dlb,
+			     bool *copied)
+{
+	uint32_t bs = c->st->sb.block_size;
+	struct pfs_shard *bsh = pfs_store_block_shard(c->st, e->pblk);
+	uint64_t pb = e->pblk + (slb - e->lblk), hint = 0;
+	struct pfs_buf *b;
+	uint8_t *copy;
+	int ret;
+
+	*copied = false;
+	if (!bsh)
+		return -EUCLEAN;
+	if (!pfs_tx_has_shard(c->tx, bsh->index)) {
+		pfs_tx_set_xdev(c->tx, bsh->index);
+		return -EXDEV;
+	}
+	b = pfs_bcache_find(&bsh->cache, pb);
+	if (!b || (!(b->flags & PFS_BUF_DIRTY) && !b->txb)) {
+		pfs_bcache_put(b);
+		return 0;	/* settled: shared */
+	}
+	pfs_bcache_put(b);
+	*copied = true;
+	copy = malloc(bs);
+	if (!copy)
+		return -ENOMEM;
+	ret = read_block(c, src, slb, copy);
+	if (!ret)
+		ret = small_block(c, dst, dlb, 0, bs, copy, &hint);
+	free(copy);
+	return ret;
+}
+
+/* dst's n blocks from dlb share (or copy) src's from slb; dst's old
+ * blocks there are gone already. */
+static int clone_extents(struct objctx *c, struct obj *src, struct obj *dst, uint64_t slb,
+			 uint64_t dlb, uint64_t n)
+{
+	int ret = 0;
+
 	for (uint64_t i = 0; !ret && i < n;) {
-		struct pfs_extent e, de;
-		uint64_t piece;
+		struct pfs_extent e;
+		uint64_t piece, next;
+		bool copied;
 
 		ret = pfs_ext_find(c, src, slb + i, &e);
 		if (ret == -ENOENT) {
 			/* a hole: skip to the next extent */
-			struct pfs_extmap em = ext_map(c, src);
-			struct pfs_dextent d;
-
-			ret = pfs_extmap_lookup_ge(&em, slb + i, &d);
-			if (ret == -ENOENT) {
-				ret = 0;
-				break;
-			}
+			ret = clone_skip_hole(c, src, slb + i, &next);
+			if (ret == -ENOENT)
+				return 0;
 			if (!ret)
-				i = le64_get(d.lblk) - slb;
+				i = next - slb;
 			continue;
 		}
 		if (ret)
@@ -1274,77 +1365,59 @@ static int op_clone_range(struct objctx *c, const struct pfs_op *op)
 		if (piece > n - i)
 			piece = n - i;
 		if (e.flags & POSFS_EXTENT_COMPRESSED) {
-			/* a frame is shared whole (home on the device since
-			 * its commit, in any shard), or unpacked first */
+			/* a frame is shared whole, or unpacked first */
 			if (slb + i != e.lblk || piece != e.len) {
 				ret = unpack_extent(c, src, &e);
 				continue;
 			}
-			ret = ext_mark_shared(c, src, &e, e.lblk, e.len);
-			if (!ret)
-				ret = pfs_refcount_inc(c->tx, e.pblk, e.plen);
-			de = e;
-			de.lblk = dlb + i;
-			de.flags |= POSFS_EXTENT_SHARED;
-			if (!ret)
-				ret = ext_insert(c, dst, &de);
+			ret = clone_frame(c, src, dst, &e, dlb + i);
 			i += piece;
 			continue;
 		}
-		if ((int)POSFS_OID_SHARD(op->oid2) != pfs_geo_block_shard(&c->st->sb, e.pblk)) {
-			/*
-			 * Across shards only blocks that are home on the device
-			 * are shared (readers of dst take them from the device);
-			 * a block changed since the last checkpoint, or in this
-			 * transaction, is copied into dst's shard instead.
-			 */
-			struct pfs_shard *bsh = pfs_store_block_shard(c->st, e.pblk);
-			uint64_t pb = e.pblk + (slb + i - e.lblk), hint = 0;
-			struct pfs_buf *b;
-			bool settled;
-
-			if (!bsh)
-				return -EUCLEAN;
-			if (!pfs_tx_has_shard(c->tx, bsh->index)) {
-				pfs_tx_set_xdev(c->tx, bsh->index);
-				return -EXDEV;
-			}
-			b = pfs_bcache_find(&bsh->cache, pb);
-			settled = !b || (!(b->flags & PFS_BUF_DIRTY) && !b->txb);
-			pfs_bcache_put(b);
+		if ((int)POSFS_OID_SHARD(dst->oid) != pfs_geo_block_shard(&c->st->sb, e.pblk)) {
 			piece = 1;	/* one block at a time across shards */
-			if (!settled) {
-				uint8_t *copy = malloc(bs);
-
-				if (!copy)
-					return -ENOMEM;
-				ret = read_block(c, src, slb + i, copy);
-				if (!ret)
-					ret = small_block(c, dst, dlb + i, 0, bs, copy, &hint);
-				free(copy);
+			ret = clone_cross_shard(c, src, dst, &e, slb + i, dlb + i, &copied);
+			if (ret || copied) {
 				i += piece;
 				continue;
 			}
 		}
-		ret = ext_mark_shared(c, src, &e, slb + i, piece);
-		if (!ret)
-			ret = pfs_refcount_inc(c->tx, e.pblk + (slb + i - e.lblk), piece);
-		de = (struct pfs_extent){ .lblk = dlb + i, .pblk = e.pblk + (slb + i - e.lblk),
-					  .len = (uint32_t)piece, .plen = (uint32_t)piece,
-					  .flags = POSFS_EXTENT_SHARED };
-		if (!ret)
-			ret = ext_insert(c, dst, &de);
+		ret = clone_share(c, src, dst, &e, slb + i, dlb + i, piece);
 		i += piece;
 	}
-	if (!ret) {
-		uint64_t avail = src->o.size > op->off ? src->o.size - op->off : 0;
-		uint64_t end = op->off2 + (op->len < avail ? op->len : avail);
-
-		if (end > dst->o.size)
-			dst->o.size = end;
-		dst->dirty = true;
-	}
 	return ret;
+}
+
+/*
+ * dst [doff, doff+len) shares src's blocks [soff, soff+len). Offsets are
+ * block aligned; len too, unless the range reaches src's end (its last
+ * block is then shared whole: the bytes past the end are zeros).
+ */
+static int op_clone_range(struct objctx *c, const struct pfs_op *op)
+{
+	uint32_t bs = c->st->sb.block_size;
+	uint64_t dlb = op->off2 / bs, n = (op->len + bs - 1) / bs, avail, end;
+	struct obj *src, *dst;
+	int ret;
+
+	ret = clone_range_check(c, op, &src, &dst);
+	if (ret || !op->len)
+		return ret;
+	if (is_inline_data(src))
+		return clone_inline(c, op, src, dst);
+	ret = inline_to_extents(c, dst);
+	if (!ret)
+		ret = ext_punch(c, dst, dlb, dlb + n);
+	if (!ret)
+		ret = clone_extents(c, src, dst, op->off / bs, dlb, n);
+	if (ret)
+		return ret;
+	avail = src->o.size > op->off ? src->o.size - op->off : 0;
+	end = op->off2 + (op->len < avail ? op->len : avail);
+	if (end > dst->o.size)
+		dst->o.size = end;
+	dst->dirty = true;
+	return 0;
 }
 
 /* dst becomes a copy of src's data (dst's own data goes). */
