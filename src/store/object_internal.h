@@ -9,8 +9,10 @@
  *   read.c    the reads: stat, data, seek, xattrs and omap, each under one
  *             shard's read transaction;
  *   txn.c     the transaction builder (it needs nothing here).
- * An object context and everything reached through it is covered by the
- * locks of its transaction (c->tx): the caller holds them over every call.
+ * A call on an object context runs under the locks of its transaction
+ * (c->tx), which the caller holds. pfs_frame_fetch (a device read of
+ * blocks that only a checkpoint changes) and the scratch buffers need no
+ * lock: a read runs them with its shard's lock dropped.
  */
 #ifndef POSFS_STORE_OBJECT_INTERNAL_H
 #define POSFS_STORE_OBJECT_INTERNAL_H
