@@ -7,7 +7,7 @@
  *
  * A data read leaves the shard's lock while it waits for the device: the
  * other readers and the writers of the shard go on. What it read is good
- * unless a checkpoint ran meanwhile (see store_read); blocks of another
+ * unless a checkpoint ran meanwhile (read_unlocked); blocks of another
  * shard are checked under that shard's lock.
  */
 #include <errno.h>
