@@ -1257,39 +1257,29 @@ static int clone_skip_hole(struct objctx *c, struct obj *src, uint64_t lb, uint6
 	return ret;
 }
 
-/* Share n blocks of src's extent e from its block slb as dst's from dlb. */
+/*
+ * Share n blocks of src's extent e from its block slb as dst's from dlb.
+ * A compressed extent is shared whole (slb and n are all of it): its
+ * frame is home on the device since its commit, in any shard.
+ */
 static int clone_share(struct objctx *c, struct obj *src, struct obj *dst,
 		       const struct pfs_extent *e, uint64_t slb, uint64_t dlb, uint64_t n)
 {
 	struct pfs_extent de;
 	int ret;
 
+	if (e->flags & POSFS_EXTENT_COMPRESSED) {
+		de = *e;
+		de.lblk = dlb;
+		de.flags |= POSFS_EXTENT_SHARED;
+	} else {
+		de = (struct pfs_extent){ .lblk = dlb, .pblk = e->pblk + (slb - e->lblk),
+					  .len = (uint32_t)n, .plen = (uint32_t)n,
+					  .flags = POSFS_EXTENT_SHARED };
+	}
 	ret = ext_mark_shared(c, src, e, slb, n);
 	if (!ret)
-		ret = pfs_refcount_inc(c->tx, e->pblk + (slb - e->lblk), n);
-	de = (struct pfs_extent){ .lblk = dlb, .pblk = e->pblk + (slb - e->lblk),
-				  .len = (uint32_t)n, .plen = (uint32_t)n,
-				  .flags = POSFS_EXTENT_SHARED };
-	if (!ret)
-		ret = ext_insert(c, dst, &de);
-	return ret;
-}
-
-/* A compressed extent of src, wholly in the range: its frame shared
- * whole as dst's from dlb (home on the device since its commit, in any
- * shard). */
-static int clone_frame(struct objctx *c, struct obj *src, struct obj *dst,
-		       const struct pfs_extent *e, uint64_t dlb)
-{
-	struct pfs_extent de;
-	int ret;
-
-	ret = ext_mark_shared(c, src, e, e->lblk, e->len);
-	if (!ret)
-		ret = pfs_refcount_inc(c->tx, e->pblk, e->plen);
-	de = *e;
-	de.lblk = dlb;
-	de.flags |= POSFS_EXTENT_SHARED;
+		ret = pfs_refcount_inc(c->tx, de.pblk, de.plen);
 	if (!ret)
 		ret = ext_insert(c, dst, &de);
 	return ret;
@@ -1370,7 +1360,7 @@ static int clone_extents(struct objctx *c, struct obj *src, struct obj *dst, uin
 				ret = unpack_extent(c, src, &e);
 				continue;
 			}
-			ret = clone_frame(c, src, dst, &e, dlb + i);
+			ret = clone_share(c, src, dst, &e, e.lblk, dlb + i, e.len);
 			i += piece;
 			continue;
 		}
