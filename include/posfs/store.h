@@ -190,7 +190,7 @@ uint64_t pfs_store_data_errors(const struct pfs_store *st);
 typedef int (*pfs_object_fn)(void *arg, const struct pfs_onode *o);
 int pfs_store_iterate_objects(struct pfs_store *st, uint32_t shard, pfs_object_fn fn, void *arg);
 
-/* ---- object.c: objects ------------------------------------------------- */
+/* ---- objop.c: object ids ----------------------------------------------- */
 
 /*
  * Reserve a new object id in shard (its onode is made by PFS_OP_CREATE in
@@ -198,6 +198,8 @@ int pfs_store_iterate_objects(struct pfs_store *st, uint32_t shard, pfs_object_f
  * never reused. Errors: -EINVAL (no such shard), -ENOSPC (ids exhausted).
  */
 int pfs_store_oid_alloc(struct pfs_store *st, uint32_t shard, uint64_t *oid);
+
+/* ---- txn.c: transactions ----------------------------------------------- */
 
 /* Attributes of an object, as the onode keeps them. */
 struct pfs_attr {
@@ -297,6 +299,8 @@ void pfs_txn_clone(struct pfs_txn *t, uint64_t src, uint64_t dst);
 void pfs_txn_clone_range(struct pfs_txn *t, uint64_t src, uint64_t soff, uint64_t dst,
 			 uint64_t doff, uint64_t len);
 
+/* ---- submit.c: submit -------------------------------------------------- */
+
 /* pfs_store_submit flags */
 #define PFS_SUBMIT_DURABLE	0x1	/* return once durable */
 /*
@@ -328,7 +332,7 @@ int pfs_store_submit(struct pfs_store *st, struct pfs_txn *t, int flags,
 /* Wait until a submitted transaction is durable. */
 int pfs_store_wait(struct pfs_store *st, const struct pfs_commit *token);
 
-/* ---- object.c: reads ----------------------------------------------------- */
+/* ---- read.c: reads ------------------------------------------------------- */
 
 int pfs_store_stat(struct pfs_store *st, uint64_t oid, struct pfs_onode *o);
 

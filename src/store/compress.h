@@ -7,7 +7,7 @@
  * as one zstd frame in plen device blocks, zero padded; its record's csum
  * is pfs_data_csum over the plen blocks. It is never changed in place: a
  * write into it, or a punch that cuts it, first turns it into plain
- * blocks (object.c).
+ * blocks (objop.c).
  */
 #ifndef POSFS_STORE_COMPRESS_H
 #define POSFS_STORE_COMPRESS_H

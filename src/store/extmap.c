@@ -3,7 +3,7 @@
  * An object's extent map: its extent records inline in the onode while
  * they fit (data_fmt EXTENTS: data_len / 32 records at the start of the
  * inline area, sorted by lblk), then a B+tree (data_fmt BTREE). The same
- * calls serve both, so object.c never asks which one it has.
+ * calls serve both, so objop.c and read.c never ask which one they have.
  *
  * Invariants:
  *   E1. data_fmt is EXTENTS (possibly with no record) or BTREE; BTREE iff

@@ -122,7 +122,7 @@ int64_t pfs_tx_xdev(const struct pfs_tx *tx)
  *   data room      about 0.4% of the shard, at least 64 blocks, that data
  *                  leaves to ordinary metadata: when a shard's data is
  *                  full its objects can still be created and renamed, and
- *                  large writes go on in the other shards (object.c:
+ *                  large writes go on in the other shards (objop.c:
  *                  spill_shard).
  *
  * An allocation that would go below its layer's floor fails with -ENOSPC

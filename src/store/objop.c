@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Objects: the operations of a transaction applied to onodes (the radix
- * tree), data extents (the extent trees and the data blocks), xattrs and
- * omaps, and the reads.
+ * The operation engine: the operations of a transaction applied, on an
+ * object context (object_internal.h), to onodes (the radix tree), data
+ * extents (the extent trees and the data blocks), xattrs and omaps.
+ * pfs_store_submit (submit.c) runs it; the reads (read.c) share its
+ * onode, extent and frame lookups.
  *
  * Data writes follow the PoseidonStore procedure:
  *   - a write of at most small_write bytes changes the data blocks in the
@@ -52,24 +54,7 @@
 #include "store/radix.h"
 #include "store/refcount.h"
 #include "store/store_internal.h"
-
-#define XATTR_KEY_MAX (2 + 255)
-#define TX_OBJ_MAX 16
-
-struct obj {
-	uint64_t oid;
-	bool is_new;		/* created in this transaction */
-	bool dirty;
-	bool removed;
-	struct pfs_onode o;
-};
-
-struct objctx {
-	struct pfs_store *st;
-	struct pfs_tx *tx;
-	struct obj objs[TX_OBJ_MAX];
-	unsigned n;
-};
+#include "store/object_internal.h"
 
 /* ---- scratch buffers for data I/O ----------------------------------------- */
 
@@ -86,7 +71,7 @@ struct objctx {
 static struct pfs_thread_buf scratch_buf = PFS_THREAD_BUF_INIT;
 static __thread uint8_t *scratch_out;	/* the thread's buffer, in use */
 
-static uint8_t *scratch_get(size_t len, size_t align)
+uint8_t *pfs_scratch_get(size_t len, size_t align)
 {
 	void *p;
 
@@ -97,197 +82,12 @@ static uint8_t *scratch_get(size_t len, size_t align)
 	return scratch_out;
 }
 
-static void scratch_put(uint8_t *p)
+void pfs_scratch_put(uint8_t *p)
 {
 	if (p && p == scratch_out)
 		scratch_out = NULL;
 	else
 		free(p);
-}
-
-/* ---- the transaction builder ------------------------------------------- */
-
-void pfs_txn_init(struct pfs_txn *t)
-{
-	memset(t, 0, sizeof(*t));
-}
-
-void pfs_txn_fini(struct pfs_txn *t)
-{
-	free(t->ops);
-	memset(t, 0, sizeof(*t));
-}
-
-void pfs_txn_reset(struct pfs_txn *t)
-{
-	t->n = 0;
-	t->err = 0;
-}
-
-static struct pfs_op *op_add(struct pfs_txn *t, enum pfs_op_type type, uint64_t oid)
-{
-	struct pfs_op *op;
-
-	if (t->err)
-		return NULL;
-	if (t->n == t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 8;
-		struct pfs_op *n = realloc(t->ops, cap * sizeof(*n));
-
-		if (!n) {
-			t->err = -ENOMEM;
-			return NULL;
-		}
-		t->ops = n;
-		t->cap = cap;
-	}
-	op = &t->ops[t->n++];
-	memset(op, 0, sizeof(*op));
-	op->type = type;
-	op->oid = oid;
-	return op;
-}
-
-void pfs_txn_create(struct pfs_txn *t, uint64_t oid, const struct pfs_attr *a)
-{
-	struct pfs_op *op = op_add(t, PFS_OP_CREATE, oid);
-
-	if (op && a)
-		op->attr = *a;
-}
-
-void pfs_txn_remove(struct pfs_txn *t, uint64_t oid)
-{
-	op_add(t, PFS_OP_REMOVE, oid);
-}
-
-void pfs_txn_write(struct pfs_txn *t, uint64_t oid, uint64_t off, uint64_t len,
-		   const void *data)
-{
-	struct pfs_op *op = op_add(t, PFS_OP_WRITE, oid);
-
-	if (op) {
-		op->off = off;
-		op->len = len;
-		op->data = data;
-	}
-}
-
-void pfs_txn_zero(struct pfs_txn *t, uint64_t oid, uint64_t off, uint64_t len)
-{
-	struct pfs_op *op = op_add(t, PFS_OP_ZERO, oid);
-
-	if (op) {
-		op->off = off;
-		op->len = len;
-	}
-}
-
-void pfs_txn_truncate(struct pfs_txn *t, uint64_t oid, uint64_t size)
-{
-	struct pfs_op *op = op_add(t, PFS_OP_TRUNCATE, oid);
-
-	if (op)
-		op->off = size;
-}
-
-void pfs_txn_setattr(struct pfs_txn *t, uint64_t oid, const struct pfs_attr *a,
-		     uint32_t mask)
-{
-	struct pfs_op *op = op_add(t, PFS_OP_SETATTR, oid);
-
-	if (op) {
-		op->attr = *a;
-		op->mask = mask;
-	}
-}
-
-void pfs_txn_setxattr(struct pfs_txn *t, uint64_t oid, const char *name, const void *val,
-		      size_t vlen, int flags)
-{
-	struct pfs_op *op = op_add(t, PFS_OP_SETXATTR, oid);
-
-	if (op) {
-		op->key = name;
-		op->klen = strlen(name);
-		op->val = val;
-		op->vlen = vlen;
-		op->flags = flags;
-	}
-}
-
-void pfs_txn_rmxattr(struct pfs_txn *t, uint64_t oid, const char *name)
-{
-	struct pfs_op *op = op_add(t, PFS_OP_RMXATTR, oid);
-
-	if (op) {
-		op->key = name;
-		op->klen = strlen(name);
-	}
-}
-
-void pfs_txn_clone(struct pfs_txn *t, uint64_t src, uint64_t dst)
-{
-	struct pfs_op *op = op_add(t, PFS_OP_CLONE, src);
-
-	if (op)
-		op->oid2 = dst;
-}
-
-void pfs_txn_clone_range(struct pfs_txn *t, uint64_t src, uint64_t soff, uint64_t dst,
-			 uint64_t doff, uint64_t len)
-{
-	struct pfs_op *op = op_add(t, PFS_OP_CLONE_RANGE, src);
-
-	if (op) {
-		op->oid2 = dst;
-		op->off = soff;
-		op->off2 = doff;
-		op->len = len;
-	}
-}
-
-static void omap_op(struct pfs_txn *t, enum pfs_op_type type, uint64_t oid, const void *key,
-		    size_t klen, const void *val, size_t vlen)
-{
-	struct pfs_op *op = op_add(t, type, oid);
-
-	if (op) {
-		op->key = key;
-		op->klen = klen;
-		op->val = val;
-		op->vlen = vlen;
-	}
-}
-
-void pfs_txn_omap_set(struct pfs_txn *t, uint64_t oid, const void *key, size_t klen,
-		      const void *val, size_t vlen)
-{
-	omap_op(t, PFS_OP_OMAP_SET, oid, key, klen, val, vlen);
-}
-
-void pfs_txn_omap_insert(struct pfs_txn *t, uint64_t oid, const void *key, size_t klen,
-			 const void *val, size_t vlen)
-{
-	omap_op(t, PFS_OP_OMAP_INSERT, oid, key, klen, val, vlen);
-}
-
-void pfs_txn_omap_rm(struct pfs_txn *t, uint64_t oid, const void *key, size_t klen)
-{
-	omap_op(t, PFS_OP_OMAP_RM, oid, key, klen, NULL, 0);
-}
-
-void pfs_txn_omap_rmrange(struct pfs_txn *t, uint64_t oid, const void *start, size_t slen,
-			  const void *end, size_t elen)
-{
-	struct pfs_op *op = op_add(t, PFS_OP_OMAP_RMRANGE, oid);
-
-	if (op) {
-		op->key = start;
-		op->klen = slen;
-		op->key2 = end;
-		op->klen2 = elen;
-	}
 }
 
 /* ---- ids ------------------------------------------------------------------ */
@@ -311,20 +111,8 @@ int pfs_store_oid_alloc(struct pfs_store *st, uint32_t shard, uint64_t *oid)
 
 /* ---- onodes ------------------------------------------------------------- */
 
-static struct pfs_radix radix_of(struct pfs_store *st, uint32_t shard)
-{
-	struct pfs_radix rx = { &st->shards[shard].hdr.onodes, shard };
-
-	return rx;
-}
-
-static int oid_ok(const struct pfs_store *st, uint64_t oid)
-{
-	return oid && oid <= POSFS_OID_MAX && POSFS_OID_SHARD(oid) < st->nshards;
-}
-
 /* The object's onode, decoded once per transaction. */
-static int obj_get(struct objctx *c, uint64_t oid, struct obj **op)
+int pfs_obj_get(struct objctx *c, uint64_t oid, struct obj **op)
 {
 	struct pfs_radix rx;
 	struct pfs_shard *sh;
@@ -365,7 +153,7 @@ static int obj_get(struct objctx *c, uint64_t oid, struct obj **op)
 	return 0;
 }
 
-static int obj_writeback(struct objctx *c)
+int pfs_obj_writeback(struct objctx *c)
 {
 	for (unsigned i = 0; i < c->n; i++) {
 		struct obj *ob = &c->objs[i];
@@ -430,7 +218,7 @@ static int op_create(struct objctx *c, const struct pfs_op *op)
 
 	if (!oid_ok(c->st, op->oid) || !times_ok(&op->attr))
 		return -EINVAL;
-	ret = obj_get(c, op->oid, &ob);
+	ret = pfs_obj_get(c, op->oid, &ob);
 	if (!ret)
 		return -EEXIST;
 	if (ret != -ENOENT)
@@ -458,23 +246,6 @@ static int op_create(struct objctx *c, const struct pfs_op *op)
 
 /* ---- extents ------------------------------------------------------------ */
 
-static struct pfs_extmap ext_map(struct objctx *c, struct obj *ob)
-{
-	struct pfs_extmap em = { c->tx, &ob->o, POSFS_OID_SHARD(ob->oid) };
-
-	return em;
-}
-
-static void ext_get(const struct pfs_dextent *d, struct pfs_extent *e)
-{
-	e->lblk = le64_get(d->lblk);
-	e->pblk = le64_get(d->pblk);
-	e->len = le32_get(d->len);
-	e->plen = le32_get(d->plen);
-	e->flags = le32_get(d->flags);
-	e->csum = le32_get(d->csum);
-}
-
 static struct pfs_dextent ext_put(const struct pfs_extent *e)
 {
 	struct pfs_dextent d;
@@ -484,7 +255,7 @@ static struct pfs_dextent ext_put(const struct pfs_extent *e)
 }
 
 /* The extent that maps lblk: 0; -ENOENT for a hole. */
-static int ext_find(struct objctx *c, struct obj *ob, uint64_t lblk, struct pfs_extent *e)
+int pfs_ext_find(struct objctx *c, struct obj *ob, uint64_t lblk, struct pfs_extent *e)
 {
 	struct pfs_extmap em = ext_map(c, ob);
 	struct pfs_dextent d;
@@ -526,7 +297,7 @@ static int ext_insert(struct objctx *c, struct obj *ob, const struct pfs_extent 
 
 	ob->dirty = true;
 	ob->o.blocks += sectors(c->st, ext_pblocks(e));
-	if (e->lblk && !(e->flags & POSFS_EXTENT_COMPRESSED) && !ext_find(c, ob, e->lblk - 1, &l) &&
+	if (e->lblk && !(e->flags & POSFS_EXTENT_COMPRESSED) && !pfs_ext_find(c, ob, e->lblk - 1, &l) &&
 	    l.pblk + l.len == e->pblk && l.flags == e->flags && (uint64_t)l.len + e->len <= UINT32_MAX) {
 		l.len += e->len;
 		l.plen = l.len;
@@ -538,9 +309,6 @@ static int ext_insert(struct objctx *c, struct obj *ob, const struct pfs_extent 
 }
 
 static int unpack_extent(struct objctx *c, struct obj *ob, const struct pfs_extent *e);
-static int frame_fetch(struct pfs_store *st, const struct pfs_extent *e, uint8_t **frame);
-static int frame_unpack(struct pfs_store *st, uint64_t oid, const struct pfs_extent *e,
-			const uint8_t *frame, uint8_t **plain);
 
 /* Unmap [start, end) and free its blocks. */
 static int ext_punch(struct objctx *c, struct obj *ob, uint64_t start, uint64_t end)
@@ -663,12 +431,12 @@ static int small_block(struct objctx *c, struct obj *ob, uint64_t lblk, uint32_t
 	uint64_t pblk, got;
 	int ret;
 
-	ret = ext_find(c, ob, lblk, &e);
+	ret = pfs_ext_find(c, ob, lblk, &e);
 	if (!ret && (e.flags & POSFS_EXTENT_COMPRESSED)) {
 		/* never in place: plain blocks first */
 		ret = unpack_extent(c, ob, &e);
 		if (!ret)
-			ret = ext_find(c, ob, lblk, &e);
+			ret = pfs_ext_find(c, ob, lblk, &e);
 	}
 	if (!ret && (e.flags & POSFS_EXTENT_SHARED)) {
 		/* copy on write: a block of our own with the old bytes (none
@@ -747,7 +515,7 @@ static int read_block(struct objctx *c, struct obj *ob, uint64_t lblk, uint8_t *
 	struct pfs_buf *b;
 	int ret;
 
-	ret = ext_find(c, ob, lblk, &e);
+	ret = pfs_ext_find(c, ob, lblk, &e);
 	if (ret == -ENOENT) {
 		memset(buf, 0, bs);
 		return 0;
@@ -757,9 +525,9 @@ static int read_block(struct objctx *c, struct obj *ob, uint64_t lblk, uint8_t *
 	if (e.flags & POSFS_EXTENT_COMPRESSED) {
 		uint8_t *frame, *plain;
 
-		ret = frame_fetch(c->st, &e, &frame);
+		ret = pfs_frame_fetch(c->st, &e, &frame);
 		if (!ret)
-			ret = frame_unpack(c->st, ob->oid, &e, frame, &plain);
+			ret = pfs_frame_unpack(c->st, ob->oid, &e, frame, &plain);
 		if (!ret)
 			memcpy(buf, plain + (lblk - e.lblk) * bs, bs);
 		return ret;
@@ -812,7 +580,7 @@ static size_t zbuf_len(const struct pfs_store *st)
 
 /* A compressed extent's frame from the device (home since its commit and
  * never changed in place) into the thread's frame buffer. */
-static int frame_fetch(struct pfs_store *st, const struct pfs_extent *e, uint8_t **frame)
+int pfs_frame_fetch(struct pfs_store *st, const struct pfs_extent *e, uint8_t **frame)
 {
 	uint32_t bs = st->sb.block_size;
 
@@ -826,8 +594,8 @@ static int frame_fetch(struct pfs_store *st, const struct pfs_extent *e, uint8_t
 
 /* Check a fetched frame (C2) and decompress it into the thread's plain
  * buffer: -EIO, reported, when it does not match or does not decompress. */
-static int frame_unpack(struct pfs_store *st, uint64_t oid, const struct pfs_extent *e,
-			const uint8_t *frame, uint8_t **plain)
+int pfs_frame_unpack(struct pfs_store *st, uint64_t oid, const struct pfs_extent *e,
+		     const uint8_t *frame, uint8_t **plain)
 {
 	uint32_t bs = st->sb.block_size;
 	size_t n = (size_t)e->len * bs;
@@ -861,7 +629,7 @@ static uint64_t alloc_hint(struct objctx *c, struct obj *ob, uint64_t lblk)
 {
 	struct pfs_extent prev;
 
-	if (!lblk || ext_find(c, ob, lblk - 1, &prev))
+	if (!lblk || pfs_ext_find(c, ob, lblk - 1, &prev))
 		return 0;
 	if (prev.flags & POSFS_EXTENT_COMPRESSED)
 		return prev.pblk + prev.plen;
@@ -1025,7 +793,7 @@ static int write_blocks(struct objctx *c, struct obj *ob, uint64_t first, uint64
 		fb.cap = (size_t)n * bs < FRAME_BATCH_MAX ? (size_t)n * bs : FRAME_BATCH_MAX;
 		if (fb.cap < zbuf_len(c->st))
 			fb.cap = zbuf_len(c->st);
-		fb.buf = scratch_get(fb.cap, pfs_dev_info(c->st->dev)->dio_mem_align);
+		fb.buf = pfs_scratch_get(fb.cap, pfs_dev_info(c->st->dev)->dio_mem_align);
 		if (!fb.buf)
 			ret = -ENOMEM;
 	}
@@ -1069,7 +837,7 @@ static int write_blocks(struct objctx *c, struct obj *ob, uint64_t first, uint64
 		ret = write_plain(c, ob, first + plain, nplain, buf + plain * bs, &from, &hint);
 	if (!ret)
 		ret = batch_flush(c, &fb);
-	scratch_put(fb.buf);
+	pfs_scratch_put(fb.buf);
 	if (!ret)
 		pfs_tx_note_data(c->tx);
 	return ret;
@@ -1080,10 +848,10 @@ static int write_blocks(struct objctx *c, struct obj *ob, uint64_t first, uint64
 static int unpack_extent(struct objctx *c, struct obj *ob, const struct pfs_extent *e)
 {
 	uint8_t *frame, *plain;
-	int ret = frame_fetch(c->st, e, &frame);
+	int ret = pfs_frame_fetch(c->st, e, &frame);
 
 	if (!ret)
-		ret = frame_unpack(c->st, ob->oid, e, frame, &plain);
+		ret = pfs_frame_unpack(c->st, ob->oid, e, frame, &plain);
 	if (!ret)
 		ret = write_blocks(c, ob, e->lblk, e->len, plain, 0);
 	return ret;
@@ -1101,14 +869,14 @@ static int read_range(struct objctx *c, struct obj *ob, uint64_t lb, uint64_t n,
 		uint8_t *frame, *plain;
 		uint64_t k;
 
-		if (ext_find(c, ob, lb + i, &e) || !(e.flags & POSFS_EXTENT_COMPRESSED)) {
+		if (pfs_ext_find(c, ob, lb + i, &e) || !(e.flags & POSFS_EXTENT_COMPRESSED)) {
 			ret = read_block(c, ob, lb + i, buf + i * bs);
 			i++;
 			continue;
 		}
-		ret = frame_fetch(c->st, &e, &frame);
+		ret = pfs_frame_fetch(c->st, &e, &frame);
 		if (!ret)
-			ret = frame_unpack(c->st, ob->oid, &e, frame, &plain);
+			ret = pfs_frame_unpack(c->st, ob->oid, &e, frame, &plain);
 		k = e.lblk + e.len - (lb + i) < n - i ? e.lblk + e.len - (lb + i) : n - i;
 		if (!ret)
 			memcpy(buf + i * bs, plain + (lb + i - e.lblk) * bs, k * bs);
@@ -1134,9 +902,9 @@ static int write_out_of_place(struct objctx *c, struct obj *ob, uint64_t off, ui
 	uint8_t *buf;
 	int ret = 0;
 
-	if (!ext_find(c, ob, off / bs, &e) && (e.flags & POSFS_EXTENT_COMPRESSED))
+	if (!pfs_ext_find(c, ob, off / bs, &e) && (e.flags & POSFS_EXTENT_COMPRESSED))
 		first = e.lblk;
-	if (!ext_find(c, ob, last, &e) && (e.flags & POSFS_EXTENT_COMPRESSED))
+	if (!pfs_ext_find(c, ob, last, &e) && (e.flags & POSFS_EXTENT_COMPRESSED))
 		last = e.lblk + e.len - 1;
 	n = last - first + 1;
 	/* blocks [first, first + head) and [tail, last] hold old bytes */
@@ -1144,7 +912,7 @@ static int write_out_of_place(struct objctx *c, struct obj *ob, uint64_t off, ui
 	tail = (off + len) / bs;
 	if (tail < first + head)
 		tail = first + head;
-	buf = scratch_get(n * bs, pfs_dev_info(st->dev)->dio_mem_align);
+	buf = pfs_scratch_get(n * bs, pfs_dev_info(st->dev)->dio_mem_align);
 	if (!buf)
 		return -ENOMEM;
 	if (head)
@@ -1155,7 +923,7 @@ static int write_out_of_place(struct objctx *c, struct obj *ob, uint64_t off, ui
 		memcpy(buf + (off - first * bs), data, len);
 		ret = write_blocks(c, ob, first, n, buf, compress_level(c, ob));
 	}
-	scratch_put(buf);
+	pfs_scratch_put(buf);
 	return ret;
 }
 
@@ -1166,11 +934,6 @@ static int write_out_of_place(struct objctx *c, struct obj *ob, uint64_t off, ui
  * symlink costs no block. The first write that does not fit moves the
  * bytes to a block (through the WAL) and the object has extents from then.
  */
-static bool is_inline_data(const struct obj *ob)
-{
-	return ob->o.data_fmt == POSFS_DATA_INLINE;
-}
-
 static bool inline_fits(const struct obj *ob, uint64_t end)
 {
 	bool no_extents = is_inline_data(ob) ||
@@ -1223,7 +986,7 @@ static bool in_frame(struct objctx *c, struct obj *ob, uint64_t lb)
 {
 	struct pfs_extent e;
 
-	return !ext_find(c, ob, lb, &e) && (e.flags & POSFS_EXTENT_COMPRESSED);
+	return !pfs_ext_find(c, ob, lb, &e) && (e.flags & POSFS_EXTENT_COMPRESSED);
 }
 
 static int op_write(struct objctx *c, const struct pfs_op *op, bool zero)
@@ -1236,7 +999,7 @@ static int op_write(struct objctx *c, const struct pfs_op *op, bool zero)
 
 	if (end < off || (op->len && (end - 1) / bs >= POSFS_FILE_BLOCKS_MAX))
 		return -EFBIG;
-	ret = obj_get(c, op->oid, &ob);
+	ret = pfs_obj_get(c, op->oid, &ob);
 	if (ret || !op->len)
 		return ret;
 	ob->dirty = true;
@@ -1299,7 +1062,7 @@ static int op_truncate(struct objctx *c, const struct pfs_op *op)
 
 	if ((size + bs - 1) / bs > POSFS_FILE_BLOCKS_MAX)
 		return -EFBIG;
-	ret = obj_get(c, op->oid, &ob);
+	ret = pfs_obj_get(c, op->oid, &ob);
 	if (ret)
 		return ret;
 	ob->dirty = true;
@@ -1327,13 +1090,6 @@ static int free_extent_cb(void *arg, const void *rec)
 	return ext_release(c, &e, e.pblk, ext_pblocks(&e));
 }
 
-static struct pfs_omap omap_of(struct obj *ob)
-{
-	struct pfs_omap om = { &ob->o.omap, &ob->o.omap_count, POSFS_OID_SHARD(ob->oid), ob->oid };
-
-	return om;
-}
-
 static int op_remove(struct objctx *c, const struct pfs_op *op)
 {
 	struct pfs_extmap em;
@@ -1342,7 +1098,7 @@ static int op_remove(struct objctx *c, const struct pfs_op *op)
 	struct obj *ob;
 	int ret;
 
-	ret = obj_get(c, op->oid, &ob);
+	ret = pfs_obj_get(c, op->oid, &ob);
 	if (ret)
 		return ret;
 	em = ext_map(c, ob);
@@ -1422,94 +1178,175 @@ static int ext_mark_shared(struct objctx *c, struct obj *ob, const struct pfs_ex
 	return ret;
 }
 
-/*
- * dst [doff, doff+len) shares src's blocks [soff, soff+len). Offsets are
- * block aligned; len too, unless the range reaches src's end (its last
- * block is then shared whole: the bytes past the end are zeros).
- */
-static int op_clone_range(struct objctx *c, const struct pfs_op *op)
+/* Look up both objects of a clone_range and check its ranges. */
+static int clone_range_check(struct objctx *c, const struct pfs_op *op, struct obj **src,
+			     struct obj **dst)
 {
 	uint32_t bs = c->st->sb.block_size;
-	uint64_t slb, dlb, n;
-	struct obj *src, *dst;
 	int ret;
 
-	ret = obj_get(c, op->oid, &src);
+	ret = pfs_obj_get(c, op->oid, src);
 	if (!ret)
-		ret = obj_get(c, op->oid2, &dst);
+		ret = pfs_obj_get(c, op->oid2, dst);
 	if (ret)
 		return ret;
 	if (op->off % bs || op->off2 % bs || op->off + op->len < op->off ||
 	    op->off2 + op->len < op->off2)
 		return -EINVAL;
-	if (op->len % bs && op->off + op->len < src->o.size)
+	if (op->len % bs && op->off + op->len < (*src)->o.size)
 		return -EINVAL;
 	if (op->off2 + op->len > POSFS_FILE_BLOCKS_MAX * bs)
 		return -EFBIG;
-	if (src == dst && op->off < op->off2 + op->len && op->off2 < op->off + op->len)
+	if (*src == *dst && op->off < op->off2 + op->len && op->off2 < op->off + op->len)
 		return -EINVAL;		/* overlapping ranges of one object */
-	if (!op->len)
-		return 0;
-	if (is_inline_data(src)) {
-		/* a few bytes: copy them rather than share a block; the rest
-		 * of the range reads as zeros in dst, as it does in src */
-		uint64_t avail = src->o.size > op->off ? src->o.size - op->off : 0;
-		struct pfs_op w = { .type = PFS_OP_WRITE, .oid = op->oid2, .off = op->off2 };
-		uint64_t n_copy = 0;
+	return 0;
+}
 
-		if (avail > op->len)
-			avail = op->len;
-		if (op->off < src->o.data_len)
-			n_copy = src->o.data_len - op->off < avail ? src->o.data_len - op->off : avail;
-		if (n_copy) {
-			uint8_t bytes[POSFS_INLINE_SIZE];
+/*
+ * An inline src: a few bytes, copied rather than sharing a block; the rest
+ * of the range reads as zeros in dst, as it does in src.
+ */
+static int clone_inline(struct objctx *c, const struct pfs_op *op, struct obj *src,
+			struct obj *dst)
+{
+	uint32_t bs = c->st->sb.block_size;
+	uint64_t avail = src->o.size > op->off ? src->o.size - op->off : 0;
+	struct pfs_op w = { .type = PFS_OP_WRITE, .oid = op->oid2, .off = op->off2 };
+	uint64_t n_copy = 0;
+	int ret;
 
-			memcpy(bytes, src->o.inline_area + op->off, n_copy);
-			w.len = n_copy;
-			w.data = bytes;
-			ret = op_write(c, &w, false);
-			if (ret)
-				return ret;
-		}
-		/* zeros to the end of the range's last block, as a shared
-		 * block would read past src's end */
-		if (n_copy < (op->len + bs - 1) / bs * bs) {
-			w.off = op->off2 + n_copy;
-			w.len = (op->len + bs - 1) / bs * bs - n_copy;
-			ret = op_write(c, &w, true);
-			if (ret)
-				return ret;
-		}
-		if (dst->o.size < op->off2 + avail) {
-			dst->o.size = op->off2 + avail;
-			dst->dirty = true;
-		}
-		return 0;
+	if (avail > op->len)
+		avail = op->len;
+	if (op->off < src->o.data_len)
+		n_copy = src->o.data_len - op->off < avail ? src->o.data_len - op->off : avail;
+	if (n_copy) {
+		uint8_t bytes[POSFS_INLINE_SIZE];
+
+		memcpy(bytes, src->o.inline_area + op->off, n_copy);
+		w.len = n_copy;
+		w.data = bytes;
+		ret = op_write(c, &w, false);
+		if (ret)
+			return ret;
 	}
-	ret = inline_to_extents(c, dst);
-	if (ret)
-		return ret;
-	slb = op->off / bs;
-	dlb = op->off2 / bs;
-	n = (op->len + bs - 1) / bs;
-	ret = ext_punch(c, dst, dlb, dlb + n);
-	for (uint64_t i = 0; !ret && i < n;) {
-		struct pfs_extent e, de;
-		uint64_t piece;
+	/* zeros to the end of the range's last block, as a shared
+	 * block would read past src's end */
+	if (n_copy < (op->len + bs - 1) / bs * bs) {
+		w.off = op->off2 + n_copy;
+		w.len = (op->len + bs - 1) / bs * bs - n_copy;
+		ret = op_write(c, &w, true);
+		if (ret)
+			return ret;
+	}
+	if (dst->o.size < op->off2 + avail) {
+		dst->o.size = op->off2 + avail;
+		dst->dirty = true;
+	}
+	return 0;
+}
 
-		ret = ext_find(c, src, slb + i, &e);
+/* src's next mapped block at or after lb, into *next: -ENOENT if none. */
+static int clone_skip_hole(struct objctx *c, struct obj *src, uint64_t lb, uint64_t *next)
+{
+	struct pfs_extmap em = ext_map(c, src);
+	struct pfs_dextent d;
+	int ret = pfs_extmap_lookup_ge(&em, lb, &d);
+
+	if (!ret)
+		*next = le64_get(d.lblk);
+	return ret;
+}
+
+/*
+ * Share n blocks of src's extent e from its block slb as dst's from dlb.
+ * A compressed extent is shared whole (slb and n are all of it): its
+ * frame is home on the device since its commit, in any shard.
+ */
+static int clone_share(struct objctx *c, struct obj *src, struct obj *dst,
+		       const struct pfs_extent *e, uint64_t slb, uint64_t dlb, uint64_t n)
+{
+	struct pfs_extent de;
+	int ret;
+
+	if (e->flags & POSFS_EXTENT_COMPRESSED) {
+		de = *e;
+		de.lblk = dlb;
+		de.flags |= POSFS_EXTENT_SHARED;
+	} else {
+		de = (struct pfs_extent){ .lblk = dlb, .pblk = e->pblk + (slb - e->lblk),
+					  .len = (uint32_t)n, .plen = (uint32_t)n,
+					  .flags = POSFS_EXTENT_SHARED };
+	}
+	ret = ext_mark_shared(c, src, e, slb, n);
+	if (!ret)
+		ret = pfs_refcount_inc(c->tx, de.pblk, de.plen);
+	if (!ret)
+		ret = ext_insert(c, dst, &de);
+	return ret;
+}
+
+/*
+ * Across shards only blocks that are home on the device are shared
+ * (readers of dst take them from the device); a block changed since the
+ * last checkpoint, or in this transaction, is copied into dst's shard
+ * instead. Block slb of src (in its extent e) as dst's block dlb: *copied
+ * says whether it was copied; if not, the caller shares it.
+ */
+static int clone_cross_shard(struct objctx *c, struct obj *src, struct obj *dst,
+			     const struct pfs_extent *e, uint64_t slb, uint64_t dlb,
+			     bool *copied)
+{
+	uint32_t bs = c->st->sb.block_size;
+	struct pfs_shard *bsh = pfs_store_block_shard(c->st, e->pblk);
+	uint64_t pb = e->pblk + (slb - e->lblk), hint = 0;
+	struct pfs_buf *b;
+	uint8_t *copy;
+	int ret;
+
+	*copied = false;
+	if (!bsh)
+		return -EUCLEAN;
+	if (!pfs_tx_has_shard(c->tx, bsh->index)) {
+		pfs_tx_set_xdev(c->tx, bsh->index);
+		return -EXDEV;
+	}
+	b = pfs_bcache_find(&bsh->cache, pb);
+	if (!b || (!(b->flags & PFS_BUF_DIRTY) && !b->txb)) {
+		pfs_bcache_put(b);
+		return 0;	/* settled: shared */
+	}
+	pfs_bcache_put(b);
+	*copied = true;
+	copy = malloc(bs);
+	if (!copy)
+		return -ENOMEM;
+	ret = read_block(c, src, slb, copy);
+	if (!ret)
+		ret = small_block(c, dst, dlb, 0, bs, copy, &hint);
+	free(copy);
+	return ret;
+}
+
+/* dst's n blocks from dlb share (or copy) src's from slb; dst's old
+ * blocks there are gone already. */
+static int clone_extents(struct objctx *c, struct obj *src, struct obj *dst, uint64_t slb,
+			 uint64_t dlb, uint64_t n)
+{
+	int ret = 0;
+
+	for (uint64_t i = 0; !ret && i < n;) {
+		struct pfs_extent e;
+		uint64_t piece, next;
+		bool copied;
+
+		ret = pfs_ext_find(c, src, slb + i, &e);
 		if (ret == -ENOENT) {
 			/* a hole: skip to the next extent */
-			struct pfs_extmap em = ext_map(c, src);
-			struct pfs_dextent d;
-
-			ret = pfs_extmap_lookup_ge(&em, slb + i, &d);
-			if (ret == -ENOENT) {
-				ret = 0;
-				break;
-			}
+			ret = clone_skip_hole(c, src, slb + i, &next);
+			if (ret == -ENOENT)
+				return 0;
 			if (!ret)
-				i = le64_get(d.lblk) - slb;
+				i = next - slb;
 			continue;
 		}
 		if (ret)
@@ -1518,77 +1355,59 @@ static int op_clone_range(struct objctx *c, const struct pfs_op *op)
 		if (piece > n - i)
 			piece = n - i;
 		if (e.flags & POSFS_EXTENT_COMPRESSED) {
-			/* a frame is shared whole (home on the device since
-			 * its commit, in any shard), or unpacked first */
+			/* a frame is shared whole, or unpacked first */
 			if (slb + i != e.lblk || piece != e.len) {
 				ret = unpack_extent(c, src, &e);
 				continue;
 			}
-			ret = ext_mark_shared(c, src, &e, e.lblk, e.len);
-			if (!ret)
-				ret = pfs_refcount_inc(c->tx, e.pblk, e.plen);
-			de = e;
-			de.lblk = dlb + i;
-			de.flags |= POSFS_EXTENT_SHARED;
-			if (!ret)
-				ret = ext_insert(c, dst, &de);
+			ret = clone_share(c, src, dst, &e, e.lblk, dlb + i, e.len);
 			i += piece;
 			continue;
 		}
-		if ((int)POSFS_OID_SHARD(op->oid2) != pfs_geo_block_shard(&c->st->sb, e.pblk)) {
-			/*
-			 * Across shards only blocks that are home on the device
-			 * are shared (readers of dst take them from the device);
-			 * a block changed since the last checkpoint, or in this
-			 * transaction, is copied into dst's shard instead.
-			 */
-			struct pfs_shard *bsh = pfs_store_block_shard(c->st, e.pblk);
-			uint64_t pb = e.pblk + (slb + i - e.lblk), hint = 0;
-			struct pfs_buf *b;
-			bool settled;
-
-			if (!bsh)
-				return -EUCLEAN;
-			if (!pfs_tx_has_shard(c->tx, bsh->index)) {
-				pfs_tx_set_xdev(c->tx, bsh->index);
-				return -EXDEV;
-			}
-			b = pfs_bcache_find(&bsh->cache, pb);
-			settled = !b || (!(b->flags & PFS_BUF_DIRTY) && !b->txb);
-			pfs_bcache_put(b);
+		if ((int)POSFS_OID_SHARD(dst->oid) != pfs_geo_block_shard(&c->st->sb, e.pblk)) {
 			piece = 1;	/* one block at a time across shards */
-			if (!settled) {
-				uint8_t *copy = malloc(bs);
-
-				if (!copy)
-					return -ENOMEM;
-				ret = read_block(c, src, slb + i, copy);
-				if (!ret)
-					ret = small_block(c, dst, dlb + i, 0, bs, copy, &hint);
-				free(copy);
+			ret = clone_cross_shard(c, src, dst, &e, slb + i, dlb + i, &copied);
+			if (ret || copied) {
 				i += piece;
 				continue;
 			}
 		}
-		ret = ext_mark_shared(c, src, &e, slb + i, piece);
-		if (!ret)
-			ret = pfs_refcount_inc(c->tx, e.pblk + (slb + i - e.lblk), piece);
-		de = (struct pfs_extent){ .lblk = dlb + i, .pblk = e.pblk + (slb + i - e.lblk),
-					  .len = (uint32_t)piece, .plen = (uint32_t)piece,
-					  .flags = POSFS_EXTENT_SHARED };
-		if (!ret)
-			ret = ext_insert(c, dst, &de);
+		ret = clone_share(c, src, dst, &e, slb + i, dlb + i, piece);
 		i += piece;
 	}
-	if (!ret) {
-		uint64_t avail = src->o.size > op->off ? src->o.size - op->off : 0;
-		uint64_t end = op->off2 + (op->len < avail ? op->len : avail);
-
-		if (end > dst->o.size)
-			dst->o.size = end;
-		dst->dirty = true;
-	}
 	return ret;
+}
+
+/*
+ * dst [doff, doff+len) shares src's blocks [soff, soff+len). Offsets are
+ * block aligned; len too, unless the range reaches src's end (its last
+ * block is then shared whole: the bytes past the end are zeros).
+ */
+static int op_clone_range(struct objctx *c, const struct pfs_op *op)
+{
+	uint32_t bs = c->st->sb.block_size;
+	uint64_t dlb = op->off2 / bs, n = (op->len + bs - 1) / bs, avail, end;
+	struct obj *src, *dst;
+	int ret;
+
+	ret = clone_range_check(c, op, &src, &dst);
+	if (ret || !op->len)
+		return ret;
+	if (is_inline_data(src))
+		return clone_inline(c, op, src, dst);
+	ret = inline_to_extents(c, dst);
+	if (!ret)
+		ret = ext_punch(c, dst, dlb, dlb + n);
+	if (!ret)
+		ret = clone_extents(c, src, dst, op->off / bs, dlb, n);
+	if (ret)
+		return ret;
+	avail = src->o.size > op->off ? src->o.size - op->off : 0;
+	end = op->off2 + (op->len < avail ? op->len : avail);
+	if (end > dst->o.size)
+		dst->o.size = end;
+	dst->dirty = true;
+	return 0;
 }
 
 /* dst becomes a copy of src's data (dst's own data goes). */
@@ -1600,9 +1419,9 @@ static int op_clone(struct objctx *c, const struct pfs_op *op)
 
 	if (op->oid == op->oid2)
 		return -EINVAL;
-	ret = obj_get(c, op->oid, &src);
+	ret = pfs_obj_get(c, op->oid, &src);
 	if (!ret)
-		ret = obj_get(c, op->oid2, &dst);
+		ret = pfs_obj_get(c, op->oid2, &dst);
 	if (ret)
 		return ret;
 	if (is_inline_data(dst)) {
@@ -1622,7 +1441,7 @@ static int op_clone(struct objctx *c, const struct pfs_op *op)
 
 /* ---- xattrs and omap ---------------------------------------------------- */
 
-static int xattr_key(const struct pfs_op *op, uint8_t *key, size_t *klen)
+int pfs_xattr_key(const struct pfs_op *op, uint8_t *key, size_t *klen)
 {
 	if (!op->klen || op->klen > 255)
 		return op->klen ? -ERANGE : -EINVAL;
@@ -1642,7 +1461,7 @@ static int xattr_key(const struct pfs_op *op, uint8_t *key, size_t *klen)
  */
 #define XATTR_INLINE_MAX 128u	/* bytes of one inline entry at most */
 
-static const char *const xattr_ns_prefix[] = {
+const char *const pfs_xattr_ns_prefix[POSFS_XATTR_SYSTEM + 1] = {
 	[POSFS_XATTR_USER] = "user.",
 	[POSFS_XATTR_TRUSTED] = "trusted.",
 	[POSFS_XATTR_SECURITY] = "security.",
@@ -1653,9 +1472,9 @@ static const char *const xattr_ns_prefix[] = {
 static int xattr_ns(const char *name, size_t len, size_t *plen)
 {
 	for (int ns = POSFS_XATTR_USER; ns <= POSFS_XATTR_SYSTEM; ns++) {
-		size_t l = strlen(xattr_ns_prefix[ns]);
+		size_t l = strlen(pfs_xattr_ns_prefix[ns]);
 
-		if (len > l && !memcmp(name, xattr_ns_prefix[ns], l)) {
+		if (len > l && !memcmp(name, pfs_xattr_ns_prefix[ns], l)) {
 			*plen = l;
 			return ns;
 		}
@@ -1668,17 +1487,8 @@ static uint32_t xa_entlen(size_t nlen, size_t vlen)
 	return (uint32_t)((sizeof(struct pfs_dxattr) + nlen + vlen + 3) & ~(size_t)3);
 }
 
-struct xa_ent {
-	uint32_t off;		/* in the inline area */
-	uint32_t len;		/* padded */
-	uint8_t ns;
-	uint8_t nlen;
-	uint16_t vlen;
-	const uint8_t *name, *val;
-};
-
 /* Entry at *pos (advanced past it): 1, 0 at the end, -EUCLEAN if bad. */
-static int xa_next(const struct pfs_onode *o, uint32_t *pos, struct xa_ent *e)
+int pfs_xa_next(const struct pfs_onode *o, uint32_t *pos, struct xa_ent *e)
 {
 	const uint8_t *d;
 
@@ -1710,12 +1520,12 @@ int pfs_onode_check_xattrs(const struct pfs_onode *o)
 
 	if (o->data_len + o->xattr_len > POSFS_INLINE_SIZE)
 		return -EUCLEAN;
-	while ((ret = xa_next(o, &pos, &e)) > 0)
+	while ((ret = pfs_xa_next(o, &pos, &e)) > 0)
 		n++;
 	return ret ? ret : n == o->xattr_count ? 0 : -EUCLEAN;
 }
 
-static int xa_find(const struct pfs_onode *o, const char *name, size_t len, struct xa_ent *e)
+int pfs_xa_find(const struct pfs_onode *o, const char *name, size_t len, struct xa_ent *e)
 {
 	uint32_t pos = POSFS_INLINE_SIZE - o->xattr_len;
 	size_t plen = 0;
@@ -1723,7 +1533,7 @@ static int xa_find(const struct pfs_onode *o, const char *name, size_t len, stru
 
 	if (o->data_len + o->xattr_len > POSFS_INLINE_SIZE)
 		return -EUCLEAN;
-	while ((ret = xa_next(o, &pos, e)) > 0)
+	while ((ret = pfs_xa_next(o, &pos, e)) > 0)
 		if (ns && e->ns == ns && e->nlen == len - plen && !memcmp(e->name, name + plen, e->nlen))
 			return 0;
 	return ret ? ret : -ENOENT;
@@ -1773,16 +1583,16 @@ static int op_xattr(struct objctx *c, const struct pfs_op *op)
 	size_t klen;
 	int ret, exists, in_inline, in_omap;
 
-	ret = xattr_key(op, key, &klen);
+	ret = pfs_xattr_key(op, key, &klen);
 	if (ret)
 		return ret;
 	if (op->type == PFS_OP_SETXATTR && op->vlen > POSFS_OMAP_VALUE_MAX)
 		return -E2BIG;
-	ret = obj_get(c, op->oid, &ob);
+	ret = pfs_obj_get(c, op->oid, &ob);
 	if (ret)
 		return ret;
 	om = omap_of(ob);
-	ret = xa_find(&ob->o, op->key, op->klen, &inl);
+	ret = pfs_xa_find(&ob->o, op->key, op->klen, &inl);
 	if (ret && ret != -ENOENT)
 		return ret;
 	in_inline = !ret;
@@ -1833,7 +1643,7 @@ static int op_omap(struct objctx *c, const struct pfs_op *op)
 		return -EINVAL;
 	if (op->vlen > POSFS_OMAP_VALUE_MAX)
 		return -E2BIG;
-	ret = obj_get(c, op->oid, &ob);
+	ret = pfs_obj_get(c, op->oid, &ob);
 	if (ret)
 		return ret;
 	om = omap_of(ob);
@@ -1864,9 +1674,9 @@ static int op_omap(struct objctx *c, const struct pfs_op *op)
 	}
 }
 
-/* ---- submit ------------------------------------------------------------- */
+/* ---- dispatch ----------------------------------------------------------- */
 
-static int op_apply(struct objctx *c, const struct pfs_op *op)
+int pfs_obj_apply(struct objctx *c, const struct pfs_op *op)
 {
 	struct obj *ob;
 	int ret;
@@ -1885,7 +1695,7 @@ static int op_apply(struct objctx *c, const struct pfs_op *op)
 	case PFS_OP_SETATTR:
 		if (!times_ok(&op->attr))
 			return -EINVAL;
-		ret = obj_get(c, op->oid, &ob);
+		ret = pfs_obj_get(c, op->oid, &ob);
 		if (!ret) {
 			attr_apply(&ob->o, &op->attr, op->mask);
 			ob->dirty = true;
@@ -1905,685 +1715,4 @@ static int op_apply(struct objctx *c, const struct pfs_op *op)
 		return op_clone_range(c, op);
 	}
 	return -EINVAL;
-}
-
-static int txn_shards(struct pfs_store *st, const struct pfs_txn *t, uint32_t *sh, unsigned *n)
-{
-	unsigned k = 0;
-
-	for (size_t i = 0; i < t->n; i++) {
-		uint64_t oids[2] = { t->ops[i].oid, t->ops[i].oid2 };
-
-		for (int j = 0; j < 2; j++) {
-			uint32_t s;
-			unsigned p;
-
-			if (!oids[j])
-				continue;
-			if (!oid_ok(st, oids[j]))
-				return -ENOENT;
-			s = POSFS_OID_SHARD(oids[j]);
-			for (p = 0; p < k && sh[p] < s; p++)
-				;
-			if (p < k && sh[p] == s)
-				continue;
-			if (k == 8)
-				return -E2BIG;
-			memmove(sh + p + 1, sh + p, (k - p) * sizeof(*sh));
-			sh[p] = s;
-			k++;
-		}
-	}
-	*n = k;
-	return k ? 0 : -EINVAL;
-}
-
-int pfs_store_submit(struct pfs_store *st, struct pfs_txn *t, int flags,
-		     struct pfs_commit *token)
-{
-	struct objctx *c;
-	struct pfs_durable tok = { POSFS_SHARD_GLOBAL, 0 };
-	uint32_t shards[8];
-	unsigned nsh;
-	int ret, tries = 0, xdev_tries = 0;
-
-	if (t->err)
-		return t->err;
-	if (!t->n) {
-		if (token)
-			*token = (struct pfs_commit){ POSFS_SHARD_GLOBAL, 0 };
-		return 0;
-	}
-	ret = txn_shards(st, t, shards, &nsh);
-	if (ret)
-		return ret;
-	c = calloc(1, sizeof(*c));
-	if (!c)
-		return -ENOMEM;
-	c->st = st;
-	for (;;) {
-		if (pfs_store_wal_full(st)) {
-			ret = pfs_store_checkpoint(st);
-			if (ret)
-				break;
-		}
-		ret = pfs_tx_begin(st, shards, nsh, &c->tx);
-		if (ret)
-			break;
-		if (flags & PFS_SUBMIT_RESERVE)
-			pfs_tx_set_reserve(c->tx);
-		c->n = 0;
-		for (size_t i = 0; !ret && i < t->n; i++)
-			ret = op_apply(c, &t->ops[i]);
-		if (!ret)
-			ret = obj_writeback(c);
-		if (ret == -EXDEV && pfs_tx_xdev(c->tx) >= 0 && nsh < 8 && xdev_tries++ < 8) {
-			/* it needs another shard's lock too: begin again with it */
-			uint32_t x = (uint32_t)pfs_tx_xdev(c->tx);
-			unsigned p;
-
-			pfs_tx_abort(c->tx);
-			c->tx = NULL;
-			for (p = 0; p < nsh && shards[p] < x; p++)
-				;
-			if (p == nsh || shards[p] != x) {
-				memmove(shards + p + 1, shards + p, (nsh - p) * sizeof(*shards));
-				shards[p] = x;
-				nsh++;
-			}
-			continue;
-		}
-		if (ret) {
-			pfs_tx_abort(c->tx);
-		} else {
-			ret = pfs_tx_commit(c->tx, &tok);
-		}
-		c->tx = NULL;
-		/* a full WAL, or space that the next checkpoint gives back */
-		if ((ret == -EAGAIN || ret == -ENOSPC) && tries++ < 2) {
-			bool pending = false;
-
-			for (uint32_t i = 0; i < st->nshards; i++)
-				pending |= pfs_alloc_pending_blocks(&st->shards[i].alloc) > 0;
-			if (ret == -ENOSPC && !pending)
-				break;
-			ret = pfs_store_checkpoint(st);
-			if (ret)
-				break;
-			continue;
-		}
-		break;
-	}
-	free(c);
-	/* still too large right after a checkpoint: it cannot fit in a WAL */
-	if (ret == -EAGAIN)
-		ret = -E2BIG;
-	if (ret)
-		return pfs_store_note(st, ret);
-	if (token)
-		*token = (struct pfs_commit){ tok.shard, tok.group };
-	if (flags & PFS_SUBMIT_DURABLE)
-		ret = pfs_tx_wait_durable(st, &tok);
-	return ret;
-}
-
-int pfs_store_wait(struct pfs_store *st, const struct pfs_commit *token)
-{
-	struct pfs_durable tok = { token->shard, token->group };
-
-	return pfs_tx_wait_durable(st, &tok);
-}
-
-/* ---- reads -------------------------------------------------------------- */
-
-static int read_begin(struct pfs_store *st, uint64_t oid, struct objctx *c, struct obj **ob)
-{
-	uint32_t shard;
-	int ret;
-
-	if (!oid_ok(st, oid))
-		return -ENOENT;
-	shard = POSFS_OID_SHARD(oid);
-	/* not the whole context (16 onodes, 8 KiB): obj_get clears each
-	 * object it takes */
-	c->st = st;
-	c->tx = NULL;
-	c->n = 0;
-	ret = pfs_tx_begin_read(st, &shard, 1, &c->tx);
-	if (ret)
-		return ret;
-	ret = obj_get(c, oid, ob);
-	if (ret) {
-		pfs_tx_abort(c->tx);
-		c->tx = NULL;
-	}
-	return pfs_store_note(st, ret);
-}
-
-static void read_end(struct objctx *c)
-{
-	pfs_tx_abort(c->tx);
-}
-
-int pfs_store_iterate_objects(struct pfs_store *st, uint32_t shard, pfs_object_fn fn, void *arg)
-{
-	struct pfs_radix rx;
-	struct pfs_onode o;
-	struct pfs_tx *tx;
-	uint64_t local = 0;
-	int ret;
-
-	if (shard >= st->nshards)
-		return -EINVAL;
-	ret = pfs_tx_begin_read(st, &shard, 1, &tx);
-	if (ret)
-		return ret;
-	rx = radix_of(st, shard);
-	while (!(ret = pfs_radix_next(tx, &rx, &local, &o))) {
-		ret = fn(arg, &o);
-		if (ret)
-			break;
-		local++;
-	}
-	pfs_tx_abort(tx);
-	return pfs_store_note(st, ret == -ENOENT ? 0 : ret);
-}
-
-int pfs_store_stat(struct pfs_store *st, uint64_t oid, struct pfs_onode *o)
-{
-	struct objctx c;
-	struct obj *ob;
-	int ret = read_begin(st, oid, &c, &ob);
-
-	if (ret)
-		return ret;
-	*o = ob->o;
-	read_end(&c);
-	return 0;
-}
-
-#define READ_RUN_BLOCKS 256u	/* at most this much per device read */
-#define READ_UNLOCKED_TRIES 3	/* then a read holds the lock over its I/O */
-
-/*
- * Check blocks of another shard (a clone's or a spill's, never changed in
- * place) against that shard's table, under its lock: the caller holds no
- * shard lock.
- */
-static int check_foreign(struct pfs_store *st, uint32_t shard, uint64_t blkno, uint64_t n,
-			 const uint8_t *data, uint64_t *bad)
-{
-	struct pfs_tx *tx;
-	int ret = pfs_tx_begin_read(st, &shard, 1, &tx);
-
-	if (ret)
-		return ret;
-	ret = pfs_csum_check(tx, blkno, n, data, bad);
-	pfs_tx_abort(tx);
-	return ret;
-}
-
-/* pfs_store_read, or with scrub pfs_store_scrub. */
-static ssize_t store_read(struct pfs_store *st, uint64_t oid, uint64_t off, size_t len, void *buf,
-			  bool scrub)
-{
-	uint32_t bs = st->sb.block_size;
-	uint8_t *out = buf, *bounce = NULL, *dst;
-	size_t bounce_len = 0, align = pfs_dev_info(st->dev)->dio_mem_align;
-	struct objctx c;
-	struct obj *ob;
-	uint64_t end, pos;
-	int tries = 0, ret = read_begin(st, oid, &c, &ob);
-
-	if (ret)
-		return ret;
-	if (off >= ob->o.size || !len) {
-		read_end(&c);
-		return 0;
-	}
-	end = off + len > ob->o.size ? ob->o.size : off + len;
-	if (is_inline_data(ob)) {
-		memset(out, 0, end - off);
-		if (off < ob->o.data_len)
-			memcpy(out, ob->o.inline_area + off,
-			       (end < ob->o.data_len ? end : ob->o.data_len) - off);
-		read_end(&c);
-		return (ssize_t)(end - off);
-	}
-	pos = off;
-	while (pos < end) {
-		uint64_t lb = pos / bs, run_end, boff = pos % bs, pblk, bad = 0;
-		struct pfs_shard *sh;
-		struct pfs_extent e;
-		uint64_t n, chunk, gen;
-		bool unlocked, foreign;
-		int cret = 0;
-
-		ret = ext_find(&c, ob, lb, &e);
-		if (ret == -ENOENT) {
-			/* a hole: zeros up to the next extent or the end */
-			struct pfs_extmap em = ext_map(&c, ob);
-			struct pfs_dextent d;
-			uint64_t next = UINT64_MAX;
-
-			if (!ret) {
-				next = e.lblk + e.len;
-			} else {
-				ret = pfs_extmap_lookup_ge(&em, lb, &d);
-				if (!ret)
-					next = le64_get(d.lblk);
-				else if (ret != -ENOENT)
-					break;
-			}
-			run_end = next == UINT64_MAX || next * bs > end ? end : next * bs;
-			if (run_end <= pos) {	/* no progress: E4 says never */
-				ret = -EUCLEAN;
-				break;
-			}
-			memset(out + (pos - off), 0, run_end - pos);
-			pos = run_end;
-			ret = 0;
-			continue;
-		}
-		if (ret)
-			break;
-		if (e.flags & POSFS_EXTENT_COMPRESSED) {
-			/* the frame, read as a run is (its blocks change only
-			 * by a checkpoint's reuse), then checked and unpacked
-			 * under the lock: only the extent the read touches */
-			uint8_t *frame, *plain;
-			uint64_t stop = (e.lblk + e.len) * bs < end ? (e.lblk + e.len) * bs : end;
-
-			unlocked = tries < READ_UNLOCKED_TRIES;
-			gen = st->ckpt_started;
-			if (unlocked)
-				read_end(&c);
-			ret = frame_fetch(st, &e, &frame);
-			if (unlocked) {
-				int r2 = read_begin(st, oid, &c, &ob);
-
-				if (r2) {
-					scratch_put(bounce);
-					return r2;
-				}
-			}
-			if (ret)
-				break;
-			if (st->ckpt_started != gen && tries < READ_UNLOCKED_TRIES) {
-				tries++;
-				continue;
-			}
-			ret = frame_unpack(st, oid, &e, frame, &plain);
-			if (ret)
-				break;
-			memcpy(out + (pos - off), plain + (pos - e.lblk * bs), stop - pos);
-			pos = stop;
-			continue;
-		}
-		/* mapped: read the run from the device, then what the cache has newer */
-		n = e.lblk + e.len - lb;
-		if (n > READ_RUN_BLOCKS)
-			n = READ_RUN_BLOCKS;
-		if ((lb + n) * bs > end)
-			n = (end - 1) / bs - lb + 1;
-		/* whole blocks into an aligned buffer go there directly; the
-		 * rest through a bounce buffer as large as the reads need */
-		dst = out + (pos - off);
-		if (boff || (lb + n) * bs > end || (uintptr_t)dst % align) {
-			if (!bounce) {
-				size_t want = ((end - pos + boff + bs - 1) / bs) * bs;
-
-				bounce_len = want < READ_RUN_BLOCKS * (size_t)bs ? want :
-					     READ_RUN_BLOCKS * (size_t)bs;
-				bounce = scratch_get(bounce_len, align);
-				if (!bounce) {
-					ret = -ENOMEM;
-					break;
-				}
-			}
-			if (n * bs > bounce_len)
-				n = bounce_len / bs;
-			dst = bounce;
-		}
-		/*
-		 * The device read runs without the shard's lock, so that
-		 * readers and writers of the shard go on. Only a checkpoint
-		 * changes the device under a mapped block (writing home, or
-		 * letting a freed block be reused: W4), and a checkpoint shows
-		 * in ckpt_started: after one, this run is read again, at most
-		 * READ_UNLOCKED_TRIES times before a read keeps the lock.
-		 */
-		unlocked = tries < READ_UNLOCKED_TRIES;
-		gen = st->ckpt_started;
-		pblk = e.pblk + (lb - e.lblk);
-		/* a block of another shard (a clone's, a spill's) is home and
-		 * never changes in place: the device has it; that shard's cache
-		 * and checksums are not ours to look at without its lock */
-		sh = pfs_store_block_shard(st, pblk);
-		if (!sh) {		/* V1 says never: no block of no shard */
-			ret = -EUCLEAN;
-			break;
-		}
-		foreign = sh->index != POSFS_OID_SHARD(oid);
-		if (unlocked || foreign)
-			read_end(&c);
-		ret = pfs_dev_pread(st->dev, dst, n * bs, pblk * bs);
-		if (!ret && foreign)
-			cret = check_foreign(st, sh->index, pblk, n, dst, &bad);	/* C2 */
-		if (unlocked || foreign) {
-			int r2 = read_begin(st, oid, &c, &ob);
-
-			if (r2) {
-				scratch_put(bounce);
-				return r2;
-			}
-		}
-		if (ret)
-			break;
-		if (st->ckpt_started != gen && tries < READ_UNLOCKED_TRIES) {
-			tries++;
-			continue;
-		}
-		if (!foreign) {
-			uint64_t from = 0;
-
-			/* what the cache has newer; blocks not from a cached
-			 * copy known good are checked (C2). A scrub takes
-			 * only what is not home yet from the cache. */
-			for (uint64_t i = 0; !cret && i <= n; i++) {
-				struct pfs_buf *b = i < n ? pfs_bcache_find(&sh->cache, pblk + i) : NULL;
-				bool good = false;
-
-				if (b) {
-					if ((b->flags & PFS_BUF_VALID) &&
-					    (!scrub || (b->flags & PFS_BUF_DIRTY))) {
-						memcpy(dst + i * bs, b->data, bs);
-						good = scrub || (b->flags & PFS_BUF_CSUM_OK);
-					}
-					pfs_bcache_put(b);
-				}
-				if ((good || i == n) && i > from)
-					cret = pfs_csum_check(c.tx, pblk + from, i - from,
-							      dst + from * bs, &bad);
-				if (good || i == n)
-					from = i + 1;
-			}
-		}
-		if (cret == -EBADMSG) {
-			ret = pfs_store_data_error(st, oid, (lb + (bad - pblk)) * bs, bad);
-			break;
-		}
-		if (cret) {
-			ret = cret;
-			break;
-		}
-		chunk = n * bs - boff;
-		if (pos + chunk > end)
-			chunk = end - pos;
-		if (dst == bounce)
-			memcpy(out + (pos - off), bounce + boff, chunk);
-		pos += chunk;
-	}
-	scratch_put(bounce);
-	read_end(&c);
-	return ret ? pfs_store_note(st, ret) : (ssize_t)(end - off);
-}
-
-ssize_t pfs_store_read(struct pfs_store *st, uint64_t oid, uint64_t off, size_t len, void *buf)
-{
-	return store_read(st, oid, off, len, buf, false);
-}
-
-ssize_t pfs_store_scrub(struct pfs_store *st, uint64_t oid, uint64_t off, size_t len, void *buf)
-{
-	return store_read(st, oid, off, len, buf, true);
-}
-
-int pfs_store_seek(struct pfs_store *st, uint64_t oid, uint64_t off, bool hole,
-		   uint64_t *result)
-{
-	uint32_t bs = st->sb.block_size;
-	struct objctx c;
-	struct obj *ob;
-	uint64_t pos;
-	int ret = read_begin(st, oid, &c, &ob);
-
-	if (ret)
-		return ret;
-	if (off >= ob->o.size) {
-		read_end(&c);
-		return -ENXIO;
-	}
-	if (is_inline_data(ob)) {	/* all data, up to the end */
-		*result = hole ? ob->o.size : off;
-		read_end(&c);
-		return 0;
-	}
-	pos = off;
-	ret = 0;
-	while (pos < ob->o.size) {
-		uint64_t next;
-		struct pfs_extent e;
-		struct pfs_extmap em = ext_map(&c, ob);
-		struct pfs_dextent d;
-		int r = ext_find(&c, ob, pos / bs, &e);
-		bool data = !r;
-
-		if (r && r != -ENOENT) {
-			ret = r;
-			break;
-		}
-		if (data != hole) {
-			*result = pos;
-			break;
-		}
-		if (!r) {
-			next = (e.lblk + e.len) * bs;	/* past this extent (data or unwritten) */
-		} else if (!(r = pfs_extmap_lookup_ge(&em, pos / bs, &d))) {
-			next = le64_get(d.lblk) * bs;	/* the next extent */
-		} else if (r == -ENOENT) {
-			next = ob->o.size;
-		} else {
-			ret = r;
-			break;
-		}
-		if (next <= pos) {		/* no progress: E4 says never */
-			ret = -EUCLEAN;
-			break;
-		}
-		pos = next;
-	}
-	if (!ret && pos >= ob->o.size) {
-		if (hole)
-			*result = ob->o.size;	/* the end is a hole */
-		else
-			ret = -ENXIO;
-	}
-	read_end(&c);
-	return pfs_store_note(st, ret);
-}
-
-ssize_t pfs_store_getxattr(struct pfs_store *st, uint64_t oid, const char *name, void *buf,
-			   size_t cap)
-{
-	struct pfs_op op = { .key = name, .klen = strlen(name) };
-	uint8_t key[XATTR_KEY_MAX];
-	struct pfs_omap om;
-	struct objctx c;
-	struct obj *ob;
-	size_t klen, vlen = 0;
-	int ret;
-
-	ret = xattr_key(&op, key, &klen);
-	if (ret)
-		return ret == -ERANGE ? -ENODATA : ret;
-	ret = read_begin(st, oid, &c, &ob);
-	if (ret)
-		return ret;
-	{
-		struct xa_ent e;
-
-		ret = xa_find(&ob->o, name, op.klen, &e);
-		if (!ret) {
-			vlen = e.vlen;
-			if (cap && cap < vlen)
-				ret = -ERANGE;
-			else if (cap)
-				memcpy(buf, e.val, vlen);
-			read_end(&c);
-			return ret ? ret : (ssize_t)vlen;
-		}
-		if (ret != -ENOENT) {
-			read_end(&c);
-			return pfs_store_note(st, ret);
-		}
-	}
-	om = omap_of(ob);
-	ret = ob->o.omap.blkno ? pfs_omap_get(c.tx, &om, key, klen, cap ? buf : NULL, cap, &vlen)
-			       : -ENOENT;
-	read_end(&c);
-	if (ret == -ENOENT)
-		return -ENODATA;
-	return ret ? ret : (ssize_t)vlen;
-}
-
-struct list_ctx {
-	char *buf;
-	size_t cap, len;
-};
-
-ssize_t pfs_store_listxattr(struct pfs_store *st, uint64_t oid, char *buf, size_t cap)
-{
-	static const uint8_t prefix[2] = { 0, 'x' };
-	struct pfs_omap_cursor cur;
-	uint8_t key[POSFS_OMAP_KEY_MAX];
-	struct pfs_omap om;
-	struct objctx c;
-	struct obj *ob;
-	size_t klen, total = 0;
-	int ret;
-
-	ret = read_begin(st, oid, &c, &ob);
-	if (ret)
-		return ret;
-	{
-		uint32_t pos = POSFS_INLINE_SIZE - ob->o.xattr_len;
-		struct xa_ent e;
-
-		while ((ret = xa_next(&ob->o, &pos, &e)) > 0) {
-			const char *p = xattr_ns_prefix[e.ns];
-			size_t l = strlen(p) + e.nlen + 1;
-
-			if (cap) {
-				if (total + l > cap) {
-					read_end(&c);
-					return -ERANGE;
-				}
-				memcpy(buf + total, p, strlen(p));
-				memcpy(buf + total + strlen(p), e.name, e.nlen);
-				buf[total + l - 1] = 0;
-			}
-			total += l;
-		}
-		if (ret < 0) {
-			read_end(&c);
-			return pfs_store_note(st, ret);
-		}
-	}
-	if (!ob->o.omap.blkno) {
-		read_end(&c);
-		return (ssize_t)total;
-	}
-	om = omap_of(ob);
-	ret = pfs_omap_cursor_seek(c.tx, &om, prefix, 2, &cur);
-	while (!ret) {
-		ret = pfs_omap_cursor_next(&cur, key, sizeof(key), &klen, NULL, 0, NULL);
-		if (ret)
-			break;
-		if (klen < 2 || key[0] != 0 || key[1] != 'x')
-			break;
-		if (cap) {
-			if (total + klen - 2 + 1 > cap) {
-				ret = -ERANGE;
-				break;
-			}
-			memcpy(buf + total, key + 2, klen - 2);
-			buf[total + klen - 2] = 0;
-		}
-		total += klen - 2 + 1;
-	}
-	pfs_omap_cursor_release(&cur);
-	read_end(&c);
-	if (ret == -ENOENT)
-		ret = 0;
-	return ret ? pfs_store_note(st, ret) : (ssize_t)total;
-}
-
-ssize_t pfs_store_omap_get(struct pfs_store *st, uint64_t oid, const void *key, size_t klen,
-			   void *val, size_t cap)
-{
-	struct pfs_omap om;
-	struct objctx c;
-	struct obj *ob;
-	size_t vlen = 0;
-	int ret;
-
-	if (!klen || klen > POSFS_OMAP_KEY_MAX)
-		return -EINVAL;
-	ret = read_begin(st, oid, &c, &ob);
-	if (ret)
-		return ret;
-	om = omap_of(ob);
-	ret = ob->o.omap.blkno ? pfs_omap_get(c.tx, &om, key, klen, cap ? val : NULL, cap, &vlen)
-			       : -ENOENT;
-	read_end(&c);
-	return ret ? pfs_store_note(st, ret) : (ssize_t)vlen;
-}
-
-int pfs_store_omap_iterate(struct pfs_store *st, uint64_t oid, const void *after, size_t alen,
-			   pfs_omap_fn fn, void *arg)
-{
-	static const uint8_t user_start[1] = { 1 };
-	struct pfs_omap_cursor cur;
-	uint8_t *key, *val;
-	struct pfs_omap om;
-	struct objctx c;
-	struct obj *ob;
-	size_t klen, vlen;
-	int ret;
-
-	ret = read_begin(st, oid, &c, &ob);
-	if (ret)
-		return ret;
-	if (!ob->o.omap.blkno) {
-		read_end(&c);
-		return 0;
-	}
-	key = malloc(POSFS_OMAP_KEY_MAX);
-	val = malloc(POSFS_OMAP_VALUE_MAX);
-	if (!key || !val) {
-		free(key);
-		free(val);
-		read_end(&c);
-		return -ENOMEM;
-	}
-	om = omap_of(ob);
-	if (after && alen)
-		ret = pfs_omap_cursor_seek_after(c.tx, &om, after, alen, &cur);
-	else
-		ret = pfs_omap_cursor_seek(c.tx, &om, user_start, 1, &cur);
-	while (!ret) {
-		ret = pfs_omap_cursor_next(&cur, key, POSFS_OMAP_KEY_MAX, &klen, val,
-					   POSFS_OMAP_VALUE_MAX, &vlen);
-		if (ret)
-			break;
-		if (!key[0])
-			continue;	/* the store's own keys */
-		ret = fn(arg, key, klen, val, vlen);
-	}
-	pfs_omap_cursor_release(&cur);
-	read_end(&c);
-	free(key);
-	free(val);
-	return ret == -ENOENT ? 0 : pfs_store_note(st, ret);
 }
