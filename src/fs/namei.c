@@ -647,29 +647,195 @@ static int is_ancestor(struct pfs_fs *fs, uint64_t anc, uint64_t dir)
 	return -EUCLEAN;
 }
 
-struct rename_ctx {
+/*
+ * One rename, in three phases: lock (rename_lock), validate (rename_check)
+ * and build the transaction (rename_exchange or rename_move). The records
+ * the transaction points at live here until it is submitted.
+ */
+struct rename_op {
+	struct pfs_fs *fs;
+	uint64_t dir, newdir;
+	const char *name, *newname;
+	size_t nlen, nnlen;
+	bool cross, exchange, have_t;
 	struct pfs_lockset dl, il;
 	bool dl_locked, il_locked;
+	struct pfs_onode dpo, npo, so, to;	/* the directories, source, target */
+	struct pfs_dent sd, td;
+	struct dent_rec srec, trec, nrec, xrec;
+	struct touch tc;
+	struct pfs_txn t;
+	uint64_t nseq;
+	bool removed, reap;
+	uint8_t okey[POSFS_ORPHAN_KEY_LEN];
 };
+
+/*
+ * Lock both directories and the directories named by both entries (taken
+ * again until the entries are the ones looked up before locking), then
+ * the two inodes; load what the checks need. 0 or -errno.
+ */
+static int rename_lock(struct rename_op *op)
+{
+	struct pfs_fs *fs = op->fs;
+	int ret, r2;
+
+	for (;;) {
+		struct pfs_dent a, b;
+		int ra, rb;
+
+		pfs_lockset_init(&op->dl, fs->dlock);
+		pfs_lockset_add(&op->dl, op->dir);
+		pfs_lockset_add(&op->dl, op->newdir);
+		ra = dent_get(fs, op->dir, op->name, op->nlen, &a);
+		rb = dent_get(fs, op->newdir, op->newname, op->nnlen, &b);
+		if ((ra && ra != -ENOENT) || (rb && rb != -ENOENT))
+			return ra && ra != -ENOENT ? ra : rb;
+		if (!ra && a.type == DT_DIR)
+			pfs_lockset_add(&op->dl, a.ino);
+		if (!rb && b.type == DT_DIR)
+			pfs_lockset_add(&op->dl, b.ino);
+		pfs_lockset_lock(&op->dl);
+		op->dl_locked = true;
+		ret = dent_get(fs, op->dir, op->name, op->nlen, &op->sd);
+		r2 = dent_get(fs, op->newdir, op->newname, op->nnlen, &op->td);
+		if ((ret == ra && (ret || op->sd.ino == a.ino)) &&
+		    (r2 == rb && (r2 || op->td.ino == b.ino)))
+			break;
+		pfs_lockset_unlock(&op->dl);
+		op->dl_locked = false;
+	}
+	ret = dir_stat(fs, op->dir, &op->dpo);
+	if (!ret)
+		ret = dir_stat(fs, op->newdir, &op->npo);
+	if (!ret)
+		ret = dent_get(fs, op->dir, op->name, op->nlen, &op->sd);
+	if (ret)
+		return ret;
+	r2 = dent_get(fs, op->newdir, op->newname, op->nnlen, &op->td);
+	if (r2 && r2 != -ENOENT)
+		return r2;
+	op->have_t = !r2;
+	pfs_lockset_init(&op->il, fs->ilock);
+	pfs_lockset_add(&op->il, op->sd.ino);
+	if (op->have_t)
+		pfs_lockset_add(&op->il, op->td.ino);
+	pfs_lockset_lock(&op->il);
+	op->il_locked = true;
+	ret = pfs_fs_stat(fs, op->sd.ino, &op->so);
+	if (!ret && op->have_t)
+		ret = pfs_fs_stat(fs, op->td.ino, &op->to);
+	return ret;
+}
+
+/* What rename(2) refuses: 0 to go on, 1 when there is nothing to do (two
+ * links of one inode), or -errno. */
+static int rename_check(struct rename_op *op, unsigned int flags)
+{
+	int ret;
+
+	if (op->exchange && !op->have_t)
+		return -ENOENT;
+	if (op->have_t && (flags & RENAME_NOREPLACE))
+		return -EEXIST;
+	if (op->have_t && op->sd.ino == op->td.ino)
+		return 1;
+	/* loops: a directory into its own subtree */
+	if (op->cross && S_ISDIR(op->so.mode)) {
+		ret = is_ancestor(op->fs, op->sd.ino, op->newdir);
+		if (ret)
+			return ret > 0 ? -EINVAL : ret;
+	}
+	if (op->cross && op->exchange && S_ISDIR(op->to.mode)) {
+		ret = is_ancestor(op->fs, op->td.ino, op->dir);
+		if (ret)
+			return ret > 0 ? -EINVAL : ret;
+	}
+	if (op->have_t && !op->exchange) {
+		if (S_ISDIR(op->so.mode) && !S_ISDIR(op->to.mode))
+			return -ENOTDIR;
+		if (!S_ISDIR(op->so.mode) && S_ISDIR(op->to.mode))
+			return -EISDIR;
+		if (S_ISDIR(op->to.mode)) {
+			ret = dir_empty(op->fs, op->td.ino);
+			if (ret <= 0)
+				return ret < 0 ? ret : -ENOTEMPTY;
+		}
+	}
+	if (op->cross && S_ISDIR(op->so.mode) && !op->have_t && !op->exchange &&
+	    op->npo.nlink >= PFS_FS_LINK_MAX)
+		return -EMLINK;
+	return 0;
+}
+
+/* A directory moves from one parent to another: its '..' and both link
+ * counts follow. */
+static void rename_reparent(struct rename_op *op, uint64_t ino, uint64_t from, uint64_t to)
+{
+	touch_get(&op->tc, ino, PFS_ATTR_PARENT)->parent = to;
+	touch_get(&op->tc, from, PFS_ATTR_NLINK)->nlink--;
+	touch_get(&op->tc, to, PFS_ATTR_NLINK)->nlink++;
+}
+
+/* RENAME_EXCHANGE: each name keeps its seq; the inodes swap. */
+static void rename_exchange(struct rename_op *op)
+{
+	struct pfs_dent a = { .ino = op->td.ino, .type = op->td.type, .seq = op->sd.seq },
+			b = { .ino = op->sd.ino, .type = op->sd.type, .seq = op->td.seq };
+
+	dent_rec_fill(&op->srec, op->name, op->nlen, &a);
+	dent_rec_fill(&op->trec, op->newname, op->nnlen, &b);
+	pfs_txn_omap_set(&op->t, op->dir, op->srec.nkey, op->srec.nklen, op->srec.val,
+			 POSFS_DENT_VLEN);
+	pfs_txn_omap_set(&op->t, op->newdir, op->trec.nkey, op->trec.nklen, op->trec.val,
+			 POSFS_DENT_VLEN);
+	touch_get(&op->tc, op->td.ino, PFS_ATTR_CTIME);
+	if (op->cross && S_ISDIR(op->so.mode))
+		rename_reparent(op, op->sd.ino, op->dir, op->newdir);
+	if (op->cross && S_ISDIR(op->to.mode))
+		rename_reparent(op, op->td.ino, op->newdir, op->dir);
+}
+
+/* A move, replacing the target if there is one. 0 or -errno. */
+static int rename_move(struct rename_op *op)
+{
+	struct pfs_dent nd;
+	int ret = seq_next(op->fs, op->newdir, &op->nseq);
+
+	if (ret)
+		return ret;
+	/* the old name goes */
+	dent_rec_fill(&op->srec, op->name, op->nlen, &op->sd);
+	dent_del(&op->t, op->dir, &op->srec);
+	if (op->have_t) {
+		/* the replaced entry's records go; its inode loses a link */
+		dent_rec_fill(&op->xrec, op->newname, op->nnlen, &op->td);
+		dent_del(&op->t, op->newdir, &op->xrec);
+		if (S_ISDIR(op->to.mode)) {
+			pfs_txn_remove(&op->t, op->td.ino);
+			touch_get(&op->tc, op->newdir, PFS_ATTR_NLINK)->nlink--;
+		} else {
+			drop_link(op->fs, &op->t, &op->tc, &op->to, op->okey, &op->removed,
+				  &op->reap);
+		}
+	}
+	nd = (struct pfs_dent){ .ino = op->sd.ino, .type = op->sd.type, .seq = op->nseq };
+	dent_rec_fill(&op->nrec, op->newname, op->nnlen, &nd);
+	dent_add(&op->t, op->newdir, &op->nrec);
+	if (S_ISDIR(op->so.mode) && op->cross)
+		rename_reparent(op, op->sd.ino, op->dir, op->newdir);
+	return 0;
+}
 
 int pfs_fs_rename(struct pfs_fs *fs, uint64_t dir, const char *name, uint64_t newdir,
 		  const char *newname, unsigned int flags)
 {
-	bool cross = dir != newdir, exchange = flags & RENAME_EXCHANGE;
-	struct pfs_onode dpo, npo, so, to;
-	struct dent_rec srec, trec, nrec, xrec;
-	struct touch tc = { 0 };
-	struct rename_ctx rc = { 0 };
-	struct pfs_dent sd, td, nd;
-	uint64_t nseq = 0, xseq = 0;
-	size_t nlen, nnlen;
-	bool have_t, removed = false, reap = false;
-	uint8_t okey[POSFS_ORPHAN_KEY_LEN];
-	struct pfs_txn t;
+	struct rename_op *op;
 	int ret, r2;
+	size_t nlen, nnlen;
 
 	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE) ||
-	    (flags & RENAME_NOREPLACE && exchange))
+	    (flags & RENAME_NOREPLACE && flags & RENAME_EXCHANGE))
 		return -EINVAL;
 	ret = name_check(name, &nlen);
 	r2 = name_check(newname, &nnlen);
@@ -677,182 +843,55 @@ int pfs_fs_rename(struct pfs_fs *fs, uint64_t dir, const char *name, uint64_t ne
 		return ret < 0 ? ret : r2;
 	if (ret || r2)
 		return -EINVAL;		/* "." or ".." */
-	pfs_txn_init(&t);
-	if (cross)
+	op = calloc(1, sizeof(*op));
+	if (!op)
+		return -ENOMEM;
+	*op = (struct rename_op){
+		.fs = fs, .dir = dir, .newdir = newdir, .name = name, .newname = newname,
+		.nlen = nlen, .nnlen = nnlen, .cross = dir != newdir,
+		.exchange = flags & RENAME_EXCHANGE,
+	};
+	pfs_txn_init(&op->t);
+	if (op->cross)
 		pthread_mutex_lock(&fs->rename_lock);
-	/* lock both directories and the directories named by both entries */
-	for (;;) {
-		struct pfs_dent a, b;
-		int ra, rb;
-
-		pfs_lockset_init(&rc.dl, fs->dlock);
-		pfs_lockset_add(&rc.dl, dir);
-		pfs_lockset_add(&rc.dl, newdir);
-		ra = dent_get(fs, dir, name, nlen, &a);
-		rb = dent_get(fs, newdir, newname, nnlen, &b);
-		if ((ra && ra != -ENOENT) || (rb && rb != -ENOENT)) {
-			ret = ra && ra != -ENOENT ? ra : rb;
-			goto out;
-		}
-		if (!ra && a.type == DT_DIR)
-			pfs_lockset_add(&rc.dl, a.ino);
-		if (!rb && b.type == DT_DIR)
-			pfs_lockset_add(&rc.dl, b.ino);
-		pfs_lockset_lock(&rc.dl);
-		rc.dl_locked = true;
-		ret = dent_get(fs, dir, name, nlen, &sd);
-		r2 = dent_get(fs, newdir, newname, nnlen, &td);
-		if ((ret == ra && (ret || sd.ino == a.ino)) && (r2 == rb && (r2 || td.ino == b.ino)))
-			break;
-		pfs_lockset_unlock(&rc.dl);
-		rc.dl_locked = false;
-	}
-	ret = dir_stat(fs, dir, &dpo);
+	ret = rename_lock(op);
 	if (!ret)
-		ret = dir_stat(fs, newdir, &npo);
+		ret = rename_check(op, flags);
+	if (ret)
+		goto out;	/* 1: nothing to do */
+	touch_load(&op->tc, &op->dpo);
+	touch_load(&op->tc, &op->npo);
+	touch_load(&op->tc, &op->so);
+	if (op->have_t)
+		touch_load(&op->tc, &op->to);
+	touch_get(&op->tc, dir, PFS_ATTR_MTIME | PFS_ATTR_CTIME);
+	touch_get(&op->tc, newdir, PFS_ATTR_MTIME | PFS_ATTR_CTIME);
+	touch_get(&op->tc, op->sd.ino, PFS_ATTR_CTIME);
+	if (op->exchange)
+		rename_exchange(op);
+	else
+		ret = rename_move(op);
 	if (ret)
 		goto out;
-	ret = dent_get(fs, dir, name, nlen, &sd);
-	if (ret)
-		goto out;
-	r2 = dent_get(fs, newdir, newname, nnlen, &td);
-	if (r2 && r2 != -ENOENT) {
-		ret = r2;
-		goto out;
-	}
-	have_t = !r2;
-	pfs_lockset_init(&rc.il, fs->ilock);
-	pfs_lockset_add(&rc.il, sd.ino);
-	if (have_t)
-		pfs_lockset_add(&rc.il, td.ino);
-	pfs_lockset_lock(&rc.il);
-	rc.il_locked = true;
-	ret = pfs_fs_stat(fs, sd.ino, &so);
-	if (!ret && have_t)
-		ret = pfs_fs_stat(fs, td.ino, &to);
-	if (ret)
-		goto out;
-	if (exchange && !have_t) {
-		ret = -ENOENT;
-		goto out;
-	}
-	if (have_t && (flags & RENAME_NOREPLACE)) {
-		ret = -EEXIST;
-		goto out;
-	}
-	if (have_t && sd.ino == td.ino)
-		goto out;	/* two links of one inode: nothing to do */
-	/* loops: a directory into its own subtree */
-	if (cross && S_ISDIR(so.mode)) {
-		ret = is_ancestor(fs, sd.ino, newdir);
-		if (ret)
-			goto out_loop;
-	}
-	if (cross && exchange && S_ISDIR(to.mode)) {
-		ret = is_ancestor(fs, td.ino, dir);
-		if (ret)
-			goto out_loop;
-	}
-	if (have_t && !exchange) {
-		if (S_ISDIR(so.mode) && !S_ISDIR(to.mode)) {
-			ret = -ENOTDIR;
-			goto out;
-		}
-		if (!S_ISDIR(so.mode) && S_ISDIR(to.mode)) {
-			ret = -EISDIR;
-			goto out;
-		}
-		if (S_ISDIR(to.mode)) {
-			ret = dir_empty(fs, td.ino);
-			if (ret < 0)
-				goto out;
-			if (!ret) {
-				ret = -ENOTEMPTY;
-				goto out;
-			}
-		}
-	}
-	touch_load(&tc, &dpo);
-	touch_load(&tc, &npo);
-	touch_load(&tc, &so);
-	if (have_t)
-		touch_load(&tc, &to);
-	touch_get(&tc, dir, PFS_ATTR_MTIME | PFS_ATTR_CTIME);
-	touch_get(&tc, newdir, PFS_ATTR_MTIME | PFS_ATTR_CTIME);
-	touch_get(&tc, sd.ino, PFS_ATTR_CTIME);
-	if (exchange) {
-		/* each name keeps its seq; the inodes swap */
-		struct pfs_dent a = { .ino = td.ino, .type = td.type, .seq = sd.seq },
-				b = { .ino = sd.ino, .type = sd.type, .seq = td.seq };
-
-		dent_rec_fill(&srec, name, nlen, &a);
-		dent_rec_fill(&trec, newname, nnlen, &b);
-		pfs_txn_omap_set(&t, dir, srec.nkey, srec.nklen, srec.val, POSFS_DENT_VLEN);
-		pfs_txn_omap_set(&t, newdir, trec.nkey, trec.nklen, trec.val, POSFS_DENT_VLEN);
-		touch_get(&tc, td.ino, PFS_ATTR_CTIME);
-		if (cross && S_ISDIR(so.mode)) {
-			touch_get(&tc, sd.ino, PFS_ATTR_PARENT)->parent = newdir;
-			touch_get(&tc, dir, PFS_ATTR_NLINK)->nlink--;
-			touch_get(&tc, newdir, PFS_ATTR_NLINK)->nlink++;
-		}
-		if (cross && S_ISDIR(to.mode)) {
-			touch_get(&tc, td.ino, PFS_ATTR_PARENT)->parent = dir;
-			touch_get(&tc, newdir, PFS_ATTR_NLINK)->nlink--;
-			touch_get(&tc, dir, PFS_ATTR_NLINK)->nlink++;
-		}
-	} else {
-		if (cross && S_ISDIR(so.mode) && !have_t && npo.nlink >= PFS_FS_LINK_MAX) {
-			ret = -EMLINK;
-			goto out;
-		}
-		ret = seq_next(fs, newdir, &nseq);
-		if (ret)
-			goto out;
-		/* the old name goes */
-		dent_rec_fill(&srec, name, nlen, &sd);
-		dent_del(&t, dir, &srec);
-		if (have_t) {
-			/* the replaced entry's records go; its inode loses a link */
-			dent_rec_fill(&xrec, newname, nnlen, &td);
-			dent_del(&t, newdir, &xrec);
-			xseq = td.seq;
-			if (S_ISDIR(to.mode)) {
-				pfs_txn_remove(&t, td.ino);
-				touch_get(&tc, newdir, PFS_ATTR_NLINK)->nlink--;
-			} else {
-				drop_link(fs, &t, &tc, &to, okey, &removed, &reap);
-			}
-		}
-		nd = (struct pfs_dent){ .ino = sd.ino, .type = sd.type, .seq = nseq };
-		dent_rec_fill(&nrec, newname, nnlen, &nd);
-		dent_add(&t, newdir, &nrec);
-		if (S_ISDIR(so.mode) && cross) {
-			touch_get(&tc, sd.ino, PFS_ATTR_PARENT)->parent = newdir;
-			touch_get(&tc, dir, PFS_ATTR_NLINK)->nlink--;
-			touch_get(&tc, newdir, PFS_ATTR_NLINK)->nlink++;
-		}
-	}
-	(void)xseq;
-	touch_emit(&tc, &t, pfs_fs_now());
-	if (removed)
-		pfs_txn_remove(&t, td.ino);
-	ret = submit(fs, &t, &tc, NULL, 0, 0);
-	if (!ret && !exchange)
-		pfs_fs_seq_set(fs, newdir, nseq + 1);
-	goto out;
-out_loop:
-	if (ret > 0)
-		ret = -EINVAL;
+	touch_emit(&op->tc, &op->t, pfs_fs_now());
+	if (op->removed)
+		pfs_txn_remove(&op->t, op->td.ino);
+	ret = submit(fs, &op->t, &op->tc, NULL, 0, 0);
+	if (!ret && !op->exchange)
+		pfs_fs_seq_set(fs, newdir, op->nseq + 1);
 out:
-	if (rc.il_locked)
-		pfs_lockset_unlock(&rc.il);
-	if (rc.dl_locked)
-		pfs_lockset_unlock(&rc.dl);
-	if (cross)
+	if (ret == 1)
+		ret = 0;
+	if (op->il_locked)
+		pfs_lockset_unlock(&op->il);
+	if (op->dl_locked)
+		pfs_lockset_unlock(&op->dl);
+	if (op->cross)
 		pthread_mutex_unlock(&fs->rename_lock);
-	pfs_txn_fini(&t);
-	if (!ret && reap)
-		ret = pfs_fs_reap(fs, td.ino);
+	pfs_txn_fini(&op->t);
+	if (!ret && op->reap)
+		ret = pfs_fs_reap(fs, op->td.ino);
+	free(op);
 	return ret;
 }
 
