@@ -159,6 +159,29 @@ struct pfs_statfs {
 
 int pfs_store_statfs(struct pfs_store *st, struct pfs_statfs *sfs);
 
+/*
+ * One shard's space and objects as its last writing transaction left
+ * them, read without its lock: a hint for placement (fs/place.c), a
+ * moment old under concurrent commits. -EINVAL for no such shard.
+ */
+struct pfs_shard_load {
+	uint64_t total_blocks;		/* its data area */
+	uint64_t free_blocks;		/* free now or after the next checkpoint */
+	uint64_t objects;
+};
+
+int pfs_store_shard_load(struct pfs_store *st, uint32_t shard, struct pfs_shard_load *l);
+
+/* What the store did since open (counters read without a lock). */
+struct pfs_store_counters {
+	uint64_t commits;		/* transactions committed */
+	uint64_t cross_shard;		/* of those, through the global WAL */
+	uint64_t groups;		/* records the shards' WALs got */
+	uint64_t checkpoints;
+};
+
+void pfs_store_counters(struct pfs_store *st, struct pfs_store_counters *c);
+
 const struct pfs_super *pfs_store_super(const struct pfs_store *st);
 
 /* Has corrupt metadata been met since open? The superblock is then marked
@@ -181,14 +204,6 @@ int pfs_store_report_damage(struct pfs_store *st, enum pfs_damage_kind kind, uin
 
 /* Data blocks met since open that did not match their checksums. */
 uint64_t pfs_store_data_errors(const struct pfs_store *st);
-
-/*
- * Call fn for every object of a shard in id order (fsck, scrub). fn runs
- * with the shard locked: it must not call the store. A nonzero return
- * stops the walk and is returned.
- */
-typedef int (*pfs_object_fn)(void *arg, const struct pfs_onode *o);
-int pfs_store_iterate_objects(struct pfs_store *st, uint32_t shard, pfs_object_fn fn, void *arg);
 
 /* ---- objop.c: object ids ----------------------------------------------- */
 
@@ -333,6 +348,14 @@ int pfs_store_submit(struct pfs_store *st, struct pfs_txn *t, int flags,
 int pfs_store_wait(struct pfs_store *st, const struct pfs_commit *token);
 
 /* ---- read.c: reads ------------------------------------------------------- */
+
+/*
+ * Call fn for every object of a shard in id order (fsck, scrub). fn runs
+ * with the shard locked: it must not call the store. A nonzero return
+ * stops the walk and is returned.
+ */
+typedef int (*pfs_object_fn)(void *arg, const struct pfs_onode *o);
+int pfs_store_iterate_objects(struct pfs_store *st, uint32_t shard, pfs_object_fn fn, void *arg);
 
 int pfs_store_stat(struct pfs_store *st, uint64_t oid, struct pfs_onode *o);
 

@@ -850,12 +850,23 @@ int pfs_tx_data_block(struct pfs_tx *tx, uint64_t blkno, bool fresh, struct pfs_
 
 /* ---- abort -------------------------------------------------------------- */
 
+void pfs_shard_publish_load(struct pfs_shard *sh)
+{
+	uint64_t free = pfs_alloc_free_blocks(&sh->alloc) + pfs_alloc_pending_blocks(&sh->alloc);
+
+	__atomic_store_n(&sh->load_free, free, __ATOMIC_RELAXED);
+	__atomic_store_n(&sh->load_objects, sh->hdr.onode_count, __ATOMIC_RELAXED);
+}
+
 static void tx_unlock(struct pfs_tx *tx)
 {
 	if (tx->nshards > 1)
 		pthread_mutex_unlock(&tx->st->global_lock);
-	for (unsigned i = tx->nshards; i-- > 0;)
+	for (unsigned i = tx->nshards; i-- > 0;) {
+		if (!tx->read_only)
+			pfs_shard_publish_load(tx->shards[i]);
 		pthread_mutex_unlock(&tx->shards[i]->lock);
+	}
 	pthread_rwlock_unlock(&tx->st->ckpt_lock);
 }
 
@@ -1051,6 +1062,7 @@ int pfs_tx_commit(struct pfs_tx *tx, struct pfs_durable *token)
 		tx_finish_blocks(tx, false);
 		token->shard = POSFS_SHARD_GLOBAL;
 		token->group = 0;
+		__atomic_add_fetch(&st->stat_cross_shard, 1, __ATOMIC_RELAXED);
 		goto done;
 	}
 	for (size_t i = 0; i < tx->nb; i++)

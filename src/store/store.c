@@ -453,6 +453,8 @@ int pfs_store_load_space(struct pfs_store *st)
 		ret = pfs_alloc_init(&st->shards[i].alloc);
 		if (!ret)
 			ret = pfs_space_load(st, &st->shards[i], tx);
+		if (!ret)
+			pfs_shard_publish_load(&st->shards[i]);
 		pfs_tx_abort(tx);
 		if (ret == -EUCLEAN || ret == -EBADMSG)
 			pfs_store_damage_note(st, PFS_DAMAGE_FREE_TREE, i, 0, 0, NULL);
@@ -649,6 +651,27 @@ int pfs_store_statfs(struct pfs_store *st, struct pfs_statfs *sfs)
 		pthread_mutex_unlock(&sh->lock);
 	}
 	return 0;
+}
+
+int pfs_store_shard_load(struct pfs_store *st, uint32_t shard, struct pfs_shard_load *l)
+{
+	const struct pfs_shard *sh;
+
+	if (shard >= st->nshards)
+		return -EINVAL;
+	sh = &st->shards[shard];
+	l->total_blocks = sh->geo.data_blocks;
+	l->free_blocks = __atomic_load_n(&sh->load_free, __ATOMIC_RELAXED);
+	l->objects = __atomic_load_n(&sh->load_objects, __ATOMIC_RELAXED);
+	return 0;
+}
+
+void pfs_store_counters(struct pfs_store *st, struct pfs_store_counters *c)
+{
+	c->commits = __atomic_load_n(&st->stat_commits, __ATOMIC_RELAXED);
+	c->cross_shard = __atomic_load_n(&st->stat_cross_shard, __ATOMIC_RELAXED);
+	c->groups = __atomic_load_n(&st->stat_groups, __ATOMIC_RELAXED);
+	c->checkpoints = __atomic_load_n(&st->stat_checkpoints, __ATOMIC_RELAXED);
 }
 
 const struct pfs_super *pfs_store_super(const struct pfs_store *st)

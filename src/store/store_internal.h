@@ -91,6 +91,10 @@ struct pfs_shard {
 	struct pfs_group group;
 	uint64_t group_durable;		/* last group id known durable */
 	struct pfs_free0 free0;		/* free at open (verify.h, V2) */
+	/* free blocks (pending included) and objects as the last writing
+	 * transaction left them: written under lock, read without it
+	 * (pfs_store_shard_load, a placement hint) */
+	uint64_t load_free, load_objects;
 };
 
 struct pfs_store {
@@ -146,8 +150,15 @@ struct pfs_store {
 	int interval_ms;
 	pthread_mutex_t timer_lock;
 	pthread_cond_t timer_cond;
+	/* counters (atomic; pfs_store_counters) */
 	uint64_t stat_commits, stat_groups, stat_checkpoints, stat_wal_writes;
+	uint64_t stat_cross_shard;	/* commits through the global WAL */
 };
+
+/* Set sh->load_free and load_objects from its allocator and header (sh
+ * locked): each writing transaction does as it lets the shard go
+ * (journal.c), and the open once the free trees are loaded. */
+void pfs_shard_publish_load(struct pfs_shard *sh);
 
 /* The shard whose data area holds blkno, or NULL. */
 struct pfs_shard *pfs_store_block_shard(struct pfs_store *st, uint64_t blkno);
