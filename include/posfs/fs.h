@@ -95,6 +95,21 @@ struct pfs_fs_cred {
 int pfs_fs_open(struct pfs_store *st, struct pfs_fs **fsp);
 
 /*
+ * Where new directories go (fs/place.c). ORLOV, the default: the parent's
+ * shard unless the shards are out of balance, top-level directories
+ * spread. PARENT: always the parent's shard; SPREAD: every directory on
+ * the next shard in turn. The other two are for measurement
+ * (tests/bench/place-bench).
+ */
+enum pfs_fs_placement {
+	PFS_FS_PLACE_ORLOV,
+	PFS_FS_PLACE_PARENT,
+	PFS_FS_PLACE_SPREAD,
+};
+
+void pfs_fs_set_placement(struct pfs_fs *fs, enum pfs_fs_placement p);
+
+/*
  * Free the layer. Inodes still open (pfs_fs_inode_open without release)
  * that are orphans stay on the orphan list: the next pfs_fs_open reclaims
  * them. Does not sync or close the store. NULL is fine.

@@ -52,7 +52,8 @@ struct pfs_fs {
 	pthread_mutex_t ilock[PFS_FS_LOCKS];
 	pthread_mutex_t state_lock;
 	struct pfs_istate *state[PFS_FS_STATE_BUCKETS];
-	uint32_t next_dir_shard;	/* round-robin for mkdir (state_lock) */
+	enum pfs_fs_placement placement;	/* of new directories (place.c) */
+	uint32_t next_dir_shard;	/* place.c's turn (atomic) */
 };
 
 /* A set of striped locks taken in index order. */

@@ -36,6 +36,7 @@
 
 #include "fs/acl.h"
 #include "fs/fs_internal.h"
+#include "fs/place.h"
 
 /* ---- names and entries ------------------------------------------------- */
 
@@ -262,12 +263,7 @@ static int create_node(struct pfs_fs *fs, uint64_t dir, const char *name, uint32
 		ret = -EMLINK;
 		goto out;
 	}
-	shard = POSFS_OID_SHARD(dir);
-	if (S_ISDIR(mode)) {
-		pthread_mutex_lock(&fs->state_lock);
-		shard = fs->next_dir_shard++ % fs->shards;
-		pthread_mutex_unlock(&fs->state_lock);
-	}
+	shard = S_ISDIR(mode) ? pfs_place_dir(fs, dir) : POSFS_OID_SHARD(dir);
 	ret = pfs_store_oid_alloc(fs->st, shard, &d.ino);
 	if (!ret)
 		ret = seq_next(fs, dir, &d.seq);

@@ -336,6 +336,10 @@ static int setup(struct pfs_fs *fs, struct names *nm)
 	nm->bar = a.ino;
 	if (!ret)
 		ret = write_pattern(fs, nm->bar, 0, 4096, 'b');
+	/* the workloads' renames between A and B are cross-shard ones:
+	 * top-level directories go to different shards (fs/place.c, P1) */
+	if (!ret && POSFS_OID_SHARD(nm->A) == POSFS_OID_SHARD(nm->B))
+		ret = -EXDEV;
 	return ret;
 }
 
@@ -1024,9 +1028,10 @@ out:
 /* ---- random runs: fsx-style, in one thread or in several across shards ------------- */
 
 /*
- * Each thread owns a directory T<n> with a subdirectory (directories go
- * to the shards in turn, so a thread spans two shards and threads spread
- * over all of them) and RFILES file slots in them. It runs random
+ * Each thread owns a directory T<n> with a subdirectory (the runs place
+ * every directory on the next shard in turn, PFS_FS_PLACE_SPREAD, not in
+ * its parent's, so that a thread spans two shards and threads spread over
+ * all of them) and RFILES file slots in them. It runs random
  * operations, each followed at random by nothing, fsync, fdatasync or
  * fsync of the file's directory, and checks every file against an
  * in-memory model after every operation, as fsx does. Its history is the
@@ -1363,6 +1368,7 @@ static void run_random(int nthreads, int nops, uint64_t seed, const struct sampl
 		fail(r, rc.name, "setup", "cannot make the file system");
 		goto out;
 	}
+	pfs_fs_set_placement(fs, PFS_FS_PLACE_SPREAD);
 	for (int i = 0; ok && i < nthreads; i++) {
 		struct pfs_fs_attr a;
 		char name[16];
@@ -1374,6 +1380,7 @@ static void run_random(int nthreads, int nops, uint64_t seed, const struct sampl
 		t[i].dir = a.ino;
 		ok = ok && !pfs_fs_mkdir(fs, t[i].dir, "sub", 0755, &root, &a);
 		t[i].sub = a.ino;
+		ok = ok && POSFS_OID_SHARD(t[i].dir) != POSFS_OID_SHARD(t[i].sub);
 		t[i].buf = malloc(RMAXSIZE);
 		for (int j = 0; ok && j < RFILES; j++)
 			ok = (t[i].f[j].data = calloc(1, RMAXSIZE)) != NULL;

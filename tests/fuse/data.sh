@@ -75,7 +75,7 @@ while left:
     left -= n; off += n
 print(left)")" 0
 	expect_eq "$tag: copy is the same" "$(cmp "$m/rand" "$m/copy" && echo same)" same
-	# directories go round robin over the shards (the shard is in the
+	# top-level directories go to the shards in turn (the shard is in the
 	# top bits of the inode number): two in different shards
 	mkdir -p "$m/s1" "$m/s2"
 	[ $(($(stat -c %i "$m/s1") >> 48)) != $(($(stat -c %i "$m/s2") >> 48)) ] ||
