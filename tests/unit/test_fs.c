@@ -1189,6 +1189,39 @@ static int tree_cb(void *arg, const char *name, uint64_t ino, unsigned type, uin
 	return 0;
 }
 
+/* Write n blocks into each of f and g, every other block: each ends up
+ * with n extents, each block between two of the other's. */
+static void interleave(struct pfs_fs *fs, uint64_t f, uint64_t g, uint64_t n)
+{
+	static char blk[4096];
+
+	memset(blk, 'x', sizeof(blk));
+	for (uint64_t i = 0; i < n; i++) {
+		ck_assert_int_eq(pfs_fs_write(fs, f, i * 8192, 4096, blk, &user), 4096);
+		ck_assert_int_eq(pfs_fs_write(fs, g, i * 8192, 4096, blk, &user), 4096);
+	}
+}
+
+/* Append buf (len bytes, then halves of it down to a block) to ino until
+ * the file system is full: the bytes written. */
+static uint64_t fill_data(struct pfs_fs *fs, uint64_t ino, const uint8_t *buf, size_t len)
+{
+	uint64_t off = 0;
+
+	for (;;) {
+		ssize_t w = pfs_fs_write(fs, ino, off, len, buf, &user);
+
+		if (w == -ENOSPC && len > 4096) {
+			len /= 2;
+			continue;
+		}
+		if (w == -ENOSPC)
+			return off;
+		ck_assert_int_eq(w, (ssize_t)len);
+		off += len;
+	}
+}
+
 /*
  * Files too large to remove in one transaction on a small WAL (16,000
  * scattered extents each, 1 MiB WALs): unlink and rename over them go
@@ -1200,7 +1233,6 @@ START_TEST(huge_files_go_in_steps)
 	struct pfs_dev *dev = pfs_test_newfs_mem(192ull << 20, 1, 1 << 20);
 	struct mnt m;
 	struct pfs_fs_statfs before, after;
-	static char blk[4096];
 	uint64_t f, g, h;
 	const uint64_t n = 16000;
 
@@ -1211,11 +1243,7 @@ START_TEST(huge_files_go_in_steps)
 	h = mk(m.fs, POSFS_ROOT_OID, "h", S_IFREG | 0644);
 	ck_assert_int_eq(pfs_store_sync(m.st), 0);
 	ck_assert_int_eq(pfs_fs_statfs(m.fs, &before), 0);	/* three empty files */
-	memset(blk, 'x', sizeof(blk));
-	for (uint64_t i = 0; i < n; i++) {
-		ck_assert_int_eq(pfs_fs_write(m.fs, f, i * 8192, 4096, blk, &user), 4096);
-		ck_assert_int_eq(pfs_fs_write(m.fs, g, i * 8192, 4096, blk, &user), 4096);
-	}
+	interleave(m.fs, f, g, n);
 	ck_assert_int_eq(pfs_fs_unlink(m.fs, POSFS_ROOT_OID, "f"), 0);
 	ck_assert_int_eq(pfs_fs_rename(m.fs, POSFS_ROOT_OID, "h", POSFS_ROOT_OID, "g", 0), 0);
 	ck_assert_int_eq(ino_of(m.fs, POSFS_ROOT_OID, "g"), h);
@@ -1258,7 +1286,7 @@ START_TEST(full_fs_removes)
 	uint8_t *buf = calloc(1, len);
 	struct pfs_fs_statfs s0, s1, s2;
 	struct pfs_fs_attr a;
-	uint64_t big, half, zero, p, off = 0;
+	uint64_t big, half, zero, p, off;
 	unsigned next = 0;
 	struct mnt m;
 	char name[32];
@@ -1278,18 +1306,7 @@ START_TEST(full_fs_removes)
 		ck_assert_int_eq(pfs_fs_write(m.fs, zero, i * len, len, buf, &user), (ssize_t)len);
 		ck_assert_int_eq(pfs_fs_write(m.fs, p, i * len, len, buf, &user), (ssize_t)len);
 	}
-	for (;;) {
-		ssize_t w = pfs_fs_write(m.fs, big, off, len, buf, &user);
-
-		if (w == -ENOSPC && len > 4096) {
-			len /= 2;
-			continue;
-		}
-		if (w == -ENOSPC)
-			break;
-		ck_assert_int_eq(w, (ssize_t)len);
-		off += len;
-	}
+	off = fill_data(m.fs, big, buf, len);
 	ck_assert_uint_gt(off, 32u << 20);	/* past PFS_FS_REAP_SECTORS */
 	ck_assert_uint_gt(fill_names(m.fs, &next), 10);
 	ck_assert_int_eq(pfs_fs_statfs(m.fs, &s1), 0);
@@ -1352,11 +1369,10 @@ START_TEST(full_fs_removes_fragmented)
 {
 	struct pfs_dev *dev = pfs_test_newfs_mem(192ull << 20, 1, 1 << 20);
 	struct pfs_fs_statfs s1, s2;
-	static char blk[4096];
 	const uint64_t n = 16000;
 	size_t len = 1 << 20;
 	uint8_t *buf = calloc(1, len);
-	uint64_t f, g, big, off = 0;
+	uint64_t f, g, big;
 	unsigned next = 0;
 	struct mnt m;
 
@@ -1365,23 +1381,8 @@ START_TEST(full_fs_removes_fragmented)
 	f = mk(m.fs, POSFS_ROOT_OID, "f", S_IFREG | 0644);
 	g = mk(m.fs, POSFS_ROOT_OID, "g", S_IFREG | 0644);
 	big = mk(m.fs, POSFS_ROOT_OID, "big", S_IFREG | 0644);
-	memset(blk, 'x', sizeof(blk));
-	for (uint64_t i = 0; i < n; i++) {
-		ck_assert_int_eq(pfs_fs_write(m.fs, f, i * 8192, 4096, blk, &user), 4096);
-		ck_assert_int_eq(pfs_fs_write(m.fs, g, i * 8192, 4096, blk, &user), 4096);
-	}
-	for (;;) {
-		ssize_t w = pfs_fs_write(m.fs, big, off, len, buf, &user);
-
-		if (w == -ENOSPC && len > 4096) {
-			len /= 2;
-			continue;
-		}
-		if (w == -ENOSPC)
-			break;
-		ck_assert_int_eq(w, (ssize_t)len);
-		off += len;
-	}
+	interleave(m.fs, f, g, n);
+	ck_assert_uint_gt(fill_data(m.fs, big, buf, len), 0);
 	fill_names(m.fs, &next);
 	ck_assert_int_eq(pfs_fs_statfs(m.fs, &s1), 0);
 	ck_assert_uint_eq(s1.bavail, 0);
