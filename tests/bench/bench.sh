@@ -5,7 +5,7 @@
 #
 # usage: bench.sh [--quick] [-r ROUNDS] [-o OUTDIR] [-s SIZE] [-d DIR]
 #                 [-S "posfs ext4 fuse2fs pt"] [-a "EXTRA FSBENCH ARGS"] [--posfs-opts OPTS]
-#                 [--mkfs-opts OPTS]
+#                 [--mkfs-opts OPTS] [--variant NAME:BUILDDIR:OPTS ...]
 #
 #   --quick        fsbench.sh --quick, 2G images, 1 round (unless -r says otherwise)
 #   -r ROUNDS      rounds (default 3); every round runs each system once, in -S order
@@ -26,6 +26,10 @@
 #   -a ARGS        extra fsbench.sh arguments, e.g. "--only seq_write,meta,cp --meta-n 5000"
 #   --posfs-opts O posfs -o options, e.g. writeback
 #   --mkfs-opts O  mkfs.posfs options, e.g. "-O ^data_csum" (to measure what a feature costs)
+#   --variant V    one more posfs system, posfs-NAME, for -S: NAME:BUILDDIR:OPTS, the build
+#                  (empty: the same as posfs) and its -o options (empty: --posfs-opts), e.g.
+#                  -S "posfs posfs-old pt" --variant old:/var/tmp/old-build: measures two
+#                  builds in the same interleaved rounds; report.py's ratios stay posfs/peer
 #
 # Images are attached with losetup --direct-io=on (no second page cache under the file
 # system). passthrough_ll keeps one fd per inode: the open-file limit is raised to the hard
@@ -55,6 +59,7 @@ say() { echo "$*" | tee -a "$OUT/log.txt"; }
 # ---- options ----------------------------------------------------------------------------
 QUICK=0 ROUNDS="" OUT="" SIZE="" DIR=/var/tmp SYSTEMS_ARG=$ALL_SYSTEMS EXTRA_ARG="" POSFS_OPTS=""
 MKFS_OPTS=""
+declare -A VAR_BUILD=() VAR_OPTS=()
 parse_args() {
 	while [[ $# -gt 0 ]]; do
 		case $1 in
@@ -67,6 +72,15 @@ parse_args() {
 		-a) EXTRA_ARG=${2?-a needs arguments}; shift ;;
 		--posfs-opts) POSFS_OPTS=${2?--posfs-opts needs options}; shift ;;
 		--mkfs-opts) MKFS_OPTS=${2?--mkfs-opts needs options}; shift ;;
+		--variant)
+			local v=${2:?--variant needs NAME:BUILDDIR:OPTS} vn
+			vn=${v%%:*}
+			[[ $v == *:*:* && $vn =~ ^[a-z0-9_]+$ ]] ||
+				die "bad --variant '$v' (NAME:BUILDDIR:OPTS, NAME of a-z, 0-9, _)"
+			v=${v#*:}
+			VAR_BUILD[$vn]=${v%%:*}
+			VAR_OPTS[$vn]=${v#*:}
+			shift ;;
 		-h|--help) usage; exit 0 ;;
 		*) usage >&2; exit 2 ;;
 		esac
@@ -81,7 +95,8 @@ parse_args() {
 	((${#SYSTEMS[@]})) || die "-S: no systems given"
 	local s seen=" "
 	for s in "${SYSTEMS[@]}"; do
-		[[ " $ALL_SYSTEMS " == *" $s "* ]] || die "unknown system '$s' (one of: $ALL_SYSTEMS)"
+		[[ " $ALL_SYSTEMS " == *" $s "* ]] || [[ $s == posfs-* && -v VAR_BUILD[${s#posfs-}] ]] ||
+			die "unknown system '$s' (one of: $ALL_SYSTEMS, or posfs-NAME with --variant NAME:...)"
 		[[ $seen != *" $s "* ]] || die "system '$s' given twice"
 		seen+="$s "
 	done
@@ -100,9 +115,14 @@ find_build() {
 	BUILDDIR=${POSFS_BUILDDIR:-$SRCDIR}
 	POSFS=$BUILDDIR/fuse/posfs
 	MKFS_POSFS=$BUILDDIR/mkfs/mkfs.posfs
-	selected posfs || return 0
-	[[ -x $POSFS && -x $MKFS_POSFS ]] ||
-		die "no posfs build in $BUILDDIR (need fuse/posfs and mkfs/mkfs.posfs): run make, or set POSFS_BUILDDIR to the build directory"
+	local s b
+	for s in "${SYSTEMS[@]}"; do
+		[[ $s == posfs || $s == posfs-* ]] || continue
+		b=$BUILDDIR
+		[[ $s == posfs ]] || b=${VAR_BUILD[${s#posfs-}]:-$BUILDDIR}
+		[[ -x $b/fuse/posfs && -x $b/mkfs/mkfs.posfs ]] ||
+			die "no posfs build in $b (need fuse/posfs and mkfs/mkfs.posfs): run make, or set POSFS_BUILDDIR to the build directory"
+	done
 }
 
 MISSING=()
@@ -404,6 +424,12 @@ run_one() { # sys round. Called in a condition, so errexit is off: every step is
 	posfs)
 		"$MKFS_POSFS" -q -f "${MKFS_O[@]}" "$dev" || fail "mkfs.posfs $dev failed" || return
 		start_daemon "$mnt" "$log" "$POSFS" -f "${POSFS_O[@]}" "$dev" "$mnt" || return ;;
+	posfs-*)
+		local vb=${VAR_BUILD[${sys#posfs-}]:-$BUILDDIR} vo=${VAR_OPTS[${sys#posfs-}]:-$POSFS_OPTS}
+		local vopt=()
+		[[ -n $vo ]] && vopt=(-o "$vo")
+		"$vb/mkfs/mkfs.posfs" -q -f "${MKFS_O[@]}" "$dev" || fail "mkfs.posfs $dev failed" || return
+		start_daemon "$mnt" "$log" "$vb/fuse/posfs" -f "${vopt[@]}" "$dev" "$mnt" || return ;;
 	ext4)
 		format_ext4 "$dev" || return
 		mount -t ext4 "$dev" "$mnt" || fail "mount $dev failed" || return
