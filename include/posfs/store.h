@@ -178,6 +178,11 @@ struct pfs_store_counters {
 	uint64_t cross_shard;		/* of those, through the global WAL */
 	uint64_t groups;		/* records the shards' WALs got */
 	uint64_t checkpoints;
+	uint64_t ckpt_ns;		/* their time: every shard stopped */
+	/* transactions that waited: for a shard's lock (another
+	 * transaction of that shard), for a checkpoint to end */
+	uint64_t lock_waits, lock_wait_ns;
+	uint64_t ckpt_waits, ckpt_wait_ns;
 };
 
 void pfs_store_counters(struct pfs_store *st, struct pfs_store_counters *c);

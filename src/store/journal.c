@@ -47,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "posfs/crc32c.h"
 #include "format/endian.h"
@@ -361,6 +362,42 @@ static int groups_flush_locked(struct pfs_store *st, struct pfs_shard *sh);
 
 static int group_seal(struct pfs_store *st, struct pfs_shard *sh, uint64_t *seq);
 
+static uint64_t mono_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* Take a shard's lock, counting the waits (pfs_store_counters): the
+ * clock is read only when the lock is taken already. */
+static void shard_lock(struct pfs_store *st, struct pfs_shard *sh)
+{
+	uint64_t t0;
+
+	if (!pthread_mutex_trylock(&sh->lock))
+		return;
+	t0 = mono_ns();
+	pthread_mutex_lock(&sh->lock);
+	__atomic_add_fetch(&st->stat_lock_waits, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&st->stat_lock_wait_ns, mono_ns() - t0, __ATOMIC_RELAXED);
+}
+
+/* The checkpoint lock for a transaction: a wait here is a checkpoint's
+ * stop of every shard. */
+static void ckpt_enter(struct pfs_store *st)
+{
+	uint64_t t0;
+
+	if (!pthread_rwlock_tryrdlock(&st->ckpt_lock))
+		return;
+	t0 = mono_ns();
+	pthread_rwlock_rdlock(&st->ckpt_lock);
+	__atomic_add_fetch(&st->stat_ckpt_waits, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&st->stat_ckpt_wait_ns, mono_ns() - t0, __ATOMIC_RELAXED);
+}
+
 static int tx_start(struct pfs_store *st, const uint32_t *shards, unsigned n, bool ro,
 		    struct pfs_tx **txp)
 {
@@ -379,7 +416,7 @@ static int tx_start(struct pfs_store *st, const uint32_t *shards, unsigned n, bo
 	tx->st = st;
 	tx->read_only = ro;
 	tx->xdev_shard = -1;
-	pthread_rwlock_rdlock(&st->ckpt_lock);
+	ckpt_enter(st);
 	for (unsigned i = 0; i < n; i++) {
 		if (shards[i] >= st->nshards || (i && shards[i] <= shards[i - 1])) {
 			for (unsigned j = 0; j < tx->nshards; j++)
@@ -389,7 +426,7 @@ static int tx_start(struct pfs_store *st, const uint32_t *shards, unsigned n, bo
 			return -EINVAL;
 		}
 		tx->shards[i] = &st->shards[shards[i]];
-		pthread_mutex_lock(&tx->shards[i]->lock);
+		shard_lock(st, tx->shards[i]);
 		tx->saved[i] = tx->shards[i]->hdr;
 		tx->nshards++;
 	}
@@ -1551,15 +1588,18 @@ static int checkpoint_locked(struct pfs_store *st)
 
 int pfs_store_checkpoint(struct pfs_store *st)
 {
+	uint64_t t0;
 	int ret;
 
 	if (st->readonly)
 		return 0;
 	pthread_rwlock_wrlock(&st->ckpt_lock);
+	t0 = mono_ns();
 	for (uint32_t i = 0; i < st->nshards; i++)
 		pthread_mutex_lock(&st->shards[i].lock);
 	pthread_mutex_lock(&st->global_lock);
 	ret = checkpoint_locked(st);
+	__atomic_add_fetch(&st->stat_ckpt_ns, mono_ns() - t0, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&st->global_lock);
 	for (uint32_t i = st->nshards; i-- > 0;)
 		pthread_mutex_unlock(&st->shards[i].lock);

@@ -672,6 +672,11 @@ void pfs_store_counters(struct pfs_store *st, struct pfs_store_counters *c)
 	c->cross_shard = __atomic_load_n(&st->stat_cross_shard, __ATOMIC_RELAXED);
 	c->groups = __atomic_load_n(&st->stat_groups, __ATOMIC_RELAXED);
 	c->checkpoints = __atomic_load_n(&st->stat_checkpoints, __ATOMIC_RELAXED);
+	c->ckpt_ns = __atomic_load_n(&st->stat_ckpt_ns, __ATOMIC_RELAXED);
+	c->lock_waits = __atomic_load_n(&st->stat_lock_waits, __ATOMIC_RELAXED);
+	c->lock_wait_ns = __atomic_load_n(&st->stat_lock_wait_ns, __ATOMIC_RELAXED);
+	c->ckpt_waits = __atomic_load_n(&st->stat_ckpt_waits, __ATOMIC_RELAXED);
+	c->ckpt_wait_ns = __atomic_load_n(&st->stat_ckpt_wait_ns, __ATOMIC_RELAXED);
 }
 
 const struct pfs_super *pfs_store_super(const struct pfs_store *st)

@@ -153,6 +153,9 @@ struct pfs_store {
 	/* counters (atomic; pfs_store_counters) */
 	uint64_t stat_commits, stat_groups, stat_checkpoints, stat_wal_writes;
 	uint64_t stat_cross_shard;	/* commits through the global WAL */
+	uint64_t stat_lock_waits, stat_lock_wait_ns;	/* a shard lock taken */
+	uint64_t stat_ckpt_waits, stat_ckpt_wait_ns;	/* a checkpoint running */
+	uint64_t stat_ckpt_ns;		/* checkpoints' time, all shards stopped */
 };
 
 /* Set sh->load_free and load_objects from its allocator and header (sh

@@ -14,6 +14,11 @@
  *                          and the device read)
  *   stats                  of the created objects, stats/s and CPU us each
  *
+ * Under each writing figure, what the store counted meanwhile
+ * (pfs_store_counters): commits and cross-shard ones, WAL records,
+ * checkpoints and their time, and the waits of transactions for a shard's
+ * lock or for a checkpoint to end.
+ *
  * usage: store-bench [-q] [-t THREADS] [-k KEYS] [-s SIZE_MB] [-c CACHE_BLOCKS] IMAGE_PATH
  * CACHE_BLOCKS: the block cache per shard (default 65536: 256 MiB of 4 KiB
  * blocks, enough for the omap of 1,000,000 keys; a smaller cache measures
@@ -150,6 +155,26 @@ static uint64_t new_object(struct pfs_store *st, uint32_t shard)
 	return oid;
 }
 
+/* What the store counted since the last call (or open), on one line. */
+static void counters(struct pfs_store *st, const char *what)
+{
+	static struct pfs_store_counters last;
+	struct pfs_store_counters c;
+
+	pfs_store_counters(st, &c);
+	printf("  %-22s %lu commits (%lu cross-shard), %lu records, %lu checkpoints "
+	       "(%.1f ms), lock waits %lu (%.1f ms), checkpoint waits %lu (%.1f ms)\n", what,
+	       (unsigned long)(c.commits - last.commits),
+	       (unsigned long)(c.cross_shard - last.cross_shard),
+	       (unsigned long)(c.groups - last.groups),
+	       (unsigned long)(c.checkpoints - last.checkpoints), (double)(c.ckpt_ns - last.ckpt_ns) / 1e6,
+	       (unsigned long)(c.lock_waits - last.lock_waits),
+	       (double)(c.lock_wait_ns - last.lock_wait_ns) / 1e6,
+	       (unsigned long)(c.ckpt_waits - last.ckpt_waits),
+	       (double)(c.ckpt_wait_ns - last.ckpt_wait_ns) / 1e6);
+	last = c;
+}
+
 static double durable_writes(struct pfs_store *st, int threads, int per, double *cpu_us)
 {
 	struct worker w[64];
@@ -219,8 +244,10 @@ int main(int argc, char **argv)
 
 	r1 = durable_writes(st, 1, quick ? 500 : 2000, &c1);
 	printf("durable_4k_1thread      %10.0f tx/s   %8.1f cpu-us/tx\n", r1, c1);
+	counters(st, "(open, 1 thread)");
 	rn = durable_writes(st, threads, quick ? 500 : 2000, &cn);
 	printf("durable_4k_%dthreads     %10.0f tx/s   %8.1f cpu-us/tx\n", threads, rn, cn);
+	counters(st, "");
 
 	pfs_txn_init(&t);
 	{
@@ -245,6 +272,7 @@ int main(int argc, char **argv)
 		creates = n / (now() - t0);
 		printf("creates                 %10.0f /s     %8.1f cpu-us/op\n", creates,
 		       (cpu_now() - c0) / n * 1e6);
+		counters(st, "");
 	}
 
 	oid = new_object(st, 0);
@@ -264,6 +292,7 @@ int main(int argc, char **argv)
 	ins = keys / (now() - t0);
 	printf("omap_insert_%ldk        %10.0f /s     %8.1f cpu-us/op\n", keys / 1000, ins,
 	       (cpu_now() - c0) / keys * 1e6);
+	counters(st, "");
 	t0 = now();
 	c0 = cpu_now();
 	for (long i = 0; i < keys; i++) {
@@ -297,6 +326,7 @@ int main(int argc, char **argv)
 		die("sync", ret);
 	seq = size_mb / (now() - t0);
 	printf("seq_write_1M            %10.1f MB/s\n", seq * 1.048576);
+	counters(st, "(and its sync)");
 
 	{
 		int n = quick ? 20000 : 100000;

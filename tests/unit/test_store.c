@@ -688,6 +688,69 @@ START_TEST(full_shard_spills_over)
 }
 END_TEST
 
+/* The counters: commits, cross-shard ones, checkpoints and their time,
+ * and a transaction's wait for a shard lock another holds. */
+struct counted_submit {
+	struct pfs_store *st;
+	uint64_t oid;
+	int ret;
+};
+
+static void *counted_submit_main(void *p)
+{
+	struct counted_submit *cs = p;
+	struct pfs_txn t;
+
+	pfs_txn_init(&t);
+	pfs_txn_write(&t, cs->oid, 0, 5, "hello");
+	cs->ret = pfs_store_submit(cs->st, &t, 0, NULL);
+	pfs_txn_fini(&t);
+	return NULL;
+}
+
+START_TEST(store_counters)
+{
+	struct pfs_store *st = open_dev(newfs_mem(2));
+	struct pfs_attr a = { .mode = S_IFREG | 0600, .nlink = 1 };
+	struct pfs_store_counters c0, c1;
+	struct counted_submit cs = { st, 0, -1 };
+	uint64_t x, y;
+	struct pfs_txn t;
+	pthread_t th;
+
+	ck_assert_int_eq(pfs_store_oid_alloc(st, 0, &x), 0);
+	ck_assert_int_eq(pfs_store_oid_alloc(st, 1, &y), 0);
+	pfs_store_counters(st, &c0);
+	pfs_txn_init(&t);
+	pfs_txn_create(&t, x, &a);
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);
+	pfs_txn_reset(&t);
+	pfs_txn_create(&t, y, &a);
+	pfs_txn_write(&t, x, 0, 3, "abc");
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);	/* two shards */
+	pfs_txn_fini(&t);
+	ck_assert_int_eq(pfs_store_checkpoint(st), 0);
+	pfs_store_counters(st, &c1);
+	ck_assert_uint_eq(c1.commits - c0.commits, 2);
+	ck_assert_uint_eq(c1.cross_shard - c0.cross_shard, 1);
+	ck_assert_uint_eq(c1.checkpoints - c0.checkpoints, 1);
+	ck_assert_uint_gt(c1.ckpt_ns, c0.ckpt_ns);
+	ck_assert_uint_eq(c1.lock_waits, c0.lock_waits);
+	/* a transaction that finds its shard locked waits, and is counted */
+	cs.oid = x;
+	pthread_mutex_lock(&st->shards[0].lock);
+	ck_assert_int_eq(pthread_create(&th, NULL, counted_submit_main, &cs), 0);
+	usleep(50000);
+	pthread_mutex_unlock(&st->shards[0].lock);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(cs.ret, 0);
+	pfs_store_counters(st, &c0);
+	ck_assert_uint_eq(c0.lock_waits - c1.lock_waits, 1);
+	ck_assert_uint_ge(c0.lock_wait_ns - c1.lock_wait_ns, 20000000u);
+	ck_assert_int_eq(pfs_store_close(st), 0);
+}
+END_TEST
+
 /*
  * A full store keeps a metadata reserve for transactions that give space
  * back (PFS_SUBMIT_RESERVE): one shard filled with data, then with omap
@@ -1880,6 +1943,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, enospc_is_whole);
 	tcase_add_test(tc, full_shard_spills_over);
 	tcase_add_test(tc, reserve_for_removal);
+	tcase_add_test(tc, store_counters);
 	tcase_add_test(tc, power_cuts);
 	tcase_add_test(tc, timer_checkpoints);
 	tcase_add_test(tc, threads_across_shards);
