@@ -64,15 +64,14 @@ static void hash_unlink(struct pfs_bcache *c, struct pfs_buf *b)
 
 static void dirty_unlink(struct pfs_bcache *c, struct pfs_buf *b)
 {
-	struct pfs_buf **pp = &c->dirty;
-
-	while (*pp && *pp != b)
-		pp = &(*pp)->dnext;
-	if (*pp) {
-		*pp = b->dnext;
+	if (b->dpprev) {
+		*b->dpprev = b->dnext;
+		if (b->dnext)
+			b->dnext->dpprev = b->dpprev;
 		c->ndirty--;
 	}
 	b->dnext = NULL;
+	b->dpprev = NULL;
 }
 
 static void buf_free(struct pfs_bcache *c, struct pfs_buf *b)
@@ -186,7 +185,10 @@ void pfs_bcache_mark_dirty(struct pfs_buf *b)
 	b->flags |= PFS_BUF_DIRTY;
 	lru_unlink(b);
 	b->dnext = c->dirty;
+	if (c->dirty)
+		c->dirty->dpprev = &b->dnext;
 	c->dirty = b;
+	b->dpprev = &c->dirty;
 	c->ndirty++;
 }
 
@@ -210,6 +212,7 @@ void pfs_bcache_clean_all(struct pfs_bcache *c)
 	for (; b; b = n) {
 		n = b->dnext;
 		b->dnext = NULL;
+		b->dpprev = NULL;
 		b->flags &= ~(PFS_BUF_DIRTY | PFS_BUF_NEW);
 		if (!b->refs)
 			lru_push(c, b);

@@ -40,8 +40,11 @@ struct pfs_buf {
 	uint32_t flags;
 	struct pfs_buf *hnext;			/* hash chain */
 	struct pfs_buf *lprev, *lnext;		/* LRU (clean, unreferenced) */
-	struct pfs_buf *dnext;			/* dirty list of the shard */
-	struct pfs_buf *gnext;			/* blocks to log in the open group */
+	/* the shard's dirty list and the open group's blocks: each a list
+	 * with a back pointer (the link that points here), so that a block
+	 * leaves it in O(1) */
+	struct pfs_buf *dnext, **dpprev;
+	struct pfs_buf *gnext, **gpprev;
 	uint64_t group;				/* open group it is listed in, 0 none */
 	struct pfs_txb *txb;			/* the transaction that holds it */
 	struct pfs_bcache *cache;

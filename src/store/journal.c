@@ -1040,14 +1040,12 @@ static void tx_finish_blocks(struct pfs_tx *tx, bool into_group)
 		b->txb = NULL;
 		if (t->state == TXB_RELEASED) {
 			if (b->group && b->group == sh->group.id) {
-				struct pfs_buf **pp = &sh->group.blocks;
-
-				while (*pp && *pp != b)
-					pp = &(*pp)->gnext;
-				if (*pp) {
-					*pp = b->gnext;
-					sh->group.nblocks--;
-				}
+				*b->gpprev = b->gnext;		/* out of the group */
+				if (b->gnext)
+					b->gnext->gpprev = b->gpprev;
+				b->gnext = NULL;
+				b->gpprev = NULL;
+				sh->group.nblocks--;
 				b->group = 0;
 			}
 			pfs_bcache_forget(b);
@@ -1059,7 +1057,10 @@ static void tx_finish_blocks(struct pfs_tx *tx, bool into_group)
 			if (into_group && b->group != sh->group.id) {
 				b->group = sh->group.id;
 				b->gnext = sh->group.blocks;
+				if (b->gnext)
+					b->gnext->gpprev = &b->gnext;
 				sh->group.blocks = b;
+				b->gpprev = &sh->group.blocks;
 				sh->group.nblocks++;
 			}
 		}
@@ -1256,8 +1257,12 @@ static int group_seal(struct pfs_store *st, struct pfs_shard *sh, uint64_t *seq)
 	rec = rec_at(s, bs);
 	memset(rec, 0, (size_t)s->nblocks * bs);
 	p = rec + sizeof(struct pfs_dwal_rec);
-	for (struct pfs_buf *b = g->blocks; b; b = b->gnext) {
+	for (struct pfs_buf *b = g->blocks, *next; b; b = next) {
 		bool raw = b->flags & PFS_BUF_RAW;
+
+		next = b->gnext;
+		b->gnext = NULL;
+		b->gpprev = NULL;
 
 		p = entry_put(p, POSFS_WAL_BLOCK_IMAGE, raw ? POSFS_WAL_ENTRY_RAW : 0, bs,
 			      b->blkno, 0);
