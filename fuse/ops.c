@@ -300,7 +300,8 @@ static void touch_atime(struct pfs_daemon *p, uint64_t ino)
 	    ts_cmp(a.atime, a.ctime) > 0 && now.sec - a.atime.sec < ATIME_RELATIME_SECS)
 		return;
 	a.atime = now;
-	(void)pfs_fs_setattr(p->fs, ino, &a, PFS_FS_SET_ATIME, NULL, NULL);
+	(void)pfs_fs_setattr(p->fs, ino, &a, PFS_FS_SET_ATIME | PFS_FS_SET_KEEP_CTIME, NULL,
+			     NULL);
 }
 
 /* ---- init, destroy ------------------------------------------------------- */

@@ -121,12 +121,16 @@ int pfs_fs_getattr_gen(struct pfs_fs *fs, uint64_t ino, uint64_t generation,
 #define PFS_FS_SET_CTIME	0x0040u	/* explicit ctime; otherwise ctime = now */
 #define PFS_FS_SET_BTIME	0x0080u
 #define PFS_FS_SET_FLAGS	0x0100u	/* chattr flags */
+#define PFS_FS_SET_KEEP_CTIME	0x0200u	/* leave ctime (an atime update by a read) */
 
 /*
  * Change the attributes of ino named by mask, from attr (UTIME_NOW is the
  * daemon's business: it passes real times). ctime becomes now unless
- * PFS_FS_SET_CTIME (a change of atime only, as relatime updates, leaves
- * ctime alone). PFS_FS_SET_SIZE: regular files only; mtime and ctime
+ * PFS_FS_SET_CTIME gives it or PFS_FS_SET_KEEP_CTIME keeps it (an atime
+ * update by a read, as relatime makes); a change of one time alone (the
+ * other UTIME_OMIT) changes ctime, as any change does. A mask of 0 changes
+ * nothing (futimens with UTIME_OMIT twice), unless cred clears set-ID bits
+ * (below). PFS_FS_SET_SIZE: regular files only; mtime and ctime
  * become now (when the size changes or not, as ftruncate) and S_ISUID and
  * (with S_IXGRP) S_ISGID are cleared as a write by cred clears them. With
  * cred->setid PFS_FS_SETID_CLEAR they are cleared whatever mask holds (the

@@ -543,11 +543,18 @@ int pfs_fs_setattr(struct pfs_fs *fs, uint64_t ino, const struct pfs_fs_attr *at
 			amask |= PFS_ATTR_MODE;
 		}
 	}
+	/* nothing asked and no set-ID bit to clear: nothing changes, not
+	 * even ctime (UTIME_OMIT for both times) */
+	if (!amask && !(mask & (PFS_FS_SET_SIZE | PFS_FS_SET_CTIME))) {
+		if (attr_out)
+			ret = pfs_fs_getattr(fs, ino, attr_out);
+		goto out;
+	}
 	if (mask & PFS_FS_SET_CTIME)
 		a.ctime = attr->ctime;
 	else
 		a.ctime = pfs_fs_now();
-	if ((mask & PFS_FS_SET_CTIME) || mask != PFS_FS_SET_ATIME)
+	if (!(mask & PFS_FS_SET_KEEP_CTIME) || (mask & PFS_FS_SET_CTIME))
 		amask |= PFS_ATTR_CTIME;
 	pfs_txn_setattr(&t, ino, &a, amask);
 	/* a truncate down gives space back (a chmod may add an ACL: not that) */

@@ -618,7 +618,8 @@ START_TEST(suid_times_setattr)
 		a.mode = 06755;
 		ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_MODE, &root, &b), 0);
 	}
-	/* explicit times; atime alone leaves ctime */
+	/* explicit times; atime alone changes ctime too, unless the read's
+	 * update keeps it (PFS_FS_SET_KEEP_CTIME); a mask of 0 changes nothing */
 	a.atime = (struct pfs_timespec){ 1000, 5 };
 	a.mtime = (struct pfs_timespec){ 2000, 7 };
 	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_ATIME | PFS_FS_SET_MTIME, &user,
@@ -630,9 +631,26 @@ START_TEST(suid_times_setattr)
 	a.ctime = (struct pfs_timespec){ 3000, 0 };
 	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_CTIME, &user, &b), 0);
 	a.atime = (struct pfs_timespec){ 4000, 0 };
-	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_ATIME, &user, &b), 0);
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_ATIME | PFS_FS_SET_KEEP_CTIME,
+					NULL, &b), 0);
 	ck_assert_int_eq(b.ctime.sec, 3000);
 	ck_assert_int_eq(b.atime.sec, 4000);
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, 0, &user, &b), 0);
+	ck_assert_int_eq(b.ctime.sec, 3000);
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, 0, NULL, &b), 0);
+	ck_assert_int_eq(b.ctime.sec, 3000);
+	a.atime = (struct pfs_timespec){ 5000, 0 };
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_ATIME, &user, &b), 0);
+	ck_assert_int_eq(b.atime.sec, 5000);
+	ck_assert_int_gt(b.ctime.sec, 3000);
+	ck_assert_int_eq(b.mtime.sec, 2000);
+	a.ctime = (struct pfs_timespec){ 3000, 0 };
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_CTIME, &user, &b), 0);
+	a.mtime = (struct pfs_timespec){ 6000, 0 };
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_MTIME, &user, &b), 0);
+	ck_assert_int_eq(b.mtime.sec, 6000);
+	ck_assert_int_eq(b.atime.sec, 5000);
+	ck_assert_int_gt(b.ctime.sec, 3000);
 	/* export handles */
 	ck_assert_int_eq(pfs_fs_getattr_gen(fs, f, b.generation, &b), 0);
 	ck_assert_int_eq(pfs_fs_getattr_gen(fs, f, b.generation + 1, &b), -ESTALE);
