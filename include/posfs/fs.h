@@ -72,14 +72,26 @@ struct pfs_fs_cred {
 	uint32_t uid, gid;
 	uint32_t umask;
 	uint8_t setid;			/* PFS_FS_SETID_* */
+	/* supplementary groups of the caller (may be NULL: then gid alone
+	 * says who is "in the group" of an inode, for the set-group-ID rules) */
+	uint32_t ngroups;
+	const uint32_t *groups;
 };
 
-/* not said: a write or truncate by a uid other than 0 clears them */
+/*
+ * Set-ID bits and a change of data (write, truncate, fallocate, copy into
+ * the file), as the kernel's should_remove_suid: a caller without
+ * CAP_FSETID clears S_ISUID of a regular file always, and S_ISGID when the
+ * file is group-executable or the caller is not in its group (gid or
+ * groups). setid says whether the caller holds CAP_FSETID:
+ */
+/* not said: uid 0 is taken as holding it */
 #define PFS_FS_SETID_BY_UID	0
-/* keep them */
+/* it does (the kernel said so): keep the bits */
 #define PFS_FS_SETID_KEEP	1
-/* clear S_ISUID, and S_ISGID with S_IXGRP, of a non-directory: in a write,
- * and in any setattr (even one that changes nothing else) */
+/* it does not (the kernel said so); in a setattr also the kernel's kill
+ * of a chown, which clears S_ISUID always and S_ISGID as
+ * setattr_should_drop_sgid (uid 0 taken as holding CAP_FSETID there) */
 #define PFS_FS_SETID_CLEAR	2
 
 /* ---- fs.c: mount, inodes, attributes, orphans, statfs, fsync ---------- */
@@ -194,6 +206,13 @@ int pfs_fs_fsync(struct pfs_fs *fs, uint64_t ino, int datasync);
  */
 int pfs_fs_setxattr(struct pfs_fs *fs, uint64_t ino, const char *name, const void *value,
 		    size_t size, int flags);
+/*
+ * As pfs_fs_setxattr, by cred (NULL: as uid 0): setting an access ACL by a
+ * caller who is not in the file's group (gid or groups) and is not uid 0
+ * (taken as holding CAP_FSETID) clears S_ISGID, as posix_acl_update_mode.
+ */
+int pfs_fs_setxattr_cred(struct pfs_fs *fs, uint64_t ino, const char *name, const void *value,
+			 size_t size, int flags, const struct pfs_fs_cred *cred);
 /* The value's length (cap 0: just the length); -ENODATA, -ERANGE (cap too
  * small), -ENOENT. */
 ssize_t pfs_fs_getxattr(struct pfs_fs *fs, uint64_t ino, const char *name, void *buf,

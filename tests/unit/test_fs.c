@@ -660,6 +660,89 @@ START_TEST(suid_times_setattr)
 }
 END_TEST
 
+/* should_remove_suid: S_ISGID without S_IXGRP goes for a writer outside
+ * the file's group (gid and supplementary groups), S_ISUID always; a
+ * chown the kernel marks keeps S_ISGID without S_IXGRP for uid 0 */
+START_TEST(sgid_and_groups)
+{
+	static const uint32_t in[] = { 7, 50 }, out[] = { 7, 8 };
+	struct mnt m = mount_mem(1);
+	struct pfs_fs *fs = m.fs;
+	struct pfs_fs_cred outside = { .uid = 2000, .gid = 2000, .setid = PFS_FS_SETID_CLEAR,
+				       .ngroups = 2, .groups = out };
+	struct pfs_fs_cred member = { .uid = 2000, .gid = 2000, .setid = PFS_FS_SETID_CLEAR,
+				      .ngroups = 2, .groups = in };
+	struct pfs_fs_cred primary = { .uid = 2000, .gid = 50, .setid = PFS_FS_SETID_CLEAR };
+	struct pfs_fs_cred byuid = { .uid = 2000, .gid = 2000 };
+	struct pfs_fs_cred rootclear = { .uid = 0, .gid = 0, .setid = PFS_FS_SETID_CLEAR };
+	struct pfs_fs_attr a = { .gid = 50 }, b;
+	uint64_t f;
+
+	ck_assert_int_eq(pfs_fs_mknod(fs, POSFS_ROOT_OID, "f", S_IFREG | 0644, 0, &root, &b), 0);
+	f = b.ino;
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_GID, &root, NULL), 0);
+#define SETMODE(md) do { \
+		a.mode = (md); \
+		ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_MODE, &root, NULL), 0); \
+	} while (0)
+#define MODE_IS(md) do { \
+		ck_assert_int_eq(pfs_fs_getattr(fs, f, &b), 0); \
+		ck_assert_uint_eq(b.mode, S_IFREG | (md)); \
+	} while (0)
+	SETMODE(02666);
+	ck_assert_int_eq(pfs_fs_write(fs, f, 0, 1, "x", &member), 1);
+	MODE_IS(02666);
+	ck_assert_int_eq(pfs_fs_write(fs, f, 0, 1, "x", &primary), 1);
+	MODE_IS(02666);
+	ck_assert_int_eq(pfs_fs_write(fs, f, 0, 1, "x", &outside), 1);
+	MODE_IS(0666);
+	SETMODE(06666);
+	ck_assert_int_eq(pfs_fs_write(fs, f, 0, 1, "x", &member), 1);
+	MODE_IS(02666);
+	ck_assert_int_eq(pfs_fs_write(fs, f, 0, 1, "x", &byuid), 1);
+	MODE_IS(0666);
+	SETMODE(02676);
+	ck_assert_int_eq(pfs_fs_write(fs, f, 0, 1, "x", &member), 1);
+	MODE_IS(0676);
+	/* truncate, and the kernel's kill alone (fallocate) */
+	SETMODE(02666);
+	a.size = 1;
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_SIZE, &member, NULL), 0);
+	MODE_IS(02666);
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, 0, &member, NULL), 0);
+	MODE_IS(02666);
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_SIZE, &outside, NULL), 0);
+	MODE_IS(0666);
+	SETMODE(02666);
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, 0, &outside, NULL), 0);
+	MODE_IS(0666);
+	/* copy into the file */
+	SETMODE(06666);
+	ck_assert_int_eq(pfs_fs_copy_range(fs, f, 0, f, 4096, 1, &outside), 1);
+	MODE_IS(0666);
+	/* chown: S_ISUID goes always; S_ISGID without S_IXGRP stays for uid 0
+	 * and for a member, goes for an owner outside the group */
+	SETMODE(06666);
+	a.uid = 3;
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_UID, &rootclear, NULL), 0);
+	MODE_IS(02666);
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_GID, &member, NULL), 0);
+	MODE_IS(02666);
+	a.gid = 8;
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_GID, &outside, NULL), 0);
+	MODE_IS(0666);
+	/* not a regular file: nothing */
+	ck_assert_int_eq(pfs_fs_mkdir(fs, POSFS_ROOT_OID, "d", 0777, &root, &b), 0);
+	a.mode = 02777;
+	ck_assert_int_eq(pfs_fs_setattr(fs, b.ino, &a, PFS_FS_SET_MODE, &root, NULL), 0);
+	ck_assert_int_eq(pfs_fs_setattr(fs, b.ino, &a, 0, &outside, &b), 0);
+	ck_assert_uint_eq(b.mode, S_IFDIR | 02777);
+#undef SETMODE
+#undef MODE_IS
+	umount(m);
+}
+END_TEST
+
 START_TEST(flags_inherited)
 {
 	struct mnt m = mount_mem(2);
@@ -1459,6 +1542,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, big_directory_listing);
 	tcase_add_test(tc, sparse_and_huge);
 	tcase_add_test(tc, suid_times_setattr);
+	tcase_add_test(tc, sgid_and_groups);
 	tcase_add_test(tc, flags_inherited);
 	tcase_add_test(tc, xattrs);
 	tcase_add_test(tc, fallocate_and_copy);
