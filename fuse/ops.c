@@ -53,6 +53,8 @@
  *     something: a set-group-ID file not of the caller's own gid (a write,
  *     truncate or fallocate of one without S_IXGRP; an access ACL set on
  *     one by a caller other than uid 0). Everything else costs nothing.
+ * 10. O_DIRECT writes drop the cached pages of their range before their
+ *     reply (direct_written), as ext4 does at their completion.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -785,6 +787,23 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_buf(req, buf, (size_t)n);
 }
 
+/*
+ * Design 10: after a write through an O_DIRECT descriptor, applied and not
+ * yet answered, the cached pages of its range go (and the attributes with
+ * them, as setid_cleared does). The kernel invalidates the range before a
+ * direct write and, for a synchronous one, after it; an asynchronous one
+ * (io_submit) it leaves, so a buffered read that came while the write was
+ * on its way kept the old bytes in the page cache, where ext4 drops them
+ * at the write's completion. Here the pages go before the kernel sees the
+ * completion, and a read in flight holds its locked page, which the
+ * invalidation waits for and then drops. Buffered writes (and the
+ * kernel's write-back) never come here: one flag test is their cost.
+ */
+static void direct_written(struct pfs_daemon *p, fuse_ino_t ino, off_t off, size_t n)
+{
+	(void)fuse_lowlevel_notify_inval_inode(p->se, ino, off, (off_t)n);
+}
+
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
@@ -794,10 +813,11 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	bool clear = setid_to_clear(req, ino, &cr, &g);
 	ssize_t n;
 
-	(void)fi;
 	n = pfs_fs_write(p->fs, ino, (uint64_t)off, size, buf, &cr);
 	req_groups_free(&g);
-	if (n > 0 && clear)
+	if (n > 0 && (fi->flags & O_DIRECT) && !fi->writepage)
+		direct_written(p, ino, off, (size_t)n);
+	else if (n > 0 && clear)
 		setid_cleared(p, ino);
 	if (n < 0)
 		reply_err(req, (int)n);
