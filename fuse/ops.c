@@ -16,11 +16,12 @@
  *     whole mount). The table keeps no state the layer needs: it is the
  *     check that the protocol is kept, and the place to hang per-inode
  *     state later.
- *  3. Open counts belong to the layer: open and create call
- *     pfs_fs_inode_open, release calls pfs_fs_inode_release, so an
- *     unlinked file lives until its last release (or the next mount
- *     reclaims it). Directories are not counted: a removed directory that
- *     is still open lists as empty, as on Linux.
+ *  3. Open counts belong to the layer: open, create and opendir call
+ *     pfs_fs_inode_open, release and releasedir pfs_fs_inode_release, so
+ *     an unlinked file, or a directory removed or replaced by a rename,
+ *     lives until its last release (or the next mount reclaims it): fstat,
+ *     fchmod, fchown, futimens and xattrs work on its descriptor, and a
+ *     directory lists as empty (the kernel marks it dead and does not ask).
  *  4. Threads: every handler may run in any loop thread at once; the
  *     layer is thread-safe. The only lock here is the table's (striped,
  *     a leaf: never held across a call of the layer or a reply).
@@ -972,25 +973,27 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct pfs_fs *fs = mnt(req)->fs;	/* req is gone after the reply */
 	struct pfs_fs_attr a;
-	int ret = pfs_fs_getattr(mnt(req)->fs, ino, &a);
+	int ret = pfs_fs_getattr(fs, ino, &a);
 
 	if (!ret && !S_ISDIR(a.mode))
 		ret = -ENOTDIR;
+	if (!ret)
+		ret = pfs_fs_inode_open(fs, ino);	/* design 3 */
 	if (ret) {
 		reply_err(req, ret);
 		return;
 	}
 	fi->fh = ino;
 	fi->cache_readdir = 0;
-	fuse_reply_open(req, fi);
+	if (fuse_reply_open(req, fi) == -ENOENT)	/* interrupted: no release will come */
+		(void)pfs_fs_inode_release(fs, ino);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	(void)ino;
-	(void)fi;
-	fuse_reply_err(req, 0);
+	op_release(req, ino, fi);
 }
 
 struct rd_ctx {

@@ -157,11 +157,14 @@ int pfs_fs_setattr(struct pfs_fs *fs, uint64_t ino, const struct pfs_fs_attr *at
 
 /*
  * Open counts, kept in memory: the daemon calls pfs_fs_inode_open at each
- * open/create of a regular file (or anything it keeps open) and
- * pfs_fs_inode_release at each release. An inode whose last link goes
- * while it is open becomes an orphan (POSFS_ONODE_ORPHAN, recorded on its
- * shard's orphan list) and is removed at its last release, in one
- * transaction with its orphan record. Errors: -ENOENT (no such inode, or
+ * open/create of a file and opendir of a directory (anything it keeps
+ * open) and pfs_fs_inode_release at each release. An inode whose last
+ * link goes while it is open (unlink; rmdir, or a rename over it, of a
+ * directory) becomes an orphan (POSFS_ONODE_ORPHAN, recorded on its
+ * shard's orphan list) with nlink 0, keeps its attributes and xattrs, and
+ * is removed at its last release, in one transaction with its orphan
+ * record. Nothing can be made in a directory that is an orphan (-ENOENT),
+ * and pfs_fs_readdir of one is -ENOENT. Errors: -ENOENT (no such inode, or
  * an orphan already: open), -EINVAL (release without open), those of the
  * store (release: the count is dropped anyway; the next mount reclaims).
  */
@@ -273,8 +276,9 @@ int pfs_fs_link(struct pfs_fs *fs, uint64_t ino, uint64_t newdir, const char *ne
  * goes with its last link, or becomes an orphan while open. */
 int pfs_fs_unlink(struct pfs_fs *fs, uint64_t dir, const char *name);
 
-/* Remove the empty directory name from dir. Errors: -ENOTDIR, -ENOTEMPTY
- * (also for ".."), -EINVAL ("."), -ENOENT. */
+/* Remove the empty directory name from dir (an orphan while it is open:
+ * pfs_fs_inode_open). Errors: -ENOTDIR, -ENOTEMPTY (also for ".."),
+ * -EINVAL ("."), -ENOENT. */
 int pfs_fs_rmdir(struct pfs_fs *fs, uint64_t dir, const char *name);
 
 #ifndef RENAME_NOREPLACE

@@ -624,7 +624,7 @@ int pfs_fs_inode_open(struct pfs_fs *fs, uint64_t ino)
 
 	pthread_mutex_lock(il);
 	ret = pfs_fs_getattr(fs, ino, &a);
-	if (!ret && a.nlink == 0 && !S_ISDIR(a.mode) && pfs_fs_opens(fs, ino) == 0)
+	if (!ret && a.nlink == 0 && pfs_fs_opens(fs, ino) == 0)
 		ret = -ENOENT;	/* an orphan nobody holds: about to go */
 	if (ret)
 		goto out;

@@ -4,7 +4,12 @@
 # changes ctime, UTIME_OMIT for both changes nothing, a read's atime update
 # leaves ctime; a buffered read after O_DIRECT writes (io_submit and
 # pwrite) returns the new bytes, also when buffered reads ran while the
-# writes were on their way (write-through and -o writeback).
+# writes were on their way (write-through and -o writeback). A directory
+# removed or replaced by a rename while open keeps working on its
+# descriptor (fstat says nlink 0; fchmod, fchown, futimens, xattrs, fsync
+# work; it lists as empty, nothing can be made in it), as ext4 gives; one
+# left open by a daemon killed with -9 is no damage to fsck and the next
+# mount reclaims it.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/fuse/common.sh"
 fuse_init
@@ -128,15 +133,88 @@ dio_checks() {
 	done
 }
 
+# deaddir.py DIR: the descriptor calls on such directories, one line
+cat > "$T_DIR/deaddir.py" <<'PYEOF'
+import os, sys, errno, stat
+m = sys.argv[1]
+r = []
+def attempt(name, f):
+    try:
+        v = f(); r.append('%s=%s' % (name, 'OK' if v is None else v))
+    except OSError as e:
+        r.append('%s=%s' % (name, errno.errorcode[e.errno]))
+for how in ('rename', 'rmdir'):
+    a, b = m + '/a-' + how, m + '/b-' + how
+    os.mkdir(a); os.mkdir(b)
+    os.setxattr(b, 'user.k', b'v')
+    fd = os.open(b, os.O_RDONLY | os.O_DIRECTORY)
+    if how == 'rename':
+        os.rename(a, b)
+    else:
+        os.rmdir(b); os.rmdir(a)
+    attempt(how + ':fstat.nlink', lambda: os.fstat(fd).st_nlink)
+    attempt('fchmod', lambda: os.chmod(fd, 0o700))
+    attempt('mode', lambda: oct(stat.S_IMODE(os.fstat(fd).st_mode)))
+    attempt('fchown', lambda: os.chown(fd, 123, 456))
+    attempt('owner', lambda: '%d:%d' % (os.fstat(fd).st_uid, os.fstat(fd).st_gid))
+    attempt('futimens', lambda: os.utime(fd, (1000, 2000)))
+    attempt('mtime', lambda: int(os.fstat(fd).st_mtime))
+    attempt('fgetxattr', lambda: os.getxattr(fd, 'user.k'))
+    attempt('fsetxattr', lambda: os.setxattr(fd, 'user.n', b'w'))
+    attempt('listdir', lambda: os.listdir(fd))
+    attempt('create-in', lambda: os.open('x', os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=fd))
+    attempt('fsync', lambda: os.fsync(fd))
+    os.close(fd)
+print(' '.join(r))
+PYEOF
+DEAD_WANT=
+for how in rename rmdir; do
+	DEAD_WANT="$DEAD_WANT${DEAD_WANT:+ }$how:fstat.nlink=0 fchmod=OK mode=0o700 fchown=OK owner=123:456"
+	DEAD_WANT="$DEAD_WANT futimens=OK mtime=2000 fgetxattr=b'v' fsetxattr=OK listdir=[]"
+	DEAD_WANT="$DEAD_WANT create-in=ENOENT fsync=OK"
+done
+# dead_checks TAG
+dead_checks() {
+	mkdir "$m/dead-$1"
+	expect_eq "$1: open directories removed and replaced" \
+		"$(py "$(cat "$T_DIR/deaddir.py")" "$m/dead-$1")" "$DEAD_WANT"
+	expect_eq "$1: what is left of them" "$(ls "$m/dead-$1")" b-rename
+}
+
 pfs_mount "$img" "$m" || { not_ok "mount"; test_done; exit 1; }
 time_checks write-through
 dio_checks write-through
+dead_checks write-through
 pfs_umount "$m"
 expect_eq "clean unmount" "$UMOUNT_STATUS" 0
 
 pfs_mount "$img" "$m" -o writeback || { not_ok "mount -o writeback"; test_done; exit 1; }
 time_checks writeback
 dio_checks writeback
+dead_checks writeback
 pfs_umount "$m"
 expect_eq "clean unmount (writeback)" "$UMOUNT_STATUS" 0
+
+# Open directories, one removed and one replaced, when the daemon dies.
+: "${FSCK:=$top_builddir/fsck/fsck.posfs}"
+pfs_mount "$img" "$m" || { not_ok "mount (crash)"; test_done; exit 1; }
+mkdir "$m/c" "$m/c/gone" "$m/c/over" "$m/c/new"
+exec 8<"$m/c/gone" 9<"$m/c/over"
+rmdir "$m/c/gone"
+mv -T "$m/c/new" "$m/c/over"
+py "import os; os.fsync(os.open('$m/c', os.O_RDONLY))"
+kill -9 "$PFS_PID"
+wait "$PFS_PID" 2>/dev/null
+exec 8<&- 9<&-
+umount -l "$m" 2>/dev/null || fusermount3 -u -z "$m" 2>/dev/null
+run_status st "$FSCK" -fn "$img"
+expect_eq "fsck -n after kill -9 with open removed directories: no damage" "$st" 0
+expect_match "fsck -n names them orphans" "$OUT" "directory 0x[0-9a-f]+: an orphan, reclaimed at the next mount"
+[ "$st" = 0 ] || printf '%s\n' "$OUT" | sed 's/^/# /'
+pfs_mount "$img" "$m" || { not_ok "mount after kill -9"; test_done; exit 1; }
+expect_eq "after the crash" "$(ls "$m/c")" over
+pfs_umount "$m"
+expect_eq "clean unmount (after the crash)" "$UMOUNT_STATUS" 0
+run_status st "$FSCK" -fn "$img"
+expect_eq "fsck after the mount reclaimed them: clean" "$st:$(printf '%s' "$OUT" | grep -c "an orphan")" 0:0
 test_done

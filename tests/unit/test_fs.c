@@ -917,6 +917,77 @@ START_TEST(orphans)
 }
 END_TEST
 
+static int count_cb(void *arg, const char *name, uint64_t ino, unsigned type, uint64_t next)
+{
+	(void)name;
+	(void)ino;
+	(void)type;
+	(void)next;
+	(*(unsigned *)arg)++;
+	return 0;
+}
+
+/* A directory removed (rmdir, or replaced by a rename) while open lives,
+ * nlink 0, until its last release; a remount reclaims one left open. */
+START_TEST(open_dir_orphans)
+{
+	struct mnt m = mount_mem(2);
+	struct pfs_fs *fs = m.fs;
+	uint64_t p = mk(fs, POSFS_ROOT_OID, "p", 0755), a, b, c;
+	struct pfs_fs_attr at = { .mode = 0700, .uid = 5 }, x;
+	struct pfs_fs_attr pa;
+	unsigned n = 0;
+	char v[8];
+
+	a = mk(fs, p, "a", 0755);
+	b = mk(fs, p, "b", 0755);
+	c = mk(fs, p, "c", 0755);
+	ck_assert_int_eq(pfs_fs_setxattr(fs, b, "user.k", "v", 1, 0), 0);
+	ck_assert_int_eq(pfs_fs_inode_open(fs, b), 0);
+	ck_assert_int_eq(pfs_fs_rename(fs, p, "a", p, "b", 0), 0);
+	ck_assert_int_eq(ino_of(fs, p, "b"), a);
+	ck_assert_int_eq(pfs_fs_getattr(fs, b, &x), 0);
+	ck_assert_uint_eq(x.nlink, 0);
+	ck_assert_uint_eq(x.mode, S_IFDIR | 0755);
+	ck_assert_int_eq(pfs_fs_getattr(fs, p, &pa), 0);
+	ck_assert_uint_eq(pa.nlink, 4);		/* 2 + b (was a) + c */
+	ck_assert_int_eq(pfs_fs_setattr(fs, b, &at, PFS_FS_SET_MODE | PFS_FS_SET_UID, &root, &x),
+			 0);
+	ck_assert_uint_eq(x.mode, S_IFDIR | 0700);
+	ck_assert_uint_eq(x.uid, 5);
+	ck_assert_int_eq(pfs_fs_getxattr(fs, b, "user.k", v, sizeof(v)), 1);
+	ck_assert_int_eq(pfs_fs_setxattr(fs, b, "user.n", "w", 1, 0), 0);
+	/* nothing goes in; it lists as gone (the daemon shows it empty) */
+	ck_assert_int_eq(pfs_fs_mknod(fs, b, "f", S_IFREG | 0644, 0, &user, &x), -ENOENT);
+	ck_assert_int_eq(pfs_fs_mkdir(fs, b, "d", 0755, &user, &x), -ENOENT);
+	ck_assert_int_eq(pfs_fs_readdir(fs, b, 0, count_cb, &n), -ENOENT);
+	ck_assert_int_eq(pfs_fs_inode_open(fs, b), 0);
+	ck_assert_int_eq(pfs_fs_inode_release(fs, b), 0);
+	ck_assert_int_eq(pfs_fs_getattr(fs, b, &x), 0);
+	ck_assert_int_eq(pfs_fs_inode_release(fs, b), 0);
+	ck_assert_int_eq(pfs_fs_getattr(fs, b, &x), -ENOENT);
+	ck_assert_int_eq(pfs_fs_inode_open(fs, b), -ENOENT);
+	/* rmdir while open; not open: gone at once */
+	ck_assert_int_eq(pfs_fs_inode_open(fs, c), 0);
+	ck_assert_int_eq(pfs_fs_rmdir(fs, p, "c"), 0);
+	ck_assert_int_eq(pfs_fs_getattr(fs, c, &x), 0);
+	ck_assert_uint_eq(x.nlink, 0);
+	ck_assert_int_eq(pfs_fs_getattr(fs, p, &pa), 0);
+	ck_assert_uint_eq(pa.nlink, 3);
+	ck_assert_int_eq(pfs_fs_rmdir(fs, p, "b"), 0);
+	ck_assert_int_eq(pfs_fs_getattr(fs, a, &x), -ENOENT);
+	/* c stays open over a remount: reclaimed there */
+	ck_assert_int_eq(pfs_store_sync(m.st), 0);
+	pfs_fs_close(m.fs);
+	ck_assert_int_eq(pfs_fs_open(m.st, &m.fs), 0);
+	fs = m.fs;
+	ck_assert_int_eq(pfs_fs_getattr(fs, c, &x), -ENOENT);
+	ck_assert_int_eq(pfs_fs_getattr(fs, p, &pa), 0);
+	ck_assert_uint_eq(pa.nlink, 2);
+	umount(m);
+}
+END_TEST
+
 START_TEST(persistence_and_crash_orphans)
 {
 	char path[] = "/var/tmp/posfs-fs.XXXXXX";
@@ -1547,6 +1618,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, xattrs);
 	tcase_add_test(tc, fallocate_and_copy);
 	tcase_add_test(tc, orphans);
+	tcase_add_test(tc, open_dir_orphans);
 	tcase_add_test(tc, persistence_and_crash_orphans);
 	tcase_add_test(tc, model_random);
 	tcase_add_test(tc, threads_race);
