@@ -518,6 +518,12 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *st, int to_s
 	if ((mask & PFS_FS_SET_SIZE) ||
 	    ((mask & (PFS_FS_SET_UID | PFS_FS_SET_GID)) && cr.setid == PFS_FS_SETID_CLEAR))
 		(void)setid_to_clear(req, ino, &cr, &g);
+	/* nothing to set: the kernel's kill alone (setid_by_uid), from a
+	 * caller without CAP_FSETID */
+	if (!mask && pfs_wire_killpriv_v2()) {
+		cr.setid = PFS_FS_SETID_CLEAR;
+		(void)setid_to_clear(req, ino, &cr, &g);
+	}
 	ret = pfs_fs_setattr(mnt(req)->fs, ino, &a, mask, &cr, &out);
 	req_groups_free(&g);
 	if (ret) {
@@ -662,14 +668,17 @@ static void setid_cleared(struct pfs_daemon *p, fuse_ino_t ino)
 }
 
 /*
- * fallocate and copy_file_range carry no word of the kernel's, and with
- * KILLPRIV_V2 it no longer clears the bits itself before them: the daemon
- * does, taking uid 0 as holding CAP_FSETID.
+ * fallocate and copy_file_range carry no word of the kernel's. Before
+ * them the kernel's file_modified asks for the kill itself, by its own
+ * rules (should_remove_suid: CAP_FSETID, S_IXGRP, the caller's groups), as
+ * a SETATTR that sets nothing, which with KILLPRIV_V2 is the daemon's to
+ * carry out (op_setattr): the request itself then keeps the bits. Without
+ * KILLPRIV_V2 the layer takes uid 0 as holding CAP_FSETID.
  */
 static void setid_by_uid(struct pfs_fs_cred *cr)
 {
 	if (cr->setid == PFS_FS_SETID_BY_UID && pfs_wire_killpriv_v2())
-		cr->setid = cr->uid ? PFS_FS_SETID_CLEAR : PFS_FS_SETID_KEEP;
+		cr->setid = PFS_FS_SETID_KEEP;
 }
 
 static int do_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,

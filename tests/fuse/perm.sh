@@ -272,6 +272,30 @@ suid_writes() {
 	mk_s rk 2666
 	dd if=/dev/zero of="$s/rk" bs=1 count=1 conv=notrunc status=none
 	expect_eq "$1: write by root (CAP_FSETID) keeps sgid" "$(mode "$s/rk")" 2666
+	# fallocate and copy_file_range: the kernel's word comes as a setattr
+	printf abcd > "$s/src"
+	chmod 644 "$s/src"
+	mk_s rf 6777
+	nocap fallocate -l 8192 "$s/rf"
+	expect_eq "$1: fallocate by root without CAP_FSETID clears suid and sgid" "$(mode "$s/rf")" 777
+	mk_s rg 2666
+	nocap fallocate -l 8192 "$s/rg"
+	expect_eq "$1: fallocate by root outside the group without CAP_FSETID clears sgid" \
+		"$(mode "$s/rg")" 666
+	mk_s rh 6777
+	fallocate -l 8192 "$s/rh"
+	expect_eq "$1: fallocate by root (CAP_FSETID) keeps suid and sgid" "$(mode "$s/rh")" 6777
+	mk_s rx 6777
+	nocap "$UPY" -c "import os
+i = os.open('$s/src', os.O_RDONLY); o = os.open('$s/rx', os.O_WRONLY)
+os.copy_file_range(i, o, 4, 0, 0)"
+	expect_eq "$1: copy_file_range by root without CAP_FSETID clears suid and sgid" \
+		"$(mode "$s/rx"):$(cat "$s/rx")" 777:abcd
+	mk_s ry 6777
+	"$UPY" -c "import os
+i = os.open('$s/src', os.O_RDONLY); o = os.open('$s/ry', os.O_WRONLY)
+os.copy_file_range(i, o, 4, 0, 0)"
+	expect_eq "$1: copy_file_range by root (CAP_FSETID) keeps suid and sgid" "$(mode "$s/ry")" 6777
 	mk_s ap 4757
 	expect_eq "$1: append by a non-owner clears suid" \
 		"$(uerr "fd = os.open('$s/ap', os.O_WRONLY|os.O_APPEND); os.write(fd, b'x'); os.close(fd)"):$(mode "$s/ap")" OK:757
