@@ -19,7 +19,10 @@
  *     and the other way round; both change in one transaction.
  *  2. A directory's nlink is 2 + its subdirectories; a directory's parent
  *     field names the one directory holding an entry for it (the root:
- *     itself). A non-directory's nlink is the number of its entries.
+ *     itself). A non-directory's nlink is the number of its entries. A
+ *     directory removed while open (rmdir, a rename over it) is an orphan
+ *     with nlink 0 and no entries (fs.c invariant 1), and none are added
+ *     to it (dir_stat).
  *  3. Names are 1..POSFS_NAME_MAX bytes without '/' or NUL, never "." or
  *     "..": checked before anything else, so a longer name is never
  *     stored and gives -ENAMETOOLONG everywhere.
