@@ -143,10 +143,11 @@ int pfs_fs_getattr_gen(struct pfs_fs *fs, uint64_t ino, uint64_t generation,
  * other UTIME_OMIT) changes ctime, as any change does. A mask of 0 changes
  * nothing (futimens with UTIME_OMIT twice), unless cred clears set-ID bits
  * (below). PFS_FS_SET_SIZE: regular files only; mtime and ctime
- * become now (when the size changes or not, as ftruncate) and S_ISUID and
- * (with S_IXGRP) S_ISGID are cleared as a write by cred clears them. With
- * cred->setid PFS_FS_SETID_CLEAR they are cleared whatever mask holds (the
- * kernel's chown, or its kill alone). cred may be NULL (taken as uid 0,
+ * become now (when the size changes or not, as ftruncate) and set-ID bits
+ * are cleared as a write by cred clears them (PFS_FS_SETID_*). With
+ * cred->setid PFS_FS_SETID_CLEAR they are cleared whatever mask holds: by
+ * the chown rules with PFS_FS_SET_UID or _GID, else (the kernel's kill
+ * alone, mask 0) by the write rules. cred may be NULL (taken as uid 0,
  * setid not said). attr_out (may be NULL) gets the
  * new attributes. Errors: -ENOENT, -EISDIR (size of a directory), -EINVAL
  * (size of another non-regular file), -EFBIG (past the largest file the
