@@ -16,11 +16,12 @@
  *     whole mount). The table keeps no state the layer needs: it is the
  *     check that the protocol is kept, and the place to hang per-inode
  *     state later.
- *  3. Open counts belong to the layer: open and create call
- *     pfs_fs_inode_open, release calls pfs_fs_inode_release, so an
- *     unlinked file lives until its last release (or the next mount
- *     reclaims it). Directories are not counted: a removed directory that
- *     is still open lists as empty, as on Linux.
+ *  3. Open counts belong to the layer: open, create and opendir call
+ *     pfs_fs_inode_open, release and releasedir pfs_fs_inode_release, so
+ *     an unlinked file, or a directory removed or replaced by a rename,
+ *     lives until its last release (or the next mount reclaims it): fstat,
+ *     fchmod, fchown, futimens and xattrs work on its descriptor, and a
+ *     directory lists as empty (the kernel marks it dead and does not ask).
  *  4. Threads: every handler may run in any loop thread at once; the
  *     layer is thread-safe. The only lock here is the table's (striped,
  *     a leaf: never held across a call of the layer or a reply).
@@ -46,6 +47,15 @@
  *     calls, which hold the inode lock from their FS_IOC_FSGETXATTR to
  *     their FS_IOC_SETFLAGS: a flags change reads and writes the flags
  *     without a race with another change of the same inode.
+ *  9. Set-ID bits (include/posfs/fs.h): the kernel says per request
+ *     whether the caller lacks CAP_FSETID (wire.c); whether it is in the
+ *     file's group needs its supplementary groups, which only /proc has
+ *     (fuse_req_getgroups). They are read only where they decide
+ *     something: a set-group-ID file not of the caller's own gid (a write,
+ *     truncate or fallocate of one without S_IXGRP; an access ACL set on
+ *     one by a caller other than uid 0). Everything else costs nothing.
+ * 10. O_DIRECT writes drop the cached pages of their range before their
+ *     reply (direct_written), as ext4 does at their completion.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -84,6 +94,53 @@ static struct pfs_fs_cred req_cred(fuse_req_t req)
 
 	return cr;
 }
+
+/* Design 9: the caller's supplementary groups, when they are needed. */
+#define REQ_GROUPS	32
+
+_Static_assert(sizeof(gid_t) == sizeof(uint32_t), "gid_t is a uint32_t");
+
+struct req_groups {
+	gid_t small[REQ_GROUPS];
+	gid_t *big;
+};
+
+/* For cr, about an inode a: read the groups when its group is not cr's
+ * gid and it has S_ISGID. Without them (no /proc, no memory) cr's gid
+ * alone says, which errs towards clearing the bit. */
+static void req_groups_get(fuse_req_t req, const struct pfs_fs_attr *a, struct pfs_fs_cred *cr,
+			   struct req_groups *g)
+{
+	gid_t *list = g->small;
+	int n, cap = REQ_GROUPS;
+
+	if (!(a->mode & S_ISGID) || a->gid == cr->gid || cr->groups)
+		return;
+	n = fuse_req_getgroups(req, cap, list);
+	if (n > cap) {
+		cap = n;
+		g->big = malloc(sizeof(gid_t) * (size_t)cap);
+		if (!g->big)
+			return;
+		list = g->big;
+		n = fuse_req_getgroups(req, cap, list);
+	}
+	if (n <= 0)
+		return;
+	if (n > cap)
+		n = cap;	/* groups added meanwhile */
+	cr->groups = (const uint32_t *)list;
+	cr->ngroups = (uint32_t)n;
+}
+
+static void req_groups_free(struct req_groups *g)
+{
+	free(g->big);
+	g->big = NULL;
+}
+
+static bool setid_to_clear(fuse_req_t req, fuse_ino_t ino, struct pfs_fs_cred *cr,
+			   struct req_groups *g);
 
 /* An error of the layer: corruption and I/O errors also go to the log. */
 /* At most one such message per ERR_LOG_SECS (a damaged file read in a
@@ -300,7 +357,8 @@ static void touch_atime(struct pfs_daemon *p, uint64_t ino)
 	    ts_cmp(a.atime, a.ctime) > 0 && now.sec - a.atime.sec < ATIME_RELATIME_SECS)
 		return;
 	a.atime = now;
-	(void)pfs_fs_setattr(p->fs, ino, &a, PFS_FS_SET_ATIME, NULL, NULL);
+	(void)pfs_fs_setattr(p->fs, ino, &a, PFS_FS_SET_ATIME | PFS_FS_SET_KEEP_CTIME, NULL,
+			     NULL);
 }
 
 /* ---- init, destroy ------------------------------------------------------- */
@@ -411,6 +469,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *st, int to_s
 {
 	struct pfs_fs_cred cr = req_cred(req);
 	struct pfs_fs_attr a = { 0 }, out;
+	struct req_groups g = { .big = NULL };
 	struct pfs_timespec now = ts_now();
 	uint32_t mask = 0;
 	struct stat rst;
@@ -455,7 +514,18 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *st, int to_s
 		a.ctime.nsec = (uint32_t)st->st_ctim.tv_nsec;
 		mask |= PFS_FS_SET_CTIME;
 	}
+	/* design 9: a truncate, or a chown the kernel marks */
+	if ((mask & PFS_FS_SET_SIZE) ||
+	    ((mask & (PFS_FS_SET_UID | PFS_FS_SET_GID)) && cr.setid == PFS_FS_SETID_CLEAR))
+		(void)setid_to_clear(req, ino, &cr, &g);
+	/* nothing to set: the kernel's kill alone (setid_by_uid), from a
+	 * caller without CAP_FSETID */
+	if (!mask && pfs_wire_killpriv_v2()) {
+		cr.setid = PFS_FS_SETID_CLEAR;
+		(void)setid_to_clear(req, ino, &cr, &g);
+	}
 	ret = pfs_fs_setattr(mnt(req)->fs, ino, &a, mask, &cr, &out);
+	req_groups_free(&g);
 	if (ret) {
 		reply_err(req, ret);
 		return;
@@ -560,15 +630,36 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
  * cache expires. When there are bits to clear, the daemon invalidates the
  * kernel's attributes of the inode (only those: no page cache, no lock).
  * The kernel holds the inode lock over the request, so no chmod of this
- * mount comes between the look and the change.
+ * mount comes between the look and the change. On the way it reads the
+ * caller's groups into cr (into g, freed by req_groups_free) where the
+ * layer needs them (design 9), for any caller the layer takes as lacking
+ * CAP_FSETID.
  */
-static bool setid_to_clear(struct pfs_daemon *p, fuse_ino_t ino, const struct pfs_fs_cred *cr)
+static bool setid_to_clear(fuse_req_t req, fuse_ino_t ino, struct pfs_fs_cred *cr,
+			   struct req_groups *g)
 {
 	struct pfs_fs_attr a;
+	bool kills = cr->setid == PFS_FS_SETID_CLEAR ||
+		     (cr->setid == PFS_FS_SETID_BY_UID && cr->uid != 0);
 
-	if (cr->setid != PFS_FS_SETID_CLEAR || pfs_fs_getattr(p->fs, ino, &a))
+	if (!kills || pfs_fs_getattr(mnt(req)->fs, ino, &a) || !S_ISREG(a.mode))
 		return false;
-	return (a.mode & S_ISUID) || (a.mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP);
+	if (!(a.mode & S_IXGRP))
+		req_groups_get(req, &a, cr, g);	/* design 9 */
+	if (cr->setid != PFS_FS_SETID_CLEAR)
+		return false;	/* the kernel clears them itself, by a setattr */
+	if (a.mode & S_ISUID)
+		return true;
+	if (!(a.mode & S_ISGID))
+		return false;
+	if (a.mode & S_IXGRP)
+		return true;
+	if (a.gid == cr->gid)
+		return false;
+	for (uint32_t i = 0; i < cr->ngroups; i++)
+		if (cr->groups[i] == a.gid)
+			return false;
+	return true;
 }
 
 static void setid_cleared(struct pfs_daemon *p, fuse_ino_t ino)
@@ -577,28 +668,36 @@ static void setid_cleared(struct pfs_daemon *p, fuse_ino_t ino)
 }
 
 /*
- * fallocate and copy_file_range carry no word of the kernel's, and with
- * KILLPRIV_V2 it no longer clears the bits itself before them: the daemon
- * does, taking uid 0 as holding CAP_FSETID.
+ * fallocate and copy_file_range carry no word of the kernel's. Before
+ * them the kernel's file_modified asks for the kill itself, by its own
+ * rules (should_remove_suid: CAP_FSETID, S_IXGRP, the caller's groups), as
+ * a SETATTR that sets nothing, which with KILLPRIV_V2 is the daemon's to
+ * carry out (op_setattr): the request itself then keeps the bits. Without
+ * KILLPRIV_V2 the layer takes uid 0 as holding CAP_FSETID.
  */
 static void setid_by_uid(struct pfs_fs_cred *cr)
 {
 	if (cr->setid == PFS_FS_SETID_BY_UID && pfs_wire_killpriv_v2())
-		cr->setid = cr->uid ? PFS_FS_SETID_CLEAR : PFS_FS_SETID_KEEP;
+		cr->setid = PFS_FS_SETID_KEEP;
 }
 
-static int do_open(struct pfs_daemon *p, fuse_ino_t ino, struct fuse_file_info *fi,
-		   const struct pfs_fs_cred *cr)
+static int do_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		   struct pfs_fs_cred *cr)
 {
+	struct pfs_daemon *p = mnt(req);
 	int ret = pfs_fs_inode_open(p->fs, ino);
 
 	if (ret)
 		return ret;
 	if (fi->flags & O_TRUNC) {
 		struct pfs_fs_attr a = { .size = 0 };
-		bool clear = setid_to_clear(p, ino, cr);
+		struct req_groups g = { .big = NULL };
+		bool clear = setid_to_clear(req, ino, cr, &g);
 
 		ret = pfs_fs_setattr(p->fs, ino, &a, PFS_FS_SET_SIZE, cr, NULL);
+		req_groups_free(&g);
+		cr->groups = NULL;
+		cr->ngroups = 0;
 		if (ret) {
 			(void)pfs_fs_inode_release(p->fs, ino);
 			return ret;
@@ -620,7 +719,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int ret;
 
 	pfs_readahead(p);	/* before the kernel sets up this file's */
-	ret = do_open(p, ino, fi, &cr);
+	ret = do_open(req, ino, fi, &cr);
 
 	if (ret) {
 		reply_err(req, ret);
@@ -649,7 +748,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	}
 	if (ret)
 		goto err;
-	ret = do_open(p, a.ino, fi, &cr);
+	ret = do_open(req, a.ino, fi, &cr);
 	if (ret)
 		goto err;
 	if (fi->flags & O_TRUNC)
@@ -698,17 +797,37 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_buf(req, buf, (size_t)n);
 }
 
+/*
+ * Design 10: after a write through an O_DIRECT descriptor, applied and not
+ * yet answered, the cached pages of its range go (and the attributes with
+ * them, as setid_cleared does). The kernel invalidates the range before a
+ * direct write and, for a synchronous one, after it; an asynchronous one
+ * (io_submit) it leaves, so a buffered read that came while the write was
+ * on its way kept the old bytes in the page cache, where ext4 drops them
+ * at the write's completion. Here the pages go before the kernel sees the
+ * completion, and a read in flight holds its locked page, which the
+ * invalidation waits for and then drops. Buffered writes (and the
+ * kernel's write-back) never come here: one flag test is their cost.
+ */
+static void direct_written(struct pfs_daemon *p, fuse_ino_t ino, off_t off, size_t n)
+{
+	(void)fuse_lowlevel_notify_inval_inode(p->se, ino, off, (off_t)n);
+}
+
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
 	struct pfs_daemon *p = mnt(req);
 	struct pfs_fs_cred cr = req_cred(req);
-	bool clear = setid_to_clear(p, ino, &cr);
+	struct req_groups g = { .big = NULL };
+	bool clear = setid_to_clear(req, ino, &cr, &g);
 	ssize_t n;
 
-	(void)fi;
 	n = pfs_fs_write(p->fs, ino, (uint64_t)off, size, buf, &cr);
-	if (n > 0 && clear)
+	req_groups_free(&g);
+	if (n > 0 && (fi->flags & O_DIRECT) && !fi->writepage)
+		direct_written(p, ino, off, (size_t)n);
+	else if (n > 0 && clear)
 		setid_cleared(p, ino);
 	if (n < 0)
 		reply_err(req, (int)n);
@@ -743,6 +862,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 {
 	struct pfs_daemon *p = mnt(req);
 	struct pfs_fs_cred cr = req_cred(req);
+	struct req_groups g = { .big = NULL };
 	int ret;
 
 	(void)fi;
@@ -751,16 +871,18 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 		return;
 	}
 	setid_by_uid(&cr);
-	if (setid_to_clear(p, ino, &cr)) {
+	if (setid_to_clear(req, ino, &cr, &g)) {
 		struct pfs_fs_attr a = { 0 };
 
 		ret = pfs_fs_setattr(p->fs, ino, &a, 0, &cr, NULL);
+		req_groups_free(&g);
 		if (ret) {
 			reply_err(req, ret);
 			return;
 		}
 		setid_cleared(p, ino);
 	}
+	req_groups_free(&g);
 	ret = pfs_fs_fallocate(p->fs, ino, mode, (uint64_t)off, (uint64_t)len);
 	if (ret)
 		reply_err(req, ret);
@@ -799,6 +921,7 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 {
 	struct pfs_daemon *p = mnt(req);
 	struct pfs_fs_cred cr = req_cred(req);
+	struct req_groups g = { .big = NULL };
 	size_t done = 0;
 	bool clear;
 	char *buf;
@@ -811,7 +934,7 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 		return;
 	}
 	setid_by_uid(&cr);
-	clear = setid_to_clear(p, ino_out, &cr);
+	clear = setid_to_clear(req, ino_out, &cr, &g);
 	n = pfs_fs_copy_range(p->fs, ino_in, (uint64_t)off_in, ino_out, (uint64_t)off_out, len,
 			      &cr);
 	if (n != -EXDEV) {
@@ -821,11 +944,13 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 			reply_err(req, (int)n);
 		else
 			fuse_reply_write(req, (size_t)n);
+		req_groups_free(&g);
 		return;
 	}
 	buf = malloc(COPY_CHUNK);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
+		req_groups_free(&g);
 		return;
 	}
 	if (len > COPY_MAX)
@@ -844,6 +969,7 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 			break;
 	}
 	free(buf);
+	req_groups_free(&g);
 	if (done && clear)
 		setid_cleared(p, ino_out);
 	if (n < 0 && !done)
@@ -856,25 +982,27 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct pfs_fs *fs = mnt(req)->fs;	/* req is gone after the reply */
 	struct pfs_fs_attr a;
-	int ret = pfs_fs_getattr(mnt(req)->fs, ino, &a);
+	int ret = pfs_fs_getattr(fs, ino, &a);
 
 	if (!ret && !S_ISDIR(a.mode))
 		ret = -ENOTDIR;
+	if (!ret)
+		ret = pfs_fs_inode_open(fs, ino);	/* design 3 */
 	if (ret) {
 		reply_err(req, ret);
 		return;
 	}
 	fi->fh = ino;
 	fi->cache_readdir = 0;
-	fuse_reply_open(req, fi);
+	if (fuse_reply_open(req, fi) == -ENOENT)	/* interrupted: no release will come */
+		(void)pfs_fs_inode_release(fs, ino);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	(void)ino;
-	(void)fi;
-	fuse_reply_err(req, 0);
+	op_release(req, ino, fi);
 }
 
 struct rd_ctx {
@@ -1007,8 +1135,17 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
-	int ret = pfs_fs_setxattr(mnt(req)->fs, ino, name, value, size, flags);
+	struct pfs_fs_cred cr = req_cred(req);
+	struct req_groups g = { .big = NULL };
+	struct pfs_fs_attr a;
+	int ret;
 
+	/* design 9: an access ACL by a caller other than uid 0 */
+	if (cr.uid != 0 && !strcmp(name, "system.posix_acl_access") &&
+	    !pfs_fs_getattr(mnt(req)->fs, ino, &a))
+		req_groups_get(req, &a, &cr, &g);
+	ret = pfs_fs_setxattr_cred(mnt(req)->fs, ino, name, value, size, flags, &cr);
+	req_groups_free(&g);
 	if (ret)
 		reply_err(req, ret);
 	else

@@ -72,14 +72,26 @@ struct pfs_fs_cred {
 	uint32_t uid, gid;
 	uint32_t umask;
 	uint8_t setid;			/* PFS_FS_SETID_* */
+	/* supplementary groups of the caller (may be NULL: then gid alone
+	 * says who is "in the group" of an inode, for the set-group-ID rules) */
+	uint32_t ngroups;
+	const uint32_t *groups;
 };
 
-/* not said: a write or truncate by a uid other than 0 clears them */
+/*
+ * Set-ID bits and a change of data (write, truncate, fallocate, copy into
+ * the file), as the kernel's should_remove_suid: a caller without
+ * CAP_FSETID clears S_ISUID of a regular file always, and S_ISGID when the
+ * file is group-executable or the caller is not in its group (gid or
+ * groups). setid says whether the caller holds CAP_FSETID:
+ */
+/* not said: uid 0 is taken as holding it */
 #define PFS_FS_SETID_BY_UID	0
-/* keep them */
+/* it does (the kernel said so): keep the bits */
 #define PFS_FS_SETID_KEEP	1
-/* clear S_ISUID, and S_ISGID with S_IXGRP, of a non-directory: in a write,
- * and in any setattr (even one that changes nothing else) */
+/* it does not (the kernel said so); in a setattr also the kernel's kill
+ * of a chown, which clears S_ISUID always and S_ISGID as
+ * setattr_should_drop_sgid (uid 0 taken as holding CAP_FSETID there) */
 #define PFS_FS_SETID_CLEAR	2
 
 /* ---- fs.c: mount, inodes, attributes, orphans, statfs, fsync ---------- */
@@ -136,16 +148,21 @@ int pfs_fs_getattr_gen(struct pfs_fs *fs, uint64_t ino, uint64_t generation,
 #define PFS_FS_SET_CTIME	0x0040u	/* explicit ctime; otherwise ctime = now */
 #define PFS_FS_SET_BTIME	0x0080u
 #define PFS_FS_SET_FLAGS	0x0100u	/* chattr flags */
+#define PFS_FS_SET_KEEP_CTIME	0x0200u	/* leave ctime (an atime update by a read) */
 
 /*
  * Change the attributes of ino named by mask, from attr (UTIME_NOW is the
  * daemon's business: it passes real times). ctime becomes now unless
- * PFS_FS_SET_CTIME (a change of atime only, as relatime updates, leaves
- * ctime alone). PFS_FS_SET_SIZE: regular files only; mtime and ctime
- * become now (when the size changes or not, as ftruncate) and S_ISUID and
- * (with S_IXGRP) S_ISGID are cleared as a write by cred clears them. With
- * cred->setid PFS_FS_SETID_CLEAR they are cleared whatever mask holds (the
- * kernel's chown, or its kill alone). cred may be NULL (taken as uid 0,
+ * PFS_FS_SET_CTIME gives it or PFS_FS_SET_KEEP_CTIME keeps it (an atime
+ * update by a read, as relatime makes); a change of one time alone (the
+ * other UTIME_OMIT) changes ctime, as any change does. A mask of 0 changes
+ * nothing (futimens with UTIME_OMIT twice), unless cred clears set-ID bits
+ * (below). PFS_FS_SET_SIZE: regular files only; mtime and ctime
+ * become now (when the size changes or not, as ftruncate) and set-ID bits
+ * are cleared as a write by cred clears them (PFS_FS_SETID_*). With
+ * cred->setid PFS_FS_SETID_CLEAR they are cleared whatever mask holds: by
+ * the chown rules with PFS_FS_SET_UID or _GID, else (the kernel's kill
+ * alone, mask 0) by the write rules. cred may be NULL (taken as uid 0,
  * setid not said). attr_out (may be NULL) gets the
  * new attributes. Errors: -ENOENT, -EISDIR (size of a directory), -EINVAL
  * (size of another non-regular file), -EFBIG (past the largest file the
@@ -156,11 +173,14 @@ int pfs_fs_setattr(struct pfs_fs *fs, uint64_t ino, const struct pfs_fs_attr *at
 
 /*
  * Open counts, kept in memory: the daemon calls pfs_fs_inode_open at each
- * open/create of a regular file (or anything it keeps open) and
- * pfs_fs_inode_release at each release. An inode whose last link goes
- * while it is open becomes an orphan (POSFS_ONODE_ORPHAN, recorded on its
- * shard's orphan list) and is removed at its last release, in one
- * transaction with its orphan record. Errors: -ENOENT (no such inode, or
+ * open/create of a file and opendir of a directory (anything it keeps
+ * open) and pfs_fs_inode_release at each release. An inode whose last
+ * link goes while it is open (unlink; rmdir, or a rename over it, of a
+ * directory) becomes an orphan (POSFS_ONODE_ORPHAN, recorded on its
+ * shard's orphan list) with nlink 0, keeps its attributes and xattrs, and
+ * is removed at its last release, in one transaction with its orphan
+ * record. Nothing can be made in a directory that is an orphan (-ENOENT),
+ * and pfs_fs_readdir of one is -ENOENT. Errors: -ENOENT (no such inode, or
  * an orphan already: open), -EINVAL (release without open), those of the
  * store (release: the count is dropped anyway; the next mount reclaims).
  */
@@ -205,6 +225,13 @@ int pfs_fs_fsync(struct pfs_fs *fs, uint64_t ino, int datasync);
  */
 int pfs_fs_setxattr(struct pfs_fs *fs, uint64_t ino, const char *name, const void *value,
 		    size_t size, int flags);
+/*
+ * As pfs_fs_setxattr, by cred (NULL: as uid 0): setting an access ACL by a
+ * caller who is not in the file's group (gid or groups) and is not uid 0
+ * (taken as holding CAP_FSETID) clears S_ISGID, as posix_acl_update_mode.
+ */
+int pfs_fs_setxattr_cred(struct pfs_fs *fs, uint64_t ino, const char *name, const void *value,
+			 size_t size, int flags, const struct pfs_fs_cred *cred);
 /* The value's length (cap 0: just the length); -ENODATA, -ERANGE (cap too
  * small), -ENOENT. */
 ssize_t pfs_fs_getxattr(struct pfs_fs *fs, uint64_t ino, const char *name, void *buf,
@@ -265,8 +292,9 @@ int pfs_fs_link(struct pfs_fs *fs, uint64_t ino, uint64_t newdir, const char *ne
  * goes with its last link, or becomes an orphan while open. */
 int pfs_fs_unlink(struct pfs_fs *fs, uint64_t dir, const char *name);
 
-/* Remove the empty directory name from dir. Errors: -ENOTDIR, -ENOTEMPTY
- * (also for ".."), -EINVAL ("."), -ENOENT. */
+/* Remove the empty directory name from dir (an orphan while it is open:
+ * pfs_fs_inode_open). Errors: -ENOTDIR, -ENOTEMPTY (also for ".."),
+ * -EINVAL ("."), -ENOENT. */
 int pfs_fs_rmdir(struct pfs_fs *fs, uint64_t dir, const char *name);
 
 #ifndef RENAME_NOREPLACE

@@ -52,8 +52,11 @@
  * directory, a new directory takes the name and the old entry moves into
  * it as "#<ino>", so nothing is lost. Names in lost+found are "#<ino>",
  * then "#<ino>.1", "#<ino>.2", ... when taken. A directory is never
- * reclaimed: one that no entry names goes there too, whatever its nlink or
- * orphan flag. Without a root (not fixed), reachability is not checked.
+ * reclaimed, but for what a crash leaves of one removed while open: empty,
+ * nlink 0, flagged and listed as an orphan, and named by no entry, it is
+ * reclaimed as such a file is (step 7 leaves it, step 8 removes it); any
+ * other that no entry names goes there too, whatever its nlink or orphan
+ * flag. Without a root (not fixed), reachability is not checked.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -86,6 +89,8 @@ _Static_assert(sizeof(struct ino_rec) <= 64, "a scratch map value is at most 64 
 #define R_KEPT		0x08u	/* dirs: step 5 met the kept entry */
 #define R_REACH		0x10u	/* dirs: reachable from the root */
 #define R_UNREACH	0x20u	/* dirs: unreachable, its top was reported */
+#define R_ENTRIES	0x40u	/* dirs: step 4 met entries in it */
+#define R_RECLAIM	0x80u	/* dirs: an orphan removed while open (step 7) */
 
 /* Omap records copied out of the shard lock, a batch at a time. */
 #define BATCH		32u
@@ -724,6 +729,8 @@ static int walk_entries(struct names *n, uint64_t dir)
 {
 	struct dwalk w = { .dir = dir };
 	struct batch *b = n->b;
+	uint64_t entries = n->entries;
+	struct ino_rec r;
 	bool first = true;
 	int more, ret;
 
@@ -745,7 +752,13 @@ static int walk_entries(struct names *n, uint64_t dir)
 				return ret;
 		}
 	} while (more);
-	return 0;
+	if (n->entries == entries)
+		return 0;
+	ret = rec_get(n, dir, &r);
+	if (ret)
+		return ret;
+	r.bits |= R_ENTRIES;
+	return rec_put(n, dir, &r);
 }
 
 static int walk1_cb(void *arg, uint64_t dir, const void *val)
@@ -1169,8 +1182,14 @@ static int reach_cb(void *arg, uint64_t dir, const void *val)
 
 	(void)val;
 	ret = rec_get(n, dir, &r);
-	if (ret || (r.bits & (R_REACH | R_UNREACH)))
+	if (ret || (r.bits & (R_REACH | R_UNREACH | R_RECLAIM)))
 		return ret;
+	if (dir != POSFS_ROOT_OID && !r.holder && !r.nlink && !(r.bits & R_ENTRIES) &&
+	    (r.bits & R_LISTED) && (r.oflags & POSFS_ONODE_ORPHAN)) {
+		/* removed while open: step 8 reclaims it */
+		r.bits |= R_RECLAIM;
+		return rec_put(n, dir, &r);
+	}
 	/* up the holders to the root, a known directory, the top, or a cycle */
 	n->walk++;
 	for (y = dir;;) {
@@ -1285,6 +1304,20 @@ static int final_cb(void *arg, uint64_t ino, const void *val)
 	progress(n);
 	if (r.bits & R_BAD)
 		return 0;
+	if (S_ISDIR(r.mode) && (r.bits & R_RECLAIM)) {
+		/* as an unlinked file's orphan below */
+		if (n->c->readonly) {
+			pfs_check_info(n->c, "directory %#" PRIx64 ": an orphan, reclaimed at "
+				       "the next mount", ino);
+			res->dirs++;
+			return 0;
+		}
+		ret = pfs_fs_remove_steps(n->st, ino, true);
+		if (ret)
+			return ret;
+		pfs_check_info(n->c, "directory %#" PRIx64 ": an orphan, reclaimed", ino);
+		return 0;
+	}
 	if (S_ISDIR(r.mode)) {
 		res->dirs++;
 		ret = 0;

@@ -323,7 +323,7 @@ int pfs_acl_chmod_txn(struct pfs_fs *fs, const struct pfs_onode *o, uint32_t mod
 }
 
 int pfs_acl_set(struct pfs_fs *fs, uint64_t ino, enum pfs_acl_type type, const void *val,
-		size_t len, int flags)
+		size_t len, int flags, const struct pfs_fs_cred *cred)
 {
 	const char *name = type == PFS_ACL_TYPE_ACCESS ? PFS_ACL_ACCESS : PFS_ACL_DEFAULT;
 	pthread_mutex_t *il = pfs_fs_ilock(fs, ino);
@@ -371,6 +371,9 @@ int pfs_acl_set(struct pfs_fs *fs, uint64_t ino, enum pfs_acl_type type, const v
 		a.mode = o.mode;
 		if (!pfs_acl_equiv_mode(val, len, &a.mode))
 			store = false;
+		/* not in the group, not CAP_FSETID (uid 0 taken as it) */
+		if (cred && cred->uid != 0 && !pfs_fs_cred_in_group(cred, o.gid))
+			a.mode &= ~(uint32_t)S_ISGID;
 		amask |= PFS_ATTR_MODE;
 	}
 	if (store) {

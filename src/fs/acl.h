@@ -120,9 +120,11 @@ int pfs_acl_chmod_txn(struct pfs_fs *fs, const struct pfs_onode *o, uint32_t mod
  * ignored, as Linux ignores them for ACLs. Errors: those of
  * pfs_acl_valid, -EACCES (a default ACL on a non-directory),
  * -EOPNOTSUPP (a symlink), -ENODATA (removing one there is not), -ENOENT,
- * -ENOSPC, -EROFS.
+ * -ENOSPC, -EROFS. Setting the access ACL by a cred (not NULL) that is
+ * neither uid 0 nor in the file's group also clears S_ISGID
+ * (posix_acl_update_mode).
  */
 int pfs_acl_set(struct pfs_fs *fs, uint64_t ino, enum pfs_acl_type type, const void *val,
-		size_t len, int flags);
+		size_t len, int flags, const struct pfs_fs_cred *cred);
 
 #endif /* POSFS_FS_ACL_H */

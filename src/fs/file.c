@@ -83,7 +83,7 @@ static int data_submit(struct pfs_fs *fs, struct pfs_txn *t, uint64_t ino,
 		ret = pfs_fs_stat(fs, ino, &o);
 		if (ret)
 			goto out;
-		kill = pfs_fs_kill_suid(o.mode, cred);
+		kill = pfs_fs_kill_suid(o.mode, o.gid, cred);
 		if (kill) {
 			a.mode = o.mode & ~kill;
 			mask |= PFS_ATTR_MODE;

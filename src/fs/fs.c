@@ -210,15 +210,51 @@ bool pfs_fs_cred_kills(const struct pfs_fs_cred *cred)
 	return cred->setid == PFS_FS_SETID_CLEAR;
 }
 
-uint32_t pfs_fs_kill_suid(uint32_t mode, const struct pfs_fs_cred *cred)
+bool pfs_fs_cred_in_group(const struct pfs_fs_cred *cred, uint32_t gid)
+{
+	if (!cred)
+		return false;
+	if (cred->gid == gid)
+		return true;
+	for (uint32_t i = 0; cred->groups && i < cred->ngroups; i++)
+		if (cred->groups[i] == gid)
+			return true;
+	return false;
+}
+
+/* setattr_should_drop_sgid, capable meaning CAP_FSETID */
+static bool drop_sgid(uint32_t mode, uint32_t gid, const struct pfs_fs_cred *cred, bool capable)
+{
+	if (!(mode & S_ISGID))
+		return false;
+	if (mode & S_IXGRP)
+		return true;
+	return !capable && !pfs_fs_cred_in_group(cred, gid);
+}
+
+uint32_t pfs_fs_kill_suid(uint32_t mode, uint32_t gid, const struct pfs_fs_cred *cred)
 {
 	uint32_t kill = 0;
 
-	if (!pfs_fs_cred_kills(cred))
+	if (!S_ISREG(mode) || !pfs_fs_cred_kills(cred))
 		return 0;
 	if (mode & S_ISUID)
 		kill |= S_ISUID;
-	if ((mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+	if (drop_sgid(mode, gid, cred, false))
+		kill |= S_ISGID;
+	return kill;
+}
+
+/* The kernel's kill of a chown (chown_common) of a non-directory. */
+static uint32_t kill_chown(uint32_t mode, uint32_t gid, const struct pfs_fs_cred *cred)
+{
+	uint32_t kill = 0;
+
+	if (S_ISDIR(mode))
+		return 0;
+	if (mode & S_ISUID)
+		kill |= S_ISUID;
+	if (drop_sgid(mode, gid, cred, cred->uid == 0))
 		kill |= S_ISGID;
 	return kill;
 }
@@ -533,21 +569,32 @@ int pfs_fs_setattr(struct pfs_fs *fs, uint64_t ino, const struct pfs_fs_attr *at
 			amask |= PFS_ATTR_MTIME;
 		}
 	}
-	/* a truncate by cred, or any change the kernel marks (chown) */
-	if ((mask & PFS_FS_SET_SIZE) ||
-	    (cred && cred->setid == PFS_FS_SETID_CLEAR && !S_ISDIR(o.mode))) {
-		uint32_t kill = pfs_fs_kill_suid(a.mode, cred);
+	/* a truncate by cred, or a change the kernel marks (a chown) */
+	if ((mask & PFS_FS_SET_SIZE) || (cred && cred->setid == PFS_FS_SETID_CLEAR)) {
+		uint32_t kill;
+
+		if (!(mask & PFS_FS_SET_SIZE) && (mask & (PFS_FS_SET_UID | PFS_FS_SET_GID)))
+			kill = kill_chown(a.mode, o.gid, cred);
+		else
+			kill = pfs_fs_kill_suid(a.mode, o.gid, cred);
 
 		if (kill) {
 			a.mode &= ~kill;
 			amask |= PFS_ATTR_MODE;
 		}
 	}
+	/* nothing asked and no set-ID bit to clear: nothing changes, not
+	 * even ctime (UTIME_OMIT for both times) */
+	if (!amask && !(mask & (PFS_FS_SET_SIZE | PFS_FS_SET_CTIME))) {
+		if (attr_out)
+			ret = pfs_fs_getattr(fs, ino, attr_out);
+		goto out;
+	}
 	if (mask & PFS_FS_SET_CTIME)
 		a.ctime = attr->ctime;
 	else
 		a.ctime = pfs_fs_now();
-	if ((mask & PFS_FS_SET_CTIME) || mask != PFS_FS_SET_ATIME)
+	if (!(mask & PFS_FS_SET_KEEP_CTIME) || (mask & PFS_FS_SET_CTIME))
 		amask |= PFS_ATTR_CTIME;
 	pfs_txn_setattr(&t, ino, &a, amask);
 	/* a truncate down gives space back (a chmod may add an ACL: not that) */
@@ -577,7 +624,7 @@ int pfs_fs_inode_open(struct pfs_fs *fs, uint64_t ino)
 
 	pthread_mutex_lock(il);
 	ret = pfs_fs_getattr(fs, ino, &a);
-	if (!ret && a.nlink == 0 && !S_ISDIR(a.mode) && pfs_fs_opens(fs, ino) == 0)
+	if (!ret && a.nlink == 0 && pfs_fs_opens(fs, ino) == 0)
 		ret = -ENOENT;	/* an orphan nobody holds: about to go */
 	if (ret)
 		goto out;
@@ -723,7 +770,17 @@ int pfs_fs_setxattr(struct pfs_fs *fs, uint64_t ino, const char *name, const voi
 	enum pfs_acl_type type = pfs_acl_type(name);
 
 	if (type)
-		return pfs_acl_set(fs, ino, type, size ? value : "", size, flags);
+		return pfs_acl_set(fs, ino, type, size ? value : "", size, flags, NULL);
+	return xattr_change(fs, ino, name, value, size, flags, false);
+}
+
+int pfs_fs_setxattr_cred(struct pfs_fs *fs, uint64_t ino, const char *name, const void *value,
+			 size_t size, int flags, const struct pfs_fs_cred *cred)
+{
+	enum pfs_acl_type type = pfs_acl_type(name);
+
+	if (type)
+		return pfs_acl_set(fs, ino, type, size ? value : "", size, flags, cred);
 	return xattr_change(fs, ino, name, value, size, flags, false);
 }
 
@@ -732,7 +789,7 @@ int pfs_fs_removexattr(struct pfs_fs *fs, uint64_t ino, const char *name)
 	enum pfs_acl_type type = pfs_acl_type(name);
 
 	if (type)
-		return pfs_acl_set(fs, ino, type, NULL, 0, 0);
+		return pfs_acl_set(fs, ino, type, NULL, 0, 0, NULL);
 	return xattr_change(fs, ino, name, NULL, 0, 0, true);
 }
 

@@ -110,7 +110,10 @@ int pfs_fs_reap(struct pfs_fs *fs, uint64_t ino);
 
 /* A write or truncate by cred clears set-ID bits (it lacks CAP_FSETID). */
 bool pfs_fs_cred_kills(const struct pfs_fs_cred *cred);
-/* Suid/sgid bits a write by cred clears from mode (0 when none). */
-uint32_t pfs_fs_kill_suid(uint32_t mode, const struct pfs_fs_cred *cred);
+/* cred's gid or one of its groups is gid (NULL cred: false). */
+bool pfs_fs_cred_in_group(const struct pfs_fs_cred *cred, uint32_t gid);
+/* Set-ID bits a write by cred clears from an inode of mode (with its
+ * type) and group gid (0 when none): the kernel's should_remove_suid. */
+uint32_t pfs_fs_kill_suid(uint32_t mode, uint32_t gid, const struct pfs_fs_cred *cred);
 
 #endif /* POSFS_FS_INTERNAL_H */

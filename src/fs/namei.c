@@ -19,7 +19,10 @@
  *     and the other way round; both change in one transaction.
  *  2. A directory's nlink is 2 + its subdirectories; a directory's parent
  *     field names the one directory holding an entry for it (the root:
- *     itself). A non-directory's nlink is the number of its entries.
+ *     itself). A non-directory's nlink is the number of its entries. A
+ *     directory removed while open (rmdir, a rename over it) is an orphan
+ *     with nlink 0 and no entries (fs.c invariant 1), and none are added
+ *     to it (dir_stat).
  *  3. Names are 1..POSFS_NAME_MAX bytes without '/' or NUL, never "." or
  *     "..": checked before anything else, so a longer name is never
  *     stored and gives -ENAMETOOLONG everywhere.
@@ -123,6 +126,8 @@ static int dir_stat(struct pfs_fs *fs, uint64_t dir, struct pfs_onode *o)
 
 	if (!ret && !S_ISDIR(o->mode))
 		ret = -ENOTDIR;
+	if (!ret && !o->nlink)
+		ret = -ENOENT;	/* removed while open: nothing goes in */
 	return ret;
 }
 
@@ -563,14 +568,34 @@ static int lock_with_entry(struct pfs_fs *fs, struct pfs_lockset *ls, uint64_t d
 	}
 }
 
+/*
+ * Add to t the end of the empty directory o (touch loaded), whose entry
+ * goes: removed, or, while open, an orphan with nlink 0 (fs.c invariant 1)
+ * that keeps its attributes and xattrs until its last release. The caller
+ * holds o's inode lock.
+ */
+static void drop_dir(struct pfs_fs *fs, struct pfs_txn *t, struct touch *tc,
+		     const struct pfs_onode *o, uint8_t okey[POSFS_ORPHAN_KEY_LEN])
+{
+	if (pfs_fs_opens(fs, o->oid)) {
+		touch_load(tc, o);
+		touch_get(tc, o->oid, PFS_ATTR_NLINK | PFS_ATTR_CTIME)->nlink = 0;
+		pfs_fs_orphan_add(t, o->oid, okey);
+		return;
+	}
+	pfs_txn_remove(t, o->oid);
+}
+
 int pfs_fs_rmdir(struct pfs_fs *fs, uint64_t dir, const char *name)
 {
-	struct pfs_lockset ls;
+	struct pfs_lockset ls, il;
 	struct pfs_onode po, o;
 	struct touch tc = { 0 };
 	struct dent_rec rec;
+	uint8_t okey[POSFS_ORPHAN_KEY_LEN];
 	struct pfs_txn t;
 	struct pfs_dent d;
+	bool il_locked = false;
 	size_t nlen;
 	int ret;
 
@@ -592,6 +617,11 @@ int pfs_fs_rmdir(struct pfs_fs *fs, uint64_t dir, const char *name)
 		pfs_txn_fini(&t);
 		return ret;
 	}
+	/* the open count is read under the inode lock (fs.c invariant 2) */
+	pfs_lockset_init(&il, fs->ilock);
+	pfs_lockset_add(&il, d.ino);
+	pfs_lockset_lock(&il);
+	il_locked = true;
 	ret = dir_stat(fs, dir, &po);
 	if (!ret)
 		ret = pfs_fs_stat(fs, d.ino, &o);
@@ -610,12 +640,14 @@ int pfs_fs_rmdir(struct pfs_fs *fs, uint64_t dir, const char *name)
 	}
 	dent_rec_fill(&rec, name, nlen, &d);
 	dent_del(&t, dir, &rec);
-	pfs_txn_remove(&t, d.ino);
 	touch_load(&tc, &po);
 	touch_get(&tc, dir, PFS_ATTR_MTIME | PFS_ATTR_CTIME | PFS_ATTR_NLINK)->nlink--;
+	drop_dir(fs, &t, &tc, &o, okey);
 	touch_emit(&tc, &t, pfs_fs_now());
 	ret = submit(fs, &t, &tc, NULL, 0, PFS_SUBMIT_RESERVE);
 out:
+	if (il_locked)
+		pfs_lockset_unlock(&il);
 	pfs_lockset_unlock(&ls);
 	pfs_txn_fini(&t);
 	return ret;
@@ -808,7 +840,7 @@ static int rename_move(struct rename_op *op)
 		dent_rec_fill(&op->xrec, op->newname, op->nnlen, &op->td);
 		dent_del(&op->t, op->newdir, &op->xrec);
 		if (S_ISDIR(op->to.mode)) {
-			pfs_txn_remove(&op->t, op->td.ino);
+			drop_dir(op->fs, &op->t, &op->tc, &op->to, op->okey);
 			touch_get(&op->tc, op->newdir, PFS_ATTR_NLINK)->nlink--;
 		} else {
 			drop_link(op->fs, &op->t, &op->tc, &op->to, op->okey, &op->removed,

@@ -3,8 +3,11 @@
 # kernel's mode checks (default_permissions) for read, write, exec and
 # search; ownership of new inodes (the caller's uid and gid, setgid
 # directories: the directory's group, and subdirectories keep the bit); the
-# sticky bit; set-user-ID and set-group-ID cleared by a non-owner's write or
-# truncate (kept for root's) and by chown; utimensat (UTIME_NOW with write
+# sticky bit; set-user-ID and set-group-ID cleared by a non-owner's write,
+# truncate or fallocate (kept for root's) and by chown, S_ISGID without
+# group exec kept only for a member of the file's group (its gid or a
+# supplementary group), by chmod and by an access ACL of an owner outside
+# the group (ext4's rules); utimensat (UTIME_NOW with write
 # access, explicit times only by the owner); chmod and chown by a non-owner;
 # an open descriptor keeps working after chmod 000 (permission is checked at
 # open). The set-ID writes again with -o writeback. The test user
@@ -66,6 +69,15 @@ try:
     print('OK')
 except OSError as e:
     print(errno.errorcode[e.errno])" 2>&1
+}
+# serr CODE: as uerr, the user with OGRP as a supplementary group.
+serr() {
+	(cd / && setpriv --reuid="$TUID" --regid="$TGID" --groups="$OGRP" -- "$UPY" -c "import os, sys, errno
+try:
+    $1
+    print('OK')
+except OSError as e:
+    print(errno.errorcode[e.errno])") 2>&1
 }
 # nocap CMD...: run CMD as root without CAP_FSETID.
 nocap() {
@@ -211,9 +223,79 @@ suid_writes() {
 	mk_s ot 6777
 	expect_eq "$1: O_TRUNC by a non-owner clears suid and sgid" \
 		"$(uerr "os.close(os.open('$s/ot', os.O_WRONLY|os.O_TRUNC))"):$(mode "$s/ot"):$(stat -c %s "$s/ot")" OK:777:0
+	# S_ISGID without S_IXGRP: kept only for a caller in the file's
+	# group (its gid or a supplementary group) or with CAP_FSETID, as
+	# the kernel's should_remove_suid (ext4: 6666 -> 0666)
+	local W="os.write(fd, b'x'); os.close(fd)"
 	mk_s nx 2666
-	expect_eq "$1: write keeps sgid without group exec" \
-		"$(uerr "fd = os.open('$s/nx', os.O_WRONLY); os.write(fd, b'x'); os.close(fd)"):$(mode "$s/nx")" OK:2666
+	expect_eq "$1: write by a non-owner outside the group clears sgid" \
+		"$(uerr "fd = os.open('$s/nx', os.O_WRONLY); $W"):$(mode "$s/nx")" OK:666
+	mk_s n6 6666
+	expect_eq "$1: write by a non-owner outside the group clears suid and sgid" \
+		"$(uerr "fd = os.open('$s/n6', os.O_WRONLY); $W"):$(mode "$s/n6")" OK:666
+	mk_s np 2666
+	chgrp "$TGID" "$s/np"; chmod 2666 "$s/np"
+	expect_eq "$1: write by a non-owner of the file's group keeps sgid" \
+		"$(uerr "fd = os.open('$s/np', os.O_WRONLY); $W"):$(mode "$s/np")" OK:2666
+	mk_s ns 2666
+	chgrp "$OGRP" "$s/ns"; chmod 2666 "$s/ns"
+	expect_eq "$1: write by a member of the file's group (supplementary) keeps sgid" \
+		"$(serr "fd = os.open('$s/ns', os.O_WRONLY); $W"):$(mode "$s/ns")" OK:2666
+	mk_s n7 6666
+	chgrp "$OGRP" "$s/n7"; chmod 6666 "$s/n7"
+	expect_eq "$1: write by a member of the group clears suid, keeps sgid" \
+		"$(serr "fd = os.open('$s/n7', os.O_WRONLY); $W"):$(mode "$s/n7")" OK:2666
+	mk_s nq 2676
+	chgrp "$OGRP" "$s/nq"; chmod 2676 "$s/nq"
+	expect_eq "$1: write by a member of the group clears sgid with group exec" \
+		"$(serr "fd = os.open('$s/nq', os.O_WRONLY); $W"):$(mode "$s/nq")" OK:676
+	mk_s tn 2666
+	expect_eq "$1: truncate by a non-owner outside the group clears sgid" \
+		"$(uerr "os.truncate('$s/tn', 1)"):$(mode "$s/tn")" OK:666
+	mk_s ts 2666
+	chgrp "$OGRP" "$s/ts"; chmod 2666 "$s/ts"
+	expect_eq "$1: truncate by a member of the group keeps sgid" \
+		"$(serr "os.truncate('$s/ts', 1)"):$(mode "$s/ts")" OK:2666
+	mk_s on 2666
+	expect_eq "$1: O_TRUNC by a non-owner outside the group clears sgid" \
+		"$(uerr "os.close(os.open('$s/on', os.O_WRONLY|os.O_TRUNC))"):$(mode "$s/on")" OK:666
+	mk_s fn 2666
+	expect_eq "$1: fallocate by a non-owner outside the group clears sgid" \
+		"$(uerr "fd = os.open('$s/fn', os.O_WRONLY); os.posix_fallocate(fd, 0, 8192); os.close(fd)"):$(mode "$s/fn")" OK:666
+	mk_s fs 2666
+	chgrp "$OGRP" "$s/fs"; chmod 2666 "$s/fs"
+	expect_eq "$1: fallocate by a member of the group keeps sgid" \
+		"$(serr "fd = os.open('$s/fs', os.O_WRONLY); os.posix_fallocate(fd, 0, 8192); os.close(fd)"):$(mode "$s/fs")" OK:2666
+	mk_s rn 2666
+	nocap dd if=/dev/zero of="$s/rn" bs=1 count=1 conv=notrunc status=none
+	expect_eq "$1: write by root outside the group without CAP_FSETID clears sgid" "$(mode "$s/rn")" 666
+	mk_s rk 2666
+	dd if=/dev/zero of="$s/rk" bs=1 count=1 conv=notrunc status=none
+	expect_eq "$1: write by root (CAP_FSETID) keeps sgid" "$(mode "$s/rk")" 2666
+	# fallocate and copy_file_range: the kernel's word comes as a setattr
+	printf abcd > "$s/src"
+	chmod 644 "$s/src"
+	mk_s rf 6777
+	nocap fallocate -l 8192 "$s/rf"
+	expect_eq "$1: fallocate by root without CAP_FSETID clears suid and sgid" "$(mode "$s/rf")" 777
+	mk_s rg 2666
+	nocap fallocate -l 8192 "$s/rg"
+	expect_eq "$1: fallocate by root outside the group without CAP_FSETID clears sgid" \
+		"$(mode "$s/rg")" 666
+	mk_s rh 6777
+	fallocate -l 8192 "$s/rh"
+	expect_eq "$1: fallocate by root (CAP_FSETID) keeps suid and sgid" "$(mode "$s/rh")" 6777
+	mk_s rx 6777
+	nocap "$UPY" -c "import os
+i = os.open('$s/src', os.O_RDONLY); o = os.open('$s/rx', os.O_WRONLY)
+os.copy_file_range(i, o, 4, 0, 0)"
+	expect_eq "$1: copy_file_range by root without CAP_FSETID clears suid and sgid" \
+		"$(mode "$s/rx"):$(cat "$s/rx")" 777:abcd
+	mk_s ry 6777
+	"$UPY" -c "import os
+i = os.open('$s/src', os.O_RDONLY); o = os.open('$s/ry', os.O_WRONLY)
+os.copy_file_range(i, o, 4, 0, 0)"
+	expect_eq "$1: copy_file_range by root (CAP_FSETID) keeps suid and sgid" "$(mode "$s/ry")" 6777
 	mk_s ap 4757
 	expect_eq "$1: append by a non-owner clears suid" \
 		"$(uerr "fd = os.open('$s/ap', os.O_WRONLY|os.O_APPEND); os.write(fd, b'x'); os.close(fd)"):$(mode "$s/ap")" OK:757
@@ -258,6 +340,36 @@ expect_eq "suid survives a read by a non-owner" "$(uerr "open('$s/cd').read()"):
 mkdir "$s/sd"; chmod 2777 "$s/sd"
 chown "$OTHER" "$s/sd"
 expect_eq "chown of a directory keeps its sgid" "$(mode "$s/sd")" 2777
+touch "$s/rc"; chgrp "$OGRP" "$s/rc"
+nocap chmod 2777 "$s/rc"
+expect_eq "chmod 2777 by root outside the group without CAP_FSETID" "$(mode "$s/rc")" 777
+chmod 2777 "$s/rc"
+expect_eq "chmod 2777 by root" "$(mode "$s/rc")" 2777
+
+# An access ACL set by the owner (posix_acl_update_mode): S_ISGID goes
+# when the owner is not in the file's group (uid 0 keeps it).
+# (u::rwx,u:$OTHER:r,g::rwx,m::rwx,o:: and u::rwx,g::r-x,o::, as
+# linux/posix_acl_xattr.h lays them out; $OTHER is 4242 = 0x1092)
+NAMED="bytes.fromhex('0200000001000700ffffffff020004009210000004000700ffffffff10000700ffffffff20000000ffffffff')"
+PLAIN="bytes.fromhex('0200000001000700ffffffff04000500ffffffff20000000ffffffff')"
+[ "$OTHER" = 4242 ] || { not_ok "OTHER is not 4242: the ACL bytes name it"; }
+mk_acl() { # NAME: a file of the user in OGRP, mode 2770
+	touch "$s/$1"
+	chown "$TUID:$OGRP" "$s/$1"
+	chmod 2770 "$s/$1"
+}
+mk_acl an
+expect_eq "ACL with a named user by an owner outside the group clears sgid" \
+	"$(uerr "os.setxattr('$s/an', 'system.posix_acl_access', $NAMED)"):$(mode "$s/an")" OK:770
+mk_acl ap
+expect_eq "ACL equal to a mode by an owner outside the group clears sgid" \
+	"$(uerr "os.setxattr('$s/ap', 'system.posix_acl_access', $PLAIN)"):$(mode "$s/ap")" OK:750
+mk_acl as
+expect_eq "ACL by an owner in the group (supplementary) keeps sgid" \
+	"$(serr "os.setxattr('$s/as', 'system.posix_acl_access', $NAMED)"):$(mode "$s/as")" OK:2770
+mk_acl ar
+expect_eq "ACL by root keeps sgid" \
+	"$(rerr "os.setxattr('$s/ar', 'system.posix_acl_access', $PLAIN)"):$(mode "$s/ar")" OK:2750
 
 # ---- Times ----------------------------------------------------------------
 echo x > "$t/tw"; chown "$OTHER:$OTHER" "$t/tw"; chmod 666 "$t/tw"

@@ -895,6 +895,55 @@ START_TEST(orphan_after_crash)
 }
 END_TEST
 
+/* Directories removed (rmdir, replaced by a rename) while open, then a
+ * crash: reclaimed as an unlinked file is, no problem counted. */
+START_TEST(orphan_dir_after_crash)
+{
+	char path[] = "/var/tmp/posfs-names.XXXXXX";
+	struct pfs_check_result res;
+	struct pfs_statfs s0, s1;
+	struct pfs_onode on;
+	struct tree t;
+	struct mnt m;
+	uint64_t d1, d2;
+
+	image_new(path);
+	m = mount_path(path);
+	populate(m.fs, &t);
+	ck_assert_int_eq(pfs_store_sync(m.st), 0);
+	ck_assert_int_eq(pfs_store_statfs(m.st, &s0), 0);
+	d1 = mk(m.fs, t.a, "gone", 0755);
+	d2 = mk(m.fs, t.a, "over", 0755);
+	(void)mk(m.fs, t.a, "new", 0755);
+	ck_assert_int_eq(pfs_fs_setxattr(m.fs, d2, "user.x", "1", 1, 0), 0);
+	ck_assert_int_eq(pfs_fs_inode_open(m.fs, d1), 0);
+	ck_assert_int_eq(pfs_fs_inode_open(m.fs, d2), 0);
+	ck_assert_int_eq(pfs_fs_rmdir(m.fs, t.a, "gone"), 0);
+	ck_assert_int_eq(pfs_fs_rename(m.fs, t.a, "new", t.a, "over", 0), 0);
+	ck_assert_int_eq(pfs_fs_rmdir(m.fs, t.a, "over"), 0);
+	/* "crash": never released */
+	pfs_fs_close(m.fs);
+	ck_assert_int_eq(pfs_store_stat(m.st, d2, &on), 0);
+	ck_assert_uint_eq(on.flags & POSFS_ONODE_ORPHAN, POSFS_ONODE_ORPHAN);
+	ck_assert_uint_eq(on.nlink, 0);
+	ck_assert_int_eq(pfs_store_close(m.st), 0);
+	check_cycle(path, NULL, 0, NULL, 0, &res);
+	m.st = st_open(path, false);
+	ck_assert_int_eq(pfs_store_stat(m.st, d1, &on), -ENOENT);
+	ck_assert_int_eq(pfs_store_stat(m.st, d2, &on), -ENOENT);
+	for (uint32_t s = 0; s < 3; s++)
+		ck_assert_uint_eq(orphan_records(m.st, s), 0);
+	ck_assert_int_eq(pfs_store_sync(m.st), 0);
+	ck_assert_int_eq(pfs_store_statfs(m.st, &s1), 0);
+	ck_assert_uint_eq(s1.objects, s0.objects);
+	ck_assert_int_eq(pfs_fs_open(m.st, &m.fs), 0);
+	lists(m.fs, t.a, "f1", "f2", "sub", "hl", NULL);
+	intact(m.fs, &t);
+	umount_fs(m);
+	unlink(path);
+}
+END_TEST
+
 START_TEST(orphan_records_disagree)
 {
 	char path[] = "/var/tmp/posfs-names.XXXXXX";
@@ -1314,6 +1363,7 @@ int main(void)
 	tcase_add_test(tc, dir_links_parent_wins);
 	tcase_add_test(tc, dotdot_wrong);
 	tcase_add_test(tc, orphan_after_crash);
+	tcase_add_test(tc, orphan_dir_after_crash);
 	tcase_add_test(tc, orphan_records_disagree);
 	tcase_add_test(tc, root_missing);
 	tcase_add_test(tc, root_not_dir);

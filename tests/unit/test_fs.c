@@ -618,7 +618,8 @@ START_TEST(suid_times_setattr)
 		a.mode = 06755;
 		ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_MODE, &root, &b), 0);
 	}
-	/* explicit times; atime alone leaves ctime */
+	/* explicit times; atime alone changes ctime too, unless the read's
+	 * update keeps it (PFS_FS_SET_KEEP_CTIME); a mask of 0 changes nothing */
 	a.atime = (struct pfs_timespec){ 1000, 5 };
 	a.mtime = (struct pfs_timespec){ 2000, 7 };
 	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_ATIME | PFS_FS_SET_MTIME, &user,
@@ -630,14 +631,114 @@ START_TEST(suid_times_setattr)
 	a.ctime = (struct pfs_timespec){ 3000, 0 };
 	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_CTIME, &user, &b), 0);
 	a.atime = (struct pfs_timespec){ 4000, 0 };
-	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_ATIME, &user, &b), 0);
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_ATIME | PFS_FS_SET_KEEP_CTIME,
+					NULL, &b), 0);
 	ck_assert_int_eq(b.ctime.sec, 3000);
 	ck_assert_int_eq(b.atime.sec, 4000);
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, 0, &user, &b), 0);
+	ck_assert_int_eq(b.ctime.sec, 3000);
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, 0, NULL, &b), 0);
+	ck_assert_int_eq(b.ctime.sec, 3000);
+	a.atime = (struct pfs_timespec){ 5000, 0 };
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_ATIME, &user, &b), 0);
+	ck_assert_int_eq(b.atime.sec, 5000);
+	ck_assert_int_gt(b.ctime.sec, 3000);
+	ck_assert_int_eq(b.mtime.sec, 2000);
+	a.ctime = (struct pfs_timespec){ 3000, 0 };
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_CTIME, &user, &b), 0);
+	a.mtime = (struct pfs_timespec){ 6000, 0 };
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_MTIME, &user, &b), 0);
+	ck_assert_int_eq(b.mtime.sec, 6000);
+	ck_assert_int_eq(b.atime.sec, 5000);
+	ck_assert_int_gt(b.ctime.sec, 3000);
 	/* export handles */
 	ck_assert_int_eq(pfs_fs_getattr_gen(fs, f, b.generation, &b), 0);
 	ck_assert_int_eq(pfs_fs_getattr_gen(fs, f, b.generation + 1, &b), -ESTALE);
 	ck_assert_int_eq(pfs_fs_unlink(fs, sg, "f"), 0);
 	ck_assert_int_eq(pfs_fs_getattr_gen(fs, f, b.generation, &b), -ESTALE);
+	umount(m);
+}
+END_TEST
+
+/* should_remove_suid: S_ISGID without S_IXGRP goes for a writer outside
+ * the file's group (gid and supplementary groups), S_ISUID always; a
+ * chown the kernel marks keeps S_ISGID without S_IXGRP for uid 0 */
+START_TEST(sgid_and_groups)
+{
+	static const uint32_t in[] = { 7, 50 }, out[] = { 7, 8 };
+	struct mnt m = mount_mem(1);
+	struct pfs_fs *fs = m.fs;
+	struct pfs_fs_cred outside = { .uid = 2000, .gid = 2000, .setid = PFS_FS_SETID_CLEAR,
+				       .ngroups = 2, .groups = out };
+	struct pfs_fs_cred member = { .uid = 2000, .gid = 2000, .setid = PFS_FS_SETID_CLEAR,
+				      .ngroups = 2, .groups = in };
+	struct pfs_fs_cred primary = { .uid = 2000, .gid = 50, .setid = PFS_FS_SETID_CLEAR };
+	struct pfs_fs_cred byuid = { .uid = 2000, .gid = 2000 };
+	struct pfs_fs_cred rootclear = { .uid = 0, .gid = 0, .setid = PFS_FS_SETID_CLEAR };
+	struct pfs_fs_attr a = { .gid = 50 }, b;
+	uint64_t f;
+
+	ck_assert_int_eq(pfs_fs_mknod(fs, POSFS_ROOT_OID, "f", S_IFREG | 0644, 0, &root, &b), 0);
+	f = b.ino;
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_GID, &root, NULL), 0);
+#define SETMODE(md) do { \
+		a.mode = (md); \
+		ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_MODE, &root, NULL), 0); \
+	} while (0)
+#define MODE_IS(md) do { \
+		ck_assert_int_eq(pfs_fs_getattr(fs, f, &b), 0); \
+		ck_assert_uint_eq(b.mode, S_IFREG | (md)); \
+	} while (0)
+	SETMODE(02666);
+	ck_assert_int_eq(pfs_fs_write(fs, f, 0, 1, "x", &member), 1);
+	MODE_IS(02666);
+	ck_assert_int_eq(pfs_fs_write(fs, f, 0, 1, "x", &primary), 1);
+	MODE_IS(02666);
+	ck_assert_int_eq(pfs_fs_write(fs, f, 0, 1, "x", &outside), 1);
+	MODE_IS(0666);
+	SETMODE(06666);
+	ck_assert_int_eq(pfs_fs_write(fs, f, 0, 1, "x", &member), 1);
+	MODE_IS(02666);
+	ck_assert_int_eq(pfs_fs_write(fs, f, 0, 1, "x", &byuid), 1);
+	MODE_IS(0666);
+	SETMODE(02676);
+	ck_assert_int_eq(pfs_fs_write(fs, f, 0, 1, "x", &member), 1);
+	MODE_IS(0676);
+	/* truncate, and the kernel's kill alone (fallocate) */
+	SETMODE(02666);
+	a.size = 1;
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_SIZE, &member, NULL), 0);
+	MODE_IS(02666);
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, 0, &member, NULL), 0);
+	MODE_IS(02666);
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_SIZE, &outside, NULL), 0);
+	MODE_IS(0666);
+	SETMODE(02666);
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, 0, &outside, NULL), 0);
+	MODE_IS(0666);
+	/* copy into the file */
+	SETMODE(06666);
+	ck_assert_int_eq(pfs_fs_copy_range(fs, f, 0, f, 4096, 1, &outside), 1);
+	MODE_IS(0666);
+	/* chown: S_ISUID goes always; S_ISGID without S_IXGRP stays for uid 0
+	 * and for a member, goes for an owner outside the group */
+	SETMODE(06666);
+	a.uid = 3;
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_UID, &rootclear, NULL), 0);
+	MODE_IS(02666);
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_GID, &member, NULL), 0);
+	MODE_IS(02666);
+	a.gid = 8;
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_GID, &outside, NULL), 0);
+	MODE_IS(0666);
+	/* not a regular file: nothing */
+	ck_assert_int_eq(pfs_fs_mkdir(fs, POSFS_ROOT_OID, "d", 0777, &root, &b), 0);
+	a.mode = 02777;
+	ck_assert_int_eq(pfs_fs_setattr(fs, b.ino, &a, PFS_FS_SET_MODE, &root, NULL), 0);
+	ck_assert_int_eq(pfs_fs_setattr(fs, b.ino, &a, 0, &outside, &b), 0);
+	ck_assert_uint_eq(b.mode, S_IFDIR | 02777);
+#undef SETMODE
+#undef MODE_IS
 	umount(m);
 }
 END_TEST
@@ -812,6 +913,77 @@ START_TEST(orphans)
 	ck_assert_uint_ge(s2.bfree + 8, s0.bfree);
 	free(buf);
 	free(back);
+	umount(m);
+}
+END_TEST
+
+static int count_cb(void *arg, const char *name, uint64_t ino, unsigned type, uint64_t next)
+{
+	(void)name;
+	(void)ino;
+	(void)type;
+	(void)next;
+	(*(unsigned *)arg)++;
+	return 0;
+}
+
+/* A directory removed (rmdir, or replaced by a rename) while open lives,
+ * nlink 0, until its last release; a remount reclaims one left open. */
+START_TEST(open_dir_orphans)
+{
+	struct mnt m = mount_mem(2);
+	struct pfs_fs *fs = m.fs;
+	uint64_t p = mk(fs, POSFS_ROOT_OID, "p", 0755), a, b, c;
+	struct pfs_fs_attr at = { .mode = 0700, .uid = 5 }, x;
+	struct pfs_fs_attr pa;
+	unsigned n = 0;
+	char v[8];
+
+	a = mk(fs, p, "a", 0755);
+	b = mk(fs, p, "b", 0755);
+	c = mk(fs, p, "c", 0755);
+	ck_assert_int_eq(pfs_fs_setxattr(fs, b, "user.k", "v", 1, 0), 0);
+	ck_assert_int_eq(pfs_fs_inode_open(fs, b), 0);
+	ck_assert_int_eq(pfs_fs_rename(fs, p, "a", p, "b", 0), 0);
+	ck_assert_int_eq(ino_of(fs, p, "b"), a);
+	ck_assert_int_eq(pfs_fs_getattr(fs, b, &x), 0);
+	ck_assert_uint_eq(x.nlink, 0);
+	ck_assert_uint_eq(x.mode, S_IFDIR | 0755);
+	ck_assert_int_eq(pfs_fs_getattr(fs, p, &pa), 0);
+	ck_assert_uint_eq(pa.nlink, 4);		/* 2 + b (was a) + c */
+	ck_assert_int_eq(pfs_fs_setattr(fs, b, &at, PFS_FS_SET_MODE | PFS_FS_SET_UID, &root, &x),
+			 0);
+	ck_assert_uint_eq(x.mode, S_IFDIR | 0700);
+	ck_assert_uint_eq(x.uid, 5);
+	ck_assert_int_eq(pfs_fs_getxattr(fs, b, "user.k", v, sizeof(v)), 1);
+	ck_assert_int_eq(pfs_fs_setxattr(fs, b, "user.n", "w", 1, 0), 0);
+	/* nothing goes in; it lists as gone (the daemon shows it empty) */
+	ck_assert_int_eq(pfs_fs_mknod(fs, b, "f", S_IFREG | 0644, 0, &user, &x), -ENOENT);
+	ck_assert_int_eq(pfs_fs_mkdir(fs, b, "d", 0755, &user, &x), -ENOENT);
+	ck_assert_int_eq(pfs_fs_readdir(fs, b, 0, count_cb, &n), -ENOENT);
+	ck_assert_int_eq(pfs_fs_inode_open(fs, b), 0);
+	ck_assert_int_eq(pfs_fs_inode_release(fs, b), 0);
+	ck_assert_int_eq(pfs_fs_getattr(fs, b, &x), 0);
+	ck_assert_int_eq(pfs_fs_inode_release(fs, b), 0);
+	ck_assert_int_eq(pfs_fs_getattr(fs, b, &x), -ENOENT);
+	ck_assert_int_eq(pfs_fs_inode_open(fs, b), -ENOENT);
+	/* rmdir while open; not open: gone at once */
+	ck_assert_int_eq(pfs_fs_inode_open(fs, c), 0);
+	ck_assert_int_eq(pfs_fs_rmdir(fs, p, "c"), 0);
+	ck_assert_int_eq(pfs_fs_getattr(fs, c, &x), 0);
+	ck_assert_uint_eq(x.nlink, 0);
+	ck_assert_int_eq(pfs_fs_getattr(fs, p, &pa), 0);
+	ck_assert_uint_eq(pa.nlink, 3);
+	ck_assert_int_eq(pfs_fs_rmdir(fs, p, "b"), 0);
+	ck_assert_int_eq(pfs_fs_getattr(fs, a, &x), -ENOENT);
+	/* c stays open over a remount: reclaimed there */
+	ck_assert_int_eq(pfs_store_sync(m.st), 0);
+	pfs_fs_close(m.fs);
+	ck_assert_int_eq(pfs_fs_open(m.st, &m.fs), 0);
+	fs = m.fs;
+	ck_assert_int_eq(pfs_fs_getattr(fs, c, &x), -ENOENT);
+	ck_assert_int_eq(pfs_fs_getattr(fs, p, &pa), 0);
+	ck_assert_uint_eq(pa.nlink, 2);
 	umount(m);
 }
 END_TEST
@@ -1442,10 +1614,12 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, big_directory_listing);
 	tcase_add_test(tc, sparse_and_huge);
 	tcase_add_test(tc, suid_times_setattr);
+	tcase_add_test(tc, sgid_and_groups);
 	tcase_add_test(tc, flags_inherited);
 	tcase_add_test(tc, xattrs);
 	tcase_add_test(tc, fallocate_and_copy);
 	tcase_add_test(tc, orphans);
+	tcase_add_test(tc, open_dir_orphans);
 	tcase_add_test(tc, persistence_and_crash_orphans);
 	tcase_add_test(tc, model_random);
 	tcase_add_test(tc, threads_race);

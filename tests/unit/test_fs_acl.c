@@ -340,6 +340,44 @@ START_TEST(setxattr_sets_mode)
 }
 END_TEST
 
+/* posix_acl_update_mode: an owner outside the file's group (gid and
+ * groups) and not uid 0 loses S_ISGID when it sets the access ACL */
+START_TEST(acl_clears_sgid)
+{
+	static const uint32_t in[] = { 7, 50 }, out[] = { 7, 8 };
+	struct pfs_fs_cred outside = { .uid = 1000, .gid = 1000, .ngroups = 2, .groups = out };
+	struct pfs_fs_cred member = { .uid = 1000, .gid = 1000, .ngroups = 2, .groups = in };
+	struct pfs_fs_cred primary = { .uid = 1000, .gid = 50 };
+	struct pfs_fs_attr a;
+	uint8_t named[64], plain[64];
+	size_t nlen, plen;
+
+	nlen = ACL(named, { UO, 7, NOID }, { U, 4, 1001 }, { GO, 7, NOID }, { M, 7, NOID },
+		   { O, 0, NOID });
+	plen = ACL(plain, { UO, 7, NOID }, { GO, 5, NOID }, { O, 0, NOID });
+	ck_assert_int_eq(pfs_fs_mknod(m.fs, POSFS_ROOT_OID, "f", S_IFREG | 0644, 0, &root, &a), 0);
+	ck_assert_int_eq(pfs_fs_setattr(m.fs, a.ino,
+					&(struct pfs_fs_attr){ .mode = 02770, .uid = 1000, .gid = 50 },
+					PFS_FS_SET_MODE | PFS_FS_SET_UID | PFS_FS_SET_GID, &root, NULL), 0);
+	ck_assert_uint_eq(mode_of(a.ino), S_IFREG | 02770);
+	ck_assert_int_eq(pfs_fs_setxattr_cred(m.fs, a.ino, ACC, named, nlen, 0, &member), 0);
+	ck_assert_uint_eq(mode_of(a.ino), S_IFREG | 02770);
+	ck_assert_int_eq(pfs_fs_setxattr_cred(m.fs, a.ino, ACC, plain, plen, 0, &primary), 0);
+	ck_assert_uint_eq(mode_of(a.ino), S_IFREG | 02750);
+	ck_assert_int_eq(pfs_fs_setxattr_cred(m.fs, a.ino, ACC, named, nlen, 0, &root), 0);
+	ck_assert_uint_eq(mode_of(a.ino), S_IFREG | 02770);
+	ck_assert_int_eq(pfs_fs_setxattr(m.fs, a.ino, ACC, plain, plen, 0), 0);
+	ck_assert_uint_eq(mode_of(a.ino), S_IFREG | 02750);
+	ck_assert_int_eq(pfs_fs_setxattr_cred(m.fs, a.ino, ACC, named, nlen, 0, &outside), 0);
+	ck_assert_uint_eq(mode_of(a.ino), S_IFREG | 0770);
+	/* the same for an ACL the mode says in full (not stored) */
+	ck_assert_int_eq(pfs_fs_setattr(m.fs, a.ino, &(struct pfs_fs_attr){ .mode = 02770 },
+					PFS_FS_SET_MODE, &root, NULL), 0);
+	ck_assert_int_eq(pfs_fs_setxattr_cred(m.fs, a.ino, ACC, plain, plen, 0, &outside), 0);
+	ck_assert_uint_eq(mode_of(a.ino), S_IFREG | 0750);
+}
+END_TEST
+
 START_TEST(malformed)
 {
 	uint8_t acl[128];
@@ -465,6 +503,7 @@ int main(void)
 	tcase_add_test(tc, umask_without_default);
 	tcase_add_test(tc, chmod_updates_acl);
 	tcase_add_test(tc, setxattr_sets_mode);
+	tcase_add_test(tc, acl_clears_sgid);
 	tcase_add_test(tc, malformed);
 	tcase_add_test(tc, where_allowed);
 	tcase_add_test(tc, large_acl);
