@@ -38,7 +38,8 @@
 #include "posfs/io.h"
 #include "posfs/store.h"
 
-static const struct pfs_fs_cred cred = { 0, 0, 022, PFS_FS_SETID_KEEP };
+static const struct pfs_fs_cred cred = { .uid = 0, .gid = 0, .umask = 022,
+					.setid = PFS_FS_SETID_KEEP };
 static unsigned char data[64 << 10];
 static uint64_t rng = 88172645463325252ull;
 
