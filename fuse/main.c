@@ -13,6 +13,8 @@
  *      default_permissions always);
  *   5. daemonized: stdio to /dev/null, messages to syslog; run the loop
  *      (multi-threaded unless -s) until unmount or SIGTERM/SIGINT/SIGHUP;
+ *      where the kernel offers FUSE over io_uring, the ring's threads
+ *      (uring.c) serve the requests and the loop the rest;
  *   6. unmount, pfs_fs_close, pfs_store_close (checkpoint, mark clean).
  * Run by root, it notes the mount in libmount's utab for umount(8) from
  * step 4 to 6 (utab.c).
@@ -37,6 +39,7 @@
 #include "posfs/io.h"
 #include "posfs/store.h"
 #include "posfs.h"
+#include "uring.h"
 #include "wire.h"
 
 static const char *prog = "posfs";
@@ -81,7 +84,14 @@ static void usage(FILE *f)
 "      onode_cache=N       decoded onodes cached per shard (default 8192)\n"
 "      small_write=BYTES   writes up to BYTES go through the WAL (default:\n"
 "                          the threshold set by mkfs.posfs)\n"
-"      threads=N           at most N request threads (default 10)\n"
+"      threads=N           at most N request threads over /dev/fuse (default 10)\n"
+"      uring               serve requests over FUSE's io_uring, one queue per\n"
+"                          CPU, where the kernel offers it (default)\n"
+"      uring=enable        the same, turning the kernel's enable_uring\n"
+"                          parameter on first (root)\n"
+"      nouring             serve requests over /dev/fuse only\n"
+"      poll[=US]           the ring's threads busy-poll US microseconds\n"
+"                          (default 50) before each sleep\n"
 "      compress            compress new data with zstd; sets the compression\n"
 "                          feature on the file system\n"
 "      compress=none       store new data uncompressed, except in files with\n"
@@ -109,6 +119,7 @@ struct opts {
 	bool foreground, debug, single, allow_other;
 	unsigned threads;
 	struct pfs_store_opts so;
+	struct pfs_uring_opts uring;
 	char *kopts;			/* passed on to FUSE's mount */
 };
 
@@ -225,6 +236,16 @@ static int parse_one(struct pfs_daemon *p, struct opts *o, const char *opt)
 		o->so.onode_cache = (uint32_t)v;
 	} else if (IS("small_write") && val && !parse_uint(val, 1u << 20, &v)) {
 		o->so.small_write = (uint32_t)v;
+	} else if (IS("uring") && !val) {
+		o->uring.mode = PFS_URING_ON;
+	} else if (IS("uring") && !strcmp(val, "enable")) {
+		o->uring.mode = PFS_URING_ENABLE;
+	} else if (IS("nouring") && !val) {
+		o->uring.mode = PFS_URING_OFF;
+	} else if (IS("poll") && !val) {
+		o->uring.poll_us = PFS_URING_POLL_DEFAULT_US;
+	} else if (IS("poll") && !parse_uint(val, PFS_URING_POLL_MAX_US, &v)) {
+		o->uring.poll_us = (unsigned)v;
 	} else if (IS("threads") && val && !parse_uint(val, 1024, &v) && v) {
 		o->threads = (unsigned)v;
 	} else if (IS("compress") && (!val || !strcmp(val, "zstd"))) {
@@ -501,6 +522,8 @@ static int run(struct pfs_daemon *p, struct opts *o, int status_fd)
 		goto out;
 	}
 	p->se = se;
+	if (pfs_uring_configure(se, &o->uring))
+		goto out;
 	if (fuse_set_signal_handlers(se)) {
 		pfs_log(LOG_ERR, "cannot install signal handlers");
 		goto out;
@@ -533,6 +556,7 @@ static int run(struct pfs_daemon *p, struct opts *o, int status_fd)
 		fuse_loop_cfg_set_clone_fd(cfg, 0);
 		ret = fuse_session_loop_mt(se, cfg);
 	}
+	pfs_uring_stop();
 	status = ret < 0 ? 1 : 0;
 	if (ret < 0)
 		pfs_log(LOG_ERR, "request loop: %s", strerror(-ret));

@@ -75,6 +75,7 @@
 #include "posfs/io.h"
 #include "posfs/ioctl.h"
 #include "posfs.h"
+#include "uring.h"
 #include "wire.h"
 
 #define ATIME_RELATIME_SECS	(24 * 60 * 60)
@@ -814,6 +815,44 @@ static void direct_written(struct pfs_daemon *p, fuse_ino_t ino, off_t off, size
 	(void)fuse_lowlevel_notify_inval_inode(p->se, ino, off, (off_t)n);
 }
 
+/*
+ * Over the ring, the invalidation waits for the page locks of readers
+ * whose READ may be queued behind this very write on the same queue: the
+ * invalidation and the reply go to the ring's deferral thread (uring.h).
+ */
+struct direct_reply {
+	struct pfs_daemon *p;
+	fuse_req_t req;
+	fuse_ino_t ino;
+	off_t off;
+	size_t n;
+};
+
+static void direct_reply(void *arg)
+{
+	struct direct_reply *d = arg;
+
+	direct_written(d->p, d->ino, d->off, d->n);
+	fuse_reply_write(d->req, d->n);
+	free(d);
+}
+
+/* The reply to an O_DIRECT write of n bytes, after the invalidation. */
+static void direct_written_reply(struct pfs_daemon *p, fuse_req_t req, fuse_ino_t ino, off_t off,
+				 size_t n)
+{
+	struct direct_reply *d = malloc(sizeof(*d));
+
+	if (d) {
+		*d = (struct direct_reply){ .p = p, .req = req, .ino = ino, .off = off, .n = n };
+		if (pfs_uring_defer(direct_reply, d))
+			return;
+		free(d);
+	}
+	direct_written(p, ino, off, n);
+	fuse_reply_write(req, n);
+}
+
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
@@ -825,9 +864,11 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 
 	n = pfs_fs_write(p->fs, ino, (uint64_t)off, size, buf, &cr);
 	req_groups_free(&g);
-	if (n > 0 && (fi->flags & O_DIRECT) && !fi->writepage)
-		direct_written(p, ino, off, (size_t)n);
-	else if (n > 0 && clear)
+	if (n > 0 && (fi->flags & O_DIRECT) && !fi->writepage) {
+		direct_written_reply(p, req, ino, off, (size_t)n);
+		return;
+	}
+	if (n > 0 && clear)
 		setid_cleared(p, ino);
 	if (n < 0)
 		reply_err(req, (int)n);
@@ -1428,6 +1469,20 @@ static void ioctl_scrub(fuse_req_t req, fuse_ino_t ino, const void *in_buf, size
 		fuse_reply_ioctl(req, 0, &r, sizeof(r));
 }
 
+/* POSFS_IOC_TRANSPORT (include/posfs/ioctl.h): on any inode, for anyone. */
+static void ioctl_transport(fuse_req_t req, size_t out_bufsz)
+{
+	struct posfs_transport t = { 0 };
+
+	if (out_bufsz < sizeof(t)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	pfs_uring_status(&t);
+	pfs_wire_dev_ops(t.dev_ops);
+	fuse_reply_ioctl(req, 0, &t, sizeof(t));
+}
+
 /*
  * Restricted ioctls only: in_buf and out_bufsz are what _IOC_SIZE(cmd)
  * says. The arguments have one layout for 32- and 64-bit callers, so
@@ -1451,6 +1506,8 @@ static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg
 		ioctl_fssetxattr(req, ino, in_buf, in_bufsz);
 	else if (cmd == POSFS_IOC_SCRUB)
 		ioctl_scrub(req, ino, in_buf, in_bufsz, out_bufsz);
+	else if (cmd == POSFS_IOC_TRANSPORT)
+		ioctl_transport(req, out_bufsz);
 	else
 		fuse_reply_err(req, ENOTTY);
 }

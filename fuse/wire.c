@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The daemon's own reads and writes of /dev/fuse (libfuse's custom I/O
- * hooks), for the one thing libfuse 3.14 cannot ask the kernel:
- * FUSE_HANDLE_KILLPRIV_V2.
+ * hooks), for what libfuse 3.14 cannot ask the kernel:
+ * FUSE_HANDLE_KILLPRIV_V2 and FUSE over io_uring (uring.c, whose replies
+ * come through the writev hook too), and a count of the requests read.
  *
  * Without it the kernel asks for security.capability (a GETXATTR round
  * trip) before every write(2) of every file, because only with it does it
@@ -16,8 +17,8 @@
  * to handle (a loop thread reads a request and handles it before it reads
  * the next).
  *
- * Invariant: the INIT reply carries FUSE_HANDLE_KILLPRIV_V2 only when the
- * kernel offered it; until then, and on a kernel without it, every request
+ * Invariant: the INIT reply carries FUSE_HANDLE_KILLPRIV_V2 (and
+ * FUSE_OVER_IO_URING) only when the kernel offered it; until then, and on a kernel without it, every request
  * reads as "not said" and the namespace layer takes uid 0 as CAP_FSETID.
  */
 #include <errno.h>
@@ -28,11 +29,14 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "uring.h"
 #include "wire.h"
 
-static atomic_bool init_pending;	/* the kernel offered KILLPRIV_V2 */
+static atomic_bool init_pending;	/* the INIT reply is still to come */
 static atomic_uint_least64_t init_unique;
+static atomic_bool init_killpriv;	/* the kernel offered KILLPRIV_V2 */
 static atomic_bool killpriv_v2;		/* the INIT reply took it */
+static _Atomic uint64_t dev_ops[POSFS_TRANSPORT_OPS];	/* requests read, by opcode */
 
 static _Thread_local uint8_t req_setid;	/* PFS_FS_SETID_* */
 
@@ -71,6 +75,32 @@ static uint8_t note_request(const void *buf, size_t n)
 	return kill ? PFS_FS_SETID_CLEAR : PFS_FS_SETID_KEEP;
 }
 
+void pfs_wire_note(const void *buf, size_t n)
+{
+	req_setid = PFS_FS_SETID_BY_UID;
+	if (n >= sizeof(struct fuse_in_header) &&
+	    atomic_load_explicit(&killpriv_v2, memory_order_relaxed))
+		req_setid = note_request(buf, n);
+}
+
+/* The kernel's INIT: what it offers (KILLPRIV_V2, the ring). */
+static void note_init(const struct fuse_in_header *h, size_t n)
+{
+	const struct fuse_init_in *in = (const void *)(h + 1);
+	bool ext;
+
+	if (n < sizeof(*h) + offsetof(struct fuse_init_in, flags) + 4 ||
+	    in->major != FUSE_KERNEL_VERSION) {
+		pfs_uring_offered(false);
+		return;
+	}
+	ext = (in->flags & FUSE_INIT_EXT) && n >= sizeof(*h) + offsetof(struct fuse_init_in, flags2) + 4;
+	atomic_store(&init_killpriv, (in->flags & FUSE_HANDLE_KILLPRIV_V2) != 0);
+	pfs_uring_offered(ext && (in->flags2 & PFS_URING_INIT_FLAGS2));
+	atomic_store(&init_unique, h->unique);
+	atomic_store(&init_pending, true);
+}
+
 static ssize_t wire_read(int fd, void *buf, size_t len, void *userdata)
 {
 	ssize_t n = read(fd, buf, len);
@@ -80,42 +110,73 @@ static ssize_t wire_read(int fd, void *buf, size_t len, void *userdata)
 	req_setid = PFS_FS_SETID_BY_UID;
 	if (n < (ssize_t)sizeof(*h))
 		return n;
-	if (h->opcode == FUSE_INIT) {
-		const struct fuse_init_in *in = (const void *)(h + 1);
+	atomic_fetch_add_explicit(&dev_ops[h->opcode < POSFS_TRANSPORT_OPS ? h->opcode : 0], 1,
+				  memory_order_relaxed);
+	if (h->opcode == FUSE_INIT)
+		note_init(h, (size_t)n);
+	else
+		pfs_wire_note(buf, (size_t)n);
+	return n;
+}
 
-		if ((size_t)n >= sizeof(*h) + offsetof(struct fuse_init_in, flags) + 4 &&
-		    in->major == FUSE_KERNEL_VERSION && (in->flags & FUSE_HANDLE_KILLPRIV_V2)) {
-			atomic_store(&init_unique, h->unique);
-			atomic_store(&init_pending, true);
+/*
+ * The INIT reply: a copy with the flags libfuse cannot set, its own left
+ * alone. The ring is announced only once its queues are ready to register
+ * (uring.h); they start when the kernel has taken the reply.
+ */
+static ssize_t init_reply(int fd, struct iovec *iov)
+{
+	struct fuse_init_out out;
+	struct iovec v[2];
+	uint32_t max_payload;
+	bool ring = false;
+	ssize_t n;
+
+	memcpy(&out, iov[1].iov_base, iov[1].iov_len);
+	if (atomic_load(&init_killpriv))
+		out.flags |= FUSE_HANDLE_KILLPRIV_V2;
+	if (iov[1].iov_len >= offsetof(struct fuse_init_out, flags2) + 4) {
+		max_payload = out.max_write > 8192 ? out.max_write : 8192;
+		if (out.flags & FUSE_MAX_PAGES) {
+			if ((uint32_t)out.max_pages * 4096 > max_payload)
+				max_payload = (uint32_t)out.max_pages * 4096;
+		} else if (32 * 4096 > max_payload) {
+			max_payload = 32 * 4096;	/* the kernel's default max_pages */
 		}
-	} else if (atomic_load_explicit(&killpriv_v2, memory_order_relaxed)) {
-		req_setid = note_request(buf, (size_t)n);
+		ring = pfs_uring_prepare(max_payload);
 	}
+	if (ring) {
+		out.flags |= FUSE_INIT_EXT;
+		out.flags2 |= PFS_URING_INIT_FLAGS2;
+	}
+	v[0] = iov[0];
+	v[1].iov_base = &out;
+	v[1].iov_len = iov[1].iov_len;
+	n = writev(fd, v, 2);
+	if (n >= 0 && (out.flags & FUSE_HANDLE_KILLPRIV_V2))
+		atomic_store(&killpriv_v2, true);
+	if (ring)
+		pfs_uring_go(n >= 0);
 	return n;
 }
 
 static ssize_t wire_writev(int fd, struct iovec *iov, int count, void *userdata)
 {
 	const struct fuse_out_header *oh = iov[0].iov_base;
-	struct fuse_init_out out;
-	struct iovec v[2];
+	ssize_t n;
 
 	(void)userdata;
+	n = pfs_uring_reply(iov, count);
+	if (n >= 0)
+		return n;
 	if (!atomic_load_explicit(&init_pending, memory_order_relaxed) || count != 2 ||
 	    iov[0].iov_len < sizeof(*oh) || oh->unique != atomic_load(&init_unique))
 		return writev(fd, iov, count);
 	atomic_store(&init_pending, false);
 	if (oh->error || iov[1].iov_len < offsetof(struct fuse_init_out, flags) + 4 ||
-	    iov[1].iov_len > sizeof(out))
+	    iov[1].iov_len > sizeof(struct fuse_init_out))
 		return writev(fd, iov, count);
-	/* the INIT reply: a copy with the flag, libfuse's own left alone */
-	memcpy(&out, iov[1].iov_base, iov[1].iov_len);
-	out.flags |= FUSE_HANDLE_KILLPRIV_V2;
-	v[0] = iov[0];
-	v[1].iov_base = &out;
-	v[1].iov_len = iov[1].iov_len;
-	atomic_store(&killpriv_v2, true);
-	return writev(fd, v, 2);
+	return init_reply(fd, iov);
 }
 
 int pfs_wire_attach(struct fuse_session *se)
@@ -136,4 +197,10 @@ uint8_t pfs_wire_setid(void)
 bool pfs_wire_killpriv_v2(void)
 {
 	return atomic_load(&killpriv_v2);
+}
+
+void pfs_wire_dev_ops(uint64_t ops[POSFS_TRANSPORT_OPS])
+{
+	for (unsigned i = 0; i < POSFS_TRANSPORT_OPS; i++)
+		ops[i] = atomic_load_explicit(&dev_ops[i], memory_order_relaxed);
 }

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The daemon's hooks on the /dev/fuse stream (wire.c): FUSE_HANDLE_KILLPRIV_V2,
- * which libfuse 3.14 cannot negotiate, and the per-request set-ID kill flags
- * that libfuse drops.
+ * The daemon's hooks on the /dev/fuse stream (wire.c): FUSE_HANDLE_KILLPRIV_V2
+ * and FUSE over io_uring, which libfuse 3.14 cannot negotiate, the
+ * per-request set-ID kill flags that libfuse drops, and request counts.
  */
 #ifndef POSFS_FUSE_WIRE_H
 #define POSFS_FUSE_WIRE_H
@@ -12,6 +12,7 @@
 
 #include "posfs.h"
 #include "posfs/fs.h"
+#include "posfs/ioctl.h"
 
 /* Read and write the session's /dev/fuse through the hooks (after
  * fuse_session_mount). 0 or a negative errno. */
@@ -24,5 +25,13 @@ uint8_t pfs_wire_setid(void);
 
 /* The kernel took FUSE_HANDLE_KILLPRIV_V2. */
 bool pfs_wire_killpriv_v2(void);
+
+/* A request that came another way (uring.c): note its set-ID flags for
+ * the calling thread, as a read from /dev/fuse does. */
+void pfs_wire_note(const void *buf, size_t n);
+
+/* Requests read from /dev/fuse since the mount, by opcode (slot 0: any
+ * past the table). */
+void pfs_wire_dev_ops(uint64_t ops[POSFS_TRANSPORT_OPS]);
 
 #endif /* POSFS_FUSE_WIRE_H */

@@ -23,6 +23,8 @@
  *
  *   POSFS_IOC_SCRUB, on regular files only: below.
  *
+ *   POSFS_IOC_TRANSPORT, on any file or directory: below.
+ *
  * Any other ioctl is ENOTTY.
  */
 #ifndef POSFS_IOCTL_H
@@ -76,5 +78,34 @@ _Static_assert(offsetof(struct posfs_scrub_range, bad_offset) == 0x20,
 
 #define POSFS_IOC_SCRUB		_IOWR('p', 1, struct posfs_scrub_range)
 #define POSFS_SCRUB_MAX		(16u << 20)	/* bytes checked per call, at most */
+
+/*
+ * POSFS_IOC_TRANSPORT: how the kernel's requests reach the daemon. Over
+ * /dev/fuse (read and write, one request each), or over FUSE's io_uring
+ * (one queue per CPU, each with `depth` entries: the reply and the wait
+ * for the next request in one submission). The counts are of requests
+ * served since the mount, by FUSE opcode (the kernel's numbers; slot 0
+ * counts any opcode past the table). Over the ring, /dev/fuse still
+ * carries INIT, FORGET, BATCH_FORGET and INTERRUPT, and every request
+ * made before the ring was ready. Anyone may ask.
+ */
+#define POSFS_TRANSPORT_DEV	1	/* /dev/fuse only */
+#define POSFS_TRANSPORT_URING	2	/* FUSE over io_uring */
+#define POSFS_TRANSPORT_OPS	64	/* opcodes counted one by one */
+
+struct posfs_transport {
+	uint32_t transport;	/* 0x000 POSFS_TRANSPORT_* */
+	uint32_t queues;	/* 0x004 ring queues (0 over /dev/fuse) */
+	uint32_t depth;		/* 0x008 entries per queue */
+	uint32_t poll_us;	/* 0x00c busy-polling before each sleep, us */
+	uint64_t dev_ops[POSFS_TRANSPORT_OPS];	/* 0x010 read from /dev/fuse */
+	uint64_t uring_ops[POSFS_TRANSPORT_OPS];	/* 0x210 served over the ring */
+};
+
+_Static_assert(sizeof(struct posfs_transport) == 0x410, "posfs_transport size");
+_Static_assert(offsetof(struct posfs_transport, uring_ops) == 0x210,
+	       "posfs_transport layout");
+
+#define POSFS_IOC_TRANSPORT	_IOR('p', 2, struct posfs_transport)
 
 #endif /* POSFS_IOCTL_H */
