@@ -52,7 +52,7 @@ static volatile sig_atomic_t stop;
 
 struct opts {
 	double rate_mb;			/* 0: no limit */
-	bool progress, quiet, verbose;
+	bool progress, quiet, verbose, transport;
 	const char *path;
 };
 
@@ -93,6 +93,8 @@ static void usage(FILE *f)
 "  -p        print progress to stderr\n"
 "  -q        quiet: print only the damage found, no summary\n"
 "  -v        verbose: the rate limit, and each file as it is checked\n"
+"  -t        print how the mount's requests reach its daemon (the FUSE\n"
+"            transport) and the requests served, by opcode, then exit\n"
 "  -h        print this help and exit\n"
 "  -V        print the version and exit\n");
 }
@@ -146,7 +148,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 {
 	int c;
 
-	while ((c = getopt(argc, argv, "r:pqvhV")) != -1) {
+	while ((c = getopt(argc, argv, "r:pqvthV")) != -1) {
 		switch (c) {
 		case 'r':
 			if (parse_rate(optarg, &o->rate_mb)) {
@@ -163,6 +165,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case 'v':
 			o->verbose = true;
+			break;
+		case 't':
+			o->transport = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -622,6 +627,71 @@ static void signals_catch(void)
 	sigaction(SIGTERM, &sa, NULL);
 }
 
+/* ---- -t: the transport ------------------------------------------------------ */
+
+/* FUSE's opcodes (include/uapi/linux/fuse.h), by number. */
+static const char *const fuse_opname[POSFS_TRANSPORT_OPS] = {
+	[1] = "LOOKUP", [2] = "FORGET", [3] = "GETATTR", [4] = "SETATTR",
+	[5] = "READLINK", [6] = "SYMLINK", [8] = "MKNOD", [9] = "MKDIR",
+	[10] = "UNLINK", [11] = "RMDIR", [12] = "RENAME", [13] = "LINK",
+	[14] = "OPEN", [15] = "READ", [16] = "WRITE", [17] = "STATFS",
+	[18] = "RELEASE", [20] = "FSYNC", [21] = "SETXATTR", [22] = "GETXATTR",
+	[23] = "LISTXATTR", [24] = "REMOVEXATTR", [25] = "FLUSH", [26] = "INIT",
+	[27] = "OPENDIR", [28] = "READDIR", [29] = "RELEASEDIR", [30] = "FSYNCDIR",
+	[31] = "GETLK", [32] = "SETLK", [33] = "SETLKW", [34] = "ACCESS",
+	[35] = "CREATE", [36] = "INTERRUPT", [37] = "BMAP", [38] = "DESTROY",
+	[39] = "IOCTL", [40] = "POLL", [41] = "NOTIFY_REPLY", [42] = "BATCH_FORGET",
+	[43] = "FALLOCATE", [44] = "READDIRPLUS", [45] = "RENAME2", [46] = "LSEEK",
+	[47] = "COPY_FILE_RANGE", [48] = "SETUPMAPPING", [49] = "REMOVEMAPPING",
+	[50] = "SYNCFS", [51] = "TMPFILE", [52] = "STATX",
+};
+
+/* The mount's transport and its request counts, on stdout. */
+static int print_transport(const char *path)
+{
+	struct posfs_transport t;
+	uint64_t ring = 0, dev = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		fprintf(stderr, "%s: cannot open %s: %s\n", prog, path, strerror(errno));
+		return EXIT_ERROR;
+	}
+	if (ioctl(fd, POSFS_IOC_TRANSPORT, &t)) {
+		fprintf(stderr, "%s: %s: cannot read the transport: %s\n", prog, path,
+			strerror(errno));
+		close(fd);
+		return EXIT_ERROR;
+	}
+	close(fd);
+	if (t.transport == POSFS_TRANSPORT_URING) {
+		printf("transport: io_uring, %u queues of %u entries, ", t.queues, t.depth);
+		if (t.poll_us)
+			printf("polling %u us before each sleep\n", t.poll_us);
+		else
+			printf("sleeping when idle\n");
+	} else {
+		printf("transport: /dev/fuse\n");
+	}
+	for (unsigned op = 0; op < POSFS_TRANSPORT_OPS; op++) {
+		ring += t.uring_ops[op];
+		dev += t.dev_ops[op];
+	}
+	printf("requests: %" PRIu64 " over io_uring, %" PRIu64 " over /dev/fuse\n", ring, dev);
+	printf("%-16s %12s %12s\n", "opcode", "io_uring", "/dev/fuse");
+	for (unsigned op = 0; op < POSFS_TRANSPORT_OPS; op++) {
+		char other[16];
+
+		if (!t.uring_ops[op] && !t.dev_ops[op])
+			continue;
+		snprintf(other, sizeof(other), "%u", op);
+		printf("%-16s %12" PRIu64 " %12" PRIu64 "\n",
+		       op == 0 ? "other" : fuse_opname[op] ? fuse_opname[op] : other,
+		       t.uring_ops[op], t.dev_ops[op]);
+	}
+	return EXIT_CLEAN;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o = { .rate_mb = RATE_DEFAULT };
@@ -635,6 +705,8 @@ int main(int argc, char **argv)
 	s.tty = isatty(STDERR_FILENO);
 	if (check_posfs(&s, o.path))
 		return EXIT_ERROR;
+	if (o.transport)
+		return print_transport(o.path);
 	signals_catch();
 	pace_init(&s);
 	if (o.progress && !count_data(&s))
