@@ -4,7 +4,7 @@
 # on a freshly formatted loop-backed image, the workloads of fsbench.sh on each.
 #
 # usage: bench.sh [--quick] [-r ROUNDS] [-o OUTDIR] [-s SIZE] [-d DIR]
-#                 [-S "posfs ext4 fuse2fs pt"] [-a "EXTRA FSBENCH ARGS"] [--posfs-opts OPTS]
+#                 [-S "posfs posfs-fuse ext4 fuse2fs pt"] [-a "EXTRA FSBENCH ARGS"] [--posfs-opts OPTS]
 #                 [--mkfs-opts OPTS] [--variant NAME:BUILDDIR:OPTS ...]
 #
 #   --quick        fsbench.sh --quick, 2G images, 1 round (unless -r says otherwise)
@@ -17,8 +17,11 @@
 #   -d DIR         a directory on a disk (not tmpfs) for DIR/posfs-bench-cache/: the images
 #                  (SYS.img, zero-filled once, reused while the size matches), mount points,
 #                  passthrough_ll, fsbench's helpers and scratch files (default /var/tmp)
-#   -S SYSTEMS     which systems, in this order (default "posfs ext4 fuse2fs pt"):
-#                    posfs    mkfs.posfs -q -f, then fuse/posfs -f [-o OPTS]
+#   -S SYSTEMS     which systems, in this order (default "posfs posfs-fuse ext4 fuse2fs pt"):
+#                    posfs    mkfs.posfs -q -f, then fuse/posfs -f [-o OPTS]: over FUSE's
+#                             io_uring where the kernel has it (the run turns the kernel's
+#                             enable_uring on, and puts it back at exit)
+#                    posfs-fuse  the same with -o nouring: over /dev/fuse
 #                    ext4     mkfs.ext4 (no discard, no lazy init), kernel mount
 #                    fuse2fs  the same ext4 through fuse2fs -f
 #                    pt       libfuse's passthrough_ll example (built from the source that
@@ -46,7 +49,9 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 SRCDIR=$(cd "$HERE/../.." && pwd -P)
 PT_SRC=/usr/share/doc/libfuse3-dev/examples/passthrough_ll.c
 MKFS_EXT4=(mkfs.ext4 -q -F -E "nodiscard,lazy_itable_init=0,lazy_journal_init=0")
-ALL_SYSTEMS="posfs ext4 fuse2fs pt"
+ALL_SYSTEMS="posfs posfs-fuse ext4 fuse2fs pt"
+URING_PARAM=/sys/module/fuse/parameters/enable_uring
+URING_OLD=""            # the kernel's enable_uring before the run, put back at exit
 MOUNT_TIMEOUT=30        # seconds for a daemon to mount
 DAEMON_EXIT_TIMEOUT=60  # seconds for a daemon to exit after its unmount
 
@@ -351,11 +356,29 @@ stop_child() {
 	CHILD=""
 }
 
+# posfs serves over FUSE's io_uring only where the kernel's parameter is on: on for the run
+uring_on() {
+	[[ " ${SYSTEMS[*]} " == *" posfs"* ]] || return 0
+	if [[ ! -w $URING_PARAM ]]; then
+		warn "this kernel has no FUSE over io_uring (Linux 6.14+): posfs runs over /dev/fuse"
+		return 0
+	fi
+	URING_OLD=$(cat "$URING_PARAM")
+	[[ $URING_OLD == Y ]] && return 0
+	echo 1 >"$URING_PARAM" || die "cannot turn $URING_PARAM on"
+	warn "turned FUSE over io_uring on for the run ($URING_PARAM; put back at exit)"
+}
+uring_restore() {
+	[[ -z $URING_OLD ]] || echo "$URING_OLD" >"$URING_PARAM"
+	URING_OLD=""
+}
+
 cleanup() { # EXIT trap: the stack, then a sweep of this run's own paths and daemons
 	set +e
 	trap '' INT TERM HUP
 	stop_child
 	undo_all
+	uring_restore
 	local m s d pid
 	if [[ -n ${MNTROOT:-} ]]; then
 		while read -r m; do [[ -n $m ]] && unmount "$m" fuse; done < <(mounts_under "$MNTROOT")
@@ -424,6 +447,10 @@ run_one() { # sys round. Called in a condition, so errexit is off: every step is
 	posfs)
 		"$MKFS_POSFS" -q -f "${MKFS_O[@]}" "$dev" || fail "mkfs.posfs $dev failed" || return
 		start_daemon "$mnt" "$log" "$POSFS" -f "${POSFS_O[@]}" "$dev" "$mnt" || return ;;
+	posfs-fuse)
+		"$MKFS_POSFS" -q -f "${MKFS_O[@]}" "$dev" || fail "mkfs.posfs $dev failed" || return
+		start_daemon "$mnt" "$log" "$POSFS" -f -o "nouring${POSFS_OPTS:+,$POSFS_OPTS}" "$dev" "$mnt" ||
+			return ;;
 	posfs-*)
 		local vb=${VAR_BUILD[${sys#posfs-}]:-$BUILDDIR} vo=${VAR_OPTS[${sys#posfs-}]:-$POSFS_OPTS}
 		local vopt=()
@@ -465,6 +492,7 @@ main() {
 	trap 'on_signal INT 2' INT
 	trap 'on_signal TERM 15' TERM
 	trap 'on_signal HUP 1' HUP
+	uring_on
 	[[ -n $OUT ]] || OUT=bench-out/$(date +%Y%m%d-%H%M%S)
 	mkdir -p "$OUT"
 	OUT=$(cd "$OUT" && pwd -P)

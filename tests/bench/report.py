@@ -23,7 +23,7 @@ import re
 import statistics
 import sys
 
-ORDER = ["posfs", "ext4", "fuse2fs", "pt"]   # known systems first, others as found
+ORDER = ["posfs", "posfs-fuse", "ext4", "fuse2fs", "pt"]   # known systems first, others as found
 BASE = "posfs"
 LOWER_UNITS = ("s", "us")
 P99 = "dsync_p99_fdatasync"                   # extra row from dsync_write_4k
