@@ -20,7 +20,8 @@
  *     WAL; waiting for both makes everything submitted for it durable
  *     (commits of one WAL become durable in order). An inode with no state
  *     has had nothing submitted since mount, when everything was durable.
- *     (States are kept until close; see the report about pruning.)
+ *     (States are kept until close, in a table that doubles its buckets
+ *     as it fills: a lookup costs the same at a million inodes as at ten.)
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -81,16 +82,43 @@ pthread_mutex_t *pfs_fs_ilock(struct pfs_fs *fs, uint64_t ino)
 
 /* ---- inode state ------------------------------------------------------- */
 
-static unsigned state_bucket(uint64_t ino)
+/* The bucket of ino among n (a power of two). */
+static size_t state_bucket(uint64_t ino, size_t n)
 {
-	return (unsigned)((ino * UINT64_C(0x9e3779b97f4a7c15)) >> 40) % PFS_FS_STATE_BUCKETS;
+	return (size_t)((ino * UINT64_C(0x9e3779b97f4a7c15)) >> 32) & (n - 1);
+}
+
+/* With state_lock held: twice the buckets, so that a lookup stays one or
+ * two steps however many inodes have states (a failed allocation keeps
+ * the table as it is: longer chains, nothing lost). */
+static void state_grow(struct pfs_fs *fs)
+{
+	size_t n = fs->state_buckets * 2;
+	struct pfs_istate **t = calloc(n, sizeof(*t));
+
+	if (!t)
+		return;
+	for (size_t b = 0; b < fs->state_buckets; b++) {
+		struct pfs_istate *s = fs->state[b], *next;
+
+		for (; s; s = next) {
+			size_t nb = state_bucket(s->ino, n);
+
+			next = s->next;
+			s->next = t[nb];
+			t[nb] = s;
+		}
+	}
+	free(fs->state);
+	fs->state = t;
+	fs->state_buckets = n;
 }
 
 /* With state_lock held. NULL when create is false and there is none, or
  * out of memory. */
 static struct pfs_istate *state_find(struct pfs_fs *fs, uint64_t ino, bool create)
 {
-	struct pfs_istate **pp = &fs->state[state_bucket(ino)], *s;
+	struct pfs_istate **pp = &fs->state[state_bucket(ino, fs->state_buckets)], *s;
 
 	for (s = *pp; s; s = s->next)
 		if (s->ino == ino)
@@ -103,6 +131,8 @@ static struct pfs_istate *state_find(struct pfs_fs *fs, uint64_t ino, bool creat
 	s->ino = ino;
 	s->next = *pp;
 	*pp = s;
+	if (++fs->state_count > 2 * fs->state_buckets)
+		state_grow(fs);
 	return s;
 }
 
@@ -426,6 +456,12 @@ int pfs_fs_open(struct pfs_store *st, struct pfs_fs **fsp)
 	fs = calloc(1, sizeof(*fs));
 	if (!fs)
 		return -ENOMEM;
+	fs->state = calloc(PFS_FS_STATE_BUCKETS, sizeof(*fs->state));
+	if (!fs->state) {
+		free(fs);
+		return -ENOMEM;
+	}
+	fs->state_buckets = PFS_FS_STATE_BUCKETS;
 	fs->st = st;
 	fs->shards = sb->shard_count;
 	fs->block_size = sb->block_size;
@@ -457,7 +493,7 @@ void pfs_fs_close(struct pfs_fs *fs)
 {
 	if (!fs)
 		return;
-	for (unsigned b = 0; b < PFS_FS_STATE_BUCKETS; b++) {
+	for (size_t b = 0; b < fs->state_buckets; b++) {
 		struct pfs_istate *s = fs->state[b], *n;
 
 		for (; s; s = n) {
@@ -465,6 +501,7 @@ void pfs_fs_close(struct pfs_fs *fs)
 			free(s);
 		}
 	}
+	free(fs->state);
 	pthread_mutex_destroy(&fs->rename_lock);
 	pthread_mutex_destroy(&fs->state_lock);
 	for (unsigned i = 0; i < PFS_FS_LOCKS; i++) {

@@ -30,7 +30,7 @@
 #include "posfs/store.h"
 
 #define PFS_FS_LOCKS		256u	/* stripes of directory and inode locks */
-#define PFS_FS_STATE_BUCKETS	4096u
+#define PFS_FS_STATE_BUCKETS	4096u	/* at first; doubled past 2 states a bucket */
 
 /* What the layer remembers about an inode while mounted. */
 struct pfs_istate {
@@ -51,7 +51,8 @@ struct pfs_fs {
 	pthread_mutex_t dlock[PFS_FS_LOCKS];
 	pthread_mutex_t ilock[PFS_FS_LOCKS];
 	pthread_mutex_t state_lock;
-	struct pfs_istate *state[PFS_FS_STATE_BUCKETS];
+	struct pfs_istate **state;	/* hash by ino, state_buckets chains */
+	size_t state_buckets, state_count;
 	enum pfs_fs_placement placement;	/* of new directories (place.c) */
 	uint32_t next_dir_shard;	/* place.c's turn (atomic) */
 };

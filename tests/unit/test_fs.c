@@ -988,6 +988,39 @@ START_TEST(open_dir_orphans)
 }
 END_TEST
 
+/*
+ * Open counts and commit tokens live in a table that grows as inodes get
+ * states: every one survives the growth (a lost open count makes the
+ * release fail with EINVAL, a lost token an fsync that waits for nothing).
+ */
+START_TEST(inode_states_grow)
+{
+	enum { N = 9000 };	/* past twice the table's first 4096 buckets */
+	struct mnt m = mount_mem(1);
+	struct pfs_fs *fs = m.fs;
+	uint64_t d = mk(fs, POSFS_ROOT_OID, "d", 0755), *ino = malloc(N * sizeof(*ino));
+	char name[32];
+
+	ck_assert_ptr_nonnull(ino);
+	for (unsigned i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "f%u", i);
+		ino[i] = mk(fs, d, name, S_IFREG | 0644);
+		ck_assert_int_eq(pfs_fs_inode_open(fs, ino[i]), 0);
+	}
+	for (unsigned i = 0; i < N; i += 97)
+		ck_assert_int_eq(pfs_fs_fsync(fs, ino[i], 0), 0);
+	for (unsigned i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "f%u", i);
+		ck_assert_int_eq(pfs_fs_unlink(fs, d, name), 0);
+		ck_assert_int_eq(pfs_fs_inode_release(fs, ino[i]), 0);
+		ck_assert_int_eq(pfs_fs_inode_release(fs, ino[i]), -EINVAL);
+		ck_assert_int_eq(lookup_err(fs, d, name), -ENOENT);
+	}
+	free(ino);
+	umount(m);
+}
+END_TEST
+
 START_TEST(persistence_and_crash_orphans)
 {
 	char path[] = "/var/tmp/posfs-fs.XXXXXX";
@@ -1620,6 +1653,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, fallocate_and_copy);
 	tcase_add_test(tc, orphans);
 	tcase_add_test(tc, open_dir_orphans);
+	tcase_add_test(tc, inode_states_grow);
 	tcase_add_test(tc, persistence_and_crash_orphans);
 	tcase_add_test(tc, model_random);
 	tcase_add_test(tc, threads_race);
