@@ -2,9 +2,15 @@
 # not a test itself). fuse_init skips without root or /dev/fuse, makes
 # T_DIR and chains its own cleanup before lib.sh's: every daemon started
 # here is unmounted and waited for (killed after a bounded wait), every
-# helper symlink removed, then lib.sh detaches loop devices and removes
-# T_DIR. POSFS is the daemon under test.
+# helper symlink removed, the kernel's enable_uring put back, then lib.sh
+# detaches loop devices and removes T_DIR. POSFS is the daemon under test.
+# POSFS_TRANSPORT=uring or dev: every pfs_mount checks that its daemon
+# serves over that transport (tests/fuse/uring.sh sets it).
 : "${POSFS:=$top_builddir/fuse/posfs}"
+: "${SCRUB:=$top_builddir/scrub/posfs-scrub}"
+: "${POSFS_TRANSPORT:=}"
+URING_PARAM=/sys/module/fuse/parameters/enable_uring
+F_URING_OLD=	# the parameter's value before uring_set, to put back
 
 F_MOUNTS=()	# mount points of daemons we started
 F_PIDS=()	# their pids (foreground daemons: children of this shell)
@@ -31,6 +37,34 @@ f_cleanup() {
 	for m in "${F_LINKS[@]:+${F_LINKS[@]}}"; do
 		rm -f "$m"
 	done
+	if [ -n "$F_URING_OLD" ]; then
+		echo "$F_URING_OLD" > "$URING_PARAM"
+	fi
+}
+
+# uring_lock: skip where the kernel has no FUSE over io_uring; else take
+# the lock (fd F_URING_LOCK) that tests changing enable_uring hold for their whole run (two
+# of them in parallel would change it under each other), and note its
+# value, put back at exit.
+uring_lock() {
+	[ -w "$URING_PARAM" ] || skip "this kernel has no FUSE over io_uring (Linux 6.14 or later)"
+	exec {F_URING_LOCK}>"${TMPDIR:-/tmp}/posfs-test-enable-uring.lock"
+	flock "$F_URING_LOCK"
+	F_URING_OLD=$(cat "$URING_PARAM")
+}
+
+# uring_set 1|0: the kernel's enable_uring (after uring_lock).
+uring_set() {
+	echo "$1" > "$URING_PARAM"
+}
+
+# transport_of DIR: "uring" or "dev", as the daemon at DIR says.
+transport_of() {
+	case $("$SCRUB" -t "$1" | head -n 1) in
+	"transport: io_uring"*) echo uring ;;
+	"transport: /dev/fuse") echo dev ;;
+	*) echo unknown ;;
+	esac
 }
 
 fuse_init() {
@@ -64,6 +98,10 @@ pfs_mount() {
 	F_PIDS+=("$PFS_PID")
 	if ! wait_mounted "$dir"; then
 		cat "$T_DIR/daemon.log" >&2
+		return 1
+	fi
+	if [ -n "$POSFS_TRANSPORT" ] && [ "$(transport_of "$dir")" != "$POSFS_TRANSPORT" ]; then
+		echo "pfs_mount: $dir is served over $(transport_of "$dir"), not $POSFS_TRANSPORT" >&2
 		return 1
 	fi
 }

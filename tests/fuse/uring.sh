@@ -1,0 +1,28 @@
+#!/bin/bash
+# The FUSE integration tests again, over FUSE's io_uring: the kernel's
+# enable_uring turned on for the run (and put back), POSFS_TRANSPORT=uring
+# so that every mount the tests make checks that it is served over the ring.
+# Skips where the kernel has no FUSE over io_uring.
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/fuse/common.sh"
+
+fuse_init
+uring_lock
+uring_set 1
+here=${top_srcdir:-$(dirname "$0")/../..}/tests/fuse
+status=0
+for t in namespace data persist perm acl posix full full-remove integrity compress scrub \
+	umount stress; do
+	out=$(POSFS_TRANSPORT=uring bash "$here/$t.sh" 2>&1)
+	rc=$?
+	case $rc in
+	0) echo "ok: $t.sh over io_uring" ;;
+	77) echo "skip: $t.sh over io_uring: $(echo "$out" | tail -n 1)" ;;
+	*)
+		echo "$out" | tail -n 30
+		echo "FAIL: $t.sh over io_uring (exit $rc)"
+		status=1
+		;;
+	esac
+done
+exit $status
