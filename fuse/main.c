@@ -96,10 +96,15 @@ static void usage(FILE *f)
 "                          mtime or ctime, or is a day old (default)\n"
 "      noatime             never update atime\n"
 "      strictatime         update atime on every read\n"
+"      nodiratime          never update the atime of a directory\n"
+"      diratime            update it as of a file (default)\n"
 "      default_permissions\n"
 "                          accepted; always on\n"
 "      nosuid, nodev, noexec, suid, dev, exec, sync, async, dirsync\n"
 "                          passed to the kernel as for any mount\n"
+"      lazytime, nolazytime, iversion, noiversion, mand, nomand\n"
+"                          accepted, as mount(8) passes them to every file\n"
+"                          system; no effect\n"
 "  -h                print this help and exit\n"
 "  -V                print the version and exit\n");
 }
@@ -191,6 +196,12 @@ static int parse_one(struct pfs_daemon *p, struct opts *o, const char *opt)
 	static const char *const passed[] = {
 		"nosuid", "nodev", "noexec", "suid", "dev", "exec", "sync", "async", "dirsync",
 	};
+	/* mount(8)'s for every file system, which FUSE has no use for: the
+	 * kernel keeps no timestamps of FUSE inodes to write lazily nor an
+	 * i_version, and Linux has had no mandatory locks since 5.15 */
+	static const char *const ignored[] = {
+		"lazytime", "nolazytime", "iversion", "noiversion", "mand", "nomand",
+	};
 	const char *eq = strchr(opt, '=');
 	const char *val = eq ? eq + 1 : NULL;
 	size_t klen = eq ? (size_t)(eq - opt) : strlen(opt);
@@ -219,6 +230,14 @@ static int parse_one(struct pfs_daemon *p, struct opts *o, const char *opt)
 		p->atime = POSFS_ATIME_NOATIME;
 	} else if (IS("strictatime") && !val) {
 		p->atime = POSFS_ATIME_STRICTATIME;
+	} else if (IS("nodiratime") && !val) {
+		p->nodiratime = true;
+	} else if (IS("diratime") && !val) {
+		p->nodiratime = false;
+	} else if (IS("remount")) {
+		fprintf(stderr, "%s: remount is mount(8)'s: mount -o remount,ro DIR "
+			"(or remount,rw) through mount.posfs\n", prog);
+		return -1;
 	} else if (IS("cache_blocks") && val && !parse_uint(val, UINT32_MAX, &v) && v) {
 		o->so.cache_blocks = (uint32_t)v;
 	} else if (IS("onode_cache") && val && !parse_uint(val, UINT32_MAX, &v) && v) {
@@ -241,6 +260,10 @@ static int parse_one(struct pfs_daemon *p, struct opts *o, const char *opt)
 	} else if (IS("attr_timeout") && val && !parse_secs(val, &p->attr_timeout)) {
 		;
 	} else {
+		for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++) {
+			if (!val && IS(ignored[i]))
+				return 0;
+		}
 		for (size_t i = 0; i < sizeof(passed) / sizeof(passed[0]); i++) {
 			if (!val && IS(passed[i]))
 				return fuse_opt_add_opt(&o->kopts, opt) ? -1 : 0;

@@ -29,7 +29,8 @@
  *     and readdir do it through pfs_fs_setattr(ATIME) by the mount's
  *     policy (relatime, noatime, strictatime), before the reply: a stat
  *     that follows the read sees the new atime. An inode with chattr +A
- *     (FS_NOATIME_FL) keeps its atime whatever the policy.
+ *     (FS_NOATIME_FL) keeps its atime whatever the policy, and so does a
+ *     directory with -o nodiratime.
  *  6. ACLs: op_init asks for FUSE_CAP_POSIX_ACL and FUSE_CAP_DONT_MASK
  *     when offered; the kernel then checks ACLs and sends ACL changes as
  *     setxattr/removexattr of system.posix_acl_*, and the layer does the
@@ -41,7 +42,9 @@
  *     answers the first FLUSH with ENOSYS and the kernel sends no more,
  *     which saves a round trip on every close (the kernel still writes
  *     back its cached pages and reports their errors at close).
- *  8. ioctls (include/posfs/ioctl.h): chattr flags and POSFS_IOC_SCRUB, on
+ *  8. ioctls (include/posfs/ioctl.h): chattr flags, POSFS_IOC_SCRUB and
+ *     POSFS_IOC_REMOUNT (read-only at run time: p->readonly follows the
+ *     store, so that the daemon's own atime writes stop too), on
  *     the kernel's restricted path only (fixed-size arguments, never a
  *     retry). chattr reaches the daemon through the kernel's fileattr
  *     calls, which hold the inode lock from their FS_IOC_FSGETXATTR to
@@ -74,6 +77,7 @@
 #include "posfs/fs.h"
 #include "posfs/io.h"
 #include "posfs/ioctl.h"
+#include "posfs/store.h"
 #include "posfs.h"
 #include "wire.h"
 
@@ -348,7 +352,7 @@ static void touch_atime(struct pfs_daemon *p, uint64_t ino)
 	struct pfs_fs_attr a;
 	struct pfs_timespec now;
 
-	if (p->readonly || p->atime == POSFS_ATIME_NOATIME)
+	if (__atomic_load_n(&p->readonly, __ATOMIC_ACQUIRE) || p->atime == POSFS_ATIME_NOATIME)
 		return;
 	if (pfs_fs_getattr(p->fs, ino, &a) || (a.flags & FS_NOATIME_FL))
 		return;
@@ -1079,7 +1083,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
 		ret = 0;	/* removed while open: lists as empty */
 	if (!ret && c.err && !c.pos)
 		ret = c.err;
-	if (!ret && off == 0)
+	if (!ret && off == 0 && !c.p->nodiratime)
 		touch_atime(c.p, ino);
 	if (ret)
 		reply_err(req, ret);
@@ -1428,6 +1432,43 @@ static void ioctl_scrub(fuse_req_t req, fuse_ino_t ino, const void *in_buf, size
 		fuse_reply_ioctl(req, 0, &r, sizeof(r));
 }
 
+/* POSFS_IOC_REMOUNT (include/posfs/ioctl.h): the store first, then the
+ * daemon's own writes (atime). */
+static void ioctl_remount(fuse_req_t req, fuse_ino_t ino, const void *in_buf, size_t in_bufsz)
+{
+	struct pfs_daemon *p = mnt(req);
+	struct posfs_remount r;
+	bool ro;
+	int ret;
+
+	if (fuse_req_ctx(req)->uid != 0) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (ino != FUSE_ROOT_ID || in_bufsz < sizeof(r)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	memcpy(&r, in_buf, sizeof(r));
+	if ((r.flags & ~POSFS_REMOUNT_RDONLY) || r.reserved) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	ro = r.flags & POSFS_REMOUNT_RDONLY;
+	ret = pfs_store_set_readonly(p->st, ro);
+	if (ro || !ret)
+		__atomic_store_n(&p->readonly, ro, __ATOMIC_RELEASE);
+	if (ret)
+		pfs_log(LOG_ERR, "remount %s: %s", ro ? "read-only" : "read-write",
+			ret == -EROFS ? "the device was opened read-only" : strerror(-ret));
+	else
+		pfs_log(LOG_INFO, "remounted %s", ro ? "read-only" : "read-write");
+	if (ret)
+		reply_err(req, ret);
+	else
+		fuse_reply_ioctl(req, 0, NULL, 0);
+}
+
 /*
  * Restricted ioctls only: in_buf and out_bufsz are what _IOC_SIZE(cmd)
  * says. The arguments have one layout for 32- and 64-bit callers, so
@@ -1451,6 +1492,8 @@ static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg
 		ioctl_fssetxattr(req, ino, in_buf, in_bufsz);
 	else if (cmd == POSFS_IOC_SCRUB)
 		ioctl_scrub(req, ino, in_buf, in_bufsz, out_bufsz);
+	else if (cmd == POSFS_IOC_REMOUNT)
+		ioctl_remount(req, ino, in_buf, in_bufsz);
 	else
 		fuse_reply_err(req, ENOTTY);
 }

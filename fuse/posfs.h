@@ -24,13 +24,15 @@ enum pfs_atime {
 	POSFS_ATIME_STRICTATIME,
 };
 
-/* The mount: set up by main.c before the session starts, read-only after. */
+/* The mount: set up by main.c before the session starts, read-only after
+ * except readonly (atomic: POSFS_IOC_REMOUNT changes it). */
 struct pfs_daemon {
 	struct pfs_store *st;
 	struct pfs_fs *fs;
 	struct fuse_session *se;
 	double entry_timeout, attr_timeout;
 	enum pfs_atime atime;
+	bool nodiratime;		/* listings leave a directory's atime */
 	bool readonly;
 	bool writeback;			/* FUSE_CAP_WRITEBACK_CACHE asked for */
 	bool debug;

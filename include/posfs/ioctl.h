@@ -23,6 +23,8 @@
  *
  *   POSFS_IOC_SCRUB, on regular files only: below.
  *
+ *   POSFS_IOC_REMOUNT, on the root directory only: below.
+ *
  * Any other ioctl is ENOTTY.
  */
 #ifndef POSFS_IOCTL_H
@@ -76,5 +78,34 @@ _Static_assert(offsetof(struct posfs_scrub_range, bad_offset) == 0x20,
 
 #define POSFS_IOC_SCRUB		_IOWR('p', 1, struct posfs_scrub_range)
 #define POSFS_SCRUB_MAX		(16u << 20)	/* bytes checked per call, at most */
+
+/*
+ * POSFS_IOC_REMOUNT: make the mount read-only or writable again, the
+ * daemon's half of `mount -o remount,ro` / `remount,rw` (the kernel's
+ * FUSE sends nothing on a remount; mount.posfs asks this, and changes
+ * the kernel's flags with mount(2) MS_REMOUNT). Only uid 0, on the root
+ * directory of the mount. In: flags; reserved must be 0.
+ *   POSFS_REMOUNT_RDONLY set: every change under way ends, everything is
+ *     written home (a checkpoint) and the file system is marked clean on
+ *     the device; from then every change fails with EROFS and the daemon
+ *     writes nothing (no atime either). Already read-only: nothing to do.
+ *   clear: writable again (the clean mark goes first).
+ * The ioctl fails (-1 and errno) with EPERM (not uid 0), EINVAL (not the
+ * root directory, unknown flags, reserved not 0), EROFS (writable asked
+ * of a mount whose device was opened read-only: unmount and mount it
+ * without -o ro), EIO (the checkpoint or the superblock write failed, or
+ * an earlier device error: asked read-only, the mount is read-only all
+ * the same).
+ */
+struct posfs_remount {
+	uint32_t flags;		/* 0x00 in: POSFS_REMOUNT_* */
+	uint32_t reserved;	/* 0x04 in: 0 */
+};
+
+_Static_assert(sizeof(struct posfs_remount) == 0x8, "posfs_remount size");
+
+#define POSFS_REMOUNT_RDONLY	0x1u
+
+#define POSFS_IOC_REMOUNT	_IOW('p', 2, struct posfs_remount)
 
 #endif /* POSFS_IOCTL_H */

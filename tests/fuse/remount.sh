@@ -1,0 +1,121 @@
+#!/bin/bash
+# mount -o remount,ro and remount,rw through mount.posfs, as on ext4: ro
+# stops every write (EROFS; the daemon writes home and marks the file
+# system clean, then leaves the device alone), rw takes writes again, all
+# without unmounting; a remount,ro is refused while a file is open for
+# writing; a remount,rw of a mount made with -o ro (device opened
+# read-only) fails with a clear message. The options mount(8) passes to
+# every file system (nodiratime, lazytime, iversion, mand...) are taken at
+# mount and remount, and nodiratime keeps a directory's atime.
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/fuse/common.sh"
+command -v mount >/dev/null || skip "mount (util-linux) missing"
+fuse_init
+
+# one test at a time puts helpers in /sbin (helper.sh, mount.sh too)
+exec 9> /var/tmp/posfs-tests-sbin.lock
+flock 9
+for h in /sbin/mount.posfs /sbin/mount.fuse.posfs; do
+	[ -e "$h" ] && skip "$h is installed already: not replacing it"
+done
+# mount(8) runs mount.fuse.posfs on a remount (the type mountinfo has)
+ln -s "$POSFS" /sbin/mount.posfs && F_LINKS+=(/sbin/mount.posfs) || exit 99
+ln -s "$POSFS" /sbin/mount.fuse.posfs && F_LINKS+=(/sbin/mount.fuse.posfs) || exit 99
+
+img=$T_DIR/img
+m=$T_DIR/mnt
+mkdir -p "$m"
+"$MKFS" -q "$img" 64M || exit 99
+
+mntopts() { grep " $m fuse.posfs " /proc/mounts | cut -d' ' -f4; }
+state() { "$PFSTOOL" "$img" | sed -n 's/^state=//p'; }
+# umount_wait: unmount, and wait (10 s) for the daemon to close the store
+umount_wait() {
+	local n
+	umount "$m" || return 1
+	for n in $(seq 100); do
+		pgrep -f "^posfs .*$img" >/dev/null || return 0
+		sleep 0.1
+	done
+	return 1
+}
+atime() { py 'import os,sys; print(os.stat(sys.argv[1]).st_atime_ns)' "$1"; }
+
+reg_mount "$m"
+run_status st mount -t posfs "$img" "$m"
+expect_eq "mount -t posfs" "$st" 0
+echo before > "$m/f"
+expect_eq "not clean while writable" "$(state)" 0
+
+# --- remount,ro ------------------------------------------------------------
+run_status st mount -o remount,ro "$m"
+expect_eq "remount,ro status" "$st:$OUT" "0:"
+expect_match "remount,ro: ro in /proc/mounts" "$(mntopts)" "^ro,"
+run_status st sh -c "echo x > '$m/g'"
+expect_match "remount,ro: a new file is refused" "$OUT" "Read-only file system"
+run_status st sh -c "echo x >> '$m/f'"
+expect_match "remount,ro: a write is refused" "$OUT" "Read-only file system"
+expect_eq "remount,ro: what was written reads back" "$(cat "$m/f")" before
+expect_eq "remount,ro: home and marked clean on the device" "$(state)" 1
+sum1=$(md5sum < "$img")
+py 'import os,sys; os.utime(sys.argv[1], ns=(1000000000, 2000000000))' "$m/f" 2>/dev/null &&
+	not_ok "remount,ro: utime was taken"
+cat "$m/f" > /dev/null
+ls -la "$m" > /dev/null
+sleep 6		# past the checkpoint timer (5 s)
+expect_eq "remount,ro: nothing written to the device (atime, timer)" "$(md5sum < "$img")" "$sum1"
+
+# --- remount,rw ------------------------------------------------------------
+run_status st mount -o remount,rw "$m"
+expect_eq "remount,rw status" "$st:$OUT" "0:"
+expect_match "remount,rw: rw in /proc/mounts" "$(mntopts)" "^rw,"
+echo after > "$m/g"
+expect_eq "remount,rw: writes again" "$(cat "$m/g")" after
+expect_eq "remount,rw: not clean again" "$(state)" 0
+
+# --- remount,ro while a file is open for writing: refused, as on ext4 -------
+exec 8>> "$m/g"
+run_status st mount -o remount,ro "$m"
+[ "$st" != 0 ] && ok "remount,ro with a writer refused ($st)" || not_ok "remount,ro with a writer succeeded"
+expect_match "remount,ro with a writer: message" "$OUT" "a file is open for writing"
+expect_match "remount,ro with a writer: still rw" "$(mntopts)" "^rw,"
+exec 8>&-
+echo more >> "$m/g"
+expect_eq "still writable after the refusal" "$(tail -n 1 "$m/g")" more
+
+# --- the options mount(8) passes to every file system ------------------------
+run_status st mount -o remount,rw,nodiratime,lazytime,iversion,nomand "$m"
+expect_eq "remount with nodiratime,lazytime,iversion,nomand" "$st:$OUT" "0:"
+expect_match "remount: nodiratime in /proc/mounts" "$(mntopts)" "nodiratime"
+umount_wait
+expect_eq "umount: clean" "$(state)" 1
+
+run_status st mount -t posfs -o nodiratime,lazytime,nolazytime,iversion,noiversion,mand,nomand "$img" "$m"
+expect_eq "mount with mount(8)'s common options" "$st:$OUT" "0:"
+mkdir -p "$m/d"
+echo x > "$m/d/x"
+py 'import os,sys; [os.utime(p, ns=(1000000000, 2000000000)) for p in sys.argv[1:]]' "$m/d" "$m/d/x"
+ls "$m/d" > /dev/null
+cat "$m/d/x" > /dev/null
+expect_eq "nodiratime: a listing leaves the directory's atime" "$(atime "$m/d")" 1000000000
+[ "$(atime "$m/d/x")" -gt 2000000000 ] && ok "nodiratime: a file's atime is updated (relatime)" ||
+	not_ok "nodiratime: the file's atime was not updated"
+umount_wait
+
+# --- remount,rw of a mount whose device was opened read-only ----------------
+run_status st mount -t posfs -o ro "$img" "$m"
+expect_eq "mount -o ro" "$st" 0
+run_status st mount -o remount,rw "$m"
+[ "$st" != 0 ] && ok "remount,rw of -o ro refused ($st)" || not_ok "remount,rw of -o ro succeeded"
+expect_match "remount,rw of -o ro: message" "$OUT" "mounted with -o ro, which opens the device read-only"
+expect_match "remount,rw of -o ro: still ro" "$(mntopts)" "^ro,"
+expect_eq "remount,rw of -o ro: still readable" "$(cat "$m/g" | head -n 1)" after
+run_status st mount -o remount,ro "$m"
+expect_eq "remount,ro of -o ro: nothing to do" "$st:$OUT" "0:"
+umount_wait
+
+# the daemon itself does not remount: it says where that is done
+run_status st "$POSFS" -f -o remount "$img" "$m"
+expect_eq "posfs -o remount: usage" "$st" 2
+expect_match "posfs -o remount: message" "$OUT" "remount is mount\(8\)'s"
+test_done
