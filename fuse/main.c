@@ -101,7 +101,9 @@ static void usage(FILE *f)
 "      default_permissions\n"
 "                          accepted; always on\n"
 "      nosuid, nodev, noexec, suid, dev, exec, sync, async, dirsync\n"
-"                          passed to the kernel as for any mount\n"
+"                          passed to the kernel as for any mount; mounted by\n"
+"                          root, suid and dev are the default, as mount(8)\n"
+"                          has them; nosuid and nodev otherwise\n"
 "      lazytime, nolazytime, iversion, noiversion, mand, nomand\n"
 "                          accepted, as mount(8) passes them to every file\n"
 "                          system; no effect\n"
@@ -112,6 +114,7 @@ static void usage(FILE *f)
 struct opts {
 	const char *device, *mountpoint;
 	bool foreground, debug, single, allow_other;
+	bool suid_set, dev_set;		/* suid/nosuid, dev/nodev given */
 	unsigned threads;
 	struct pfs_store_opts so;
 	char *kopts;			/* passed on to FUSE's mount */
@@ -265,8 +268,13 @@ static int parse_one(struct pfs_daemon *p, struct opts *o, const char *opt)
 				return 0;
 		}
 		for (size_t i = 0; i < sizeof(passed) / sizeof(passed[0]); i++) {
-			if (!val && IS(passed[i]))
+			if (!val && IS(passed[i])) {
+				if (strstr(passed[i], "suid"))
+					o->suid_set = true;
+				else if (strstr(passed[i], "dev"))
+					o->dev_set = true;
 				return fuse_opt_add_opt(&o->kopts, opt) ? -1 : 0;
+			}
 		}
 		fprintf(stderr, "%s: bad mount option '%s'\n", prog, opt);
 		return -1;
@@ -324,6 +332,18 @@ static int parse_args(int argc, char **argv, struct pfs_daemon *p, struct opts *
 	}
 	o->device = argv[optind];
 	o->mountpoint = argv[optind + 1];
+	/*
+	 * libfuse mounts nosuid,nodev unless told otherwise; mounted by root
+	 * (really: not a user's mount through a set-user-ID mount(8)), the
+	 * defaults are mount(8)'s, as for ext4: set-ID bits and device nodes
+	 * work unless the options say nosuid or nodev.
+	 */
+	if (getuid() == 0 && geteuid() == 0 &&
+	    ((!o->suid_set && fuse_opt_add_opt(&o->kopts, "suid")) ||
+	     (!o->dev_set && fuse_opt_add_opt(&o->kopts, "dev")))) {
+		fprintf(stderr, "%s: out of memory\n", prog);
+		return 1;
+	}
 	return 0;
 }
 
