@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -629,6 +630,13 @@ int main(int argc, char **argv)
 		return pfs_mount_helper(argc, argv);
 	if (!strncmp(base, "umount.", 7))
 		return pfs_umount_helper(argc, argv);
+	/*
+	 * The daemon is posfs wherever one looks (ps, top, pgrep -x posfs,
+	 * systemd): mount.posfs runs it as /proc/self/exe, whose name the
+	 * kernel would show ("exe"); argv[0] is posfs already. Before any
+	 * thread: they take the name from here.
+	 */
+	(void)prctl(PR_SET_NAME, "posfs", 0, 0, 0);
 	/*
 	 * Every request allocates and frees a little (transactions, block
 	 * before-images): with glibc's default trimming, each loop thread's
