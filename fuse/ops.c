@@ -44,7 +44,9 @@
  *     back its cached pages and reports their errors at close).
  *  8. ioctls (include/posfs/ioctl.h): chattr flags, POSFS_IOC_SCRUB and
  *     POSFS_IOC_REMOUNT (read-only at run time: p->readonly follows the
- *     store, so that the daemon's own atime writes stop too), on
+ *     store, so that the daemon's own atime writes stop too; watch.c,
+ *     started at INIT and stopped at destroy, does the same for a
+ *     remount that mount.posfs did not tell of), on
  *     the kernel's restricted path only (fixed-size arguments, never a
  *     retry). chattr reaches the daemon through the kernel's fileattr
  *     calls, which hold the inode lock from their FS_IOC_FSGETXATTR to
@@ -370,6 +372,7 @@ static void touch_atime(struct pfs_daemon *p, uint64_t ino)
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct pfs_daemon *p = userdata;
+	int ret;
 
 	if (conn->capable & FUSE_CAP_EXPORT_SUPPORT)
 		conn->want |= FUSE_CAP_EXPORT_SUPPORT;
@@ -399,6 +402,16 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~(FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_POSIX_LOCKS);
 	conn->max_write = 1u << 20;
 	conn->time_gran = 1;
+	/* a remount that mount.posfs did not tell us of (watch.c) */
+	ret = p->watch ? 0 : pfs_watch_start(p);
+	if (ret)
+		pfs_log(LOG_WARNING, "remounts without mount.posfs go unnoticed: %s",
+			  strerror(-ret));
+}
+
+static void op_destroy(void *userdata)
+{
+	pfs_watch_stop(userdata);
 }
 
 /* ---- names ---------------------------------------------------------------- */
@@ -1505,6 +1518,7 @@ static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg
  */
 const struct fuse_lowlevel_ops pfs_ops = {
 	.init = op_init,
+	.destroy = op_destroy,
 	.lookup = op_lookup,
 	.forget = op_forget,
 	.forget_multi = op_forget_multi,

@@ -4,7 +4,8 @@
 # system clean, then leaves the device alone), rw takes writes again, all
 # without unmounting; a remount,ro is refused while a file is open for
 # writing; a remount,rw of a mount made with -o ro (device opened
-# read-only) fails with a clear message. The options mount(8) passes to
+# read-only) fails with a clear message; a remount by mount(2) alone,
+# without the helper, is followed by the daemon. The options mount(8) passes to
 # every file system (nodiratime, lazytime, iversion, mand...) are taken at
 # mount and remount, and nodiratime keeps a directory's atime.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
@@ -112,6 +113,44 @@ expect_match "remount,rw of -o ro: still ro" "$(mntopts)" "^ro,"
 expect_eq "remount,rw of -o ro: still readable" "$(cat "$m/g" | head -n 1)" after
 run_status st mount -o remount,ro "$m"
 expect_eq "remount,ro of -o ro: nothing to do" "$st:$OUT" "0:"
+umount_wait
+
+# --- a remount that bypasses mount.posfs: mount(2) MS_REMOUNT alone ----------
+# (mount(8) given the source too, a program, SysRq u): the daemon follows
+# the kernel's flag of its file system
+kremount() {
+	py 'import ctypes,os,sys
+libc = ctypes.CDLL(None, use_errno=True)
+flags = 32 | (1 if sys.argv[2] == "ro" else 0)	# MS_REMOUNT, MS_RDONLY
+if libc.mount(b"none", sys.argv[1].encode(), None, flags, None):
+    sys.exit(os.strerror(ctypes.get_errno()))' "$m" "$1"
+}
+# wait_state S: until the device says state S (5 s)
+wait_state() {
+	local n
+	for n in $(seq 50); do
+		[ "$(state)" = "$1" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+run_status st mount -t posfs "$img" "$m"
+expect_eq "mount again" "$st" 0
+echo k > "$m/k"
+run_status st kremount ro
+expect_eq "mount(2) MS_REMOUNT|MS_RDONLY" "$st:$OUT" "0:"
+wait_state 1 && ok "mount(2) ro alone: the daemon wrote home and marked clean" ||
+	not_ok "mount(2) ro alone: the daemon did not follow (state $(state))"
+sum2=$(md5sum < "$img")
+cat "$m/k" > /dev/null
+sleep 6
+expect_eq "mount(2) ro alone: nothing written to the device" "$(md5sum < "$img")" "$sum2"
+run_status st kremount rw
+expect_eq "mount(2) MS_REMOUNT" "$st:$OUT" "0:"
+wait_state 0 && ok "mount(2) rw alone: the daemon is writable again" ||
+	not_ok "mount(2) rw alone: state $(state)"
+echo k2 > "$m/k"
+expect_eq "mount(2) rw alone: writes" "$(cat "$m/k")" k2
 umount_wait
 
 # the daemon itself does not remount: it says where that is done
