@@ -25,8 +25,12 @@
  *       device read-only, -o ro), then mount(2) MS_REMOUNT; should that
  *       fail, the daemon is made read-only again.
  * The other flags of the kernel's (nosuid, nodev, noexec, sync, dirsync,
- * the atime ones, lazytime, nosymfollow) go to mount(2) as given; the
- * daemon's own options cannot change on a remount and are passed over.
+ * the atime ones, lazytime, nosymfollow) go to mount(2) as given, and
+ * the atime ones and nodiratime (or its absence) to the daemon too,
+ * which keeps atime itself (the ioctl says how it reads relatime:
+ * strictatime, which the kernel shows as relatime, stays; nodiratime
+ * the daemon put in the kernel's flags, watch.c); the daemon's other
+ * options cannot change on a remount and are passed over.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -57,6 +61,8 @@ static const char *const known[] = {
 	"lazytime", "nolazytime", "iversion", "noiversion", "mand", "nomand",
 	"compress", "compress_level",
 };
+
+#define ATIME_FLAGS	(MS_NOATIME | MS_RELATIME | MS_STRICTATIME)
 
 /* The kernel's flags a remount sets (set) or clears (!set). */
 static const struct {
@@ -154,11 +160,11 @@ static int posfs_at(void *arg, const struct pfs_mount_entry *m)
 	return 0;
 }
 
-/* The daemon's half (POSFS_IOC_REMOUNT on the mount's root): 0 or -errno. */
-static int daemon_remount(int fd, bool ro)
+/* The daemon's half (POSFS_IOC_REMOUNT on the mount's root): 0 or -errno.
+ * r carries the atime policy; its RDONLY flag is set from ro. */
+static int daemon_remount(int fd, struct posfs_remount r, bool ro)
 {
-	struct posfs_remount r = { .flags = ro ? POSFS_REMOUNT_RDONLY : 0 };
-
+	r.flags = (r.flags & ~POSFS_REMOUNT_RDONLY) | (ro ? POSFS_REMOUNT_RDONLY : 0);
 	return ioctl(fd, POSFS_IOC_REMOUNT, &r) ? -errno : 0;
 }
 
@@ -170,6 +176,7 @@ static int remount(const char *dev, const char *dir, const char *list, bool fake
 	char real[PATH_MAX];
 	struct posfs_at at = { real, false };
 	unsigned long flags = MS_REMOUNT;
+	struct posfs_remount r = { 0 };
 	bool ro = false;
 	int fd = -1, ret = 1, err;
 
@@ -182,9 +189,27 @@ static int remount(const char *dev, const char *dir, const char *list, bool fake
 			ro = tok[1] == 'o';
 			continue;
 		}
+		/* the daemon's atime policy: the last one said wins */
+		if (!strcmp(tok, "noatime") || !strcmp(tok, "strictatime") ||
+		    !strcmp(tok, "relatime") || !strcmp(tok, "atime") ||
+		    !strcmp(tok, "norelatime")) {
+			r.flags |= POSFS_REMOUNT_ATIME;
+			r.atime = !strcmp(tok, "noatime") ? POSFS_REMOUNT_NOATIME :
+				  !strcmp(tok, "strictatime") ? POSFS_REMOUNT_STRICTATIME :
+				  POSFS_REMOUNT_RELATIME;
+		}
+		/* mount(8) gives the mount's flags, drops diratime: the
+		 * daemon's nodiratime is in them when it is still wanted */
+		if (!strcmp(tok, "nodiratime") || !strcmp(tok, "diratime")) {
+			r.flags &= ~(POSFS_REMOUNT_NODIRATIME | POSFS_REMOUNT_DIRATIME);
+			r.flags |= tok[0] == 'n' ? POSFS_REMOUNT_NODIRATIME : 0;
+		}
 		for (size_t i = 0; i < sizeof(remount_flags) / sizeof(remount_flags[0]); i++) {
 			if (strcmp(tok, remount_flags[i].name))
 				continue;
+			/* one atime rule at a time, the last one said */
+			if (remount_flags[i].set && remount_flags[i].flag & ATIME_FLAGS)
+				flags &= ~ATIME_FLAGS;
 			if (remount_flags[i].set)
 				flags |= remount_flags[i].flag;
 			else
@@ -193,6 +218,8 @@ static int remount(const char *dev, const char *dir, const char *list, bool fake
 	}
 	if (ro)
 		flags |= MS_RDONLY;
+	if (!(r.flags & POSFS_REMOUNT_NODIRATIME))
+		r.flags |= POSFS_REMOUNT_DIRATIME;
 	if (!realpath(dir, real)) {
 		fprintf(stderr, "mount.posfs: cannot remount %s: %s\n", dir, strerror(errno));
 		goto out;
@@ -220,14 +247,14 @@ static int remount(const char *dev, const char *dir, const char *list, bool fake
 				errno == EBUSY ? "a file is open for writing" : strerror(errno));
 			goto out;
 		}
-		err = daemon_remount(fd, true);
+		err = daemon_remount(fd, r, true);
 		if (err) {
 			fprintf(stderr, "mount.posfs: %s is read-only, but posfs could not "
 				"write it home: %s (see the system log)\n", real, strerror(-err));
 			goto out;
 		}
 	} else {
-		err = daemon_remount(fd, false);
+		err = daemon_remount(fd, r, false);
 		if (err == -EROFS) {
 			fprintf(stderr, "mount.posfs: cannot remount %s read-write: %s was "
 				"mounted with -o ro, which opens the device read-only: unmount "
@@ -242,7 +269,7 @@ static int remount(const char *dev, const char *dir, const char *list, bool fake
 		if (mount(dev, real, NULL, flags, NULL)) {
 			fprintf(stderr, "mount.posfs: cannot remount %s read-write: %s\n", real,
 				strerror(errno));
-			(void)daemon_remount(fd, true);
+			(void)daemon_remount(fd, (struct posfs_remount){ 0 }, true);
 			goto out;
 		}
 	}

@@ -351,15 +351,16 @@ static int ts_cmp(struct pfs_timespec a, struct pfs_timespec b)
 /* Design 5: after a read or a listing of ino (not of one with chattr +A). */
 static void touch_atime(struct pfs_daemon *p, uint64_t ino)
 {
+	enum pfs_atime policy = __atomic_load_n(&p->atime, __ATOMIC_RELAXED);
 	struct pfs_fs_attr a;
 	struct pfs_timespec now;
 
-	if (__atomic_load_n(&p->readonly, __ATOMIC_ACQUIRE) || p->atime == POSFS_ATIME_NOATIME)
+	if (__atomic_load_n(&p->readonly, __ATOMIC_ACQUIRE) || policy == POSFS_ATIME_NOATIME)
 		return;
 	if (pfs_fs_getattr(p->fs, ino, &a) || (a.flags & FS_NOATIME_FL))
 		return;
 	now = ts_now();
-	if (p->atime == POSFS_ATIME_RELATIME && ts_cmp(a.atime, a.mtime) > 0 &&
+	if (policy == POSFS_ATIME_RELATIME && ts_cmp(a.atime, a.mtime) > 0 &&
 	    ts_cmp(a.atime, a.ctime) > 0 && now.sec - a.atime.sec < ATIME_RELATIME_SECS)
 		return;
 	a.atime = now;
@@ -1096,7 +1097,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
 		ret = 0;	/* removed while open: lists as empty */
 	if (!ret && c.err && !c.pos)
 		ret = c.err;
-	if (!ret && off == 0 && !c.p->nodiratime)
+	if (!ret && off == 0 && !__atomic_load_n(&c.p->nodiratime, __ATOMIC_RELAXED))
 		touch_atime(c.p, ino);
 	if (ret)
 		reply_err(req, ret);
@@ -1445,8 +1446,28 @@ static void ioctl_scrub(fuse_req_t req, fuse_ino_t ino, const void *in_buf, size
 		fuse_reply_ioctl(req, 0, &r, sizeof(r));
 }
 
-/* POSFS_IOC_REMOUNT (include/posfs/ioctl.h): the store first, then the
- * daemon's own writes (atime). */
+/* The atime policy of a POSFS_IOC_REMOUNT (checked). */
+static void remount_atime(struct pfs_daemon *p, const struct posfs_remount *r)
+{
+	if (r->flags & POSFS_REMOUNT_ATIME) {
+		enum pfs_atime cur = __atomic_load_n(&p->atime, __ATOMIC_RELAXED), want = cur;
+
+		if (r->atime == POSFS_REMOUNT_NOATIME)
+			want = POSFS_ATIME_NOATIME;
+		else if (r->atime == POSFS_REMOUNT_STRICTATIME)
+			want = POSFS_ATIME_STRICTATIME;
+		else if (cur == POSFS_ATIME_NOATIME)
+			want = POSFS_ATIME_RELATIME;
+		__atomic_store_n(&p->atime, want, __ATOMIC_RELAXED);
+	}
+	if (r->flags & (POSFS_REMOUNT_NODIRATIME | POSFS_REMOUNT_DIRATIME))
+		__atomic_store_n(&p->nodiratime, !!(r->flags & POSFS_REMOUNT_NODIRATIME),
+				 __ATOMIC_RELAXED);
+}
+
+/* POSFS_IOC_REMOUNT (include/posfs/ioctl.h): the store, then the
+ * daemon's own writes (atime) stop or go on, and the atime policy
+ * changes unless the store refused. */
 static void ioctl_remount(fuse_req_t req, fuse_ino_t ino, const void *in_buf, size_t in_bufsz)
 {
 	struct pfs_daemon *p = mnt(req);
@@ -1463,7 +1484,10 @@ static void ioctl_remount(fuse_req_t req, fuse_ino_t ino, const void *in_buf, si
 		return;
 	}
 	memcpy(&r, in_buf, sizeof(r));
-	if ((r.flags & ~POSFS_REMOUNT_RDONLY) || r.reserved) {
+	if ((r.flags & ~(POSFS_REMOUNT_RDONLY | POSFS_REMOUNT_ATIME | POSFS_REMOUNT_NODIRATIME |
+			 POSFS_REMOUNT_DIRATIME)) ||
+	    (r.flags & POSFS_REMOUNT_NODIRATIME && r.flags & POSFS_REMOUNT_DIRATIME) ||
+	    (r.flags & POSFS_REMOUNT_ATIME ? r.atime > POSFS_REMOUNT_STRICTATIME : r.atime)) {
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
@@ -1471,6 +1495,8 @@ static void ioctl_remount(fuse_req_t req, fuse_ino_t ino, const void *in_buf, si
 	ret = pfs_store_set_readonly(p->st, ro);
 	if (ro || !ret)
 		__atomic_store_n(&p->readonly, ro, __ATOMIC_RELEASE);
+	if (!ret)
+		remount_atime(p, &r);
 	if (ret)
 		pfs_log(LOG_ERR, "remount %s: %s", ro ? "read-only" : "read-write",
 			ret == -EROFS ? "the device was opened read-only" : strerror(-ret));

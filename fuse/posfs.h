@@ -26,7 +26,8 @@ enum pfs_atime {
 };
 
 /* The mount: set up by main.c before the session starts, read-only after
- * except readonly (atomic: POSFS_IOC_REMOUNT changes it). */
+ * except readonly, atime and nodiratime (atomic: POSFS_IOC_REMOUNT
+ * changes them). */
 struct pfs_daemon {
 	struct pfs_store *st;
 	struct pfs_fs *fs;

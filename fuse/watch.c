@@ -18,8 +18,17 @@
  * store does one change at a time and a repeated one is nothing.
  *
  * The file system is the one of the mount point at start (its device
- * numbers), found when INIT arrives: the kernel sends INIT while it
- * mounts, so the mount is in the table by then.
+ * numbers), found when INIT arrives: libfuse reads the first request
+ * once mount(2) has returned, so the mount is in the table by then.
+ *
+ * -o nodiratime: libfuse does not pass it to the kernel, which then does
+ * not show it, and mount(8) would leave it out of a remount's options
+ * (it gives the mount's present flags and drops diratime, which only
+ * clears one). So the daemon, run by root, sets the mount's own
+ * MS_NODIRATIME at start (mount(2) MS_REMOUNT|MS_BIND, the mount's other
+ * flags as they are; a read-only mount writes no atime and is left
+ * alone): a remount's options then say nodiratime until diratime is
+ * given, as for ext4.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,8 +37,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <syslog.h>
 #include <unistd.h>
+
+#include <libmount/libmount.h>
 
 #include "posfs/io.h"
 #include "posfs/store.h"
@@ -183,12 +195,45 @@ static void *watch_main(void *arg)
 	return NULL;
 }
 
+/* -o nodiratime into the kernel's flags of the mount (see the top). */
+static void kernel_nodiratime(struct pfs_daemon *p)
+{
+	struct libmnt_table *tb;
+	struct libmnt_iter *it;
+	struct libmnt_fs *fs, *top = NULL;
+	unsigned long flags = 0;
+
+	if (!p->nodiratime || geteuid() != 0)
+		return;
+	tb = mnt_new_table_from_file("/proc/self/mountinfo");
+	it = mnt_new_iter(MNT_ITER_FORWARD);
+	/* by name alone: a lookup that stats would ask this very daemon */
+	while (tb && it && !mnt_table_next_fs(tb, it, &fs))
+		if (!strcmp(mnt_fs_get_target(fs) ?: "", p->mountpoint) &&
+		    !strcmp(mnt_fs_get_fstype(fs) ?: "", "fuse.posfs"))
+			top = fs;
+	if (!top || mnt_optstr_get_flags(mnt_fs_get_vfs_options(top), &flags,
+					 mnt_get_builtin_optmap(MNT_LINUX_MAP)))
+		top = NULL;
+	if (top && !(flags & (MS_RDONLY | MS_NODIRATIME))) {
+		if (!(flags & (MS_NOATIME | MS_RELATIME)))
+			flags |= MS_STRICTATIME;
+		if (mount(NULL, p->mountpoint, NULL, MS_REMOUNT | MS_BIND | flags | MS_NODIRATIME,
+			  NULL))
+			pfs_log(LOG_WARNING, "nodiratime is not in the kernel's flags of %s: %s "
+				  "(give it again on a remount)", p->mountpoint, strerror(errno));
+	}
+	mnt_free_iter(it);
+	mnt_unref_table(tb);
+}
+
 int pfs_watch_start(struct pfs_daemon *p)
 {
 	struct watch_find f = { .mountpoint = p->mountpoint };
 	struct pfs_watch *w;
 	int ret;
 
+	kernel_nodiratime(p);
 	ret = pfs_mountinfo_each(watch_find, &f);
 	if (ret)
 		return ret;

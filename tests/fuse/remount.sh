@@ -7,7 +7,8 @@
 # read-only) fails with a clear message; a remount by mount(2) alone,
 # without the helper, is followed by the daemon. The options mount(8) passes to
 # every file system (nodiratime, lazytime, iversion, mand...) are taken at
-# mount and remount, and nodiratime keeps a directory's atime.
+# mount and remount, and nodiratime keeps a directory's atime; the atime
+# policy follows a remount (noatime, relatime, strictatime, diratime).
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/fuse/common.sh"
 command -v mount >/dev/null || skip "mount (util-linux) missing"
@@ -93,6 +94,7 @@ expect_eq "umount: clean" "$(state)" 1
 
 run_status st mount -t posfs -o nodiratime,lazytime,nolazytime,iversion,noiversion,mand,nomand "$img" "$m"
 expect_eq "mount with mount(8)'s common options" "$st:$OUT" "0:"
+expect_match "nodiratime in the kernel's flags (/proc/mounts)" "$(mntopts)" "nodiratime"
 mkdir -p "$m/d"
 echo x > "$m/d/x"
 py 'import os,sys; [os.utime(p, ns=(1000000000, 2000000000)) for p in sys.argv[1:]]' "$m/d" "$m/d/x"
@@ -101,6 +103,57 @@ cat "$m/d/x" > /dev/null
 expect_eq "nodiratime: a listing leaves the directory's atime" "$(atime "$m/d")" 1000000000
 [ "$(atime "$m/d/x")" -gt 2000000000 ] && ok "nodiratime: a file's atime is updated (relatime)" ||
 	not_ok "nodiratime: the file's atime was not updated"
+umount_wait
+
+# --- the atime policy follows a remount (the daemon keeps atime) ------------
+# old_atime F: atime older than mtime, so that relatime updates it
+old_atime() { py 'import os,sys; os.utime(sys.argv[1], ns=(1000000000, 2000000000))' "$1"; }
+# recent_atime F: atime newer than mtime and ctime and recent: only
+# strictatime updates it
+recent_atime() {
+	py 'import os,sys,time; t=time.time_ns(); os.utime(sys.argv[1], ns=(t+60*10**9, t-10**9))' "$1"
+}
+read_updates() {
+	local a=$(atime "$1")
+	cat "$1" > /dev/null
+	[ "$(atime "$1")" != "$a" ] && echo yes || echo no
+}
+run_status st mount -t posfs "$img" "$m"
+expect_eq "mount (relatime)" "$st" 0
+run_status st mount -o remount,noatime "$m"
+expect_eq "remount,noatime" "$st:$OUT" "0:"
+expect_match "remount,noatime in /proc/mounts" "$(mntopts)" "noatime"
+old_atime "$m/f"
+expect_eq "remount,noatime: a read leaves atime" "$(read_updates "$m/f")" no
+run_status st mount -o remount,relatime "$m"
+expect_eq "remount,relatime" "$st:$OUT" "0:"
+expect_match "remount,relatime in /proc/mounts" "$(mntopts)" "relatime"
+expect_eq "remount,relatime: an old atime is updated" "$(read_updates "$m/f")" yes
+recent_atime "$m/f"
+expect_eq "remount,relatime: a recent atime stays" "$(read_updates "$m/f")" no
+run_status st mount -o remount,strictatime "$m"
+expect_eq "remount,strictatime" "$st:$OUT" "0:"
+recent_atime "$m/f"
+expect_eq "remount,strictatime: every read updates atime" "$(read_updates "$m/f")" yes
+umount_wait
+# mounted strictatime, the kernel shows relatime (FUSE is not told): a
+# remount,ro and back keeps strictatime
+run_status st mount -t posfs -o strictatime "$img" "$m"
+expect_eq "mount -o strictatime" "$st" 0
+mount -o remount,ro "$m" && mount -o remount,rw "$m" || not_ok "remount ro and rw"
+recent_atime "$m/f"
+expect_eq "strictatime kept over remounts" "$(read_updates "$m/f")" yes
+# nodiratime given at mount (not shown by the kernel) stays over a remount
+umount_wait
+run_status st mount -t posfs -o nodiratime "$img" "$m"
+mount -o remount,ro "$m" && mount -o remount,rw "$m" || not_ok "remount ro and rw"
+old_atime "$m/d"
+ls "$m/d" > /dev/null
+expect_eq "nodiratime kept over remounts" "$(atime "$m/d")" 1000000000
+run_status st mount -o remount,diratime "$m"
+ls "$m/d" > /dev/null
+[ "$(atime "$m/d")" != 1000000000 ] && ok "remount,diratime: a listing updates atime" ||
+	not_ok "remount,diratime: atime left"
 umount_wait
 
 # --- remount,rw of a mount whose device was opened read-only ----------------
