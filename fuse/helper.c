@@ -244,7 +244,8 @@ static int remount(const char *dev, const char *dir, const char *list, bool fake
 	if (ro) {
 		if (mount(dev, real, NULL, flags, NULL)) {
 			fprintf(stderr, "mount.posfs: cannot remount %s read-only: %s\n", real,
-				errno == EBUSY ? "a file is open for writing" : strerror(errno));
+				errno == EBUSY ? "busy: a file is open for writing (or "
+				"was deleted while open)" : strerror(errno));
 			goto out;
 		}
 		err = daemon_remount(fd, r, true);

@@ -3,12 +3,13 @@
 # stops every write (EROFS; the daemon writes home and marks the file
 # system clean, then leaves the device alone), rw takes writes again, all
 # without unmounting; a remount,ro is refused while a file is open for
-# writing; a remount,rw of a mount made with -o ro (device opened
-# read-only) fails with a clear message; a remount by mount(2) alone,
-# without the helper, is followed by the daemon. The options mount(8) passes to
-# every file system (nodiratime, lazytime, iversion, mand...) are taken at
-# mount and remount, and nodiratime keeps a directory's atime; the atime
-# policy follows a remount (noatime, relatime, strictatime, diratime).
+# writing or deleted while open; a remount,rw of a mount made with -o ro
+# (device opened read-only) fails with a clear message; a remount by
+# mount(2) alone, without the helper, is followed by the daemon. The
+# options mount(8) passes to every file system (nodiratime, lazytime,
+# iversion, mand...) are taken at mount and remount, and nodiratime keeps
+# a directory's atime; the atime policy follows a remount (noatime,
+# relatime, strictatime, diratime).
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/fuse/common.sh"
 command -v mount >/dev/null || skip "mount (util-linux) missing"
@@ -84,6 +85,16 @@ expect_match "remount,ro with a writer: still rw" "$(mntopts)" "^rw,"
 exec 8>&-
 echo more >> "$m/g"
 expect_eq "still writable after the refusal" "$(tail -n 1 "$m/g")" more
+# ... and while a file deleted while open is held (its space is given
+# back at the last close, a write)
+echo gone > "$m/u"
+exec 8< "$m/u"
+rm "$m/u"
+run_status st mount -o remount,ro "$m"
+[ "$st" != 0 ] && ok "remount,ro with a deleted file open refused ($st)" ||
+	not_ok "remount,ro with a deleted file open succeeded"
+expect_match "remount,ro with a deleted file open: message" "$OUT" "deleted while open"
+exec 8<&-
 
 # --- the options mount(8) passes to every file system ------------------------
 run_status st mount -o remount,rw,nodiratime,lazytime,iversion,nomand "$m"
