@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -106,10 +107,17 @@ static void usage(FILE *f)
 "                          mtime or ctime, or is a day old (default)\n"
 "      noatime             never update atime\n"
 "      strictatime         update atime on every read\n"
+"      nodiratime          never update the atime of a directory\n"
+"      diratime            update it as of a file (default)\n"
 "      default_permissions\n"
 "                          accepted; always on\n"
 "      nosuid, nodev, noexec, suid, dev, exec, sync, async, dirsync\n"
-"                          passed to the kernel as for any mount\n"
+"                          passed to the kernel as for any mount; mounted by\n"
+"                          root, suid and dev are the default, as mount(8)\n"
+"                          has them; nosuid and nodev otherwise\n"
+"      lazytime, nolazytime, iversion, noiversion, mand, nomand\n"
+"                          accepted, as mount(8) passes them to every file\n"
+"                          system; no effect\n"
 "  -h                print this help and exit\n"
 "  -V                print the version and exit\n");
 }
@@ -117,6 +125,7 @@ static void usage(FILE *f)
 struct opts {
 	const char *device, *mountpoint;
 	bool foreground, debug, single, allow_other;
+	bool suid_set, dev_set;		/* suid/nosuid, dev/nodev given */
 	unsigned threads;
 	struct pfs_store_opts so;
 	struct pfs_uring_opts uring;
@@ -202,6 +211,12 @@ static int parse_one(struct pfs_daemon *p, struct opts *o, const char *opt)
 	static const char *const passed[] = {
 		"nosuid", "nodev", "noexec", "suid", "dev", "exec", "sync", "async", "dirsync",
 	};
+	/* mount(8)'s for every file system, which FUSE has no use for: the
+	 * kernel keeps no timestamps of FUSE inodes to write lazily nor an
+	 * i_version, and Linux has had no mandatory locks since 5.15 */
+	static const char *const ignored[] = {
+		"lazytime", "nolazytime", "iversion", "noiversion", "mand", "nomand",
+	};
 	const char *eq = strchr(opt, '=');
 	const char *val = eq ? eq + 1 : NULL;
 	size_t klen = eq ? (size_t)(eq - opt) : strlen(opt);
@@ -230,6 +245,14 @@ static int parse_one(struct pfs_daemon *p, struct opts *o, const char *opt)
 		p->atime = POSFS_ATIME_NOATIME;
 	} else if (IS("strictatime") && !val) {
 		p->atime = POSFS_ATIME_STRICTATIME;
+	} else if (IS("nodiratime") && !val) {
+		p->nodiratime = true;
+	} else if (IS("diratime") && !val) {
+		p->nodiratime = false;
+	} else if (IS("remount")) {
+		fprintf(stderr, "%s: remount is mount(8)'s: mount -o remount,ro DIR "
+			"(or remount,rw) through mount.posfs\n", prog);
+		return -1;
 	} else if (IS("cache_blocks") && val && !parse_uint(val, UINT32_MAX, &v) && v) {
 		o->so.cache_blocks = (uint32_t)v;
 	} else if (IS("onode_cache") && val && !parse_uint(val, UINT32_MAX, &v) && v) {
@@ -262,9 +285,18 @@ static int parse_one(struct pfs_daemon *p, struct opts *o, const char *opt)
 	} else if (IS("attr_timeout") && val && !parse_secs(val, &p->attr_timeout)) {
 		;
 	} else {
+		for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++) {
+			if (!val && IS(ignored[i]))
+				return 0;
+		}
 		for (size_t i = 0; i < sizeof(passed) / sizeof(passed[0]); i++) {
-			if (!val && IS(passed[i]))
+			if (!val && IS(passed[i])) {
+				if (strstr(passed[i], "suid"))
+					o->suid_set = true;
+				else if (strstr(passed[i], "dev"))
+					o->dev_set = true;
 				return fuse_opt_add_opt(&o->kopts, opt) ? -1 : 0;
+			}
 		}
 		fprintf(stderr, "%s: bad mount option '%s'\n", prog, opt);
 		return -1;
@@ -322,6 +354,18 @@ static int parse_args(int argc, char **argv, struct pfs_daemon *p, struct opts *
 	}
 	o->device = argv[optind];
 	o->mountpoint = argv[optind + 1];
+	/*
+	 * libfuse mounts nosuid,nodev unless told otherwise; mounted by root
+	 * (really: not a user's mount through a set-user-ID mount(8)), the
+	 * defaults are mount(8)'s, as for ext4: set-ID bits and device nodes
+	 * work unless the options say nosuid or nodev.
+	 */
+	if (getuid() == 0 && geteuid() == 0 &&
+	    ((!o->suid_set && fuse_opt_add_opt(&o->kopts, "suid")) ||
+	     (!o->dev_set && fuse_opt_add_opt(&o->kopts, "dev")))) {
+		fprintf(stderr, "%s: out of memory\n", prog);
+		return 1;
+	}
 	return 0;
 }
 
@@ -610,6 +654,13 @@ int main(int argc, char **argv)
 		return pfs_mount_helper(argc, argv);
 	if (!strncmp(base, "umount.", 7))
 		return pfs_umount_helper(argc, argv);
+	/*
+	 * The daemon is posfs wherever one looks (ps, top, pgrep -x posfs,
+	 * systemd): mount.posfs runs it as /proc/self/exe, whose name the
+	 * kernel would show ("exe"); argv[0] is posfs already. Before any
+	 * thread: they take the name from here.
+	 */
+	(void)prctl(PR_SET_NAME, "posfs", 0, 0, 0);
 	/*
 	 * Every request allocates and frees a little (transactions, block
 	 * before-images): with glibc's default trimming, each loop thread's

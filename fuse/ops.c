@@ -29,7 +29,8 @@
  *     and readdir do it through pfs_fs_setattr(ATIME) by the mount's
  *     policy (relatime, noatime, strictatime), before the reply: a stat
  *     that follows the read sees the new atime. An inode with chattr +A
- *     (FS_NOATIME_FL) keeps its atime whatever the policy.
+ *     (FS_NOATIME_FL) keeps its atime whatever the policy, and so does a
+ *     directory with -o nodiratime.
  *  6. ACLs: op_init asks for FUSE_CAP_POSIX_ACL and FUSE_CAP_DONT_MASK
  *     when offered; the kernel then checks ACLs and sends ACL changes as
  *     setxattr/removexattr of system.posix_acl_*, and the layer does the
@@ -41,7 +42,11 @@
  *     answers the first FLUSH with ENOSYS and the kernel sends no more,
  *     which saves a round trip on every close (the kernel still writes
  *     back its cached pages and reports their errors at close).
- *  8. ioctls (include/posfs/ioctl.h): chattr flags and POSFS_IOC_SCRUB, on
+ *  8. ioctls (include/posfs/ioctl.h): chattr flags, POSFS_IOC_SCRUB and
+ *     POSFS_IOC_REMOUNT (read-only at run time: p->readonly follows the
+ *     store, so that the daemon's own atime writes stop too; watch.c,
+ *     started at INIT and stopped at destroy, does the same for a
+ *     remount that mount.posfs did not tell of), on
  *     the kernel's restricted path only (fixed-size arguments, never a
  *     retry). chattr reaches the daemon through the kernel's fileattr
  *     calls, which hold the inode lock from their FS_IOC_FSGETXATTR to
@@ -74,6 +79,7 @@
 #include "posfs/fs.h"
 #include "posfs/io.h"
 #include "posfs/ioctl.h"
+#include "posfs/store.h"
 #include "posfs.h"
 #include "uring.h"
 #include "wire.h"
@@ -346,15 +352,16 @@ static int ts_cmp(struct pfs_timespec a, struct pfs_timespec b)
 /* Design 5: after a read or a listing of ino (not of one with chattr +A). */
 static void touch_atime(struct pfs_daemon *p, uint64_t ino)
 {
+	enum pfs_atime policy = __atomic_load_n(&p->atime, __ATOMIC_RELAXED);
 	struct pfs_fs_attr a;
 	struct pfs_timespec now;
 
-	if (p->readonly || p->atime == POSFS_ATIME_NOATIME)
+	if (__atomic_load_n(&p->readonly, __ATOMIC_ACQUIRE) || policy == POSFS_ATIME_NOATIME)
 		return;
 	if (pfs_fs_getattr(p->fs, ino, &a) || (a.flags & FS_NOATIME_FL))
 		return;
 	now = ts_now();
-	if (p->atime == POSFS_ATIME_RELATIME && ts_cmp(a.atime, a.mtime) > 0 &&
+	if (policy == POSFS_ATIME_RELATIME && ts_cmp(a.atime, a.mtime) > 0 &&
 	    ts_cmp(a.atime, a.ctime) > 0 && now.sec - a.atime.sec < ATIME_RELATIME_SECS)
 		return;
 	a.atime = now;
@@ -367,6 +374,7 @@ static void touch_atime(struct pfs_daemon *p, uint64_t ino)
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct pfs_daemon *p = userdata;
+	int ret;
 
 	if (conn->capable & FUSE_CAP_EXPORT_SUPPORT)
 		conn->want |= FUSE_CAP_EXPORT_SUPPORT;
@@ -396,6 +404,16 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~(FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_POSIX_LOCKS);
 	conn->max_write = 1u << 20;
 	conn->time_gran = 1;
+	/* a remount that mount.posfs did not tell us of (watch.c) */
+	ret = p->watch ? 0 : pfs_watch_start(p);
+	if (ret)
+		pfs_log(LOG_WARNING, "remounts without mount.posfs go unnoticed: %s",
+			  strerror(-ret));
+}
+
+static void op_destroy(void *userdata)
+{
+	pfs_watch_stop(userdata);
 }
 
 /* ---- names ---------------------------------------------------------------- */
@@ -1120,7 +1138,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
 		ret = 0;	/* removed while open: lists as empty */
 	if (!ret && c.err && !c.pos)
 		ret = c.err;
-	if (!ret && off == 0)
+	if (!ret && off == 0 && !__atomic_load_n(&c.p->nodiratime, __ATOMIC_RELAXED))
 		touch_atime(c.p, ino);
 	if (ret)
 		reply_err(req, ret);
@@ -1483,6 +1501,68 @@ static void ioctl_transport(fuse_req_t req, size_t out_bufsz)
 	fuse_reply_ioctl(req, 0, &t, sizeof(t));
 }
 
+/* The atime policy of a POSFS_IOC_REMOUNT (checked). */
+static void remount_atime(struct pfs_daemon *p, const struct posfs_remount *r)
+{
+	if (r->flags & POSFS_REMOUNT_ATIME) {
+		enum pfs_atime cur = __atomic_load_n(&p->atime, __ATOMIC_RELAXED), want = cur;
+
+		if (r->atime == POSFS_REMOUNT_NOATIME)
+			want = POSFS_ATIME_NOATIME;
+		else if (r->atime == POSFS_REMOUNT_STRICTATIME)
+			want = POSFS_ATIME_STRICTATIME;
+		else if (cur == POSFS_ATIME_NOATIME)
+			want = POSFS_ATIME_RELATIME;
+		__atomic_store_n(&p->atime, want, __ATOMIC_RELAXED);
+	}
+	if (r->flags & (POSFS_REMOUNT_NODIRATIME | POSFS_REMOUNT_DIRATIME))
+		__atomic_store_n(&p->nodiratime, !!(r->flags & POSFS_REMOUNT_NODIRATIME),
+				 __ATOMIC_RELAXED);
+}
+
+/* POSFS_IOC_REMOUNT (include/posfs/ioctl.h): the store, then the
+ * daemon's own writes (atime) stop or go on, and the atime policy
+ * changes unless the store refused. */
+static void ioctl_remount(fuse_req_t req, fuse_ino_t ino, const void *in_buf, size_t in_bufsz)
+{
+	struct pfs_daemon *p = mnt(req);
+	struct posfs_remount r;
+	bool ro;
+	int ret;
+
+	if (fuse_req_ctx(req)->uid != 0) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (ino != FUSE_ROOT_ID || in_bufsz < sizeof(r)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	memcpy(&r, in_buf, sizeof(r));
+	if ((r.flags & ~(POSFS_REMOUNT_RDONLY | POSFS_REMOUNT_ATIME | POSFS_REMOUNT_NODIRATIME |
+			 POSFS_REMOUNT_DIRATIME)) ||
+	    (r.flags & POSFS_REMOUNT_NODIRATIME && r.flags & POSFS_REMOUNT_DIRATIME) ||
+	    (r.flags & POSFS_REMOUNT_ATIME ? r.atime > POSFS_REMOUNT_STRICTATIME : r.atime)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	ro = r.flags & POSFS_REMOUNT_RDONLY;
+	ret = pfs_store_set_readonly(p->st, ro);
+	if (ro || !ret)
+		__atomic_store_n(&p->readonly, ro, __ATOMIC_RELEASE);
+	if (!ret)
+		remount_atime(p, &r);
+	if (ret)
+		pfs_log(LOG_ERR, "remount %s: %s", ro ? "read-only" : "read-write",
+			ret == -EROFS ? "the device was opened read-only" : strerror(-ret));
+	else
+		pfs_log(LOG_INFO, "remounted %s", ro ? "read-only" : "read-write");
+	if (ret)
+		reply_err(req, ret);
+	else
+		fuse_reply_ioctl(req, 0, NULL, 0);
+}
+
 /*
  * Restricted ioctls only: in_buf and out_bufsz are what _IOC_SIZE(cmd)
  * says. The arguments have one layout for 32- and 64-bit callers, so
@@ -1508,6 +1588,8 @@ static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg
 		ioctl_scrub(req, ino, in_buf, in_bufsz, out_bufsz);
 	else if (cmd == POSFS_IOC_TRANSPORT)
 		ioctl_transport(req, out_bufsz);
+	else if (cmd == POSFS_IOC_REMOUNT)
+		ioctl_remount(req, ino, in_buf, in_bufsz);
 	else
 		fuse_reply_err(req, ENOTTY);
 }
@@ -1519,6 +1601,7 @@ static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg
  */
 const struct fuse_lowlevel_ops pfs_ops = {
 	.init = op_init,
+	.destroy = op_destroy,
 	.lookup = op_lookup,
 	.forget = op_forget,
 	.forget_multi = op_forget_multi,

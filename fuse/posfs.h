@@ -3,7 +3,8 @@
  * The posfs daemon (fuse/): a thin adapter from FUSE low-level requests to
  * the namespace layer (include/posfs/fs.h). Declarations shared by its
  * files: main.c (options, start-up, the loop), ops.c (the request
- * handlers and the inode table), helper.c (mount.posfs), umount.c
+ * handlers and the inode table), watch.c (the kernel's read-only flag
+ * followed), helper.c (mount.posfs), umount.c
  * (umount.posfs), utab.c (the mount's line for umount(8)).
  */
 #ifndef POSFS_FUSE_POSFS_H
@@ -24,17 +25,21 @@ enum pfs_atime {
 	POSFS_ATIME_STRICTATIME,
 };
 
-/* The mount: set up by main.c before the session starts, read-only after. */
+/* The mount: set up by main.c before the session starts, read-only after
+ * except readonly, atime and nodiratime (atomic: POSFS_IOC_REMOUNT
+ * changes them). */
 struct pfs_daemon {
 	struct pfs_store *st;
 	struct pfs_fs *fs;
 	struct fuse_session *se;
 	double entry_timeout, attr_timeout;
 	enum pfs_atime atime;
+	bool nodiratime;		/* listings leave a directory's atime */
 	bool readonly;
 	bool writeback;			/* FUSE_CAP_WRITEBACK_CACHE asked for */
 	bool debug;
 	const char *mountpoint;
+	struct pfs_watch *watch;	/* watch.c: set at INIT, ended at destroy */
 	unsigned long long readahead_kb;	/* 0: the kernel's */
 	int readahead_set;		/* atomic: pfs_readahead ran */
 };
@@ -48,6 +53,14 @@ void pfs_itable_fini(void);
 void pfs_log(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* main.c: the mount's readahead as asked (once; after INIT, which sets it) */
 void pfs_readahead(struct pfs_daemon *p);
+
+/* watch.c: follow the kernel's read-only flag of the mount (a remount
+ * that did not go through mount.posfs); started from INIT, stopped at
+ * destroy. Errors: -ENOENT (the mount is not in the table), -ENOMEM,
+ * those of open, pipe and pthread_create. */
+struct pfs_watch;
+int pfs_watch_start(struct pfs_daemon *p);
+void pfs_watch_stop(struct pfs_daemon *p);
 
 /* helper.c: main of mount.posfs / mount.fuse.posfs */
 int pfs_mount_helper(int argc, char **argv);

@@ -24,6 +24,7 @@
  *   POSFS_IOC_SCRUB, on regular files only: below.
  *
  *   POSFS_IOC_TRANSPORT, on any file or directory: below.
+ *   POSFS_IOC_REMOUNT, on the root directory only: below.
  *
  * Any other ioctl is ENOTTY.
  */
@@ -106,6 +107,51 @@ _Static_assert(sizeof(struct posfs_transport) == 0x410, "posfs_transport size");
 _Static_assert(offsetof(struct posfs_transport, uring_ops) == 0x210,
 	       "posfs_transport layout");
 
-#define POSFS_IOC_TRANSPORT	_IOR('p', 2, struct posfs_transport)
+#define POSFS_IOC_TRANSPORT	_IOR('p', 3, struct posfs_transport)
+
+/*
+ * POSFS_IOC_REMOUNT: make the mount read-only or writable again, the
+ * daemon's half of `mount -o remount,ro` / `remount,rw` (the kernel's
+ * FUSE sends nothing on a remount; mount.posfs asks this, and changes
+ * the kernel's flags with mount(2) MS_REMOUNT). Only uid 0, on the root
+ * directory of the mount. In: flags, atime.
+ *   POSFS_REMOUNT_RDONLY set: every change under way ends, everything is
+ *     written home (a checkpoint) and the file system is marked clean on
+ *     the device; from then every change fails with EROFS and the daemon
+ *     writes nothing (no atime either). Already read-only: nothing to do.
+ *   clear: writable again (the clean mark goes first).
+ *   POSFS_REMOUNT_ATIME: the atime policy becomes atime's, one of
+ *     POSFS_REMOUNT_NOATIME, POSFS_REMOUNT_STRICTATIME and
+ *     POSFS_REMOUNT_RELATIME; relatime is what the kernel shows of a
+ *     strictatime mount too (FUSE is not told of strictatime), so it
+ *     turns noatime into relatime and leaves strictatime. Without the
+ *     flag, atime must be 0 and the policy stays.
+ *   POSFS_REMOUNT_NODIRATIME, POSFS_REMOUNT_DIRATIME: directories' atime
+ *     left alone, or not (not both); neither: as it was.
+ * The ioctl fails (-1 and errno) with EPERM (not uid 0), EINVAL (not the
+ * root directory, unknown flags or atime), EROFS (writable asked
+ * of a mount whose device was opened read-only: unmount and mount it
+ * without -o ro), EIO (the checkpoint or the superblock write failed, or
+ * an earlier device error: asked read-only, the mount is read-only all
+ * the same).
+ */
+struct posfs_remount {
+	uint32_t flags;		/* 0x00 in: POSFS_REMOUNT_* flags */
+	uint32_t atime;		/* 0x04 in: with POSFS_REMOUNT_ATIME */
+};
+
+_Static_assert(sizeof(struct posfs_remount) == 0x8, "posfs_remount size");
+
+#define POSFS_REMOUNT_RDONLY		0x1u
+#define POSFS_REMOUNT_ATIME		0x2u
+#define POSFS_REMOUNT_NODIRATIME	0x4u
+#define POSFS_REMOUNT_DIRATIME		0x8u
+
+/* posfs_remount.atime */
+#define POSFS_REMOUNT_RELATIME		0u
+#define POSFS_REMOUNT_NOATIME		1u
+#define POSFS_REMOUNT_STRICTATIME	2u
+
+#define POSFS_IOC_REMOUNT	_IOW('p', 2, struct posfs_remount)
 
 #endif /* POSFS_IOCTL_H */

@@ -147,6 +147,22 @@ int pfs_store_close(struct pfs_store *st);
 /* Make everything submitted durable and write it home (a checkpoint). */
 int pfs_store_sync(struct pfs_store *st);
 
+/*
+ * Read-only, or writable again, without closing (a remount). ro: the
+ * transactions under way end, everything goes home (a checkpoint) and
+ * the superblock is marked clean, as close leaves it; from then every
+ * change fails with -EROFS and nothing is written to the device. !ro:
+ * the clean mark goes, changes are taken again. Asking for the state
+ * the store is in does nothing. Errors: -EROFS (!ro on a store opened
+ * read-only: its device may not even be open for writing), -EIO (the
+ * checkpoint or the superblock write failed, or an earlier device error:
+ * with ro the store is read-only all the same).
+ */
+int pfs_store_set_readonly(struct pfs_store *st, bool ro);
+
+/* Opened read-only, or made so by pfs_store_set_readonly. */
+bool pfs_store_is_readonly(const struct pfs_store *st);
+
 struct pfs_statfs {
 	uint32_t block_size;
 	uint64_t total_blocks;		/* data areas of all shards */

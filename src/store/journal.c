@@ -417,6 +417,13 @@ static int tx_start(struct pfs_store *st, const uint32_t *shards, unsigned n, bo
 	tx->read_only = ro;
 	tx->xdev_shard = -1;
 	ckpt_enter(st);
+	/* read under ckpt_lock: pfs_store_set_readonly changes it under the
+	 * lock for writing, so no change starts once it has */
+	if (!ro && __atomic_load_n(&st->remount_ro, __ATOMIC_ACQUIRE)) {
+		pthread_rwlock_unlock(&st->ckpt_lock);
+		free(tx);
+		return -EROFS;
+	}
 	for (unsigned i = 0; i < n; i++) {
 		if (shards[i] >= st->nshards || (i && shards[i] <= shards[i - 1])) {
 			for (unsigned j = 0; j < tx->nshards; j++)
@@ -1603,8 +1610,33 @@ int pfs_store_checkpoint(struct pfs_store *st)
 	for (uint32_t i = 0; i < st->nshards; i++)
 		pthread_mutex_lock(&st->shards[i].lock);
 	pthread_mutex_lock(&st->global_lock);
-	ret = checkpoint_locked(st);
+	/* remounted read-only: everything went home then, nothing since */
+	ret = st->remount_ro ? 0 : checkpoint_locked(st);
 	__atomic_add_fetch(&st->stat_ckpt_ns, mono_ns() - t0, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&st->global_lock);
+	for (uint32_t i = st->nshards; i-- > 0;)
+		pthread_mutex_unlock(&st->shards[i].lock);
+	pthread_rwlock_unlock(&st->ckpt_lock);
+	return ret;
+}
+
+/*
+ * Read-only at run time (a remount): the last checkpoint and the change
+ * of the flag happen with every shard locked and ckpt_lock held for
+ * writing, so that a transaction either committed before (and is home
+ * now) or starts after and sees the flag (tx_start).
+ */
+int pfs_journal_set_readonly(struct pfs_store *st, bool ro)
+{
+	int ret = 0;
+
+	pthread_rwlock_wrlock(&st->ckpt_lock);
+	for (uint32_t i = 0; i < st->nshards; i++)
+		pthread_mutex_lock(&st->shards[i].lock);
+	pthread_mutex_lock(&st->global_lock);
+	if (ro && !st->remount_ro)
+		ret = checkpoint_locked(st);
+	__atomic_store_n(&st->remount_ro, ro, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&st->global_lock);
 	for (uint32_t i = st->nshards; i-- > 0;)
 		pthread_mutex_unlock(&st->shards[i].lock);

@@ -187,7 +187,8 @@ void pfs_store_mark_errors(struct pfs_store *st)
 		return;		/* marked already, or being marked */
 	pfs_store_damage_note(st, PFS_DAMAGE_METADATA, 0, 0, 0, NULL);
 	pthread_mutex_lock(&st->sb_lock);
-	if (!st->damage.marked && st->sb_ok && !st->readonly && !st->err) {
+	if (!st->damage.marked && st->sb_ok && !st->readonly &&
+	    !__atomic_load_n(&st->remount_ro, __ATOMIC_ACQUIRE) && !st->err) {
 		sb = st->sb;
 		sb.state |= POSFS_STATE_ERRORS;
 		if (!pfs_super_write(st->dev, &sb)) {
@@ -312,6 +313,7 @@ static void store_free(struct pfs_store *st)
 	pthread_mutex_destroy(&st->global_lock);
 	pthread_mutex_destroy(&st->data_error_lock);
 	pthread_mutex_destroy(&st->sb_lock);
+	pthread_mutex_destroy(&st->remount_lock);
 	pthread_rwlock_destroy(&st->ckpt_lock);
 	pfs_dev_close(st->dev);
 	free(st);
@@ -502,6 +504,7 @@ int pfs_store_open_dev(struct pfs_dev *dev, const struct pfs_store_opts *o,
 	pthread_mutex_init(&st->global_lock, NULL);
 	pthread_mutex_init(&st->data_error_lock, NULL);
 	pthread_mutex_init(&st->sb_lock, NULL);
+	pthread_mutex_init(&st->remount_lock, NULL);
 	pthread_rwlock_init(&st->ckpt_lock, NULL);
 	if (o && o->damage)
 		memset(o->damage, 0, sizeof(*o->damage));
@@ -608,6 +611,59 @@ int pfs_store_sync(struct pfs_store *st)
 	return pfs_store_checkpoint(st);
 }
 
+/* The superblock's clean mark, as close leaves it (clean) or open (not):
+ * under sb_lock. */
+static int super_mark_clean(struct pfs_store *st, bool clean)
+{
+	int ret;
+
+	pthread_mutex_lock(&st->sb_lock);
+	if (clean) {
+		st->sb.state |= POSFS_STATE_CLEAN;
+		if (pfs_store_has_errors(st))
+			st->sb.state |= POSFS_STATE_ERRORS;
+	} else {
+		st->sb.state &= (uint16_t)~POSFS_STATE_CLEAN;
+	}
+	ret = pfs_super_write(st->dev, &st->sb);
+	pthread_mutex_unlock(&st->sb_lock);
+	return ret;
+}
+
+int pfs_store_set_readonly(struct pfs_store *st, bool ro)
+{
+	int ret = 0;
+
+	if (st->readonly)
+		return ro ? 0 : -EROFS;
+	pthread_mutex_lock(&st->remount_lock);
+	if (ro == __atomic_load_n(&st->remount_ro, __ATOMIC_ACQUIRE))
+		goto out;
+	if (ro) {
+		/* home, then clean: as close leaves it */
+		ret = pfs_journal_set_readonly(st, true);
+		if (!ret && st->err)
+			ret = st->err;
+		if (!ret)
+			ret = super_mark_clean(st, true);
+	} else {
+		/* not clean before the first change, as open leaves it */
+		ret = st->err;
+		if (!ret)
+			ret = super_mark_clean(st, false);
+		if (!ret)
+			ret = pfs_journal_set_readonly(st, false);
+	}
+out:
+	pthread_mutex_unlock(&st->remount_lock);
+	return ret;
+}
+
+bool pfs_store_is_readonly(const struct pfs_store *st)
+{
+	return st->readonly || __atomic_load_n(&st->remount_ro, __ATOMIC_ACQUIRE);
+}
+
 int pfs_store_close(struct pfs_store *st)
 {
 	int ret = 0;
@@ -615,7 +671,8 @@ int pfs_store_close(struct pfs_store *st)
 	if (!st)
 		return 0;
 	timer_stop(st);
-	if (!st->readonly) {
+	/* remounted read-only: home and clean already */
+	if (!st->readonly && !__atomic_load_n(&st->remount_ro, __ATOMIC_ACQUIRE)) {
 		ret = pfs_store_checkpoint(st);
 		if (!ret && !st->err) {
 			pthread_mutex_lock(&st->sb_lock);

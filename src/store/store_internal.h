@@ -5,6 +5,7 @@
  * does libext2fs, and keeps the rules written here.
  *
  * Lock order (never taken the other way):
+ *   0. store->remount_lock (pfs_store_set_readonly: one change at a time)
  *   1. store->ckpt_lock  (rwlock: transactions read, checkpoint writes)
  *   2. shard->lock       (mutexes, in increasing shard index)
  *   3. store->global_lock (the global WAL: a cross-shard transaction, after
@@ -115,7 +116,11 @@ struct pfs_store {
 	uint64_t next_txid;		/* atomic */
 	uint32_t small_write;
 	uint32_t fill_pct;		/* checkpoint when a WAL is this full */
-	bool readonly;
+	bool readonly;			/* opened read-only: never writes */
+	bool remount_ro;		/* atomic: read-only since
+					 * pfs_store_set_readonly (written
+					 * under ckpt_lock for writing) */
+	pthread_mutex_t remount_lock;
 	int err;			/* sticky: after an I/O failure, -EIO */
 	bool corrupt;			/* corrupt metadata met: fsck needed */
 	/* data checksum failures (csum.h): the count, and the last blocks
@@ -301,6 +306,11 @@ int pfs_tx_wait_durable(struct pfs_store *st, const struct pfs_durable *token);
 /* Make everything committed durable and write every dirty block home;
  * advance every WAL's tail. */
 int pfs_store_checkpoint(struct pfs_store *st);
+
+/* Checkpoint and refuse every change from now on with -EROFS (ro), or
+ * take changes again; the checkpoint's error, if any (the store is
+ * read-only in any case). */
+int pfs_journal_set_readonly(struct pfs_store *st, bool ro);
 
 /* Is any WAL past its fill mark? */
 bool pfs_store_wal_full(struct pfs_store *st);

@@ -2,8 +2,9 @@
 # mount.posfs, the mount(8) helper: `mount -t posfs` on a loop device
 # through /sbin/mount.posfs (a symlink to the daemon, made for the test and
 # removed after), mount(8)'s own options dropped, -f (fake) and -v, -s
-# (sloppy), mount.fuse.posfs for type fuse.posfs, and the exit status of a
-# failed mount.
+# (sloppy), mount.fuse.posfs for type fuse.posfs, the exit status of a
+# failed mount, and the daemon's name (posfs in comm and argv[0], not the
+# exe of /proc/self/exe).
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/fuse/common.sh"
 command -v losetup >/dev/null || skip "losetup (util-linux) missing"
@@ -44,6 +45,17 @@ expect_match "/proc/mounts" "$(grep " $m " /proc/mounts)" "^$LOOP $m fuse\.posfs
 echo on-loop > "$m/f"
 sync
 expect_eq "read back on $LOOP" "$(cat "$m/f")" on-loop
+# The daemon mount.posfs started (as /proc/self/exe) is posfs to ps, top,
+# pgrep -x and systemd: its comm, every thread's, and argv[0].
+dpid=$(pgrep -f "^posfs .*$LOOP" | head -n 1)
+if [ -z "$dpid" ]; then
+	not_ok "the daemon of $LOOP not found by its command line"
+else
+	expect_eq "daemon comm" "$(cat "/proc/$dpid/comm")" posfs
+	expect_eq "daemon threads' comm" "$(sort -u /proc/$dpid/task/*/comm | tr '\n' ' ')" "posfs "
+	expect_eq "daemon argv[0]" "$(tr '\0' '\n' < "/proc/$dpid/cmdline" | head -n 1)" posfs
+	expect_match "pgrep -x posfs finds it" " $(pgrep -x posfs | tr '\n' ' ')" " $dpid "
+fi
 run_status st mount -t posfs "$LOOP" "$T_DIR"
 expect_eq "second mount -t posfs refused" "$st" 1
 expect_match "second mount message" "$OUT" "$LOOP is in use: mounted on $m\$"

@@ -1307,6 +1307,70 @@ START_TEST(timer_checkpoints)
 }
 END_TEST
 
+/* Read-only at run time (a remount): home and clean at once, changes
+ * refused, the device left alone; writable again; not for a store opened
+ * read-only. */
+START_TEST(remount_readonly)
+{
+	char path[] = "/var/tmp/posfs-store.XXXXXX";
+	struct pfs_store_opts rw = { .ckpt_interval_ms = -1 }, ro = { .readonly = true };
+	struct pfs_attr a = { .mode = S_IFREG | 0644 };
+	struct pfs_store *st;
+	uint8_t *img1 = pfs_dev_buf_alloc(DEVSZ), *img2 = pfs_dev_buf_alloc(DEVSZ);
+	struct pfs_txn t;
+	uint64_t oid;
+	char buf[8];
+
+	close(newfs_file(2, path));
+	ck_assert_int_eq(pfs_store_open(path, &rw, &st), 0);
+	ck_assert_int_eq(pfs_store_oid_alloc(st, 1, &oid), 0);
+	pfs_txn_init(&t);
+	pfs_txn_create(&t, oid, &a);
+	pfs_txn_write(&t, oid, 0, 5, "hello");
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), 0);	/* not durable */
+	ck_assert(pfs_store_dirty(st));
+	ck_assert(!pfs_store_is_readonly(st));
+
+	ck_assert_int_eq(pfs_store_set_readonly(st, true), 0);
+	ck_assert(pfs_store_is_readonly(st));
+	ck_assert(!pfs_store_dirty(st));
+	ck_assert(st->sb.state & POSFS_STATE_CLEAN);
+	ck_assert_int_eq(pfs_dev_pread(st->dev, img1, DEVSZ, 0), 0);
+	pfs_txn_reset(&t);
+	pfs_txn_write(&t, oid, 0, 5, "world");
+	ck_assert_int_eq(pfs_store_submit(st, &t, 0, NULL), -EROFS);
+	ck_assert_int_eq(pfs_store_read(st, oid, 0, sizeof(buf), buf), 5);
+	ck_assert(!memcmp(buf, "hello", 5));
+	ck_assert_int_eq(pfs_store_sync(st), 0);
+	ck_assert_int_eq(pfs_store_set_readonly(st, true), 0);	/* nothing to do */
+	ck_assert_int_eq(pfs_dev_pread(st->dev, img2, DEVSZ, 0), 0);
+	ck_assert_msg(!memcmp(img1, img2, DEVSZ), "the device changed while read-only");
+
+	ck_assert_int_eq(pfs_store_set_readonly(st, false), 0);
+	ck_assert(!pfs_store_is_readonly(st));
+	ck_assert(!(st->sb.state & POSFS_STATE_CLEAN));
+	ck_assert_int_eq(pfs_store_submit(st, &t, PFS_SUBMIT_DURABLE, NULL), 0);
+	pfs_txn_fini(&t);
+	ck_assert_int_eq(pfs_store_read(st, oid, 0, sizeof(buf), buf), 5);
+	ck_assert(!memcmp(buf, "world", 5));
+	/* close after a remount,ro: clean, and what was written is there */
+	ck_assert_int_eq(pfs_store_set_readonly(st, true), 0);
+	ck_assert_int_eq(pfs_store_close(st), 0);
+
+	ck_assert_int_eq(pfs_store_open(path, &ro, &st), 0);
+	ck_assert(st->sb.state & POSFS_STATE_CLEAN);
+	ck_assert_int_eq(pfs_store_read(st, oid, 0, sizeof(buf), buf), 5);
+	ck_assert(!memcmp(buf, "world", 5));
+	ck_assert(pfs_store_is_readonly(st));
+	ck_assert_int_eq(pfs_store_set_readonly(st, true), 0);
+	ck_assert_int_eq(pfs_store_set_readonly(st, false), -EROFS);
+	ck_assert_int_eq(pfs_store_close(st), 0);
+	unlink(path);
+	pfs_dev_buf_free(img1);
+	pfs_dev_buf_free(img2);
+}
+END_TEST
+
 /* ---- data checksums ---------------------------------------------------------- */
 
 struct data_errs {
@@ -1946,6 +2010,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, store_counters);
 	tcase_add_test(tc, power_cuts);
 	tcase_add_test(tc, timer_checkpoints);
+	tcase_add_test(tc, remount_readonly);
 	tcase_add_test(tc, threads_across_shards);
 	tcase_add_test(tc, transaction_larger_than_the_wal);
 	tcase_add_test(tc, inline_data);
