@@ -66,8 +66,10 @@
  *     change those. setattr says which times are the caller's "now"
  *     (PFS_FS_SET_TOUCH), which an append-only file takes: every time
  *     asked is UTIME_NOW, or (writeback cache) the kernel sends its own
- *     ctime, mtime and at most atime now. Pages left dirty in the kernel's
- *     cache before a chattr +i or +a are refused at their write-back.
+ *     ctime, mtime and at most atime now. With the writeback cache, a
+ *     descriptor opened for writing before a chattr +i or +a still writes
+ *     into the kernel's cache: those pages are refused at their
+ *     write-back (fsync and close report EPERM; posfs(8) says so).
  */
 #include <errno.h>
 #include <inttypes.h>
