@@ -528,8 +528,10 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *st, int to_s
 		a.ctime.nsec = (uint32_t)st->st_ctim.tv_nsec;
 		mask |= PFS_FS_SET_CTIME;
 	}
-	/* design 11: times that are "now" */
-	if ((!(to_set & FUSE_SET_ATTR_ATIME) || (to_set & FUSE_SET_ATTR_ATIME_NOW)) &&
+	/* design 11: times that are "now" (mask stays 0 without times: the
+	 * kill alone, below) */
+	if ((to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) &&
+	    (!(to_set & FUSE_SET_ATTR_ATIME) || (to_set & FUSE_SET_ATTR_ATIME_NOW)) &&
 	    (!(to_set & FUSE_SET_ATTR_MTIME) || (to_set & FUSE_SET_ATTR_MTIME_NOW) ||
 	     (to_set & FUSE_SET_ATTR_CTIME)))
 		mask |= PFS_FS_SET_TOUCH;
