@@ -8,7 +8,8 @@
 # in and gives none up; an append-only one takes new entries only. Only
 # root sets or clears the flags: a non-root owner is refused by the
 # kernel, and with CAP_LINUX_IMMUTABLE (which the daemon does not see) by
-# the daemon. lsattr shows them (and xfs_io's xflags); they survive a
+# the daemon. lsattr shows them, and xfs_io's xflags (FS_IOC_FSSETXATTR
+# sets them too, when xfs_io is there); they survive a
 # remount, fsck.posfs -f finds nothing to fix and leaves them; the same
 # holds with -o writeback, where the kernel caches pages: a write to an
 # immutable file fails at its open, an append reaches the disk.
@@ -167,6 +168,23 @@ eperm "+a dir: move out" mv "$m/da/new" "$m/o/new"
 echo z > "$m/o/z"
 eperm "+a dir: replace an entry" mv "$m/o/z" "$m/da/new"
 expect_eq "+a dir: lists" "$(ls "$m/da" | tr '\n' ' ')" "e new newdir sub x y "
+
+# ---- FS_IOC_FSSETXATTR (xfs_io; -r: it opens read-write otherwise) ----------------
+if command -v xfs_io >/dev/null; then
+	echo x > "$m/x"
+	xfs_io -r -c "chattr +a" "$m/x"
+	expect_eq "xfs_io chattr +a: lsattr" "$(flags "$m/x")" "-----a----------------"
+	eperm "xfs_io chattr +a: rm" rm -f "$m/x"
+	xfs_io -r -c "chattr -a" -c "chattr +i" "$m/x"
+	expect_eq "xfs_io chattr -a +i: lsattr" "$(flags "$m/x")" "----i-----------------"
+	expect_match "xfs_io lsattr" "$(xfs_io -r -c lsattr "$m/x")" "^-*i-* "
+	run_status st as_other xfs_io -r -c "chattr -i" "$m/x"
+	expect_match "xfs_io chattr -i by a non-owner: EPERM" "$OUT" "Operation not permitted"
+	xfs_io -r -c "chattr -i" "$m/x" && rm "$m/x"
+	expect_eq "xfs_io chattr -i, then rm" "$?" 0
+else
+	echo "# no xfs_io: FS_IOC_FSSETXATTR not tried"
+fi
 
 # ---- who may set them ------------------------------------------------------------
 echo o > "$m/own"
