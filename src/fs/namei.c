@@ -408,11 +408,6 @@ int pfs_fs_link(struct pfs_fs *fs, uint64_t ino, uint64_t newdir, const char *ne
 	if (ret)
 		goto out;
 	ret = pfs_fs_stat(fs, ino, &o);
-	/* invariant 5; vfs_link refuses a new link to +i and +a too */
-	if (!ret)
-		ret = pfs_fs_fl_refuse(&po, FS_IMMUTABLE_FL);
-	if (!ret)
-		ret = pfs_fs_fl_refuse(&o, PFS_FS_FL_LOCKED);
 	if (ret)
 		goto out;
 	if (S_ISDIR(o.mode)) {
@@ -432,7 +427,12 @@ int pfs_fs_link(struct pfs_fs *fs, uint64_t ino, uint64_t newdir, const char *ne
 		ret = ret ? ret : -EEXIST;
 		goto out;
 	}
-	ret = seq_next(fs, newdir, &d.seq);
+	/* invariant 5; vfs_link refuses a new link to +i and +a too */
+	ret = pfs_fs_fl_refuse(&po, FS_IMMUTABLE_FL);
+	if (!ret)
+		ret = pfs_fs_fl_refuse(&o, PFS_FS_FL_LOCKED);
+	if (!ret)
+		ret = seq_next(fs, newdir, &d.seq);
 	if (ret)
 		goto out;
 	d.ino = ino;

@@ -995,6 +995,7 @@ START_TEST(immutable_append_dirs)
 	ck_assert_int_eq(pfs_fs_mkdir(fs, i, "n", 0755, &user, NULL), -EPERM);
 	ck_assert_int_eq(pfs_fs_symlink(fs, i, "n", "t", &user, NULL), -EPERM);
 	ck_assert_int_eq(pfs_fs_link(fs, x, i, "n", NULL), -EPERM);
+	ck_assert_int_eq(pfs_fs_link(fs, x, i, "f", NULL), -EEXIST);
 	ck_assert_int_eq(pfs_fs_rename(fs, o, "x", i, "n", 0), -EPERM);
 	/* ... nothing taken out */
 	ck_assert_int_eq(pfs_fs_unlink(fs, i, "f"), -EPERM);
