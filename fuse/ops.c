@@ -61,6 +61,20 @@
  *     one by a caller other than uid 0). Everything else costs nothing.
  * 10. O_DIRECT writes drop the cached pages of their range before their
  *     reply (direct_written), as ext4 does at their completion.
+ * 11. chattr +i and +a: the layer refuses what they forbid (include/posfs/
+ *     fs.h), an open for writing too, as may_open does for ext4, so that
+ *     with the writeback cache no write of an immutable file reaches the
+ *     page cache. An append-only file opened for writing is opened for
+ *     direct I/O (FOPEN_DIRECT_IO): its writes come one by one, each at
+ *     the end the kernel knows, never as the write-back of pages that
+ *     hold bytes from before the end, and no shared writable mapping can
+ *     change those. setattr says which times are the caller's "now"
+ *     (PFS_FS_SET_TOUCH), which an append-only file takes: every time
+ *     asked is UTIME_NOW, or (writeback cache) the kernel sends its own
+ *     ctime, mtime and at most atime now. With the writeback cache, a
+ *     descriptor opened for writing before a chattr +i or +a still writes
+ *     into the kernel's cache: those pages are refused at their
+ *     write-back (fsync and close report EPERM; posfs(8) says so).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -533,6 +547,13 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *st, int to_s
 		a.ctime.nsec = (uint32_t)st->st_ctim.tv_nsec;
 		mask |= PFS_FS_SET_CTIME;
 	}
+	/* design 11: times that are "now" (mask stays 0 without times: the
+	 * kill alone, below) */
+	if ((to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) &&
+	    (!(to_set & FUSE_SET_ATTR_ATIME) || (to_set & FUSE_SET_ATTR_ATIME_NOW)) &&
+	    (!(to_set & FUSE_SET_ATTR_MTIME) || (to_set & FUSE_SET_ATTR_MTIME_NOW) ||
+	     (to_set & FUSE_SET_ATTR_CTIME)))
+		mask |= PFS_FS_SET_TOUCH;
 	/* design 9: a truncate, or a chown the kernel marks */
 	if ((mask & PFS_FS_SET_SIZE) ||
 	    ((mask & (PFS_FS_SET_UID | PFS_FS_SET_GID)) && cr.setid == PFS_FS_SETID_CLEAR))
@@ -704,10 +725,14 @@ static int do_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		   struct pfs_fs_cred *cr)
 {
 	struct pfs_daemon *p = mnt(req);
-	int ret = pfs_fs_inode_open(p->fs, ino);
+	struct pfs_fs_attr fa;
+	int ret = pfs_fs_inode_open_for(p->fs, ino, fi->flags);	/* design 11 */
 
 	if (ret)
 		return ret;
+	if ((fi->flags & O_ACCMODE) != O_RDONLY && !pfs_fs_getattr(p->fs, ino, &fa) &&
+	    (fa.flags & FS_APPEND_FL))
+		fi->direct_io = 1;
 	if (fi->flags & O_TRUNC) {
 		struct pfs_fs_attr a = { .size = 0 };
 		struct req_groups g = { .big = NULL };
@@ -1271,6 +1296,8 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 static const struct {
 	uint32_t fl, xfl;
 } xflag_map[] = {
+	{ FS_IMMUTABLE_FL, FS_XFLAG_IMMUTABLE },
+	{ FS_APPEND_FL, FS_XFLAG_APPEND },
 	{ FS_NODUMP_FL, FS_XFLAG_NODUMP },
 	{ FS_NOATIME_FL, FS_XFLAG_NOATIME },
 };
@@ -1289,7 +1316,8 @@ static uint32_t flags_to_xflags(uint32_t fl)
 /*
  * Set the chattr flags of ino named by mask (within POSFS_FL_USER) as
  * flags has them, keeping the rest. Only the owner or uid 0 (as holding
- * CAP_FOWNER): -EPERM. Compress and do-not-compress at once: -EINVAL.
+ * CAP_FOWNER): -EPERM; +i and +a the layer allows to uid 0 alone.
+ * Compress and do-not-compress at once: -EINVAL.
  */
 static int flags_set(fuse_req_t req, fuse_ino_t ino, uint32_t mask, uint32_t flags)
 {

@@ -28,6 +28,23 @@
  * default ACL (or gets the caller's umask, struct pfs_fs_cred); the mode
  * and the access ACL are kept in step by setxattr and chmod.
  *
+ * chattr +i and +a (FS_IMMUTABLE_FL, FS_APPEND_FL in the onode's chattr
+ * flags) are enforced here too, on every path, as the kernel's VFS and
+ * ext4 enforce them (the kernel checks nothing of them for FUSE); what
+ * they refuse is -EPERM. An immutable inode: no write, truncate,
+ * fallocate or copy into it, no setattr but its chattr flags (and the
+ * atime a read sets, PFS_FS_SET_KEEP_CTIME), no xattr or ACL set or
+ * removed, no open for writing or O_TRUNC, no new link to it, and it is
+ * not unlinked, removed or renamed; an immutable directory takes no
+ * entry in and gives none up. An append-only inode: writes only at its
+ * end, fallocate only of modes 0 and FALLOC_FL_KEEP_SIZE, no truncate, no
+ * chmod, chown or explicit times (a touch, PFS_FS_SET_TOUCH, is fine), no
+ * xattrs, opens for writing only with O_APPEND and never O_TRUNC, no new
+ * link, not unlinked or renamed; an append-only directory takes new
+ * entries and gives none up. Setting or clearing either flag takes
+ * CAP_LINUX_IMMUTABLE, which this layer takes uid 0 as holding; an inode
+ * that stays immutable changes no other flag.
+ *
  * Thread-safe: every function may be called from any thread at any time
  * between pfs_fs_open and pfs_fs_close.
  */
@@ -149,6 +166,7 @@ int pfs_fs_getattr_gen(struct pfs_fs *fs, uint64_t ino, uint64_t generation,
 #define PFS_FS_SET_BTIME	0x0080u
 #define PFS_FS_SET_FLAGS	0x0100u	/* chattr flags */
 #define PFS_FS_SET_KEEP_CTIME	0x0200u	/* leave ctime (an atime update by a read) */
+#define PFS_FS_SET_TOUCH	0x0400u	/* the times given are "now" (utimes(NULL)) */
 
 /*
  * Change the attributes of ino named by mask, from attr (UTIME_NOW is the
@@ -164,9 +182,13 @@ int pfs_fs_getattr_gen(struct pfs_fs *fs, uint64_t ino, uint64_t generation,
  * the chown rules with PFS_FS_SET_UID or _GID, else (the kernel's kill
  * alone, mask 0) by the write rules. cred may be NULL (taken as uid 0,
  * setid not said). attr_out (may be NULL) gets the
- * new attributes. Errors: -ENOENT, -EISDIR (size of a directory), -EINVAL
- * (size of another non-regular file), -EFBIG (past the largest file the
- * format allows), -ENOSPC, -EROFS.
+ * new attributes. PFS_FS_SET_TOUCH says that the times asked are the
+ * caller's "now", not times of its choosing (utimensat with NULL or
+ * UTIME_NOW), which an append-only inode takes. Errors: -ENOENT, -EISDIR
+ * (size of a directory), -EINVAL (size of another non-regular file),
+ * -EFBIG (past the largest file the format allows), -EPERM (chattr +i or
+ * +a refuse it, above; +i or +a set or cleared by a cred other than uid
+ * 0), -ENOSPC, -EROFS.
  */
 int pfs_fs_setattr(struct pfs_fs *fs, uint64_t ino, const struct pfs_fs_attr *attr,
 		   uint32_t mask, const struct pfs_fs_cred *cred, struct pfs_fs_attr *attr_out);
@@ -185,6 +207,11 @@ int pfs_fs_setattr(struct pfs_fs *fs, uint64_t ino, const struct pfs_fs_attr *at
  * store (release: the count is dropped anyway; the next mount reclaims).
  */
 int pfs_fs_inode_open(struct pfs_fs *fs, uint64_t ino);
+/* As pfs_fs_inode_open, for an open(2) with oflags (O_ACCMODE, O_APPEND,
+ * O_TRUNC; others are ignored): -EPERM for a write or O_TRUNC open of an
+ * immutable inode, and for an append-only one without O_APPEND or with
+ * O_TRUNC (chattr +i, +a, above), then nothing is counted. */
+int pfs_fs_inode_open_for(struct pfs_fs *fs, uint64_t ino, int oflags);
 int pfs_fs_inode_release(struct pfs_fs *fs, uint64_t ino);
 
 struct pfs_fs_statfs {
@@ -210,7 +237,7 @@ int pfs_fs_fsync(struct pfs_fs *fs, uint64_t ino, int datasync);
  * flags: 0, XATTR_CREATE (-EEXIST when there) or XATTR_REPLACE (-ENODATA
  * when not). ctime becomes now. Errors: -ERANGE (name empty or past 255
  * bytes), -E2BIG (value past 64 KiB), -EINVAL (other flags), -ENOENT,
- * -ENOSPC, -EROFS.
+ * -EPERM (chattr +i or +a, also for ACLs and removexattr), -ENOSPC, -EROFS.
  *
  * ACLs (acl.c), as Linux (fs/posix_acl.c) and ext4 do them:
  * system.posix_acl_access and system.posix_acl_default values must be
@@ -259,7 +286,7 @@ int pfs_fs_lookup(struct pfs_fs *fs, uint64_t dir, const char *name, struct pfs_
  * (posix_acl_create; a new directory gets the default ACL too); without,
  * mode & ~cred->umask. attr gets its attributes (may be NULL). create(2)
  * is this with S_IFREG. -EUCLEAN: dir's default ACL is damaged. Errors: -EEXIST, -ENOENT (dir
- * gone), -ENOTDIR, -ENAMETOOLONG, -EINVAL (S_IFDIR, S_IFLNK or unknown
+ * gone), -ENOTDIR, -EPERM (dir is immutable), -ENAMETOOLONG, -EINVAL (S_IFDIR, S_IFLNK or unknown
  * type; '/' in name), -ENOSPC, -EROFS.
  */
 int pfs_fs_mknod(struct pfs_fs *fs, uint64_t dir, const char *name, uint32_t mode,
@@ -282,19 +309,21 @@ ssize_t pfs_fs_readlink(struct pfs_fs *fs, uint64_t ino, char *buf, size_t cap);
 
 /*
  * A new link newname in newdir to ino (any shard). ino's nlink rises and
- * its ctime becomes now. Errors: -EPERM (ino is a directory), -EMLINK,
+ * its ctime becomes now. Errors: -EPERM (ino is a directory, immutable or
+ * append-only; newdir immutable), -EMLINK,
  * -ENOENT (ino gone or unlinked), -EEXIST, and those of mknod.
  */
 int pfs_fs_link(struct pfs_fs *fs, uint64_t ino, uint64_t newdir, const char *newname,
 		struct pfs_fs_attr *attr);
 
 /* Remove the entry name (not a directory: -EISDIR) from dir. The inode
- * goes with its last link, or becomes an orphan while open. */
+ * goes with its last link, or becomes an orphan while open. -EPERM: dir or
+ * the inode is immutable or append-only. */
 int pfs_fs_unlink(struct pfs_fs *fs, uint64_t dir, const char *name);
 
 /* Remove the empty directory name from dir (an orphan while it is open:
  * pfs_fs_inode_open). Errors: -ENOTDIR, -ENOTEMPTY (also for ".."),
- * -EINVAL ("."), -ENOENT. */
+ * -EINVAL ("."), -ENOENT, -EPERM (dir or name immutable or append-only). */
 int pfs_fs_rmdir(struct pfs_fs *fs, uint64_t dir, const char *name);
 
 #ifndef RENAME_NOREPLACE
@@ -311,7 +340,8 @@ int pfs_fs_rmdir(struct pfs_fs *fs, uint64_t dir, const char *name);
  * Errors: -ENOENT, -EEXIST, -ENOTDIR (a directory over a non-directory, or
  * newdir not a directory), -EISDIR (a non-directory over a directory),
  * -ENOTEMPTY, -EINVAL (a directory into its own subtree; "." or ".."; bad
- * flags), -EMLINK, -ENAMETOOLONG. Renaming a name onto a link of the same
+ * flags), -EMLINK, -ENAMETOOLONG, -EPERM (either inode, dir, or newdir when
+ * an entry of it goes, immutable or append-only; newdir immutable). Renaming a name onto a link of the same
  * inode does nothing (0).
  */
 int pfs_fs_rename(struct pfs_fs *fs, uint64_t dir, const char *name, uint64_t newdir,
@@ -352,7 +382,8 @@ ssize_t pfs_fs_scrub(struct pfs_fs *fs, uint64_t ino, uint64_t off, size_t len, 
  * Write len bytes at off and return len. mtime and ctime become now;
  * S_ISUID and (with S_IXGRP) S_ISGID are cleared, as Linux does for a
  * writer without CAP_FSETID: as cred->setid says, or when it does not
- * say, unless cred is uid 0 (or NULL). Errors: -EISDIR,
+ * say, unless cred is uid 0 (or NULL). Errors: -EPERM (immutable, or
+ * append-only and off is not the size), -EISDIR,
  * -EINVAL (not a regular file), -EFBIG, -ENOSPC, -EROFS.
  */
 ssize_t pfs_fs_write(struct pfs_fs *fs, uint64_t ino, uint64_t off, size_t len,
@@ -369,7 +400,8 @@ ssize_t pfs_fs_write(struct pfs_fs *fs, uint64_t ino, uint64_t off, size_t len,
  *  - FALLOC_FL_ZERO_RANGE (with or without KEEP_SIZE): the range reads as
  *    zeros (whole blocks given back: a later write may still hit
  *    -ENOSPC); the size extends to off + len unless KEEP_SIZE.
- * mtime and ctime become now. Errors: -EOPNOTSUPP (any other mode,
+ * mtime and ctime become now. Errors: -EPERM (immutable; append-only and
+ * a mode other than 0 and KEEP_SIZE), -EOPNOTSUPP (any other mode,
  * PUNCH_HOLE without KEEP_SIZE), -EINVAL (len 0), -EFBIG, -EISDIR,
  * -ENODEV (not a regular file), -ENOSPC, -EROFS.
  */
@@ -384,7 +416,7 @@ int pfs_fs_lseek(struct pfs_fs *fs, uint64_t ino, uint64_t off, int whence, uint
  * end of ino_in, 0 past it; a call may copy less than asked, as the
  * syscall may). Whole blocks at matching block offsets are cloned (shared
  * copy on write, also between files of different shards); the rest is
- * copied. Errors: -EINVAL (overlapping
+ * copied. Errors: -EPERM (ino_out immutable or append-only), -EINVAL (overlapping
  * ranges of one file), -EISDIR, -EFBIG, -ENOSPC. The destination's mtime
  * and ctime become now and its set-ID bits go as for a write.
  */

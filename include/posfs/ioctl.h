@@ -14,12 +14,15 @@
  *   macro's type says). The flags are POSFS_FL_USER; setting another is
  *   EOPNOTSUPP, as ext4 answers for flags it does not know, and setting
  *   FS_COMPR_FL with FS_NOCOMP_FL is EINVAL, as btrfs answers. Only the
- *   owner or uid 0 may set them (EPERM).
+ *   owner or uid 0 may set them (EPERM); FS_IMMUTABLE_FL and FS_APPEND_FL
+ *   only uid 0 (the daemon's stand-in for CAP_LINUX_IMMUTABLE, which the
+ *   kernel checks too), and of an immutable inode no other flag changes
+ *   while FS_IMMUTABLE_FL stays (EPERM, as ext4).
  *
  *   FS_IOC_FSGETXATTR, FS_IOC_FSSETXATTR (xfs_io chattr, and the kernel
  *   itself before every FS_IOC_SETFLAGS): the flags above that have an
- *   FS_XFLAG_* (FS_XFLAG_NODUMP, FS_XFLAG_NOATIME); other xflags and a
- *   project id are EOPNOTSUPP.
+ *   FS_XFLAG_* (FS_XFLAG_IMMUTABLE, FS_XFLAG_APPEND, FS_XFLAG_NODUMP,
+ *   FS_XFLAG_NOATIME); other xflags and a project id are EOPNOTSUPP.
  *
  *   POSFS_IOC_SCRUB, on regular files only: below.
  *
@@ -36,9 +39,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* chattr flags a posfs keeps; FS_NOATIME_FL is honoured by the daemon,
- * the others are kept for whoever acts on them. */
-#define POSFS_FL_USER	(FS_COMPR_FL | FS_NOCOMP_FL | FS_NODUMP_FL | FS_NOATIME_FL)
+/* chattr flags a posfs keeps; FS_IMMUTABLE_FL and FS_APPEND_FL are
+ * enforced by the namespace layer (posfs/fs.h), FS_NOATIME_FL is honoured
+ * by the daemon, the compression flags by the store, FS_NODUMP_FL is kept
+ * for dump. */
+#define POSFS_FL_USER	(FS_COMPR_FL | FS_NOCOMP_FL | FS_NODUMP_FL | FS_NOATIME_FL | \
+			 FS_IMMUTABLE_FL | FS_APPEND_FL)
 
 /*
  * POSFS_IOC_SCRUB: check a range of a file's data as the device holds it.

@@ -349,6 +349,8 @@ int pfs_acl_set(struct pfs_fs *fs, uint64_t ino, enum pfs_acl_type type, const v
 	pfs_txn_init(&t);
 	pthread_mutex_lock(il);
 	ret = pfs_fs_stat(fs, ino, &o);
+	if (!ret)
+		ret = pfs_fs_fl_refuse(&o, PFS_FS_FL_LOCKED);	/* chattr +i, +a */
 	if (ret)
 		goto out;
 	if (S_ISLNK(o.mode)) {

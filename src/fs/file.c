@@ -10,6 +10,11 @@
  *     transaction: no crash shows new data with the old set-ID bits.
  *  2. Data calls take the inode lock only to read and change the mode
  *     (set-ID clearing); the store orders concurrent writes itself.
+ *  3. chattr +i and +a (fs.h) are checked against the onode read before
+ *     the change: no data change of an immutable file; of an append-only
+ *     one only writes at its size, and fallocate that changes no byte.
+ *     The kernel serialises a file's writes at its end (the inode lock
+ *     of an O_APPEND write), so "at its size" is exact for them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -108,6 +113,9 @@ ssize_t pfs_fs_write(struct pfs_fs *fs, uint64_t ino, uint64_t off, size_t len,
 
 	if (ret)
 		return ret;
+	/* invariant 3 */
+	if ((o.attr_flags & FS_IMMUTABLE_FL) || ((o.attr_flags & FS_APPEND_FL) && off != o.size))
+		return -EPERM;
 	if (off + len < off)
 		return -EFBIG;
 	if (!len)
@@ -177,6 +185,9 @@ int pfs_fs_fallocate(struct pfs_fs *fs, uint64_t ino, int mode, uint64_t off, ui
 	ret = reg_stat(fs, ino, &o, -ENODEV);
 	if (ret)
 		return ret;
+	/* invariant 3: vfs_fallocate's rules */
+	if ((o.attr_flags & FS_IMMUTABLE_FL) || ((o.attr_flags & FS_APPEND_FL) && kind))
+		return -EPERM;
 	pfs_txn_init(&t);
 	switch (kind) {
 	case 0:
@@ -240,6 +251,8 @@ ssize_t pfs_fs_copy_range(struct pfs_fs *fs, uint64_t ino_in, uint64_t off_in,
 	ret = reg_stat(fs, ino_in, &si, -EINVAL);
 	if (!ret)
 		ret = reg_stat(fs, ino_out, &so, -EINVAL);
+	if (!ret)
+		ret = pfs_fs_fl_refuse(&so, PFS_FS_FL_LOCKED);	/* invariant 3 */
 	if (ret)
 		return ret;
 	if (off_in >= si.size || !len)

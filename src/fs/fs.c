@@ -24,6 +24,7 @@
  *     as it fills: a lookup costs the same at a million inodes as at ten.)
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -541,6 +542,43 @@ int pfs_fs_getattr_gen(struct pfs_fs *fs, uint64_t ino, uint64_t generation,
 	return ret;
 }
 
+/*
+ * chattr +i and +a against a setattr of o (fs.h), as ext4's fileattr_set
+ * and the VFS's notify_change: the two flags set or cleared only by uid 0
+ * (CAP_LINUX_IMMUTABLE; NULL cred is uid 0), and no other flag of an
+ * inode that stays immutable (ext4_ioctl_check_immutable). Of an
+ * immutable inode nothing else but the atime a read sets; of an
+ * append-only one no mode, owner, size or btime, and times only as a
+ * touch (PFS_FS_SET_TOUCH). The kernel's kill alone (mask 0, PFS_FS_SETID_CLEAR) comes
+ * before a write, which an immutable inode refuses anyway.
+ */
+static int setattr_allowed(const struct pfs_onode *o, const struct pfs_fs_attr *attr,
+			   uint32_t mask, const struct pfs_fs_cred *cred)
+{
+	const uint32_t read_atime = PFS_FS_SET_ATIME | PFS_FS_SET_KEEP_CTIME;
+	uint32_t fl = o->attr_flags, rest = mask & ~(PFS_FS_SET_FLAGS | PFS_FS_SET_TOUCH);
+
+	if (mask & PFS_FS_SET_FLAGS) {
+		if (((fl ^ attr->flags) & PFS_FS_FL_LOCKED) && cred && cred->uid != 0)
+			return -EPERM;
+		if ((fl & attr->flags & FS_IMMUTABLE_FL) && fl != attr->flags)
+			return -EPERM;
+	}
+	if (!(fl & PFS_FS_FL_LOCKED) || rest == read_atime)
+		return 0;
+	if (fl & FS_IMMUTABLE_FL) {
+		if (rest || (!mask && cred && cred->setid == PFS_FS_SETID_CLEAR))
+			return -EPERM;
+		return 0;
+	}
+	if (rest & (PFS_FS_SET_MODE | PFS_FS_SET_UID | PFS_FS_SET_GID | PFS_FS_SET_SIZE |
+		    PFS_FS_SET_BTIME))
+		return -EPERM;
+	if ((rest & (PFS_FS_SET_ATIME | PFS_FS_SET_MTIME)) && !(mask & PFS_FS_SET_TOUCH))
+		return -EPERM;
+	return 0;
+}
+
 int pfs_fs_setattr(struct pfs_fs *fs, uint64_t ino, const struct pfs_fs_attr *attr,
 		   uint32_t mask, const struct pfs_fs_cred *cred, struct pfs_fs_attr *attr_out)
 {
@@ -556,6 +594,8 @@ int pfs_fs_setattr(struct pfs_fs *fs, uint64_t ino, const struct pfs_fs_attr *at
 	pfs_txn_init(&t);
 	pthread_mutex_lock(il);
 	ret = pfs_fs_stat(fs, ino, &o);
+	if (!ret)
+		ret = setattr_allowed(&o, attr, mask, cred);
 	if (ret)
 		goto out;
 	a.mode = o.mode;
@@ -654,6 +694,23 @@ out:
 
 int pfs_fs_inode_open(struct pfs_fs *fs, uint64_t ino)
 {
+	return pfs_fs_inode_open_for(fs, ino, O_RDONLY);
+}
+
+/* What may_open refuses of chattr +i and +a (fs.h). */
+static int open_allowed(const struct pfs_fs_attr *a, int oflags)
+{
+	bool write = (oflags & O_ACCMODE) != O_RDONLY, trunc = oflags & O_TRUNC;
+
+	if ((a->flags & FS_IMMUTABLE_FL) && (write || trunc))
+		return -EPERM;
+	if ((a->flags & FS_APPEND_FL) && ((write && !(oflags & O_APPEND)) || trunc))
+		return -EPERM;
+	return 0;
+}
+
+int pfs_fs_inode_open_for(struct pfs_fs *fs, uint64_t ino, int oflags)
+{
 	pthread_mutex_t *il = pfs_fs_ilock(fs, ino);
 	struct pfs_fs_attr a;
 	struct pfs_istate *s;
@@ -663,6 +720,8 @@ int pfs_fs_inode_open(struct pfs_fs *fs, uint64_t ino)
 	ret = pfs_fs_getattr(fs, ino, &a);
 	if (!ret && a.nlink == 0 && pfs_fs_opens(fs, ino) == 0)
 		ret = -ENOENT;	/* an orphan nobody holds: about to go */
+	if (!ret)
+		ret = open_allowed(&a, oflags);
 	if (ret)
 		goto out;
 	pthread_mutex_lock(&fs->state_lock);
@@ -788,6 +847,8 @@ static int xattr_change(struct pfs_fs *fs, uint64_t ino, const char *name, const
 	ret = pfs_fs_getattr(fs, ino, &at);
 	if (ret)
 		return ret;
+	if (at.flags & PFS_FS_FL_LOCKED)
+		return -EPERM;		/* chattr +i, +a (fs.h) */
 	pfs_txn_init(&t);
 	if (remove)
 		pfs_txn_rmxattr(&t, ino, name);

@@ -19,6 +19,7 @@
 #ifndef POSFS_FS_INTERNAL_H
 #define POSFS_FS_INTERNAL_H
 
+#include <errno.h>
 #include <linux/fs.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -108,6 +109,15 @@ int pfs_fs_reap(struct pfs_fs *fs, uint64_t ino);
 /* chattr flags a new inode takes from its directory, as ext4's: compress
  * (c), no compression (m), no atime (A), no dump (d). */
 #define PFS_FS_FL_INHERITED	(FS_COMPR_FL | FS_NOCOMP_FL | FS_NOATIME_FL | FS_NODUMP_FL)
+
+/* chattr +i and +a (fs.h): what they refuse is -EPERM. */
+#define PFS_FS_FL_LOCKED	(FS_IMMUTABLE_FL | FS_APPEND_FL)
+
+/* -EPERM when o has one of the chattr flags fl, else 0. */
+static inline int pfs_fs_fl_refuse(const struct pfs_onode *o, uint32_t fl)
+{
+	return (o->attr_flags & fl) ? -EPERM : 0;
+}
 
 /* A write or truncate by cred clears set-ID bits (it lacks CAP_FSETID). */
 bool pfs_fs_cred_kills(const struct pfs_fs_cred *cred);

@@ -30,6 +30,12 @@
  *     the directories it changes (and of a directory it removes), taken in
  *     stripe order; renames between directories also hold rename_lock, so
  *     the '..' chains a loop check reads cannot change meanwhile.
+ *  5. chattr +i and +a (fs.h) are checked where the VFS's may_create and
+ *     may_delete check them for ext4, after the lookups (-ENOENT, -EEXIST
+ *     first) and before the type checks (-EISDIR, -ENOTDIR, -ENOTEMPTY):
+ *     an entry may be added to a directory that is not immutable, removed
+ *     (unlink, rmdir, either side of a rename) only from one neither
+ *     immutable nor append-only, and only when its inode is neither.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -264,6 +270,9 @@ static int create_node(struct pfs_fs *fs, uint64_t dir, const char *name, uint32
 		ret = ret ? ret : -EEXIST;
 		goto out;
 	}
+	ret = pfs_fs_fl_refuse(&po, FS_IMMUTABLE_FL);	/* invariant 5 */
+	if (ret)
+		goto out;
 	if (S_ISDIR(mode) && po.nlink >= PFS_FS_LINK_MAX) {
 		ret = -EMLINK;
 		goto out;
@@ -418,7 +427,12 @@ int pfs_fs_link(struct pfs_fs *fs, uint64_t ino, uint64_t newdir, const char *ne
 		ret = ret ? ret : -EEXIST;
 		goto out;
 	}
-	ret = seq_next(fs, newdir, &d.seq);
+	/* invariant 5; vfs_link refuses a new link to +i and +a too */
+	ret = pfs_fs_fl_refuse(&po, FS_IMMUTABLE_FL);
+	if (!ret)
+		ret = pfs_fs_fl_refuse(&o, PFS_FS_FL_LOCKED);
+	if (!ret)
+		ret = seq_next(fs, newdir, &d.seq);
 	if (ret)
 		goto out;
 	d.ino = ino;
@@ -505,6 +519,10 @@ int pfs_fs_unlink(struct pfs_fs *fs, uint64_t dir, const char *name)
 	pfs_lockset_add(&il, d.ino);
 	pfs_lockset_lock(&il);
 	ret = pfs_fs_stat(fs, d.ino, &o);
+	if (!ret)
+		ret = pfs_fs_fl_refuse(&po, PFS_FS_FL_LOCKED);	/* invariant 5 */
+	if (!ret)
+		ret = pfs_fs_fl_refuse(&o, PFS_FS_FL_LOCKED);
 	if (ret)
 		goto out;
 	if (S_ISDIR(o.mode)) {
@@ -625,6 +643,10 @@ int pfs_fs_rmdir(struct pfs_fs *fs, uint64_t dir, const char *name)
 	ret = dir_stat(fs, dir, &po);
 	if (!ret)
 		ret = pfs_fs_stat(fs, d.ino, &o);
+	if (!ret)
+		ret = pfs_fs_fl_refuse(&po, PFS_FS_FL_LOCKED);	/* invariant 5 */
+	if (!ret)
+		ret = pfs_fs_fl_refuse(&o, PFS_FS_FL_LOCKED);
 	if (ret)
 		goto out;
 	if (!S_ISDIR(o.mode)) {
@@ -779,6 +801,16 @@ static int rename_check(struct rename_op *op, unsigned int flags)
 		if (ret)
 			return ret > 0 ? -EINVAL : ret;
 	}
+	/* invariant 5: the source's entry goes; the target's goes or comes */
+	ret = pfs_fs_fl_refuse(&op->dpo, PFS_FS_FL_LOCKED);
+	if (!ret)
+		ret = pfs_fs_fl_refuse(&op->so, PFS_FS_FL_LOCKED);
+	if (!ret)
+		ret = pfs_fs_fl_refuse(&op->npo, op->have_t ? PFS_FS_FL_LOCKED : FS_IMMUTABLE_FL);
+	if (!ret && op->have_t)
+		ret = pfs_fs_fl_refuse(&op->to, PFS_FS_FL_LOCKED);
+	if (ret)
+		return ret;
 	if (op->have_t && !op->exchange) {
 		if (S_ISDIR(op->so.mode) && !S_ISDIR(op->to.mode))
 			return -ENOTDIR;

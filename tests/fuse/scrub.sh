@@ -8,7 +8,7 @@
 # scrubs only that; -r shows in -v; a non-posfs path is refused (8), bad
 # options are usage errors (2), unreadable files are reported (4). chattr
 # +c, +m, +d, +A show in lsattr (files and directories) and survive a
-# remount; +i is EOPNOTSUPP, +c with +m EINVAL, a non-owner's chattr EPERM;
+# remount; +S is EOPNOTSUPP, +c with +m EINVAL, a non-owner's chattr EPERM;
 # +A keeps the atime on read where relatime changes it. The manual has
 # every option of -h.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
@@ -144,8 +144,8 @@ expect_eq "lsattr +m" "$(flags "$m/d/b")" "---------------------m"
 expect_eq "lsattr +d" "$(flags "$m/c")" "------d---------------"
 expect_eq "lsattr +A" "$(flags "$m/e")" "-------A--------------"
 expect_eq "lsattr of a directory" "$(flags "$m/d")" "------dA--------------"
-run_status st chattr +i "$m/c"
-expect_match "chattr +i: not supported" "$st:$OUT" "^1:.*Operation not supported"
+run_status st chattr +S "$m/c"
+expect_match "chattr +S: not supported" "$st:$OUT" "^1:.*Operation not supported"
 run_status st chattr +m "$m/d/a"
 expect_match "chattr +m on a +c file: invalid" "$st:$OUT" "^1:.*Invalid argument"
 run_status st as_other chattr +d "$m/e"

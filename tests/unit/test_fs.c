@@ -6,7 +6,8 @@
  * directory of 20,000 entries listed while it changes; sparse and huge
  * files; orphans (last release, and recovery at the next mount after a
  * "crash"); persistence across close and reopen; xattrs, fallocate,
- * copy_range; and a random run of namespace operations against an
+ * copy_range; chattr +i and +a on every path (who may set them, files,
+ * directories); and a random run of namespace operations against an
  * in-memory model. POSFS_TEST_SEED or the first argument sets the seed.
  */
 #include <check.h>
@@ -759,6 +760,283 @@ START_TEST(flags_inherited)
 	ck_assert_uint_eq(b.flags, FS_COMPR_FL | FS_NODUMP_FL);
 	ck_assert_int_eq(pfs_fs_mknod(fs, POSFS_ROOT_OID, "g", S_IFREG | 0644, 0, &user, &b), 0);
 	ck_assert_uint_eq(b.flags, 0);
+	umount(m);
+}
+END_TEST
+
+/* chattr flags fl on ino by root (uid 0 holds CAP_LINUX_IMMUTABLE). */
+static void set_flags(struct pfs_fs *fs, uint64_t ino, uint32_t fl)
+{
+	struct pfs_fs_attr a = { .flags = fl }, b;
+
+	ck_assert_int_eq(pfs_fs_setattr(fs, ino, &a, PFS_FS_SET_FLAGS, &root, &b), 0);
+	ck_assert_uint_eq(b.flags, fl);
+}
+
+static int setattr_err(struct pfs_fs *fs, uint64_t ino, uint32_t mask)
+{
+	struct pfs_fs_attr a = { .mode = 0600, .uid = 7, .gid = 7, .size = 1,
+				 .atime = { 5, 0 }, .mtime = { 5, 0 }, .btime = { 5, 0 },
+				 .ctime = { 5, 0 } };
+
+	return pfs_fs_setattr(fs, ino, &a, mask, &root, NULL);
+}
+
+/* chattr +i and +a: who may set them, and the other flags of an
+ * immutable inode (ext4's fileattr rules). */
+START_TEST(immutable_flags_by_root)
+{
+	struct mnt m = mount_mem(2);
+	struct pfs_fs *fs = m.fs;
+	uint64_t f = mk(fs, POSFS_ROOT_OID, "f", S_IFREG | 0644);
+	struct pfs_fs_attr a = { .flags = FS_IMMUTABLE_FL }, b;
+
+	/* the owner, not uid 0: EPERM for i and a; other flags are fine */
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_FLAGS, &user, NULL), -EPERM);
+	a.flags = FS_APPEND_FL;
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_FLAGS, &user, NULL), -EPERM);
+	a.flags = FS_NODUMP_FL;
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_FLAGS, &user, &b), 0);
+	ck_assert_uint_eq(b.flags, FS_NODUMP_FL);
+	/* root sets i; the owner can then neither clear it nor change d */
+	set_flags(fs, f, FS_NODUMP_FL | FS_IMMUTABLE_FL);
+	a.flags = FS_NODUMP_FL;
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_FLAGS, &user, NULL), -EPERM);
+	a.flags = FS_IMMUTABLE_FL;
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_FLAGS, &user, NULL), -EPERM);
+	/* nor root, while i stays (ext4_ioctl_check_immutable) */
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_FLAGS, &root, NULL), -EPERM);
+	a.flags = FS_IMMUTABLE_FL | FS_NODUMP_FL | FS_APPEND_FL;
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_FLAGS, &root, NULL), -EPERM);
+	/* clearing i and changing others at once is fine; a NULL cred is root */
+	a.flags = FS_APPEND_FL;
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_FLAGS, NULL, &b), 0);
+	ck_assert_uint_eq(b.flags, FS_APPEND_FL);
+	/* a is the owner's to keep, not to clear */
+	a.flags = FS_APPEND_FL | FS_NOATIME_FL;
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_FLAGS, &user, &b), 0);
+	a.flags = FS_NOATIME_FL;
+	ck_assert_int_eq(pfs_fs_setattr(fs, f, &a, PFS_FS_SET_FLAGS, &user, NULL), -EPERM);
+	set_flags(fs, f, 0);
+	/* i and a are not inherited (ext4's EXT4_FL_INHERITED has neither) */
+	set_flags(fs, POSFS_ROOT_OID, FS_APPEND_FL | FS_NODUMP_FL);
+	ck_assert_int_eq(pfs_fs_mknod(fs, POSFS_ROOT_OID, "g", S_IFREG | 0644, 0, &user, &b), 0);
+	ck_assert_uint_eq(b.flags, FS_NODUMP_FL);
+	umount(m);
+}
+END_TEST
+
+/* An immutable file: nothing of it changes but its flags and a read's
+ * atime; it cannot be opened for writing, linked, unlinked or renamed. */
+START_TEST(immutable_file)
+{
+	struct mnt m = mount_mem(2);
+	struct pfs_fs *fs = m.fs;
+	uint64_t d = mk(fs, POSFS_ROOT_OID, "d", 0755);
+	uint64_t f = mk(fs, d, "f", S_IFREG | 0644);
+	uint64_t g = mk(fs, d, "g", S_IFREG | 0644);
+	struct pfs_fs_attr a, b;
+	char buf[8];
+
+	ck_assert_int_eq(pfs_fs_write(fs, f, 0, 4, "data", &user), 4);
+	ck_assert_int_eq(pfs_fs_write(fs, g, 0, 2, "gg", &user), 2);
+	ck_assert_int_eq(pfs_fs_setxattr(fs, f, "user.k", "v", 1, 0), 0);
+	set_flags(fs, f, FS_IMMUTABLE_FL);
+	ck_assert_int_eq(pfs_fs_getattr(fs, f, &a), 0);
+	/* data */
+	ck_assert_int_eq(pfs_fs_write(fs, f, 0, 1, "x", &user), -EPERM);
+	ck_assert_int_eq(pfs_fs_write(fs, f, 4, 1, "x", &root), -EPERM);
+	ck_assert_int_eq(pfs_fs_fallocate(fs, f, 0, 0, 4096), -EPERM);
+	ck_assert_int_eq(pfs_fs_fallocate(fs, f, FALLOC_FL_KEEP_SIZE, 0, 4096), -EPERM);
+	ck_assert_int_eq(pfs_fs_fallocate(fs, f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					  0, 4), -EPERM);
+	ck_assert_int_eq(pfs_fs_copy_range(fs, g, 0, f, 0, 2, &root), -EPERM);
+	ck_assert_int_eq(pfs_fs_copy_range(fs, f, 0, g, 0, 4, &root), 4);	/* from it: fine */
+	/* attributes, root's too */
+	ck_assert_int_eq(setattr_err(fs, f, PFS_FS_SET_SIZE), -EPERM);
+	ck_assert_int_eq(setattr_err(fs, f, PFS_FS_SET_MODE), -EPERM);
+	ck_assert_int_eq(setattr_err(fs, f, PFS_FS_SET_UID), -EPERM);
+	ck_assert_int_eq(setattr_err(fs, f, PFS_FS_SET_GID), -EPERM);
+	ck_assert_int_eq(setattr_err(fs, f, PFS_FS_SET_MTIME), -EPERM);
+	ck_assert_int_eq(setattr_err(fs, f, PFS_FS_SET_ATIME | PFS_FS_SET_MTIME |
+					    PFS_FS_SET_TOUCH), -EPERM);
+	ck_assert_int_eq(setattr_err(fs, f, PFS_FS_SET_CTIME), -EPERM);
+	ck_assert_int_eq(setattr_err(fs, f, PFS_FS_SET_BTIME), -EPERM);
+	/* the atime of a read goes on (the daemon's relatime) */
+	ck_assert_int_eq(setattr_err(fs, f, PFS_FS_SET_ATIME | PFS_FS_SET_KEEP_CTIME), 0);
+	/* xattrs and ACLs */
+	ck_assert_int_eq(pfs_fs_setxattr(fs, f, "user.k", "w", 1, 0), -EPERM);
+	ck_assert_int_eq(pfs_fs_setxattr_cred(fs, f, "user.n", "w", 1, 0, &root), -EPERM);
+	ck_assert_int_eq(pfs_fs_removexattr(fs, f, "user.k"), -EPERM);
+	ck_assert_int_eq(pfs_fs_removexattr(fs, f, "system.posix_acl_access"), -EPERM);
+	ck_assert_int_eq(pfs_fs_getxattr(fs, f, "user.k", buf, sizeof(buf)), 1);
+	/* opens */
+	ck_assert_int_eq(pfs_fs_inode_open_for(fs, f, O_WRONLY), -EPERM);
+	ck_assert_int_eq(pfs_fs_inode_open_for(fs, f, O_RDWR | O_APPEND), -EPERM);
+	ck_assert_int_eq(pfs_fs_inode_open_for(fs, f, O_RDONLY | O_TRUNC), -EPERM);
+	ck_assert_int_eq(pfs_fs_inode_open_for(fs, f, O_RDONLY), 0);
+	ck_assert_int_eq(pfs_fs_inode_release(fs, f), 0);
+	/* names: no link, unlink, rename of it or over it, in any direction */
+	ck_assert_int_eq(pfs_fs_link(fs, f, d, "f2", NULL), -EPERM);
+	ck_assert_int_eq(pfs_fs_unlink(fs, d, "f"), -EPERM);
+	ck_assert_int_eq(pfs_fs_rename(fs, d, "f", d, "h", 0), -EPERM);
+	ck_assert_int_eq(pfs_fs_rename(fs, d, "f", POSFS_ROOT_OID, "h", 0), -EPERM);
+	ck_assert_int_eq(pfs_fs_rename(fs, d, "g", d, "f", 0), -EPERM);
+	ck_assert_int_eq(pfs_fs_rename(fs, d, "g", d, "f", RENAME_EXCHANGE), -EPERM);
+	/* lookups still come first; the name check too */
+	ck_assert_int_eq(pfs_fs_unlink(fs, d, "nope"), -ENOENT);
+	ck_assert_int_eq(pfs_fs_rename(fs, d, "g", d, "f", RENAME_NOREPLACE), -EEXIST);
+	/* nothing changed */
+	ck_assert_int_eq(pfs_fs_getattr(fs, f, &b), 0);
+	ck_assert_uint_eq(b.size, 4);
+	ck_assert_uint_eq(b.mode, a.mode);
+	ck_assert_uint_eq(b.nlink, 1);
+	ck_assert_int_eq(b.mtime.sec, a.mtime.sec);
+	ck_assert_int_eq(b.mtime.nsec, a.mtime.nsec);
+	ck_assert_int_eq(pfs_fs_read(fs, f, 0, sizeof(buf), buf), 4);
+	ck_assert_mem_eq(buf, "data", 4);
+	ck_assert_uint_eq(ino_of(fs, d, "f"), f);
+	/* cleared by root, it is an ordinary file again */
+	set_flags(fs, f, 0);
+	ck_assert_int_eq(pfs_fs_write(fs, f, 0, 1, "D", &user), 1);
+	ck_assert_int_eq(pfs_fs_rename(fs, d, "f", d, "h", 0), 0);
+	ck_assert_int_eq(pfs_fs_unlink(fs, d, "h"), 0);
+	umount(m);
+}
+END_TEST
+
+/* An append-only file: writes at its end, no truncate, no explicit times,
+ * mode or owner, no xattrs; opens for writing only with O_APPEND. */
+START_TEST(append_only_file)
+{
+	struct mnt m = mount_mem(2);
+	struct pfs_fs *fs = m.fs;
+	uint64_t f = mk(fs, POSFS_ROOT_OID, "f", S_IFREG | 0644);
+	uint64_t g = mk(fs, POSFS_ROOT_OID, "g", S_IFREG | 0644);
+	struct pfs_fs_attr b;
+	char buf[16];
+
+	ck_assert_int_eq(pfs_fs_write(fs, f, 0, 4, "data", &user), 4);
+	ck_assert_int_eq(pfs_fs_write(fs, g, 0, 4, "gggg", &user), 4);
+	set_flags(fs, f, FS_APPEND_FL);
+	/* writes: at the end only */
+	ck_assert_int_eq(pfs_fs_write(fs, f, 0, 1, "x", &user), -EPERM);
+	ck_assert_int_eq(pfs_fs_write(fs, f, 3, 2, "xy", &root), -EPERM);
+	ck_assert_int_eq(pfs_fs_write(fs, f, 5, 1, "x", &user), -EPERM);
+	ck_assert_int_eq(pfs_fs_write(fs, f, 4, 4, "more", &user), 4);
+	ck_assert_int_eq(pfs_fs_write(fs, f, 8, 1, "!", &user), 1);
+	ck_assert_int_eq(pfs_fs_read(fs, f, 0, sizeof(buf), buf), 9);
+	ck_assert_mem_eq(buf, "datamore!", 9);
+	/* fallocate that changes no byte; not punch or zero */
+	ck_assert_int_eq(pfs_fs_fallocate(fs, f, FALLOC_FL_KEEP_SIZE, 0, 8192), 0);
+	ck_assert_int_eq(pfs_fs_fallocate(fs, f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					  0, 4), -EPERM);
+	ck_assert_int_eq(pfs_fs_fallocate(fs, f, FALLOC_FL_ZERO_RANGE, 0, 4), -EPERM);
+	ck_assert_int_eq(pfs_fs_copy_range(fs, g, 0, f, 9, 4, &root), -EPERM);
+	/* attributes */
+	ck_assert_int_eq(setattr_err(fs, f, PFS_FS_SET_SIZE), -EPERM);
+	ck_assert_int_eq(setattr_err(fs, f, PFS_FS_SET_MODE), -EPERM);
+	ck_assert_int_eq(setattr_err(fs, f, PFS_FS_SET_UID), -EPERM);
+	ck_assert_int_eq(setattr_err(fs, f, PFS_FS_SET_GID), -EPERM);
+	ck_assert_int_eq(setattr_err(fs, f, PFS_FS_SET_MTIME), -EPERM);
+	ck_assert_int_eq(setattr_err(fs, f, PFS_FS_SET_ATIME | PFS_FS_SET_MTIME), -EPERM);
+	ck_assert_int_eq(setattr_err(fs, f, PFS_FS_SET_BTIME), -EPERM);
+	/* a touch (utimes with NULL) and a read's atime are fine */
+	ck_assert_int_eq(setattr_err(fs, f, PFS_FS_SET_ATIME | PFS_FS_SET_MTIME |
+					    PFS_FS_SET_TOUCH), 0);
+	ck_assert_int_eq(setattr_err(fs, f, PFS_FS_SET_ATIME | PFS_FS_SET_KEEP_CTIME), 0);
+	ck_assert_int_eq(pfs_fs_getattr(fs, f, &b), 0);
+	ck_assert_int_eq(b.mtime.sec, 5);
+	ck_assert_uint_eq(b.size, 9);
+	ck_assert_uint_eq(b.mode, S_IFREG | 0644);
+	/* xattrs */
+	ck_assert_int_eq(pfs_fs_setxattr(fs, f, "user.k", "v", 1, 0), -EPERM);
+	ck_assert_int_eq(pfs_fs_removexattr(fs, f, "user.k"), -EPERM);
+	/* opens */
+	ck_assert_int_eq(pfs_fs_inode_open_for(fs, f, O_WRONLY), -EPERM);
+	ck_assert_int_eq(pfs_fs_inode_open_for(fs, f, O_RDWR), -EPERM);
+	ck_assert_int_eq(pfs_fs_inode_open_for(fs, f, O_WRONLY | O_APPEND | O_TRUNC), -EPERM);
+	ck_assert_int_eq(pfs_fs_inode_open_for(fs, f, O_RDONLY | O_TRUNC), -EPERM);
+	ck_assert_int_eq(pfs_fs_inode_open_for(fs, f, O_WRONLY | O_APPEND), 0);
+	ck_assert_int_eq(pfs_fs_inode_open_for(fs, f, O_RDONLY), 0);
+	ck_assert_int_eq(pfs_fs_inode_release(fs, f), 0);
+	ck_assert_int_eq(pfs_fs_inode_release(fs, f), 0);
+	/* names */
+	ck_assert_int_eq(pfs_fs_link(fs, f, POSFS_ROOT_OID, "f2", NULL), -EPERM);
+	ck_assert_int_eq(pfs_fs_unlink(fs, POSFS_ROOT_OID, "f"), -EPERM);
+	ck_assert_int_eq(pfs_fs_rename(fs, POSFS_ROOT_OID, "f", POSFS_ROOT_OID, "h", 0), -EPERM);
+	ck_assert_int_eq(pfs_fs_rename(fs, POSFS_ROOT_OID, "g", POSFS_ROOT_OID, "f", 0), -EPERM);
+	ck_assert_uint_eq(ino_of(fs, POSFS_ROOT_OID, "f"), f);
+	umount(m);
+}
+END_TEST
+
+/* Directories: +i takes no entry in and gives none up; +a takes new ones
+ * and gives none up. The entries' own inodes stay changeable. */
+START_TEST(immutable_append_dirs)
+{
+	struct mnt m = mount_mem(3);
+	struct pfs_fs *fs = m.fs;
+	uint64_t i = mk(fs, POSFS_ROOT_OID, "i", 0755);
+	uint64_t ap = mk(fs, POSFS_ROOT_OID, "a", 0755);
+	uint64_t o = mk(fs, POSFS_ROOT_OID, "o", 0755);
+	uint64_t fi = mk(fs, i, "f", S_IFREG | 0644);
+	uint64_t fa = mk(fs, ap, "f", S_IFREG | 0644);
+	uint64_t x = mk(fs, o, "x", S_IFREG | 0644);
+	struct pfs_fs_attr b;
+
+	mk(fs, i, "sub", 0755);
+	mk(fs, ap, "sub", 0755);
+	set_flags(fs, i, FS_IMMUTABLE_FL);
+	set_flags(fs, ap, FS_APPEND_FL);
+	/* +i: nothing made in it (an existing name is still -EEXIST) */
+	ck_assert_int_eq(pfs_fs_mknod(fs, i, "n", S_IFREG | 0644, 0, &user, NULL), -EPERM);
+	ck_assert_int_eq(pfs_fs_mknod(fs, i, "f", S_IFREG | 0644, 0, &user, NULL), -EEXIST);
+	ck_assert_int_eq(pfs_fs_mkdir(fs, i, "n", 0755, &user, NULL), -EPERM);
+	ck_assert_int_eq(pfs_fs_symlink(fs, i, "n", "t", &user, NULL), -EPERM);
+	ck_assert_int_eq(pfs_fs_link(fs, x, i, "n", NULL), -EPERM);
+	ck_assert_int_eq(pfs_fs_link(fs, x, i, "f", NULL), -EEXIST);
+	ck_assert_int_eq(pfs_fs_rename(fs, o, "x", i, "n", 0), -EPERM);
+	/* ... nothing taken out */
+	ck_assert_int_eq(pfs_fs_unlink(fs, i, "f"), -EPERM);
+	ck_assert_int_eq(pfs_fs_rmdir(fs, i, "sub"), -EPERM);
+	ck_assert_int_eq(pfs_fs_rename(fs, i, "f", i, "g", 0), -EPERM);
+	ck_assert_int_eq(pfs_fs_rename(fs, i, "f", o, "g", 0), -EPERM);
+	ck_assert_int_eq(pfs_fs_rename(fs, o, "x", i, "f", RENAME_EXCHANGE), -EPERM);
+	/* ... and it is not removed or renamed itself */
+	ck_assert_int_eq(pfs_fs_rename(fs, POSFS_ROOT_OID, "i", POSFS_ROOT_OID, "j", 0), -EPERM);
+	set_flags(fs, i, 0);
+	ck_assert_int_eq(pfs_fs_unlink(fs, i, "f"), 0);
+	ck_assert_int_eq(pfs_fs_rmdir(fs, i, "sub"), 0);
+	set_flags(fs, i, FS_IMMUTABLE_FL);
+	ck_assert_int_eq(pfs_fs_rmdir(fs, POSFS_ROOT_OID, "i"), -EPERM);
+	/* its entries' inodes are not immutable themselves (ext4 too) */
+	(void)fi;
+	/* +a: entries come in */
+	ck_assert_int_eq(pfs_fs_mknod(fs, ap, "n", S_IFREG | 0644, 0, &user, NULL), 0);
+	ck_assert_int_eq(pfs_fs_mkdir(fs, ap, "nd", 0755, &user, NULL), 0);
+	ck_assert_int_eq(pfs_fs_symlink(fs, ap, "s", "t", &user, NULL), 0);
+	ck_assert_int_eq(pfs_fs_link(fs, x, ap, "x2", NULL), 0);
+	ck_assert_int_eq(pfs_fs_rename(fs, o, "x", ap, "x3", 0), 0);
+	ck_assert_uint_eq(nlink_of(fs, ap), 4);
+	/* ... and none go, nor are replaced */
+	ck_assert_int_eq(pfs_fs_unlink(fs, ap, "n"), -EPERM);
+	ck_assert_int_eq(pfs_fs_unlink(fs, ap, "s"), -EPERM);
+	ck_assert_int_eq(pfs_fs_rmdir(fs, ap, "nd"), -EPERM);
+	ck_assert_int_eq(pfs_fs_rename(fs, ap, "n", ap, "m", 0), -EPERM);
+	ck_assert_int_eq(pfs_fs_rename(fs, ap, "n", o, "m", 0), -EPERM);
+	ck_assert_int_eq(pfs_fs_rename(fs, o, "x", ap, "n", 0), -ENOENT);
+	mk(fs, o, "y", S_IFREG | 0644);
+	ck_assert_int_eq(pfs_fs_rename(fs, o, "y", ap, "n", 0), -EPERM);
+	ck_assert_int_eq(pfs_fs_rename(fs, o, "y", ap, "n", RENAME_EXCHANGE), -EPERM);
+	/* the files in it are ordinary */
+	ck_assert_int_eq(pfs_fs_write(fs, fa, 0, 3, "abc", &user), 3);
+	b.size = 1;
+	ck_assert_int_eq(pfs_fs_setattr(fs, fa, &b, PFS_FS_SET_SIZE, &user, NULL), 0);
+	ck_assert_int_eq(pfs_fs_setxattr(fs, ap, "user.k", "v", 1, 0), -EPERM);
+	ck_assert_int_eq(pfs_fs_rmdir(fs, POSFS_ROOT_OID, "a"), -EPERM);
+	set_flags(fs, ap, 0);
+	ck_assert_int_eq(pfs_fs_unlink(fs, ap, "n"), 0);
 	umount(m);
 }
 END_TEST
@@ -1649,6 +1927,10 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, suid_times_setattr);
 	tcase_add_test(tc, sgid_and_groups);
 	tcase_add_test(tc, flags_inherited);
+	tcase_add_test(tc, immutable_flags_by_root);
+	tcase_add_test(tc, immutable_file);
+	tcase_add_test(tc, append_only_file);
+	tcase_add_test(tc, immutable_append_dirs);
 	tcase_add_test(tc, xattrs);
 	tcase_add_test(tc, fallocate_and_copy);
 	tcase_add_test(tc, orphans);
