@@ -91,6 +91,8 @@ static void usage(FILE *f)
 "      uring=enable        the same, turning the kernel's enable_uring\n"
 "                          parameter on first (root)\n"
 "      nouring             serve requests over /dev/fuse only\n"
+"      uring_threads=N     threads serving each of the ring's queues, one\n"
+"                          request each at a time (default 4)\n"
 "      poll[=US]           the ring's threads busy-poll US microseconds\n"
 "                          (default 50) before each sleep\n"
 "      compress            compress new data with zstd; sets the compression\n"
@@ -265,6 +267,8 @@ static int parse_one(struct pfs_daemon *p, struct opts *o, const char *opt)
 		o->uring.mode = PFS_URING_ENABLE;
 	} else if (IS("nouring") && !val) {
 		o->uring.mode = PFS_URING_OFF;
+	} else if (IS("uring_threads") && val && !parse_uint(val, PFS_URING_THREADS_MAX, &v) && v) {
+		o->uring.threads = (unsigned)v;
 	} else if (IS("poll") && !val) {
 		o->uring.poll_us = PFS_URING_POLL_DEFAULT_US;
 	} else if (IS("poll") && !parse_uint(val, PFS_URING_POLL_MAX_US, &v)) {

@@ -33,11 +33,13 @@ enum pfs_uring_mode {
 struct pfs_uring_opts {
 	enum pfs_uring_mode mode;
 	unsigned poll_us;	/* -o poll[=US]: busy-poll so long before sleeping */
+	unsigned threads;	/* -o uring_threads=N: per queue (0: the default) */
 };
 
 #define PFS_URING_POLL_DEFAULT_US	50	/* -o poll without a value */
 #define PFS_URING_POLL_MAX_US		1000000
-#define PFS_URING_DEPTH			8	/* entries per queue */
+#define PFS_URING_THREADS_DEFAULT	4	/* threads per queue, one entry each */
+#define PFS_URING_THREADS_MAX		64
 #define PFS_URING_INIT_FLAGS2		(1u << (41 - 32))	/* FUSE_OVER_IO_URING */
 
 /* main.c, before the mount: keep the options; with PFS_URING_ENABLE, write

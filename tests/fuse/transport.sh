@@ -57,9 +57,9 @@ pfs_umount "$m"
 
 mount_log -o entry_timeout=0,attr_timeout=0
 expect_eq "default, parameter on: transport" "$(transport_of "$m")" uring
-expect_match "the log line" "$LOG" "serving over FUSE io_uring: [0-9]+ queues of 8 entries"
+expect_match "the log line" "$LOG" "serving over FUSE io_uring: [0-9]+ queues of 4 entries"
 first=$("$SCRUB" -t "$m" | head -n 1)
-expect_match "posfs-scrub -t" "$first" "^transport: io_uring, $(nproc --all) queues of 8 entries, sleeping when idle$"
+expect_match "posfs-scrub -t" "$first" "^transport: io_uring, $(nproc --all) queues of 4 entries, sleeping when idle$"
 
 # Every opcode posfs answers, once at least (FORGET, BATCH_FORGET,
 # INTERRUPT and INIT always come over /dev/fuse; FLUSH is answered ENOSYS

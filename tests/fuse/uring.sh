@@ -12,7 +12,7 @@ uring_set 1
 here=${top_srcdir:-$(dirname "$0")/../..}/tests/fuse
 status=0
 for t in namespace data persist perm acl posix full full-remove integrity compress scrub \
-	umount stress; do
+	umount stress chattr remount devsuid; do
 	out=$(POSFS_TRANSPORT=uring bash "$here/$t.sh" 2>&1)
 	rc=$?
 	case $rc in
