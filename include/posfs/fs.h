@@ -360,7 +360,8 @@ typedef int (*pfs_fs_dirent_fn)(void *arg, const char *name, uint64_t ino, unsig
  * List dir from cookie (0: the start): ".", "..", then the entries in the
  * order they were added. Cookies stay valid while entries come and go: an
  * entry present during a whole listing is returned exactly once; one added
- * or removed meanwhile may or may not be. Returns 0 at the end or when fn
+ * or removed meanwhile may or may not be; one renamed within dir keeps its
+ * place, so a listing that renames what it reads ends. Returns 0 at the end or when fn
  * stopped. Errors: -ENOENT, -ENOTDIR.
  */
 int pfs_fs_readdir(struct pfs_fs *fs, uint64_t dir, uint64_t cookie, pfs_fs_dirent_fn fn,

@@ -7,7 +7,8 @@
  *   'n' + name        -> struct pfs_ddent: le64 ino, u8 DT_* type, le64 seq
  *   's' + be64(seq)   -> name
  * seq numbers the entries of one directory in the order they were added
- * (a renamed entry gets a new one). The next seq is one past the largest
+ * (an entry renamed within the directory keeps its own, one moved in from
+ * another gets a new one). The next seq is one past the largest
  * 's' key (pfs_dent_seq_next, then kept in memory while mounted), or
  * POSFS_DENT_FIRST_SEQ = 3: cookies 1 and 2 are "." and "..", which are
  * not stored ("." is the directory, ".." its onode's parent field).
@@ -36,6 +37,10 @@
  *     an entry may be added to a directory that is not immutable, removed
  *     (unlink, rmdir, either side of a rename) only from one neither
  *     immutable nor append-only, and only when its inode is neither.
+ *  6. A rename within one directory keeps the entry's seq: a listing
+ *     that renames what it reads (a loop over readdir that renames each
+ *     entry) meets each entry once and ends, after no more entries than
+ *     the directory held and those added to it meanwhile.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -716,6 +721,7 @@ struct rename_op {
 	struct touch tc;
 	struct pfs_txn t;
 	uint64_t nseq;
+	bool nseq_new;			/* nseq was allocated (not the entry's own) */
 	bool removed, reap;
 	uint8_t okey[POSFS_ORPHAN_KEY_LEN];
 };
@@ -856,12 +862,20 @@ static void rename_exchange(struct rename_op *op)
 		rename_reparent(op, op->td.ino, op->newdir, op->dir);
 }
 
-/* A move, replacing the target if there is one. 0 or -errno. */
+/*
+ * A move, replacing the target if there is one. 0 or -errno. Within one
+ * directory the entry keeps its seq, its place in the listing (invariant
+ * 6); into another it gets a new one there, as a new entry does.
+ */
 static int rename_move(struct rename_op *op)
 {
 	struct pfs_dent nd;
-	int ret = seq_next(op->fs, op->newdir, &op->nseq);
+	int ret = 0;
 
+	op->nseq = op->sd.seq;
+	op->nseq_new = op->cross;
+	if (op->cross)
+		ret = seq_next(op->fs, op->newdir, &op->nseq);
 	if (ret)
 		return ret;
 	/* the old name goes */
@@ -937,7 +951,7 @@ int pfs_fs_rename(struct pfs_fs *fs, uint64_t dir, const char *name, uint64_t ne
 	if (op->removed)
 		pfs_txn_remove(&op->t, op->td.ino);
 	ret = submit(fs, &op->t, &op->tc, NULL, 0, 0);
-	if (!ret && !op->exchange)
+	if (!ret && !op->exchange && op->nseq_new)
 		pfs_fs_seq_set(fs, newdir, op->nseq + 1);
 out:
 	if (ret == 1)

@@ -9,7 +9,8 @@
 # descriptor (fstat says nlink 0; fchmod, fchown, futimens, xattrs, fsync
 # work; it lists as empty, nothing can be made in it), as ext4 gives; one
 # left open by a daemon killed with -9 is no damage to fsck and the next
-# mount reclaims it.
+# mount reclaims it. A loop that renames each entry of a 15,000-entry
+# directory as readdir(3) returns it ends, after each entry once.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/fuse/common.sh"
 fuse_init
@@ -217,4 +218,32 @@ pfs_umount "$m"
 expect_eq "clean unmount (after the crash)" "$UMOUNT_STATUS" 0
 run_status st "$FSCK" -fn "$img"
 expect_eq "fsck after the mount reclaimed them: clean" "$st:$(printf '%s' "$OUT" | grep -c "an orphan")" 0:0
+
+# readdir(3) while renaming what it returns, within the directory
+pfs_mount "$img" "$m" || { not_ok "mount (readdir and renames)"; test_done; exit 1; }
+mkdir "$m/r"
+py "
+import os, sys
+d = sys.argv[1]
+for i in range(15000):
+    os.close(os.open('%s/e%d.0' % (d, i), os.O_CREAT | os.O_WRONLY, 0o644))" "$m/r"
+out=$(timeout 120 python3 -c "
+import os, sys
+d = sys.argv[1]
+seen, gen, ret = {}, 0, 0
+with os.scandir(d) as it:
+    for e in it:
+        ret += 1
+        if ret > 15000 * 2:
+            break
+        n, _ = e.name[1:].split('.')
+        seen[n] = seen.get(n, 0) + 1
+        gen += 1
+        os.rename(os.path.join(d, e.name), os.path.join(d, 'e%s.%d' % (n, gen)))
+print(ret, max(seen.values()), len(os.listdir(d)))" "$m/r")
+expect_eq "readdir while renaming: returned, most returns of one entry, entries" "$out" \
+	"15000 1 15000"
+pfs_umount "$m"
+run_status st "$FSCK" -fn "$img"
+expect_eq "fsck after the renames: clean" "$st" 0
 test_done

@@ -511,6 +511,90 @@ START_TEST(big_directory_listing)
 }
 END_TEST
 
+/* A listing that renames what it reads, 16 entries at a time. */
+struct rename_walk {
+	char name[16][32];
+	uint64_t cookie[16];
+	unsigned n;
+};
+
+static int rename_walk_cb(void *arg, const char *name, uint64_t ino, unsigned type,
+			  uint64_t cookie)
+{
+	struct rename_walk *w = arg;
+
+	(void)ino;
+	(void)type;
+	if (!strcmp(name, ".") || !strcmp(name, ".."))
+		return 0;
+	snprintf(w->name[w->n], sizeof(w->name[0]), "%s", name);
+	w->cookie[w->n] = cookie;
+	return ++w->n == 16;
+}
+
+/*
+ * Rename every entry as the listing returns it, within the directory
+ * (issue: a renamed entry got a new place past the cursor, so such a loop
+ * never ended): the listing ends after at most as many entries as the
+ * directory holds, and returns no name twice.
+ */
+START_TEST(readdir_while_renaming)
+{
+	enum { N = 3000 };
+	struct mnt m = mount_mem(1);
+	struct pfs_fs *fs = m.fs;
+	uint64_t dir = mk(fs, POSFS_ROOT_OID, "r", 0755), cookie = 0;
+	unsigned *seen = calloc(N, sizeof(*seen)), returned = 0, gen = 0;
+	char nm[32];
+
+	ck_assert_ptr_nonnull(seen);
+	for (unsigned i = 0; i < N; i++) {
+		snprintf(nm, sizeof(nm), "e%u.0", i);
+		ck_assert_int_eq(pfs_fs_mknod(fs, dir, nm, S_IFREG | 0600, 0, &user, NULL), 0);
+	}
+	for (;;) {
+		struct rename_walk w = { .n = 0 };
+
+		ck_assert_int_eq(pfs_fs_readdir(fs, dir, cookie, rename_walk_cb, &w), 0);
+		if (!w.n)
+			break;
+		for (unsigned i = 0; i < w.n; i++) {
+			unsigned e, g;
+			char to[48];
+
+			ck_assert_int_eq(sscanf(w.name[i], "e%u.%u", &e, &g), 2);
+			ck_assert_uint_lt(e, N);
+			seen[e]++;
+			snprintf(to, sizeof(to), "e%u.%u", e, ++gen);
+			ck_assert_int_eq(pfs_fs_rename(fs, dir, w.name[i], dir, to, 0), 0);
+		}
+		returned += w.n;
+		cookie = w.cookie[w.n - 1];
+		ck_assert_uint_le(returned, N);
+	}
+	ck_assert_uint_eq(returned, N);
+	for (unsigned i = 0; i < N; i++)
+		ck_assert_msg(seen[i] == 1, "entry %u returned %u times", i, seen[i]);
+	/* every entry has its new name, and the names resolve */
+	returned = 0;
+	{
+		struct rename_walk w = { .n = 0 };
+
+		ck_assert_int_eq(pfs_fs_readdir(fs, dir, 0, rename_walk_cb, &w), 0);
+		ck_assert_uint_eq(w.n, 16);
+		for (unsigned i = 0; i < w.n; i++) {
+			unsigned e, g;
+
+			ck_assert_int_eq(sscanf(w.name[i], "e%u.%u", &e, &g), 2);
+			ck_assert_uint_gt(g, 0);
+			(void)ino_of(fs, dir, w.name[i]);
+		}
+	}
+	free(seen);
+	umount(m);
+}
+END_TEST
+
 /* ---- data ------------------------------------------------------------- */
 
 START_TEST(sparse_and_huge)
@@ -1936,6 +2020,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, orphans);
 	tcase_add_test(tc, open_dir_orphans);
 	tcase_add_test(tc, inode_states_grow);
+	tcase_add_test(tc, readdir_while_renaming);
 	tcase_add_test(tc, persistence_and_crash_orphans);
 	tcase_add_test(tc, model_random);
 	tcase_add_test(tc, threads_race);
