@@ -61,6 +61,8 @@ struct pfs_bcache {
 	struct pfs_buf *dirty;		/* dirty list */
 	size_t ndirty;
 	uint64_t hits, misses, evictions;
+	struct pfs_buf *spare;		/* freed buffers kept for reuse (hnext) */
+	size_t nspare;
 };
 
 int pfs_bcache_init(struct pfs_bcache *c, struct pfs_dev *dev, uint32_t block_size,
