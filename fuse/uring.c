@@ -129,7 +129,8 @@ struct ring_ent {
 	void *arg;
 };
 
-#define THREAD_ENTRIES	1	/* entries per thread (1) */
+#define THREAD_ENTRIES	1	/* entries per thread at first */
+#define THREAD_ENTRIES_MAX 32	/* with the entries added for deferrals (3) */
 
 /* One thread of a queue, with its ring and entries. */
 struct ring_queue {
@@ -146,7 +147,9 @@ struct ring_queue {
 	pthread_mutex_t done_lock;
 	struct ring_ent *done;		/* deferred entries to commit */
 	_Atomic uint64_t ops[POSFS_TRANSPORT_OPS];
-	struct ring_ent ent[THREAD_ENTRIES];
+	unsigned nent;			/* entries made, at most THREAD_ENTRIES_MAX */
+	unsigned waiting;		/* entries with a command queued or in flight */
+	struct ring_ent *ent[THREAD_ENTRIES_MAX];
 };
 
 static struct {
@@ -239,7 +242,7 @@ static void queue_cmd(struct ring_queue *q, struct ring_ent *e, unsigned cmd)
 	struct uring_cmd_req *req;
 
 	if (!sqe) {
-		/* never: THREAD_ENTRIES + 2 SQEs, one per entry and two polls */
+		/* never: THREAD_ENTRIES_MAX + 2 SQEs, one per entry and two polls */
 		pfs_log(LOG_CRIT, "FUSE over io_uring: queue %u has no free SQE", q->qid);
 		abort();
 	}
@@ -258,6 +261,7 @@ static void queue_cmd(struct ring_queue *q, struct ring_ent *e, unsigned cmd)
 		req->commit_id = e->commit_id;
 	}
 	e->cmd = cmd;
+	q->waiting++;
 }
 
 /* The reply, in the entry's buffers (the kernel reads them at the commit). */
@@ -384,6 +388,7 @@ static bool queue_complete(struct ring_queue *q, const struct io_uring_cqe *cqe)
 		queue_done(q);
 		return true;
 	}
+	q->waiting--;
 	if (cqe->res == 0) {
 		ent_serve(q, e);
 		return true;
@@ -430,11 +435,40 @@ static int queue_wait(struct ring_queue *q)
 	return io_uring_submit_and_wait(&q->ring, 1);
 }
 
+/* A new entry of q with its buffers (not registered yet); NULL when q has
+ * THREAD_ENTRIES_MAX or memory is short. */
+static struct ring_ent *ent_new(struct ring_queue *q)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	struct ring_ent *e;
+	char *map;
+
+	if (q->nent >= THREAD_ENTRIES_MAX)
+		return NULL;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return NULL;
+	map = mmap(NULL, U.map_size, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (map == MAP_FAILED) {
+		free(e);
+		return NULL;
+	}
+	e->q = q;
+	e->hdr = (struct uring_req_header *)map;
+	e->payload = map + 2 * page;
+	e->iov[0].iov_base = e->hdr;
+	e->iov[0].iov_len = (size_t)page;
+	e->iov[1].iov_base = e->payload;
+	e->iov[1].iov_len = U.payload_size;
+	q->ent[q->nent++] = e;
+	return e;
+}
+
 /* The ring and the entries' buffers; 0 or a negative errno. */
 static int queue_setup(struct ring_queue *q)
 {
 	struct io_uring_params params = { 0 };
-	long page = sysconf(_SC_PAGESIZE);
 	int fd = fuse_session_fd(U.se), ret;
 
 	q->evfd = eventfd(0, EFD_CLOEXEC);
@@ -444,8 +478,8 @@ static int queue_setup(struct ring_queue *q)
 	if (q->wakefd < 0)
 		return -errno;
 	params.flags = IORING_SETUP_SQE128 | IORING_SETUP_CQSIZE;
-	params.cq_entries = 2 * (THREAD_ENTRIES + 2);
-	ret = io_uring_queue_init_params(THREAD_ENTRIES + 2, &q->ring, &params);
+	params.cq_entries = 2 * (THREAD_ENTRIES_MAX + 2);
+	ret = io_uring_queue_init_params(THREAD_ENTRIES_MAX + 2, &q->ring, &params);
 	if (ret)
 		return ret;
 	q->ring_made = true;
@@ -453,19 +487,8 @@ static int queue_setup(struct ring_queue *q)
 	if (ret)
 		return ret;
 	for (unsigned i = 0; i < THREAD_ENTRIES; i++) {
-		struct ring_ent *e = &q->ent[i];
-		char *map = mmap(NULL, U.map_size, PROT_READ | PROT_WRITE,
-				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-
-		if (map == MAP_FAILED)
-			return -errno;
-		e->q = q;
-		e->hdr = (struct uring_req_header *)map;
-		e->payload = map + 2 * page;
-		e->iov[0].iov_base = e->hdr;
-		e->iov[0].iov_len = (size_t)page;
-		e->iov[1].iov_base = e->payload;
-		e->iov[1].iov_len = U.payload_size;
+		if (!ent_new(q))
+			return -ENOMEM;
 	}
 	return 0;
 }
@@ -494,11 +517,11 @@ static void *queue_main(void *arg)
 	if (ret || go < 0)
 		return NULL;
 
-	for (unsigned i = 0; i < THREAD_ENTRIES; i++) {
-		q->ent[i].alive = true;
-		queue_cmd(q, &q->ent[i], URING_CMD_REGISTER);
+	for (unsigned i = 0; i < q->nent; i++) {
+		q->ent[i]->alive = true;
+		queue_cmd(q, q->ent[i], URING_CMD_REGISTER);
 	}
-	q->alive = THREAD_ENTRIES;
+	q->alive = q->nent;
 	{
 		struct io_uring_sqe *sqe = io_uring_get_sqe(&q->ring);
 
@@ -577,13 +600,30 @@ static void *defer_main(void *arg)
 	return NULL;
 }
 
+/*
+ * The deferred entry stays with its request until the deferral thread is
+ * done, so unless another entry of its thread waits for a request, the
+ * thread registers a new one first (3): a request that the deferred work
+ * waits for (a READ of a page the invalidation must lock) finds an entry
+ * free on that queue, however many are deferred. A thread has as many
+ * entries as it once had deferred at the same time, plus one.
+ */
 bool pfs_uring_defer(void (*fn)(void *arg), void *arg)
 {
-	struct ring_ent *e = serving_ent;
+	struct ring_ent *e = serving_ent, *spare;
 	bool ok = false;
 
-	if (!e || e->deferred)
+	if (!e || e->deferred || !pthread_equal(e->q->tid, pthread_self()))
 		return false;
+	if (!e->q->waiting) {
+		/* no other entry of this thread waits for a request: one more */
+		spare = ent_new(e->q);
+		if (!spare)
+			return false;
+		spare->alive = true;
+		e->q->alive++;
+		queue_cmd(e->q, spare, URING_CMD_REGISTER);
+	}
 	pthread_mutex_lock(&U.lock);
 	if (U.defer_started && !U.defer_stop) {
 		e->fn = fn;
@@ -615,9 +655,9 @@ static void queues_free(void)
 		if (q->wakefd >= 0)
 			close(q->wakefd);
 		pthread_mutex_destroy(&q->done_lock);
-		for (unsigned j = 0; j < THREAD_ENTRIES; j++) {
-			if (q->ent[j].hdr)
-				munmap(q->ent[j].hdr, U.map_size);
+		for (unsigned j = 0; j < q->nent; j++) {
+			munmap(q->ent[j]->hdr, U.map_size);
+			free(q->ent[j]);
 		}
 	}
 	free(U.queues);

@@ -11,6 +11,7 @@
 : "${POSFS_TRANSPORT:=}"
 URING_PARAM=/sys/module/fuse/parameters/enable_uring
 F_URING_OLD=	# the parameter's value before uring_set, to put back
+F_URING_LOCK=	# the lock's fd (uring_lock); never passed on to a daemon
 
 F_MOUNTS=()	# mount points of daemons we started
 F_PIDS=()	# their pids (foreground daemons: children of this shell)
@@ -48,8 +49,9 @@ f_cleanup() {
 # value, put back at exit.
 uring_lock() {
 	[ -w "$URING_PARAM" ] || skip "this kernel has no FUSE over io_uring (Linux 6.14 or later)"
-	exec {F_URING_LOCK}>"${TMPDIR:-/tmp}/posfs-test-enable-uring.lock"
-	flock "$F_URING_LOCK"
+	exec {F_URING_LOCK}>"${TMPDIR:-/tmp}/posfs-tests-enable_uring.lock"
+	flock -w 1800 "$F_URING_LOCK" ||
+		{ echo "$T_NAME: the enable_uring lock is held (30 min): another test hangs" >&2; exit 1; }
 	F_URING_OLD=$(cat "$URING_PARAM")
 }
 
@@ -92,7 +94,11 @@ pfs_mount() {
 	local img=$1 dir=$2
 	shift 2
 	mkdir -p "$dir"
-	"$POSFS" -f "$@" "$img" "$dir" 2>>"$T_DIR/daemon.log" &
+	if [ -n "$F_URING_LOCK" ]; then
+		"$POSFS" -f "$@" "$img" "$dir" 2>>"$T_DIR/daemon.log" {F_URING_LOCK}>&- &
+	else
+		"$POSFS" -f "$@" "$img" "$dir" 2>>"$T_DIR/daemon.log" &
+	fi
 	PFS_PID=$!
 	F_MOUNTS+=("$dir")
 	F_PIDS+=("$PFS_PID")
