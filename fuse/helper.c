@@ -111,6 +111,8 @@ static void helper_usage(void)
 		"comment=..., x-...) are dropped. With remount (mount -o remount,ro\n"
 		"DIR, remount,rw) the posfs mount at DIR is made read-only or\n"
 		"writable again, and the kernel's flags changed as OPTS say.\n"
+		"DEVICE may be LABEL=x or UUID=x; mount(8) resolves those itself and\n"
+		"fails, so through it write label=x or uuid=x.\n"
 		"  -o OPTS  mount options\n"
 		"  -s       sloppy: drop options posfs does not know\n"
 		"  -f       fake: print the command, do not mount\n"

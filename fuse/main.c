@@ -74,7 +74,8 @@ static void usage(FILE *f)
 	fprintf(f,
 "Usage: posfs [options] DEVICE MOUNTPOINT\n"
 "Mount the posfs file system on DEVICE (a block device or an image file)\n"
-"at MOUNTPOINT through FUSE.\n"
+"at MOUNTPOINT through FUSE. DEVICE may be LABEL=x or UUID=x (or label=x,\n"
+"uuid=x); one mounted already is bound on MOUNTPOINT (root), as for ext4.\n"
 "\n"
 "  -f                stay in the foreground (log to stderr)\n"
 "  -d                debug: print every FUSE request (implies -f)\n"
