@@ -31,6 +31,14 @@
  * strictatime, which the kernel shows as relatime, stays; nodiratime
  * the daemon put in the kernel's flags, watch.c); the daemon's other
  * options cannot change on a remount and are passed over.
+ *
+ * DEVICE may be LABEL=x or UUID=x, found among the block devices as
+ * blkid would (findfs.c), for the helper run by hand or by a program.
+ * mount(8) itself resolves those two through libblkid, which knows no
+ * posfs, and fails ("can't find LABEL=x") before it runs the helper; it
+ * passes label=x and uuid=x on as they are, so those are the spellings
+ * for `mount -t posfs` and fstab. A device mounted already is bound on
+ * DIR by the daemon (bind.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -103,6 +111,8 @@ static void helper_usage(void)
 		"comment=..., x-...) are dropped. With remount (mount -o remount,ro\n"
 		"DIR, remount,rw) the posfs mount at DIR is made read-only or\n"
 		"writable again, and the kernel's flags changed as OPTS say.\n"
+		"DEVICE may be LABEL=x or UUID=x; mount(8) resolves those itself and\n"
+		"fails, so through it write label=x or uuid=x.\n"
 		"  -o OPTS  mount options\n"
 		"  -s       sloppy: drop options posfs does not know\n"
 		"  -f       fake: print the command, do not mount\n"
@@ -288,6 +298,7 @@ int pfs_mount_helper(int argc, char **argv)
 	bool sloppy = false, fake = false, verbose = false;
 	char *opts = NULL, *raw = NULL;
 	char *nargv[8];
+	char found[PATH_MAX] = "";
 	int npos = 0, n = 0, ret = 1;
 
 	/* mount(8) puts the options after the operands: no getopt permutation
@@ -338,6 +349,10 @@ int pfs_mount_helper(int argc, char **argv)
 		ret = remount(pos[0], pos[1], raw, fake, verbose);
 		goto out;
 	}
+	if (pfs_find_fs_msg("mount.posfs", pos[0], found, sizeof(found)) < 0)
+		goto out;
+	if (found[0])
+		pos[0] = found;
 	if (raw && filter_opts(raw, sloppy, &opts)) {
 		fprintf(stderr, "mount.posfs: out of memory\n");
 		goto out;

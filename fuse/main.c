@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * posfs: mount a posfs device through FUSE. A straight pipeline:
- *   1. parse the options (bad ones: usage, exit 2);
+ *   1. parse the options (bad ones: usage, exit 2); a DEVICE given as
+ *      LABEL=x or UUID=x is found among the block devices (findfs.c);
+ *      one that a posfs daemon has mounted already is bound on
+ *      MOUNTPOINT instead, by root, and posfs exits 0 (bind.c);
  *   2. without -f, fork: the parent waits on a pipe for the child's word
  *      and exits 0 once the mount is up, 1 when start-up failed (so
  *      mount(8) and scripts see errors); the child goes on, in a new
@@ -16,6 +19,11 @@
  *      where the kernel offers FUSE over io_uring, the ring's threads
  *      (uring.c) serve the requests and the loop the rest;
  *   6. unmount, pfs_fs_close, pfs_store_close (checkpoint, mark clean).
+ *      The loop ends when the last mount of the file system is gone (a
+ *      bind of it keeps the FUSE connection, and the daemon, alive after
+ *      MOUNTPOINT is unmounted), or on a signal: then the other mounts
+ *      of the file system (binds) are detached too, not left without a
+ *      daemon.
  * Run by root, it notes the mount in libmount's utab for umount(8) from
  * step 4 to 6 (utab.c).
  * argv[0] named mount.posfs or mount.fuse.posfs runs helper.c instead,
@@ -66,7 +74,8 @@ static void usage(FILE *f)
 	fprintf(f,
 "Usage: posfs [options] DEVICE MOUNTPOINT\n"
 "Mount the posfs file system on DEVICE (a block device or an image file)\n"
-"at MOUNTPOINT through FUSE.\n"
+"at MOUNTPOINT through FUSE. DEVICE may be LABEL=x or UUID=x (or label=x,\n"
+"uuid=x); one mounted already is bound on MOUNTPOINT (root), as for ext4.\n"
 "\n"
 "  -f                stay in the foreground (log to stderr)\n"
 "  -d                debug: print every FUSE request (implies -f)\n"
@@ -518,6 +527,7 @@ static int run(struct pfs_daemon *p, struct opts *o, int status_fd)
 	char *fopts = NULL;
 	char fsname[PATH_MAX + 8];
 	bool mounted = false;
+	dev_t devno = 0;
 	int ret, status = 1;
 
 	o->so.data_error = data_error_log;
@@ -581,6 +591,7 @@ static int run(struct pfs_daemon *p, struct opts *o, int status_fd)
 		goto out_signals;
 	}
 	mounted = true;
+	devno = pfs_mount_devno(o->mountpoint);
 	ret = pfs_wire_attach(se);
 	if (ret) {
 		pfs_log(LOG_ERR, "cannot hook the FUSE device: %s", strerror(-ret));
@@ -610,6 +621,7 @@ static int run(struct pfs_daemon *p, struct opts *o, int status_fd)
 		pfs_log(LOG_ERR, "request loop: %s", strerror(-ret));
 out_signals:
 	if (mounted) {
+		pfs_unmount_binds(devno, o->device, o->mountpoint);
 		fuse_session_unmount(se);
 		pfs_utab_remove(o->device, o->mountpoint);
 	}
@@ -649,7 +661,7 @@ int main(int argc, char **argv)
 	const char *base = strrchr(argv[0], '/');
 	struct pfs_daemon p = { .entry_timeout = 1.0, .attr_timeout = 1.0, .readahead_kb = 1024 };
 	struct opts o = { .threads = 10 };
-	char dev[PATH_MAX], mp[PATH_MAX];
+	char dev[PATH_MAX], mp[PATH_MAX], found[PATH_MAX];
 	struct stat st;
 	int status_fd = -1, ret;
 
@@ -679,6 +691,11 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return ret;
 	}
+	ret = pfs_find_fs_msg(prog, o.device, found, sizeof(found));
+	if (ret < 0)
+		return 1;
+	if (ret == 0)
+		o.device = found;
 	if (!realpath(o.device, dev)) {
 		fprintf(stderr, "%s: cannot open %s: %s\n", prog, o.device, strerror(errno));
 		return 1;
@@ -694,6 +711,9 @@ int main(int argc, char **argv)
 	}
 	o.device = dev;
 	o.mountpoint = mp;
+	ret = pfs_bind_existing(prog, dev, mp, o.so.readonly, o.kopts);
+	if (ret <= 0)
+		return ret ? 1 : 0;
 	p.mountpoint = mp;
 	p.debug = o.debug;
 	if (!o.foreground)

@@ -1591,6 +1591,54 @@ static void ioctl_remount(fuse_req_t req, fuse_ino_t ino, const void *in_buf, si
 		fuse_reply_ioctl(req, 0, NULL, 0);
 }
 
+/* FS_IOC_GETFSLABEL, as ext4's: on any inode, for anyone; the label in
+ * a buffer of FSLABEL_MAX bytes, NUL padded. */
+static void ioctl_getfslabel(fuse_req_t req, size_t out_bufsz)
+{
+	char out[FSLABEL_MAX] = { 0 };
+
+	_Static_assert(POSFS_LABEL_SIZE < FSLABEL_MAX, "a label fits FSLABEL_MAX");
+	if (out_bufsz < sizeof(out)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	pfs_store_label(mnt(req)->st, out);
+	fuse_reply_ioctl(req, 0, out, sizeof(out));
+}
+
+/* FS_IOC_SETFSLABEL, as ext4's: uid 0 only (as holding CAP_SYS_ADMIN),
+ * EPERM; longer than the superblock's field, EINVAL; read-only, EROFS.
+ * Both superblock copies are written and flushed before the reply. */
+static void ioctl_setfslabel(fuse_req_t req, const void *in_buf, size_t in_bufsz)
+{
+	struct pfs_daemon *p = mnt(req);
+	char label[FSLABEL_MAX];
+	int ret;
+
+	if (fuse_req_ctx(req)->uid != 0) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (in_bufsz < sizeof(label)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	memcpy(label, in_buf, sizeof(label));
+	if (strnlen(label, sizeof(label)) > POSFS_LABEL_SIZE) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	ret = pfs_store_set_label(p->st, label);
+	if (ret) {
+		if (ret != -EROFS)
+			pfs_log(LOG_ERR, "setting the label: %s", strerror(-ret));
+		reply_err(req, ret);
+		return;
+	}
+	pfs_log(LOG_INFO, "label set to '%s'", label);
+	fuse_reply_ioctl(req, 0, NULL, 0);
+}
+
 /*
  * Restricted ioctls only: in_buf and out_bufsz are what _IOC_SIZE(cmd)
  * says. The arguments have one layout for 32- and 64-bit callers, so
@@ -1618,6 +1666,10 @@ static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg
 		ioctl_transport(req, out_bufsz);
 	else if (cmd == POSFS_IOC_REMOUNT)
 		ioctl_remount(req, ino, in_buf, in_bufsz);
+	else if (cmd == FS_IOC_GETFSLABEL)
+		ioctl_getfslabel(req, out_bufsz);
+	else if (cmd == FS_IOC_SETFSLABEL)
+		ioctl_setfslabel(req, in_buf, in_bufsz);
 	else
 		fuse_reply_err(req, ENOTTY);
 }

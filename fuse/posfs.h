@@ -5,7 +5,8 @@
  * files: main.c (options, start-up, the loop), ops.c (the request
  * handlers and the inode table), watch.c (the kernel's read-only flag
  * followed), helper.c (mount.posfs), umount.c
- * (umount.posfs), utab.c (the mount's line for umount(8)).
+ * (umount.posfs), utab.c (the mount's line for umount(8)), findfs.c
+ * (LABEL= and UUID=), bind.c (a second mount of a mounted device).
  */
 #ifndef POSFS_FUSE_POSFS_H
 #define POSFS_FUSE_POSFS_H
@@ -15,6 +16,7 @@
 #include <fuse_lowlevel.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct pfs_fs;
 struct pfs_store;
@@ -72,5 +74,36 @@ int pfs_umount_helper(int argc, char **argv);
  * (root only; failures are logged) */
 void pfs_utab_add(const char *device, const char *mountpoint);
 void pfs_utab_remove(const char *device, const char *mountpoint);
+
+/*
+ * findfs.c: spec LABEL=x, UUID=x (or label=x, uuid=x, which mount(8)
+ * leaves alone) to the block device holding that posfs file system, in
+ * dev. Returns 1 when spec is none of those (dev untouched), 0 found;
+ * -ENOENT none; -ENOTUNIQ two or more (dev and other: two of them);
+ * -EINVAL a UUID that does not parse; fopen's -errno for
+ * /proc/partitions. pfs_find_fs_msg: the same, printing a message
+ * (prog: ...) and returning -1 for each error.
+ */
+int pfs_find_fs(const char *spec, char *dev, size_t len, char *other, size_t olen);
+int pfs_find_fs_msg(const char *prog, const char *spec, char *dev, size_t len);
+
+/*
+ * bind.c: device (absolute) is mounted by a posfs daemon already? Run by
+ * root, bind that mount on mountpoint (its own flags from kopts, the ones
+ * main.c passes to FUSE's mount) and return 0. 1: not mounted, or not
+ * root (go on and mount). -1: refused or failed, with a message (prog:
+ * ...): the read-only state differs from the first mount's, mount(2)
+ * failed.
+ */
+int pfs_bind_existing(const char *prog, const char *device, const char *mountpoint, bool ro,
+		      const char *kopts);
+
+/* bind.c: the device numbers of the posfs mount at mountpoint (0: none). */
+dev_t pfs_mount_devno(const char *mountpoint);
+
+/* bind.c: at the daemon's exit on a signal, while mounts of its file
+ * system (devno) other than mountpoint are left (binds): detach them, and
+ * their utab lines, so none is left with no daemon behind it. Root only. */
+void pfs_unmount_binds(dev_t devno, const char *device, const char *mountpoint);
 
 #endif /* POSFS_FUSE_POSFS_H */

@@ -11,7 +11,6 @@
  * Exit status: 0 formatted (or a dry run that would have), 1 refused or
  * failed, 2 usage error.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -113,33 +112,6 @@ static void usage(void)
 	       "SIZE takes the suffixes K, M, G, T (powers of 1024); without a suffix it is\n"
 	       "in KiB, or in blocks when -b is given, as for mke2fs.\n",
 	       prog, POSFS_MAX_SHARDS, POSFS_LABEL_SIZE);
-}
-
-static int parse_uuid(const char *s, uint8_t *uuid)
-{
-	int n = 0;
-
-	for (const char *p = s; *p; p++) {
-		int hi, lo;
-
-		if (*p == '-')
-			continue;
-		if (n == POSFS_UUID_SIZE || !isxdigit((unsigned char)p[0]) ||
-		    !isxdigit((unsigned char)p[1]))
-			return -EINVAL;
-		hi = isdigit((unsigned char)p[0]) ? p[0] - '0' : tolower((unsigned char)p[0]) - 'a' + 10;
-		lo = isdigit((unsigned char)p[1]) ? p[1] - '0' : tolower((unsigned char)p[1]) - 'a' + 10;
-		uuid[n++] = (uint8_t)(hi << 4 | lo);
-		p++;
-	}
-	return n == POSFS_UUID_SIZE ? 0 : -EINVAL;
-}
-
-static void format_uuid(const uint8_t *u, char *out)
-{
-	sprintf(out, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-		u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9],
-		u[10], u[11], u[12], u[13], u[14], u[15]);
 }
 
 static int random_uuid(uint8_t *uuid)
@@ -302,7 +274,7 @@ static void parse_args(struct mkfs_cfg *c, int argc, char **argv)
 		case 'U':
 			if (!strcmp(optarg, "random"))
 				break;
-			if (parse_uuid(optarg, c->uuid))
+			if (pfs_uuid_parse(optarg, c->uuid))
 				die_usage("bad UUID '%s'", optarg);
 			c->uuid_given = true;
 			break;
@@ -367,7 +339,7 @@ static void print_summary(const struct mkfs_cfg *c, const struct pfs_super *sb,
 		data += g.data_blocks;
 	}
 	pfs_geo_shard(sb, 0, &g);
-	format_uuid(sb->uuid, ustr);
+	pfs_uuid_format(sb->uuid, ustr);
 	printf("%s %s\n", prog, PACKAGE_VERSION);
 	printf("Device:            %s (%s%s%s)\n", c->path,
 	       info->is_blockdev ? "block device" : "image file",

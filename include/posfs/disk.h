@@ -168,6 +168,26 @@ int pfs_super_read(struct pfs_dev *dev, struct pfs_super *sb,
  */
 int pfs_super_write(struct pfs_dev *dev, struct pfs_super *sb);
 
+/* Bytes from the device start that hold both superblock copies. */
+#define PFS_SUPER_HEAD_SIZE	(POSFS_SB_BACKUP_OFFSET + POSFS_SB_SIZE)
+
+/*
+ * The newest valid superblock in head, the first len bytes of a device
+ * read as they are (no claim, no O_DIRECT: what blkid does to find a
+ * label), as pfs_super_read chooses. -EINVAL when len is shorter than
+ * PFS_SUPER_HEAD_SIZE; -EBADMSG or -EUCLEAN (the primary's) when neither
+ * copy is valid.
+ */
+int pfs_super_from_head(const void *head, size_t len, struct pfs_super *sb);
+
+/* A uuid as text: 36 characters and a NUL, lower case, 8-4-4-4-12. */
+#define PFS_UUID_STR_SIZE	37u
+void pfs_uuid_format(const uint8_t uuid[POSFS_UUID_SIZE], char out[PFS_UUID_STR_SIZE]);
+
+/* 32 hex digits, either case, with any dashes between pairs (as mke2fs
+ * -U takes them). -EINVAL for anything else. */
+int pfs_uuid_parse(const char *s, uint8_t uuid[POSFS_UUID_SIZE]);
+
 /* Feature names for messages: "name1,name2" of the known bits in mask,
  * and "0x..." for unknown ones. Returns buf. */
 const char *pfs_feature_names(int word, uint32_t mask, char *buf, size_t len);

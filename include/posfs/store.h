@@ -205,6 +205,23 @@ void pfs_store_counters(struct pfs_store *st, struct pfs_store_counters *c);
 
 const struct pfs_super *pfs_store_super(const struct pfs_store *st);
 
+/*
+ * The volume label (FS_IOC_GETFSLABEL): copied into buf, NUL-terminated.
+ * Any thread; a label being set is seen whole, old or new.
+ */
+void pfs_store_label(struct pfs_store *st, char buf[POSFS_LABEL_SIZE + 1]);
+
+/*
+ * Set the volume label (FS_IOC_SETFSLABEL): both superblock copies are
+ * written, each followed by a flush, under the lock every superblock
+ * write of the store takes, before it returns; a crash leaves the old
+ * label or the new one. Any thread. Errors: -EINVAL (longer than
+ * POSFS_LABEL_SIZE bytes), -EROFS (opened or remounted read-only), the
+ * store's earlier device error, the superblock write's -errno (the label
+ * is then the old one).
+ */
+int pfs_store_set_label(struct pfs_store *st, const char *label);
+
 /* Has corrupt metadata been met since open? The superblock is then marked
  * with POSFS_STATE_ERRORS (at once, and again at close), so that fsck
  * checks it. */

@@ -11,6 +11,7 @@
  *       geometry check out.
  */
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -326,4 +327,61 @@ int pfs_super_write(struct pfs_dev *dev, struct pfs_super *sb)
 out:
 	pfs_dev_buf_free(buf);
 	return ret;
+}
+
+int pfs_super_from_head(const void *head, size_t len, struct pfs_super *sb)
+{
+	static const uint64_t offs[2] = { POSFS_SB_OFFSET, POSFS_SB_BACKUP_OFFSET };
+	struct pfs_dsuper d;
+	struct pfs_super copy[2];
+	int err[2];
+
+	if (len < PFS_SUPER_HEAD_SIZE)
+		return -EINVAL;
+	for (int i = 0; i < 2; i++) {
+		memcpy(&d, (const uint8_t *)head + offs[i], sizeof(d));	/* aligned */
+		err[i] = pfs_super_from_disk(&d, offs[i], &copy[i]);
+	}
+	if (err[0] && err[1])
+		return err[0];
+	if (!err[0] && !err[1])
+		*sb = copy[copy[1].generation > copy[0].generation];
+	else
+		*sb = copy[err[0] ? 1 : 0];
+	return 0;
+}
+
+void pfs_uuid_format(const uint8_t uuid[POSFS_UUID_SIZE], char out[PFS_UUID_STR_SIZE])
+{
+	const uint8_t *u = uuid;
+
+	snprintf(out, PFS_UUID_STR_SIZE,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9],
+		 u[10], u[11], u[12], u[13], u[14], u[15]);
+}
+
+static int hex_digit(char c)
+{
+	return isdigit((unsigned char)c) ? c - '0' : tolower((unsigned char)c) - 'a' + 10;
+}
+
+int pfs_uuid_parse(const char *s, uint8_t uuid[POSFS_UUID_SIZE])
+{
+	uint8_t u[POSFS_UUID_SIZE];
+	unsigned n = 0;
+
+	for (const char *p = s; *p; p++) {
+		if (*p == '-')
+			continue;
+		if (n == POSFS_UUID_SIZE || !isxdigit((unsigned char)p[0]) ||
+		    !isxdigit((unsigned char)p[1]))
+			return -EINVAL;
+		u[n++] = (uint8_t)(hex_digit(p[0]) << 4 | hex_digit(p[1]));
+		p++;
+	}
+	if (n != POSFS_UUID_SIZE)
+		return -EINVAL;
+	memcpy(uuid, u, sizeof(u));
+	return 0;
 }

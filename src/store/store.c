@@ -736,6 +736,46 @@ void pfs_store_counters(struct pfs_store *st, struct pfs_store_counters *c)
 	c->ckpt_wait_ns = __atomic_load_n(&st->stat_ckpt_wait_ns, __ATOMIC_RELAXED);
 }
 
+void pfs_store_label(struct pfs_store *st, char buf[POSFS_LABEL_SIZE + 1])
+{
+	pthread_mutex_lock(&st->sb_lock);
+	memcpy(buf, st->sb.label, POSFS_LABEL_SIZE + 1);
+	pthread_mutex_unlock(&st->sb_lock);
+}
+
+/* Under remount_lock (no read-only remount halfway), then sb_lock, as
+ * super_mark_clean: the superblock written is st->sb with the new label,
+ * and st->sb changes only once it is on the device. */
+int pfs_store_set_label(struct pfs_store *st, const char *label)
+{
+	struct pfs_super sb;
+	size_t len = strnlen(label, POSFS_LABEL_SIZE + 1);
+	int ret;
+
+	if (len > POSFS_LABEL_SIZE)
+		return -EINVAL;
+	if (st->readonly)
+		return -EROFS;
+	pthread_mutex_lock(&st->remount_lock);
+	pthread_mutex_lock(&st->sb_lock);
+	ret = __atomic_load_n(&st->remount_ro, __ATOMIC_ACQUIRE) ? -EROFS : st->err;
+	if (!ret) {
+		sb = st->sb;
+		memset(sb.label, 0, sizeof(sb.label));
+		memcpy(sb.label, label, len);
+		ret = pfs_super_write(st->dev, &sb);
+		if (!ret) {
+			/* only these change; the rest is read unlocked */
+			memcpy(st->sb.label, sb.label, sizeof(sb.label));
+			st->sb.generation = sb.generation;
+			st->sb.write_time = sb.write_time;
+		}
+	}
+	pthread_mutex_unlock(&st->sb_lock);
+	pthread_mutex_unlock(&st->remount_lock);
+	return ret;
+}
+
 const struct pfs_super *pfs_store_super(const struct pfs_store *st)
 {
 	return &st->sb;

@@ -1371,6 +1371,65 @@ START_TEST(remount_readonly)
 }
 END_TEST
 
+/* The label: both superblock copies hold the new one at return, it is
+ * there after a reopen; too long, read-only, and a read-only open are
+ * refused and change nothing. */
+START_TEST(label_set)
+{
+	char path[] = "/var/tmp/posfs-store.XXXXXX";
+	struct pfs_store_opts rw = { .ckpt_interval_ms = -1 }, ro = { .readonly = true };
+	char label[POSFS_LABEL_SIZE + 2], got[POSFS_LABEL_SIZE + 1];
+	uint8_t *head = pfs_dev_buf_alloc(PFS_SUPER_HEAD_SIZE);
+	struct pfs_super sb;
+	struct pfs_dsuper *d;
+	struct pfs_store *st;
+	uint64_t gen;
+
+	close(newfs_file(1, path));
+	ck_assert_int_eq(pfs_store_open(path, &rw, &st), 0);
+	pfs_store_label(st, got);
+	ck_assert_str_eq(got, "");
+	gen = st->sb.generation;
+	ck_assert_int_eq(pfs_store_set_label(st, "backup-2026"), 0);
+	ck_assert_uint_eq(st->sb.generation, gen + 1);
+	pfs_store_label(st, got);
+	ck_assert_str_eq(got, "backup-2026");
+	/* on the device, both copies, before any close */
+	ck_assert_int_eq(pfs_dev_pread(st->dev, head, PFS_SUPER_HEAD_SIZE, 0), 0);
+	for (int i = 0; i < 2; i++) {
+		uint64_t off = i ? POSFS_SB_BACKUP_OFFSET : POSFS_SB_OFFSET;
+
+		d = (struct pfs_dsuper *)(head + off);
+		ck_assert_int_eq(pfs_super_from_disk(d, off, &sb), 0);
+		ck_assert_str_eq(sb.label, "backup-2026");
+		ck_assert_uint_eq(sb.generation, gen + 1);
+		ck_assert(!(sb.state & POSFS_STATE_CLEAN));	/* still mounted */
+	}
+	memset(label, 'x', POSFS_LABEL_SIZE + 1);
+	label[POSFS_LABEL_SIZE + 1] = 0;
+	ck_assert_int_eq(pfs_store_set_label(st, label), -EINVAL);
+	label[POSFS_LABEL_SIZE] = 0;				/* the longest */
+	ck_assert_int_eq(pfs_store_set_label(st, label), 0);
+	pfs_store_label(st, got);
+	ck_assert_str_eq(got, label);
+	ck_assert_int_eq(pfs_store_set_readonly(st, true), 0);
+	ck_assert_int_eq(pfs_store_set_label(st, "no"), -EROFS);
+	ck_assert_int_eq(pfs_store_set_readonly(st, false), 0);
+	ck_assert_int_eq(pfs_store_set_label(st, ""), 0);	/* cleared */
+	ck_assert_int_eq(pfs_store_set_label(st, "kept"), 0);
+	ck_assert_int_eq(pfs_store_close(st), 0);
+
+	ck_assert_int_eq(pfs_store_open(path, &ro, &st), 0);
+	pfs_store_label(st, got);
+	ck_assert_str_eq(got, "kept");
+	ck_assert(st->sb.state & POSFS_STATE_CLEAN);
+	ck_assert_int_eq(pfs_store_set_label(st, "no"), -EROFS);
+	ck_assert_int_eq(pfs_store_close(st), 0);
+	unlink(path);
+	pfs_dev_buf_free(head);
+}
+END_TEST
+
 /* ---- data checksums ---------------------------------------------------------- */
 
 struct data_errs {
@@ -2021,6 +2080,10 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, open_on_damage_marks);
 	tcase_add_test(tc, data_checksums);
 	tcase_add_test(tc, compression);
+	suite_add_tcase(su, tc);
+	/* on its own: CK_RUN_CASE=label */
+	tc = tcase_create("label");
+	tcase_add_test(tc, label_set);
 	suite_add_tcase(su, tc);
 	/* the model tests again, compressing every large write */
 	tc = tcase_create("compressed");

@@ -218,6 +218,66 @@ START_TEST(super_newest_valid_wins)
 }
 END_TEST
 
+/* The superblock from a device's first bytes as read by hand (what the
+ * mount helper does to find LABEL= and UUID=): the newest valid copy. */
+START_TEST(super_from_head)
+{
+	struct pfs_dev *dev = mem_dev(64ull << 20);
+	struct pfs_super sb, got;
+	uint8_t *head = pfs_dev_buf_alloc(PFS_SUPER_HEAD_SIZE);
+	struct pfs_dsuper *d = pfs_dev_buf_alloc(POSFS_SB_SIZE);
+
+	layout(&sb, 64ull << 20, 4096, 1);
+	ck_assert_int_eq(pfs_dev_pread(dev, head, PFS_SUPER_HEAD_SIZE, 0), 0);
+	ck_assert_int_eq(pfs_super_from_head(head, PFS_SUPER_HEAD_SIZE, &got), -EBADMSG);
+	ck_assert_int_eq(pfs_super_write(dev, &sb), 0);
+	ck_assert_int_eq(pfs_dev_pread(dev, head, PFS_SUPER_HEAD_SIZE, 0), 0);
+	ck_assert_int_eq(pfs_super_from_head(head, PFS_SUPER_HEAD_SIZE - 1, &got), -EINVAL);
+	ck_assert_int_eq(pfs_super_from_head(head, PFS_SUPER_HEAD_SIZE, &got), 0);
+	assert_super_eq(&sb, &got);
+
+	/* a label set later: the newer backup wins over an older primary */
+	snprintf(sb.label, sizeof(sb.label), "renamed");
+	sb.generation = 7;
+	pfs_super_to_disk(&sb, POSFS_SB_BACKUP_OFFSET, d);
+	ck_assert_int_eq(pfs_dev_pwrite(dev, d, POSFS_SB_SIZE, POSFS_SB_BACKUP_OFFSET), 0);
+	ck_assert_int_eq(pfs_dev_pread(dev, head, PFS_SUPER_HEAD_SIZE, 0), 0);
+	ck_assert_int_eq(pfs_super_from_head(head, PFS_SUPER_HEAD_SIZE, &got), 0);
+	ck_assert_str_eq(got.label, "renamed");
+
+	/* a torn backup: the primary */
+	corrupt(dev, POSFS_SB_BACKUP_OFFSET);
+	ck_assert_int_eq(pfs_dev_pread(dev, head, PFS_SUPER_HEAD_SIZE, 0), 0);
+	ck_assert_int_eq(pfs_super_from_head(head, PFS_SUPER_HEAD_SIZE, &got), 0);
+	ck_assert_str_eq(got.label, "test-volume");
+	pfs_dev_buf_free(d);
+	pfs_dev_buf_free(head);
+	pfs_dev_close(dev);
+}
+END_TEST
+
+START_TEST(uuid_text)
+{
+	uint8_t u[POSFS_UUID_SIZE], v[POSFS_UUID_SIZE];
+	char s[PFS_UUID_STR_SIZE];
+
+	for (unsigned i = 0; i < sizeof(u); i++)
+		u[i] = (uint8_t)(0x10 * i + 0xa);
+	pfs_uuid_format(u, s);
+	ck_assert_str_eq(s, "0a1a2a3a-4a5a-6a7a-8a9a-aabacadaeafa");
+	ck_assert_int_eq(pfs_uuid_parse(s, v), 0);
+	ck_assert_mem_eq(u, v, sizeof(u));
+	ck_assert_int_eq(pfs_uuid_parse("0A1A2A3A4A5A6A7A8A9AAABACADAEAFA", v), 0);
+	ck_assert_mem_eq(u, v, sizeof(u));
+	memset(v, 0x55, sizeof(v));
+	ck_assert_int_eq(pfs_uuid_parse("0a1a2a3a-4a5a-6a7a-8a9a-aabacadaeaf", v), -EINVAL);
+	ck_assert_int_eq(pfs_uuid_parse("0a1a2a3a-4a5a-6a7a-8a9a-aabacadaeafa00", v), -EINVAL);
+	ck_assert_int_eq(pfs_uuid_parse("0a1a2a3a-4a5a-6a7a-8a9a-aabacadaeafg", v), -EINVAL);
+	ck_assert_int_eq(pfs_uuid_parse("", v), -EINVAL);
+	ck_assert_uint_eq(v[0], 0x55);	/* unchanged on error */
+}
+END_TEST
+
 /* Geometry: shards tile the device after the global journal, no overlap. */
 static void check_geometry(const struct pfs_super *sb)
 {
@@ -527,6 +587,8 @@ int main(void)
 	tcase_add_test(tc, super_rejects_bad_geometry);
 	tcase_add_test(tc, super_features);
 	tcase_add_test(tc, super_newest_valid_wins);
+	tcase_add_test(tc, super_from_head);
+	tcase_add_test(tc, uuid_text);
 	tcase_add_test(tc, geometry_layouts);
 	tcase_add_test(tc, geometry_minimum_is_exact);
 	tcase_add_test(tc, shard_header_slots);
