@@ -1592,6 +1592,7 @@ static int checkpoint_locked(struct pfs_store *st)
 		struct pfs_shard *sh = &st->shards[i];
 
 		pfs_bcache_clean_all(&sh->cache);
+		pfs_store_discard_released(st, sh, st->ckpt_gen);	/* trim.c D3 */
 		pfs_alloc_release_upto(&sh->alloc, st->ckpt_gen);	/* W4 */
 	}
 	__atomic_add_fetch(&st->stat_checkpoints, 1, __ATOMIC_RELAXED);
