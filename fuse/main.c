@@ -110,6 +110,10 @@ static void usage(FILE *f)
 "                          chattr +c\n"
 "      compress_level=N    zstd level, 1 to 19 (default: the level mkfs.posfs\n"
 "                          set, else 1)\n"
+"      discard             discard freed space on the device (TRIM, a hole in\n"
+"                          an image file) at each checkpoint after the\n"
+"                          frees; fstrim(8) does it on demand\n"
+"      nodiscard           do not (default)\n"
 "      readahead=KB        the kernel's readahead on this mount (default 1024;\n"
 "                          0 leaves the kernel's own)\n"
 "      entry_timeout=SECS  how long the kernel caches names (default 1)\n"
@@ -291,6 +295,10 @@ static int parse_one(struct pfs_daemon *p, struct opts *o, const char *opt)
 	} else if (IS("compress_level") && val &&
 		   !parse_uint(val, POSFS_COMPRESS_LEVEL_MAX, &v) && v) {
 		o->so.compress_level = (int)v;
+	} else if (IS("discard") && !val) {
+		o->so.discard = true;
+	} else if (IS("nodiscard") && !val) {
+		o->so.discard = false;
 	} else if (IS("readahead") && val && !parse_uint(val, 1u << 20, &v)) {
 		p->readahead_kb = v;
 	} else if (IS("entry_timeout") && val && !parse_secs(val, &p->entry_timeout)) {

@@ -42,7 +42,8 @@
  *     answers the first FLUSH with ENOSYS and the kernel sends no more,
  *     which saves a round trip on every close (the kernel still writes
  *     back its cached pages and reports their errors at close).
- *  8. ioctls (include/posfs/ioctl.h): chattr flags, POSFS_IOC_SCRUB and
+ *  8. ioctls (include/posfs/ioctl.h): chattr flags, FITRIM (root: the
+ *     free space to the device as discards), POSFS_IOC_SCRUB and
  *     POSFS_IOC_REMOUNT (read-only at run time: p->readonly follows the
  *     store, so that the daemon's own atime writes stop too; watch.c,
  *     started at INIT and stopped at destroy, does the same for a
@@ -1639,6 +1640,36 @@ static void ioctl_setfslabel(fuse_req_t req, const void *in_buf, size_t in_bufsz
 	fuse_reply_ioctl(req, 0, NULL, 0);
 }
 
+/* FITRIM (fstrim(8)), root only, on any inode of the mount: the free
+ * space of the range goes to the device as discards (pfs_store_trim);
+ * range.len comes back as the bytes discarded, as ext4 answers. */
+static void ioctl_fitrim(fuse_req_t req, const void *in_buf, size_t in_bufsz, size_t out_bufsz)
+{
+	struct pfs_daemon *p = mnt(req);
+	struct fstrim_range r;
+	uint64_t trimmed;
+	int ret;
+
+	if (fuse_req_ctx(req)->uid != 0) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (in_bufsz < sizeof(r) || out_bufsz < sizeof(r)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	memcpy(&r, in_buf, sizeof(r));
+	ret = pfs_store_trim(p->st, r.start, r.len, r.minlen, &trimmed);
+	if (ret && ret != -EOPNOTSUPP && ret != -EINVAL && ret != -EROFS)
+		pfs_log(LOG_ERR, "trim: %s", strerror(-ret));
+	if (ret) {
+		reply_err(req, ret);
+		return;
+	}
+	r.len = trimmed;
+	fuse_reply_ioctl(req, 0, &r, sizeof(r));
+}
+
 /*
  * Restricted ioctls only: in_buf and out_bufsz are what _IOC_SIZE(cmd)
  * says. The arguments have one layout for 32- and 64-bit callers, so
@@ -1660,6 +1691,8 @@ static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg
 		ioctl_fsgetxattr(req, ino, out_bufsz);
 	else if (cmd == FS_IOC_FSSETXATTR)
 		ioctl_fssetxattr(req, ino, in_buf, in_bufsz);
+	else if (cmd == FITRIM)
+		ioctl_fitrim(req, in_buf, in_bufsz, out_bufsz);
 	else if (cmd == POSFS_IOC_SCRUB)
 		ioctl_scrub(req, ino, in_buf, in_bufsz, out_bufsz);
 	else if (cmd == POSFS_IOC_TRANSPORT)

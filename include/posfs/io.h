@@ -15,6 +15,10 @@
  *   hook    wraps another device and calls back before each write (fsck
  *           saves the old contents in its undo file there)
  *
+ * Each backend also discards (pfs_dev_discard): BLKDISCARD on a block
+ * device, a punched hole in an image file, zeros in memory; the recording
+ * device records discards as events of their own.
+ *
  * Every function returns 0 (or a count) on success and a negative errno on
  * failure; errno is never used to report an error, and nothing here prints.
  *
@@ -144,6 +148,23 @@ int pfs_dev_pwrite(struct pfs_dev *dev, const void *buf, size_t len,
 
 /* Make every completed write durable (fdatasync / NVMe flush). */
 int pfs_dev_flush(struct pfs_dev *dev);
+
+/*
+ * Discard [off, off + len): the device is told those bytes hold nothing
+ * of value (TRIM, UNMAP), and they read back as zeros or as anything
+ * after. sync and uring: BLKDISCARD on a block device,
+ * fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) on an image file
+ * (the file keeps its size and gives the space back to its file system);
+ * mem: zeros; record: forwarded and recorded (PFS_REC_DISCARD); hook:
+ * before_write is called first, as for a write. A discard needs no flush
+ * and is not ordered with queued I/O: the caller discards only what no
+ * write in flight touches and no crash can make it need again.
+ * Offset and length aligned to logical_sector and inside [0, size), else
+ * -EINVAL; a zero length is a no-op. Errors: -EROFS (read-only),
+ * -EOPNOTSUPP (the device or the file system under the image cannot
+ * discard: nothing was changed), other -errno of the ioctl or fallocate.
+ */
+int pfs_dev_discard(struct pfs_dev *dev, uint64_t off, uint64_t len);
 
 /*
  * Aligned buffer for device I/O (aligned for any backend: 4096 bytes),
@@ -324,12 +345,19 @@ enum pfs_devrec_kind {
 	PFS_REC_WRITE = 0,
 	PFS_REC_FLUSH = 1,
 	PFS_REC_MARK = 2,
+	PFS_REC_DISCARD = 3,	/* a discard that inner accepted */
 };
 
+/*
+ * A discarded range may read back as zeros or as garbage (the old bytes,
+ * or anything): a crash test may rebuild it either way (apply writes
+ * zeros, or pfs_devrec_apply_discard with its own fill).
+ */
 struct pfs_devrec_event {
 	enum pfs_devrec_kind kind;
-	uint64_t off;		/* WRITE */
-	uint32_t len;		/* WRITE */
+	uint64_t off;		/* WRITE, DISCARD */
+	uint32_t len;		/* WRITE, DISCARD (a longer discard is
+				 * recorded as several events) */
 	const void *data;	/* WRITE: the bytes written */
 	uint64_t mark;		/* MARK: the caller's label */
 };
@@ -351,8 +379,8 @@ const struct pfs_devrec_event *pfs_devrec_event(const struct pfs_devrec *rec,
 void pfs_devrec_reset(struct pfs_devrec *rec);
 
 /*
- * Apply events [from, to) to target: writes are written, flushes and marks
- * skipped. Crash tests open a copy of the base image (or a mem device),
+ * Apply events [from, to) to target: writes are written, discards written
+ * as zeros, flushes and marks skipped. Crash tests open a copy of the base image (or a mem device),
  * apply a prefix, then apply a chosen subset of the writes after it.
  * Errors: those of pfs_dev_pwrite on target.
  */
@@ -365,12 +393,18 @@ int pfs_devrec_apply(const struct pfs_devrec *rec, size_t from, size_t to,
 int pfs_devrec_apply_one(const struct pfs_devrec *rec, size_t i,
 			 uint32_t torn_len, struct pfs_dev *target);
 
+/* Write event i (which must be a DISCARD) to target as its range filled
+ * with the byte fill: the garbage a device may return for discarded
+ * blocks. Errors: -EINVAL, -ENOMEM, those of pfs_dev_pwrite. */
+int pfs_devrec_apply_discard(const struct pfs_devrec *rec, size_t i, uint8_t fill,
+			     struct pfs_dev *target);
+
 /* ---- hook.c: a device that calls back before each write ----------------- */
 
 /*
  * pfs_dev_hook_wrap() returns a device that forwards everything to inner,
- * and before each write calls before_write(arg, inner, off, len) with the
- * range already checked (aligned, inside the device; a zero-length write
+ * and before each write (and each discard) calls before_write(arg, inner,
+ * off, len) with the range already checked (aligned, inside the device; a zero-length write
  * is a no-op and calls nothing). before_write returns 0 or a -errno: a
  * nonzero return fails the write with that error (a positive one with
  * -EIO) and inner is not written. Writes through the hook device are

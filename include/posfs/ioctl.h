@@ -24,6 +24,15 @@
  *   FS_XFLAG_* (FS_XFLAG_IMMUTABLE, FS_XFLAG_APPEND, FS_XFLAG_NODUMP,
  *   FS_XFLAG_NOATIME); other xflags and a project id are EOPNOTSUPP.
  *
+ *   FITRIM (fstrim), on any file or directory, uid 0 only (EPERM; the
+ *   daemon's stand-in for CAP_SYS_ADMIN): struct fstrim_range of
+ *   <linux/fs.h>, in and out (24 bytes, one layout). The free space of
+ *   [start, start + len) in free extents of at least minlen bytes goes to
+ *   the device as discards (pfs_store_trim); len comes back as the bytes
+ *   discarded, as ext4 answers. EINVAL for len below a block or start
+ *   past the file system, EROFS read-only, EOPNOTSUPP where the device
+ *   cannot discard.
+ *
  *   POSFS_IOC_SCRUB, on regular files only: below.
  *
  *   POSFS_IOC_TRANSPORT, on any file or directory: below.
@@ -78,6 +87,9 @@ struct posfs_scrub_range {
 	uint32_t bad_length;	/* 0x1c out: bytes of the bad block */
 	uint64_t bad_offset;	/* 0x20 out: where the bad block starts */
 };
+
+/* FITRIM's argument, <linux/fs.h>: three u64, no padding */
+_Static_assert(sizeof(struct fstrim_range) == 0x18, "fstrim_range size");
 
 _Static_assert(sizeof(struct posfs_scrub_range) == 0x28, "posfs_scrub_range size");
 _Static_assert(offsetof(struct posfs_scrub_range, bad_offset) == 0x20,

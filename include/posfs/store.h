@@ -116,6 +116,14 @@ struct pfs_store_opts {
 	int compress;
 	int compress_level;		/* 1 to 19; 0: the superblock's */
 	/*
+	 * Discard freed space as it becomes reusable: each checkpoint sends
+	 * the device a discard (pfs_dev_discard) for the ranges freed by the
+	 * transactions it makes durable and home, before they can be
+	 * allocated again. Turned off by the first -EOPNOTSUPP. Ignored
+	 * read-only. See pfs_store_trim for the same on demand.
+	 */
+	bool discard;
+	/*
 	 * When the open fails on corrupt metadata (-EUCLEAN, -EBADMSG), what
 	 * was damaged, and whether the file system is now marked as having
 	 * errors; kind PFS_DAMAGE_NONE otherwise. May be NULL.
@@ -199,6 +207,9 @@ struct pfs_store_counters {
 	 * transaction of that shard), for a checkpoint to end */
 	uint64_t lock_waits, lock_wait_ns;
 	uint64_t ckpt_waits, ckpt_wait_ns;
+	/* discards sent to the device (pfs_store_trim and the discard
+	 * option), and the blocks they covered */
+	uint64_t discards, discard_blocks;
 };
 
 void pfs_store_counters(struct pfs_store *st, struct pfs_store_counters *c);
@@ -242,6 +253,24 @@ int pfs_store_report_damage(struct pfs_store *st, enum pfs_damage_kind kind, uin
 
 /* Data blocks met since open that did not match their checksums. */
 uint64_t pfs_store_data_errors(const struct pfs_store *st);
+
+/* ---- trim.c: discard of free space --------------------------------------- */
+
+/*
+ * Discard the free space in the byte range [start, start + len) of the
+ * device (FITRIM): a checkpoint first, so that what was freed since the
+ * last one is free too, then every free extent of the range at least
+ * minlen bytes long (after clipping to the range) goes to the device as
+ * a discard (pfs_dev_discard). Only blocks no structure uses and no WAL
+ * record left to replay needs are discarded; transactions go on meanwhile
+ * (the range is done in pieces, each under its shard's lock). *trimmed:
+ * the bytes discarded (also on failure, what was done before it).
+ * Errors: -EINVAL (len below a block, start or minlen past the file
+ * system, a store opened for fsck), -EROFS (read-only), -EOPNOTSUPP (the
+ * device cannot discard), -EIO and the checkpoint's errors.
+ */
+int pfs_store_trim(struct pfs_store *st, uint64_t start, uint64_t len, uint64_t minlen,
+		   uint64_t *trimmed);
 
 /* ---- objop.c: object ids ----------------------------------------------- */
 

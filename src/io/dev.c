@@ -89,6 +89,21 @@ int pfs_dev_check_io(const struct pfs_dev *dev, const void *buf, size_t len,
 	return 0;
 }
 
+int pfs_dev_check_range(const struct pfs_dev *dev, uint64_t off, uint64_t len)
+{
+	const struct pfs_dev_info *in = &dev->info;
+
+	if (in->readonly)
+		return -EROFS;
+	if (in->logical_sector == 0)
+		return -EINVAL;
+	if (off % in->logical_sector != 0 || len % in->logical_sector != 0)
+		return -EINVAL;
+	if (off > in->size || len > in->size - off)
+		return -EINVAL;
+	return 0;
+}
+
 /*
  * After a short read at pos: is pos at or past the end of a regular file
  * (truncated under us)? Then the rest reads as zeros. Never true for a
@@ -276,6 +291,17 @@ int pfs_dev_pwrite(struct pfs_dev *dev, const void *buf, size_t len,
 int pfs_dev_flush(struct pfs_dev *dev)
 {
 	return dev->ops->flush(dev);
+}
+
+int pfs_dev_discard(struct pfs_dev *dev, uint64_t off, uint64_t len)
+{
+	int ret = pfs_dev_check_range(dev, off, len);
+
+	if (ret || len == 0)
+		return ret;
+	if (!dev->ops->discard)
+		return -EOPNOTSUPP;
+	return dev->ops->discard(dev, off, len);
 }
 
 void *pfs_dev_buf_alloc(size_t len)

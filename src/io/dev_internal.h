@@ -52,6 +52,8 @@ struct pfs_dev_ops {
 	int (*pwrite)(struct pfs_dev *dev, const void *buf, size_t len,
 		      uint64_t off);
 	int (*flush)(struct pfs_dev *dev);
+	/* A checked range; NULL: the backend cannot discard (-EOPNOTSUPP). */
+	int (*discard)(struct pfs_dev *dev, uint64_t off, uint64_t len);
 	void (*close)(struct pfs_dev *dev);	/* frees priv; may be NULL */
 
 	int (*ioq_init)(struct pfs_ioq *q);
@@ -97,6 +99,8 @@ struct pfs_dev *pfs_dev_alloc_over(const struct pfs_dev_ops *ops, const struct p
 void pfs_dev_set_name(struct pfs_dev *dev, const char *name);
 int pfs_dev_check_io(const struct pfs_dev *dev, const void *buf, size_t len,
 		     uint64_t off, bool write);
+/* The same rules for a range without a buffer (a discard: a write). */
+int pfs_dev_check_range(const struct pfs_dev *dev, uint64_t off, uint64_t len);
 bool pfs_dev_past_eof(const struct pfs_dev *dev, uint64_t pos);
 int pfs_dev_write_flags(const struct pfs_dev *dev, size_t len, uint64_t off);
 
@@ -106,6 +110,7 @@ int pfs_fd_pread(struct pfs_dev *dev, void *buf, size_t len, uint64_t off);
 int pfs_fd_pwrite(struct pfs_dev *dev, const void *buf, size_t len,
 		  uint64_t off);
 int pfs_fd_flush(struct pfs_dev *dev);
+int pfs_fd_discard(struct pfs_dev *dev, uint64_t off, uint64_t len);
 
 /* dev_uring.c */
 extern const struct pfs_dev_ops pfs_dev_uring_ops;

@@ -8,8 +8,8 @@
  * of O_DIRECT, so code that passes on a mem device passes on a disk.
  * dev.c checks every request exactly as for a disk. A mutex makes reads and
  * writes atomic with respect to each other (no torn copies between
- * threads). Flush has nothing to do and returns 0. Queues run sequentially
- * (ioq.c).
+ * threads). Flush has nothing to do and returns 0. A discard zeroes its
+ * range. Queues run sequentially (ioq.c).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE	/* O_DIRECT, pwritev2, syscall */
@@ -50,6 +50,16 @@ static int pfs_mem_pwrite(struct pfs_dev *dev, const void *buf, size_t len,
 	return 0;
 }
 
+static int pfs_mem_discard(struct pfs_dev *dev, uint64_t off, uint64_t len)
+{
+	struct pfs_mem *m = dev->priv;
+
+	pthread_mutex_lock(&m->lock);
+	memset(m->image + off, 0, (size_t)len);
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
 /* Memory is as durable as it gets here: a flush has nothing to do. */
 static int pfs_mem_flush(struct pfs_dev *dev __attribute__((unused)))
 {
@@ -74,6 +84,7 @@ static const struct pfs_dev_ops pfs_dev_mem_ops = {
 	.pread = pfs_mem_pread,
 	.pwrite = pfs_mem_pwrite,
 	.flush = pfs_mem_flush,
+	.discard = pfs_mem_discard,
 	.close = pfs_mem_close,
 };
 

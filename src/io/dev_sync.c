@@ -10,12 +10,20 @@
  * since open) fills the rest with zeros, and a transfer of zero bytes
  * anywhere else is -EIO. Writes the kernel can make atomic go out with
  * RWF_ATOMIC (pwritev2), see pfs_dev_write_flags().
+ *
+ * Discard: BLKDISCARD on a block device, a punched hole (the size kept)
+ * in a regular file. The errors that mean "this device or file system
+ * cannot" (EOPNOTSUPP, ENOTTY, and EINVAL from a block device without
+ * discard) all become -EOPNOTSUPP.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE	/* O_DIRECT, pwritev2, syscall */
 #endif
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -94,9 +102,32 @@ int pfs_fd_flush(struct pfs_dev *dev)
 	return 0;
 }
 
+int pfs_fd_discard(struct pfs_dev *dev, uint64_t off, uint64_t len)
+{
+	int r;
+
+	do {
+		if (dev->info.is_blockdev) {
+			uint64_t range[2] = { off, len };
+
+			r = ioctl(dev->fd, BLKDISCARD, range);
+		} else {
+			r = fallocate(dev->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				      (off_t)off, (off_t)len);
+		}
+	} while (r != 0 && errno == EINTR);
+	if (r == 0)
+		return 0;
+	if (errno == EOPNOTSUPP || errno == ENOTTY ||
+	    (errno == EINVAL && dev->info.is_blockdev))
+		return -EOPNOTSUPP;
+	return -errno;
+}
+
 const struct pfs_dev_ops pfs_dev_sync_ops = {
 	.name = "sync",
 	.pread = pfs_fd_pread,
 	.pwrite = pfs_fd_pwrite,
 	.flush = pfs_fd_flush,
+	.discard = pfs_fd_discard,
 };

@@ -368,6 +368,7 @@ const struct pfs_dev_ops pfs_dev_uring_ops = {
 	.pread = pfs_fd_pread,
 	.pwrite = pfs_fd_pwrite,
 	.flush = pfs_fd_flush,
+	.discard = pfs_fd_discard,
 	.ioq_init = pfs_uring_ioq_init,
 	.ioq_fini = pfs_uring_ioq_fini,
 	.ioq_register = pfs_uring_register,

@@ -8,8 +8,9 @@
  * its undo file before they are overwritten. One mutex is held across
  * "call back, then write", so writes from all threads are serialised and
  * the callback never runs twice at once: it sees inner as it was before
- * this write and after every earlier one. Reads and flushes are forwarded
- * without the lock.
+ * this write and after every earlier one. A discard changes the contents
+ * as a write does, so it goes through the callback the same way. Reads
+ * and flushes are forwarded without the lock.
  *
  * The range reaching the callback is already checked (dev.c checks every
  * public call against this device's info, a copy of inner's), so off and
@@ -57,6 +58,21 @@ static int pfs_hook_pwrite(struct pfs_dev *dev, const void *buf, size_t len,
 	return ret;
 }
 
+static int pfs_hook_discard(struct pfs_dev *dev, uint64_t off, uint64_t len)
+{
+	struct pfs_hookdev *h = dev->priv;
+	int ret;
+
+	pthread_mutex_lock(&h->lock);
+	ret = h->hook.before_write(h->hook.arg, h->inner, off, (size_t)len);
+	if (ret > 0)
+		ret = -EIO;
+	if (!ret)
+		ret = pfs_dev_discard(h->inner, off, len);
+	pthread_mutex_unlock(&h->lock);
+	return ret;
+}
+
 static int pfs_hook_flush(struct pfs_dev *dev)
 {
 	struct pfs_hookdev *h = dev->priv;
@@ -81,6 +97,7 @@ static const struct pfs_dev_ops pfs_dev_hook_ops = {
 	.pread = pfs_hook_pread,
 	.pwrite = pfs_hook_pwrite,
 	.flush = pfs_hook_flush,
+	.discard = pfs_hook_discard,
 	.close = pfs_hook_close,
 };
 

@@ -19,6 +19,13 @@
  * with O_DIRECT to any target. A write longer than PFS_REC_MAX_LEN is
  * recorded as several consecutive events.
  *
+ * A discard that inner accepted is recorded as DISCARD events (of at most
+ * PFS_REC_MAX_LEN bytes each), in the same order under the same lock;
+ * one that inner refused (-EOPNOTSUPP) is not, since nothing changed.
+ * Applying a DISCARD writes zeros (pfs_devrec_apply), or the caller's
+ * fill (pfs_devrec_apply_discard): crash tests may take discarded blocks
+ * as either.
+ *
  * Queues on a recording device run sequentially through this device's own
  * pread/pwrite/flush (ioq.c), so queued writes are recorded too.
  */
@@ -177,6 +184,29 @@ static int pfs_rec_flush(struct pfs_dev *dev)
 	return ret;
 }
 
+static int pfs_rec_discard(struct pfs_dev *dev, uint64_t off, uint64_t len)
+{
+	struct pfs_devrec *rec = dev->priv;
+	size_t n = (size_t)((len + PFS_REC_MAX_LEN - 1) / PFS_REC_MAX_LEN);
+	int ret;
+
+	pthread_mutex_lock(&rec->lock);
+	ret = pfs_rec_reserve(rec, n);
+	if (!ret)
+		ret = pfs_dev_discard(rec->inner, off, len);
+	for (size_t i = 0; !ret && i < n; i++) {
+		struct pfs_devrec_event *ev = pfs_rec_at(rec, rec->count++);
+		uint64_t l = len - (uint64_t)i * PFS_REC_MAX_LEN;
+
+		memset(ev, 0, sizeof(*ev));
+		ev->kind = PFS_REC_DISCARD;
+		ev->off = off + (uint64_t)i * PFS_REC_MAX_LEN;
+		ev->len = l > PFS_REC_MAX_LEN ? PFS_REC_MAX_LEN : (uint32_t)l;
+	}
+	pthread_mutex_unlock(&rec->lock);
+	return ret;
+}
+
 static void pfs_rec_close(struct pfs_dev *dev)
 {
 	struct pfs_devrec *rec = dev->priv;
@@ -195,6 +225,7 @@ static const struct pfs_dev_ops pfs_dev_record_ops = {
 	.pread = pfs_rec_pread,
 	.pwrite = pfs_rec_pwrite,
 	.flush = pfs_rec_flush,
+	.discard = pfs_rec_discard,
 	.close = pfs_rec_close,
 };
 
@@ -284,6 +315,26 @@ void pfs_devrec_reset(struct pfs_devrec *rec)
 	pthread_mutex_unlock(&rec->lock);
 }
 
+/* A discard event's range on target, every byte fill. */
+static int pfs_rec_fill(const struct pfs_devrec_event *ev, uint8_t fill,
+			struct pfs_dev *target)
+{
+	size_t piece = ev->len < (1u << 20) ? ev->len : (1u << 20);
+	uint8_t *buf = pfs_dev_buf_alloc(piece);
+	int ret = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	memset(buf, fill, piece);
+	for (uint64_t done = 0; !ret && done < ev->len; done += piece) {
+		size_t l = ev->len - done < piece ? (size_t)(ev->len - done) : piece;
+
+		ret = pfs_dev_pwrite(target, buf, l, ev->off + done);
+	}
+	pfs_dev_buf_free(buf);
+	return ret;
+}
+
 int pfs_devrec_apply(const struct pfs_devrec *rec, size_t from, size_t to,
 		     struct pfs_dev *target)
 {
@@ -295,13 +346,26 @@ int pfs_devrec_apply(const struct pfs_devrec *rec, size_t from, size_t to,
 	for (i = from; i < to; i++) {
 		const struct pfs_devrec_event *ev = pfs_devrec_event(rec, i);
 
-		if (ev->kind != PFS_REC_WRITE)
+		if (ev->kind == PFS_REC_DISCARD)
+			ret = pfs_rec_fill(ev, 0, target);
+		else if (ev->kind == PFS_REC_WRITE)
+			ret = pfs_dev_pwrite(target, ev->data, ev->len, ev->off);
+		else
 			continue;
-		ret = pfs_dev_pwrite(target, ev->data, ev->len, ev->off);
 		if (ret)
 			return ret;
 	}
 	return 0;
+}
+
+int pfs_devrec_apply_discard(const struct pfs_devrec *rec, size_t i, uint8_t fill,
+			     struct pfs_dev *target)
+{
+	const struct pfs_devrec_event *ev = pfs_devrec_event(rec, i);
+
+	if (!ev || ev->kind != PFS_REC_DISCARD || !target)
+		return -EINVAL;
+	return pfs_rec_fill(ev, fill, target);
 }
 
 int pfs_devrec_apply_one(const struct pfs_devrec *rec, size_t i,

@@ -26,7 +26,8 @@
  *       the torn-write invariant of ARCHITECTURE.md.
  *   W4. A block freed by a transaction is not reused before the next
  *       checkpoint completes, so no record still in a WAL can hold an image
- *       of a block that now holds something else.
+ *       of a block that now holds something else. Nor is it discarded
+ *       before then (trim.c, D2 and D3).
  *   W5. A WAL tail advances only after every block changed by the records
  *       before it is home and flushed.
  *   W6. A cross-shard transaction goes to the global WAL, and only after
@@ -1592,6 +1593,7 @@ static int checkpoint_locked(struct pfs_store *st)
 		struct pfs_shard *sh = &st->shards[i];
 
 		pfs_bcache_clean_all(&sh->cache);
+		pfs_store_discard_released(st, sh, st->ckpt_gen);	/* trim.c D3 */
 		pfs_alloc_release_upto(&sh->alloc, st->ckpt_gen);	/* W4 */
 	}
 	__atomic_add_fetch(&st->stat_checkpoints, 1, __ATOMIC_RELAXED);

@@ -516,6 +516,7 @@ int pfs_store_open_dev(struct pfs_dev *dev, const struct pfs_store_opts *o,
 	}
 	st->readonly = ro || pfs_dev_info(dev)->readonly;
 	st->fill_pct = o && o->fill_pct ? o->fill_pct : FILL_PCT_DEFAULT;
+	st->discard = o && o->discard && !st->readonly;
 	ret = pfs_super_read(dev, &st->sb, &sst);
 	if (ret == -EUCLEAN || ret == -EBADMSG)
 		pfs_store_damage_note(st, sst.found ? PFS_DAMAGE_SUPER : PFS_DAMAGE_NOT_POSFS,
@@ -734,6 +735,8 @@ void pfs_store_counters(struct pfs_store *st, struct pfs_store_counters *c)
 	c->lock_wait_ns = __atomic_load_n(&st->stat_lock_wait_ns, __ATOMIC_RELAXED);
 	c->ckpt_waits = __atomic_load_n(&st->stat_ckpt_waits, __ATOMIC_RELAXED);
 	c->ckpt_wait_ns = __atomic_load_n(&st->stat_ckpt_wait_ns, __ATOMIC_RELAXED);
+	c->discards = __atomic_load_n(&st->stat_discards, __ATOMIC_RELAXED);
+	c->discard_blocks = __atomic_load_n(&st->stat_discard_blocks, __ATOMIC_RELAXED);
 }
 
 void pfs_store_label(struct pfs_store *st, char buf[POSFS_LABEL_SIZE + 1])

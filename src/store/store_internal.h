@@ -131,6 +131,8 @@ struct pfs_store {
 	unsigned data_error_next;
 	void (*data_error)(void *arg, uint64_t oid, uint64_t off, uint64_t blkno);
 	void *data_error_arg;
+	bool discard;			/* discard each checkpoint's frees
+					 * (trim.c, D3); under every shard lock */
 	bool compress;			/* new data compressed by default */
 	int compress_level;		/* zstd level */
 	bool space_loaded;		/* free trees in the allocators; until
@@ -158,6 +160,7 @@ struct pfs_store {
 	/* counters (atomic; pfs_store_counters) */
 	uint64_t stat_commits, stat_groups, stat_checkpoints, stat_wal_writes;
 	uint64_t stat_cross_shard;	/* commits through the global WAL */
+	uint64_t stat_discards, stat_discard_blocks;	/* trim.c */
 	uint64_t stat_lock_waits, stat_lock_wait_ns;	/* a shard lock taken */
 	uint64_t stat_ckpt_waits, stat_ckpt_wait_ns;	/* a checkpoint running */
 	uint64_t stat_ckpt_ns;		/* checkpoints' time, all shards stopped */
@@ -167,6 +170,11 @@ struct pfs_store {
  * locked): each writing transaction does as it lets the shard go
  * (journal.c), and the open once the free trees are loaded. */
 void pfs_shard_publish_load(struct pfs_shard *sh);
+
+/* trim.c: with the store's discard on, discard every pending range of sh
+ * whose sequence is at most upto (the checkpoint that releases them, with
+ * every shard locked, after its headers are durable: D3). */
+void pfs_store_discard_released(struct pfs_store *st, struct pfs_shard *sh, uint64_t upto);
 
 /* The shard whose data area holds blkno, or NULL. */
 struct pfs_shard *pfs_store_block_shard(struct pfs_store *st, uint64_t blkno);

@@ -43,7 +43,7 @@
  * then three at once over directories spread across four shards: each
  * thread's subtree has its own history, held to the same oracle.
  *
- * Usage: crashtest [-1fLrxz] [-s SEED] [-R T:N:SEED] [-v] | -P. By default the bounded set
+ * Usage: crashtest [-1DfLrxz] [-s SEED] [-R T:N:SEED] [-v] | -P. By default the bounded set
  * of make check runs (every one-operation workload, 150 of two and 30 of
  * three, six random runs at a sample of their crash points); -f runs
  * every one- and two-operation workload, 200 of three and 20 long random
@@ -52,7 +52,13 @@
  * failure names; -L the random runs without their crash states (the
  * live checks only, fast); -x stops at the first failure; -z compresses
  * every large write (mount option compress; the random runs' data then
- * compresses too, and writes into compressed extents write them again).
+ * compresses too, and writes into compressed extents write them again);
+ * -D discards (mount option discard: each checkpoint discards what it
+ * frees, and every operation of a bounded workload is followed by a trim
+ * of the whole device before its persistence call, while its frees are
+ * not yet durable; a discarded range is rebuilt as garbage,
+ * not zeros, in every crash state, and a discard in flight at the crash
+ * is lost, its old bytes left).
  * -P
  * says whether the planted bugs are built in (src/plant.h). Prints the
  * workloads and crash states checked and the failures; exits 1 when any
@@ -545,11 +551,12 @@ struct result {
 };
 
 static int compress_mode;	/* -z: pfs_store_opts.compress */
+static bool discard_mode;	/* -D: pfs_store_opts.discard, and trims */
 
 static int open_fs(struct pfs_dev *dev, struct pfs_store **st, struct pfs_fs **fs)
 {
 	struct pfs_store_opts so = { .ckpt_interval_ms = -1, .cache_blocks = 512,
-				     .compress = compress_mode };
+				     .compress = compress_mode, .discard = discard_mode };
 	int ret = pfs_store_open_dev(dev, &so, st);
 
 	if (ret)
@@ -831,7 +838,20 @@ static int crash_image(const struct recording *rc, size_t f, const size_t *infli
 
 	if (!d)
 		return -ENOMEM;
-	ret = pfs_devrec_apply(rc->rec, 0, f + 1, d);
+	if (!discard_mode) {
+		ret = pfs_devrec_apply(rc->rec, 0, f + 1, d);
+	} else {
+		/* -D: discarded blocks read back as garbage */
+		ret = 0;
+		for (size_t i = 0; !ret && i <= f; i++) {
+			const struct pfs_devrec_event *e = pfs_devrec_event(rc->rec, i);
+
+			if (e->kind == PFS_REC_WRITE)
+				ret = pfs_devrec_apply_one(rc->rec, i, 0, d);
+			else if (e->kind == PFS_REC_DISCARD)
+				ret = pfs_devrec_apply_discard(rc->rec, i, 0xa5, d);
+		}
+	}
 	for (size_t i = 0; !ret && i < nin; i++) {
 		const struct pfs_devrec_event *e = pfs_devrec_event(rc->rec, inflight[i]);
 		uint32_t cut = 0;
@@ -998,6 +1018,15 @@ static void run_workload(const struct workload *w, struct result *r, int recover
 		char *s;
 
 		run_op(fs, &nm, w->op[i], i, &target, &parent, h);
+		if (discard_mode) {
+			/* before the persistence call: its frees are not durable yet */
+			uint64_t trimmed;
+
+			if (pfs_store_trim(st, 0, UINT64_MAX, 0, &trimmed) || !trimmed) {
+				fail(r, rc.name, op_names[w->op[i]], "the trim failed");
+				goto out_fs;
+			}
+		}
 		s = capture(fs);
 		p.ino = w->p[i] == P_FSYNCDIR ? parent : target;
 		if (!s || !h->S[0] || pfs_fs_fsync(fs, p.ino, p.data_only)) {
@@ -1438,7 +1467,7 @@ int main(int argc, char **argv)
 	int c, sample2, nrandom;
 	struct sampling rs;
 
-	while ((c = getopt(argc, argv, "1fLPrR:s:vxz")) != -1) {
+	while ((c = getopt(argc, argv, "1DfLPrR:s:vxz")) != -1) {
 		switch (c) {
 		case '1':
 			only1 = true;
@@ -1477,8 +1506,11 @@ int main(int argc, char **argv)
 		case 'z':
 			compress_mode = 1;
 			break;
+		case 'D':
+			discard_mode = true;
+			break;
 		default:
-			fprintf(stderr, "usage: crashtest [-1fLrxz] [-s SEED] [-R T:N:SEED] [-v] | -P\n");
+			fprintf(stderr, "usage: crashtest [-1DfLrxz] [-s SEED] [-R T:N:SEED] [-v] | -P\n");
 			return 2;
 		}
 	}

@@ -92,6 +92,15 @@ static void make_file(const char *path, uint64_t size)
 	close(fd);
 }
 
+/* The 512-byte units a file holds on its file system. */
+static uint64_t file_blocks(const char *path)
+{
+	struct stat st;
+
+	ck_assert_int_eq(stat(path, &st), 0);
+	return (uint64_t)st.st_blocks;
+}
+
 static struct pfs_dev *open_dev(const char *path, enum pfs_dev_backend be,
 				bool exclusive, bool readonly)
 {
@@ -126,6 +135,37 @@ static unsigned char *read_image(struct pfs_dev *dev, size_t len)
 	ck_assert_ptr_nonnull(img);
 	ck_assert_int_eq(pfs_dev_pread(dev, img, len, 0), 0);
 	return img;
+}
+
+/* [0, size) of dev is pattern except [off, off + len), which is zeros. */
+static void assert_discarded(struct pfs_dev *dev, const unsigned char *pattern, size_t size,
+			     uint64_t off, uint64_t len, const char *what)
+{
+	unsigned char *img = read_image(dev, size);
+	unsigned char *want = malloc(size);
+
+	ck_assert_ptr_nonnull(want);
+	memcpy(want, pattern, size);
+	memset(want + off, 0, len);
+	assert_same(img, want, size, what);
+	free(want);
+	pfs_dev_buf_free(img);
+}
+
+/* The range checks every backend shares. */
+static void check_discard_errors(struct pfs_dev *dev)
+{
+	const struct pfs_dev_info *in = pfs_dev_info(dev);
+	uint32_t ls = in->logical_sector;
+
+	ck_assert_int_eq(pfs_dev_discard(dev, 0, 0), 0);
+	if (ls > 1) {
+		ck_assert_int_eq(pfs_dev_discard(dev, ls / 2, ls), -EINVAL);
+		ck_assert_int_eq(pfs_dev_discard(dev, 0, ls / 2), -EINVAL);
+	}
+	ck_assert_int_eq(pfs_dev_discard(dev, in->size, ls), -EINVAL);
+	ck_assert_int_eq(pfs_dev_discard(dev, in->size - ls, 2 * (uint64_t)ls), -EINVAL);
+	ck_assert_int_eq(pfs_dev_discard(dev, UINT64_MAX - ls + 1, ls), -EINVAL);
 }
 
 static void zero_region(struct pfs_dev *dev, size_t len)
@@ -1521,6 +1561,40 @@ START_TEST(test_loop_roundtrip)
 }
 END_TEST
 
+/* A loop device over a file: BLKDISCARD, which the loop driver turns into
+ * a hole in its backing file; the range reads as zeros. */
+START_TEST(test_loop_discard)
+{
+	const size_t size = 4 * MiB;
+	unsigned char *pat;
+	struct pfs_dev *dev;
+	uint64_t s = 21, before, after;
+	int ret;
+
+	if (!loop_ready())
+		return;
+	pat = pfs_dev_buf_alloc(size);
+	dev = open_dev(g_loop[_i], PFS_DEV_SYNC, false, false);
+	rnd_fill(&s, pat, size);
+	ck_assert_int_eq(pfs_dev_pwrite(dev, pat, size, 0), 0);
+	ck_assert_int_eq(pfs_dev_flush(dev), 0);
+	before = file_blocks(g_loop_img[_i]);
+	ret = pfs_dev_discard(dev, 1 * MiB, 2 * MiB);
+	if (ret == -EOPNOTSUPP) {
+		skip("this loop device does not discard");
+	} else {
+		ck_assert_int_eq(ret, 0);
+		assert_discarded(dev, pat, size, 1 * MiB, 2 * MiB, "loop after discard");
+		after = file_blocks(g_loop_img[_i]);
+		ck_assert_msg(after + 2 * MiB / 512 <= before, "backing blocks %llu -> %llu",
+			      (unsigned long long)before, (unsigned long long)after);
+		check_discard_errors(dev);
+	}
+	pfs_dev_close(dev);
+	pfs_dev_buf_free(pat);
+}
+END_TEST
+
 START_TEST(test_loop_errors)
 {
 	struct pfs_dev *dev;
@@ -2406,6 +2480,181 @@ START_TEST(test_thread_buf)
 }
 END_TEST
 
+/* ---- discard -------------------------------------------------------------- */
+
+/* Mem: a discard zeroes its range, nothing else. */
+START_TEST(test_mem_discard)
+{
+	const size_t size = 1 * MiB;
+	unsigned char *pat = pfs_dev_buf_alloc(size);
+	struct pfs_dev *dev;
+	uint64_t s = 11;
+
+	ck_assert_int_eq(pfs_dev_open_mem(size, 4096, &dev), 0);
+	rnd_fill(&s, pat, size);
+	ck_assert_int_eq(pfs_dev_pwrite(dev, pat, size, 0), 0);
+	ck_assert_int_eq(pfs_dev_discard(dev, 64 * KiB, 128 * KiB), 0);
+	assert_discarded(dev, pat, size, 64 * KiB, 128 * KiB, "mem after discard");
+	ck_assert_int_eq(pfs_dev_discard(dev, size - 4096, 4096), 0);
+	memset(pat + 64 * KiB, 0, 128 * KiB);
+	assert_discarded(dev, pat, size, size - 4096, 4096, "mem, the last sector");
+	check_discard_errors(dev);
+	pfs_dev_close(dev);
+	pfs_dev_buf_free(pat);
+}
+END_TEST
+
+/*
+ * An image file, sync (_i 0) and uring (_i 1): a discard punches a hole
+ * (the file keeps its size, gives the space back) and the range reads as
+ * zeros; a read-only device refuses with -EROFS.
+ */
+START_TEST(test_file_discard)
+{
+	const size_t size = 4 * MiB;
+	unsigned char *pat = pfs_dev_buf_alloc(size);
+	char path[SHORT_PATH];
+	struct pfs_dev *dev;
+	uint64_t s = 5, before, after;
+	struct stat st;
+	int ret;
+
+	path_in(path, sizeof(path), g_dir, "discard.img");
+	make_file(path, size);
+	dev = open_dev(path, _i ? PFS_DEV_URING : PFS_DEV_SYNC, false, false);
+	rnd_fill(&s, pat, size);
+	ck_assert_int_eq(pfs_dev_pwrite(dev, pat, size, 0), 0);
+	ck_assert_int_eq(pfs_dev_flush(dev), 0);
+	before = file_blocks(path);
+	ret = pfs_dev_discard(dev, 1 * MiB, 2 * MiB);
+	if (ret == -EOPNOTSUPP) {
+		skip("the scratch file system cannot punch holes");
+		goto out;
+	}
+	ck_assert_int_eq(ret, 0);
+	after = file_blocks(path);
+	ck_assert_msg(after + 2 * MiB / 512 <= before, "blocks %llu -> %llu",
+		      (unsigned long long)before, (unsigned long long)after);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_uint_eq((uint64_t)st.st_size, size);
+	assert_discarded(dev, pat, size, 1 * MiB, 2 * MiB, "file after discard");
+	check_discard_errors(dev);
+	pfs_dev_close(dev);
+
+	dev = open_dev(path, PFS_DEV_SYNC, false, true);
+	ck_assert_int_eq(pfs_dev_discard(dev, 0, 4096), -EROFS);
+out:
+	pfs_dev_close(dev);
+	unlink(path);
+	pfs_dev_buf_free(pat);
+}
+END_TEST
+
+/*
+ * Record: a discard is forwarded and recorded (split at 1 GiB); applying
+ * the stream writes zeros there, pfs_devrec_apply_discard the caller's
+ * garbage; a refused discard is not recorded.
+ */
+START_TEST(test_record_discard)
+{
+	const size_t size = 1 * MiB;
+	unsigned char *pat = pfs_dev_buf_alloc(size);
+	unsigned char *img = pfs_dev_buf_alloc(size);
+	struct pfs_dev *inner, *dev, *target;
+	const struct pfs_devrec_event *ev;
+	struct pfs_devrec *rec;
+	uint64_t s = 9;
+
+	ck_assert_int_eq(pfs_dev_open_mem(size, 512, &inner), 0);
+	ck_assert_int_eq(pfs_devrec_wrap(inner, &dev), 0);
+	rec = pfs_devrec_of(dev);
+	rnd_fill(&s, pat, size);
+	ck_assert_int_eq(pfs_dev_pwrite(dev, pat, size, 0), 0);
+	ck_assert_int_eq(pfs_dev_flush(dev), 0);
+	ck_assert_int_eq(pfs_dev_discard(dev, 4096, 8192), 0);
+	ck_assert_int_eq(pfs_dev_discard(dev, 4096, 513), -EINVAL);	/* not recorded */
+	ck_assert_int_eq(pfs_dev_flush(dev), 0);
+	ck_assert_uint_eq(pfs_devrec_count(rec), 4);
+	ev = pfs_devrec_event(rec, 2);
+	ck_assert_int_eq(ev->kind, PFS_REC_DISCARD);
+	ck_assert_uint_eq(ev->off, 4096);
+	ck_assert_uint_eq(ev->len, 8192);
+	ck_assert_ptr_null(ev->data);
+	assert_discarded(dev, pat, size, 4096, 8192, "record forwards the discard");
+
+	/* rebuilt on a target full of something else: zeros there */
+	ck_assert_int_eq(pfs_dev_open_mem(size, 512, &target), 0);
+	memset(img, 0x5a, size);
+	ck_assert_int_eq(pfs_dev_pwrite(target, img, size, 0), 0);
+	ck_assert_int_eq(pfs_devrec_apply(rec, 0, pfs_devrec_count(rec), target), 0);
+	assert_discarded(target, pat, size, 4096, 8192, "apply: discards as zeros");
+	/* or as garbage */
+	ck_assert_int_eq(pfs_devrec_apply_discard(rec, 2, 0xa5, target), 0);
+	ck_assert_int_eq(pfs_dev_pread(target, img, size, 0), 0);
+	for (size_t i = 4096; i < 4096 + 8192; i++)
+		ck_assert_uint_eq(img[i], 0xa5);
+	assert_same(img, pat, 4096, "apply_discard: before the range");
+	assert_same(img + 12288, pat + 12288, size - 12288, "apply_discard: after it");
+	ck_assert_int_eq(pfs_devrec_apply_discard(rec, 0, 0, target), -EINVAL);	/* a WRITE */
+	ck_assert_int_eq(pfs_devrec_apply_discard(rec, 9, 0, target), -EINVAL);
+	ck_assert_int_eq(pfs_devrec_apply_one(rec, 2, 0, target), -EINVAL);	/* a DISCARD */
+	pfs_dev_close(target);
+
+	pfs_dev_close(dev);
+	pfs_dev_buf_free(pat);
+	pfs_dev_buf_free(img);
+}
+END_TEST
+
+struct discard_hook {
+	unsigned calls;
+	uint64_t off;
+	size_t len;
+	int ret;
+};
+
+static int discard_hook_cb(void *arg, struct pfs_dev *inner, uint64_t off, size_t len)
+{
+	struct discard_hook *h = arg;
+
+	(void)inner;
+	h->calls++;
+	h->off = off;
+	h->len = len;
+	return h->ret;
+}
+
+/* Hook: before_write hears of a discard; its failure stops it. */
+START_TEST(test_hook_discard)
+{
+	const size_t size = 256 * KiB;
+	struct discard_hook h = { 0 };
+	struct pfs_dev_hook hook = { .before_write = discard_hook_cb, .arg = &h };
+	unsigned char *pat = pfs_dev_buf_alloc(size);
+	struct pfs_dev *inner, *dev;
+	uint64_t s = 13;
+
+	ck_assert_int_eq(pfs_dev_open_mem(size, 512, &inner), 0);
+	rnd_fill(&s, pat, size);
+	ck_assert_int_eq(pfs_dev_pwrite(inner, pat, size, 0), 0);
+	ck_assert_int_eq(pfs_dev_hook_wrap(inner, &hook, &dev), 0);
+	h.ret = -ENOSPC;
+	ck_assert_int_eq(pfs_dev_discard(dev, 1024, 2048), -ENOSPC);
+	ck_assert_uint_eq(h.calls, 1);
+	assert_discarded(dev, pat, size, 0, 0, "a refused discard changes nothing");
+	h.ret = 0;
+	ck_assert_int_eq(pfs_dev_discard(dev, 1024, 2048), 0);
+	ck_assert_uint_eq(h.calls, 2);
+	ck_assert_uint_eq(h.off, 1024);
+	ck_assert_uint_eq(h.len, 2048);
+	assert_discarded(dev, pat, size, 1024, 2048, "hook forwards the discard");
+	check_discard_errors(dev);
+	ck_assert_uint_eq(h.calls, 2);	/* bad ranges never reach it */
+	pfs_dev_close(dev);
+	pfs_dev_buf_free(pat);
+}
+END_TEST
+
 static Suite *io_suite(void)
 {
 	Suite *s = suite_create("io");
@@ -2423,6 +2672,7 @@ static Suite *io_suite(void)
 	tcase_add_test(tc, test_backend_choice);
 	tcase_add_test(tc, test_identify_file);
 	tcase_add_test(tc, test_buffered_opt);
+	tcase_add_loop_test(tc, test_file_discard, 0, 2);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("errors");
@@ -2441,6 +2691,7 @@ static Suite *io_suite(void)
 
 	tc = tcase_create("mem");
 	tcase_add_test(tc, test_mem);
+	tcase_add_test(tc, test_mem_discard);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("memfs");
@@ -2456,6 +2707,7 @@ static Suite *io_suite(void)
 	tcase_add_loop_test(tc, test_loop_identify, 0, 2);
 	tcase_add_loop_test(tc, test_loop_roundtrip, 0, 2);
 	tcase_add_loop_test(tc, test_loop_errors, 0, 2);
+	tcase_add_loop_test(tc, test_loop_discard, 0, 2);
 	tcase_add_test(tc, test_loop_exclusive);
 	tcase_add_test(tc, test_loop_claim);
 	suite_add_tcase(s, tc);
@@ -2472,6 +2724,7 @@ static Suite *io_suite(void)
 	tcase_add_test(tc, test_record_replay);
 	tcase_add_test(tc, test_record_torn);
 	tcase_add_test(tc, test_record_threads);
+	tcase_add_test(tc, test_record_discard);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("hook");
@@ -2479,6 +2732,7 @@ static Suite *io_suite(void)
 	tcase_add_test(tc, test_hook_writes);
 	tcase_add_test(tc, test_hook_ioq);
 	tcase_add_test(tc, test_hook_misc);
+	tcase_add_test(tc, test_hook_discard);
 	tcase_add_test(tc, test_thread_buf);
 	suite_add_tcase(s, tc);
 	return s;

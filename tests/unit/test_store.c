@@ -57,6 +57,7 @@ struct model {
 
 static uint64_t DEVSZ = 48ull << 20;
 static int compress_mode;	/* pfs_store_opts.compress of the tests' stores */
+static bool discard_mode;	/* pfs_store_opts.discard of the tests' stores */
 static int seen_fmt[3];		/* objects seen with each data_fmt */
 
 static struct pfs_dev *newfs_mem(uint32_t shards)
@@ -87,7 +88,7 @@ static struct pfs_store *open_dev(struct pfs_dev *dev)
 {
 	/* small caches: eviction paths run too */
 	struct pfs_store_opts o = { .cache_blocks = 512, .onode_cache = 3, .ckpt_interval_ms = -1,
-				    .compress = compress_mode };
+				    .compress = compress_mode, .discard = discard_mode };
 	struct pfs_store *st;
 	int ret = pfs_store_open_dev(dev, &o, &st);
 
@@ -1987,6 +1988,12 @@ START_TEST(power_cuts)
 		}
 		if (k % 20 == 0)
 			ck_assert_int_eq(pfs_store_sync(st), 0);
+		if (discard_mode && k % 15 == 0) {
+			uint64_t trimmed;
+
+			ck_assert_int_eq(pfs_store_trim(st, 0, UINT64_MAX, 0, &trimmed), 0);
+			ck_assert_uint_gt(trimmed, 0);
+		}
 	}
 	for (size_t f = setup_end; f < pfs_devrec_count(rec); f++) {
 		struct pfs_dev *dev;
@@ -2000,8 +2007,21 @@ START_TEST(power_cuts)
 			must = acked[i];
 		ck_assert_int_eq(pfs_dev_open_mem(DEVSZ, 512, &dev), 0);
 		ck_assert_int_eq(pfs_dev_pwrite(dev, base, DEVSZ, 0), 0);
-		ck_assert_int_eq(pfs_devrec_apply(rec, 0, f + 1, dev), 0);
-		/* the writes in flight after the flush: a random subset, some torn */
+		if (!discard_mode) {
+			ck_assert_int_eq(pfs_devrec_apply(rec, 0, f + 1, dev), 0);
+		} else {
+			/* discarded blocks read back as garbage, not zeros */
+			for (size_t i = 0; i <= f; i++) {
+				const struct pfs_devrec_event *e = pfs_devrec_event(rec, i);
+
+				if (e->kind == PFS_REC_WRITE)
+					ck_assert_int_eq(pfs_devrec_apply_one(rec, i, 0, dev), 0);
+				else if (e->kind == PFS_REC_DISCARD)
+					ck_assert_int_eq(pfs_devrec_apply_discard(rec, i, 0xa5, dev), 0);
+			}
+		}
+		/* the writes in flight after the flush: a random subset, some
+		 * torn (discards in flight are lost: the old bytes stay) */
 		for (size_t i = f + 1; i < pfs_devrec_count(rec) &&
 		     pfs_devrec_event(rec, i)->kind != PFS_REC_FLUSH; i++) {
 			const struct pfs_devrec_event *e = pfs_devrec_event(rec, i);
@@ -2046,6 +2066,282 @@ START_TEST(power_cuts)
 }
 END_TEST
 
+/* ---- trim and discard (trim.c) -------------------------------------------- */
+
+static void discard_setup(void)
+{
+	discard_mode = true;
+}
+
+static void discard_teardown(void)
+{
+	discard_mode = false;
+}
+
+/*
+ * The DISCARD events of rec from event from on: each lies inside one free
+ * extent of st as it is now (nothing ran since), and is overwritten on raw
+ * (the device under the recording) with garbage, as a device may return
+ * for discarded blocks. Returns their bytes.
+ */
+static uint64_t discards_check(struct pfs_store *st, struct pfs_devrec *rec, size_t from,
+			       struct pfs_dev *raw)
+{
+	uint32_t bs = st->sb.block_size;
+	uint64_t bytes = 0;
+
+	for (size_t i = from; i < pfs_devrec_count(rec); i++) {
+		const struct pfs_devrec_event *e = pfs_devrec_event(rec, i);
+		uint64_t blk, n, fs, fl;
+		struct pfs_shard *sh;
+
+		if (e->kind != PFS_REC_DISCARD)
+			continue;
+		ck_assert(e->off % bs == 0 && e->len % bs == 0 && e->len);
+		blk = e->off / bs;
+		n = e->len / bs;
+		sh = pfs_store_block_shard(st, blk);
+		ck_assert_msg(sh, "discard of block %llu, outside every data area, seed %u",
+			      (unsigned long long)blk, seed);
+		ck_assert_msg(pfs_alloc_find(&sh->alloc, blk, &fs, &fl) == 0 && fs <= blk &&
+			      blk + n <= fs + fl, "discard of blocks %llu+%llu, not free, seed %u",
+			      (unsigned long long)blk, (unsigned long long)n, seed);
+		ck_assert_int_eq(pfs_devrec_apply_discard(rec, i, 0xa5, raw), 0);
+		bytes += e->len;
+	}
+	return bytes;
+}
+
+/* Every free block of st, in bytes; nothing pending. */
+static uint64_t free_bytes(struct pfs_store *st)
+{
+	uint64_t n = 0;
+
+	for (uint32_t i = 0; i < st->nshards; i++) {
+		ck_assert_uint_eq(pfs_alloc_pending_blocks(&st->shards[i].alloc), 0);
+		n += pfs_alloc_free_blocks(&st->shards[i].alloc);
+	}
+	return n * st->sb.block_size;
+}
+
+/* A new file system on the caller's image, behind a recording device. */
+static struct pfs_store *open_recorded(uint8_t *image, struct pfs_dev **raw, struct pfs_devrec **rec)
+{
+	struct pfs_dev *recdev;
+
+	ck_assert_int_eq(pfs_dev_open_mem_over(image, DEVSZ, 512, raw), 0);
+	ck_assert_int_eq(pfs_devrec_wrap(*raw, &recdev), 0);
+	*rec = pfs_devrec_of(recdev);
+	return open_dev(recdev);
+}
+
+static uint8_t *new_image(uint32_t shards)
+{
+	struct pfs_dev *dev = newfs_mem(shards);
+	uint8_t *image = pfs_dev_buf_alloc(DEVSZ);
+
+	ck_assert_ptr_nonnull(image);
+	ck_assert_int_eq(pfs_dev_pread(dev, image, DEVSZ, 0), 0);
+	pfs_dev_close(dev);
+	return image;
+}
+
+/* One object of len bytes of data (out of place), durable. */
+static uint64_t big_object(struct pfs_store *st, uint32_t shard, size_t len)
+{
+	struct pfs_attr a = { .mode = S_IFREG | 0644, .nlink = 1 };
+	uint8_t *d = malloc(len);
+	struct pfs_txn t;
+	uint64_t oid;
+
+	memset(d, 0x3c, len);
+	ck_assert_int_eq(pfs_store_oid_alloc(st, shard, &oid), 0);
+	pfs_txn_init(&t);
+	pfs_txn_create(&t, oid, &a);
+	pfs_txn_write(&t, oid, 0, len, d);
+	ck_assert_int_eq(pfs_store_submit(st, &t, PFS_SUBMIT_DURABLE, NULL), 0);
+	pfs_txn_fini(&t);
+	free(d);
+	return oid;
+}
+
+static void remove_object(struct pfs_store *st, uint64_t oid)
+{
+	struct pfs_txn t;
+
+	pfs_txn_init(&t);
+	pfs_txn_remove(&t, oid);
+	ck_assert_int_eq(pfs_store_submit(st, &t, PFS_SUBMIT_DURABLE, NULL), 0);
+	pfs_txn_fini(&t);
+}
+
+/*
+ * pfs_store_trim: every free block and nothing else is discarded, and the
+ * count says so; what was freed since the last checkpoint is trimmed too;
+ * the range and minlen bound it; the argument errors. Discarded blocks are
+ * then garbage on the device, and the data of every live object reads
+ * back as the model has it, before and after a reopen.
+ */
+START_TEST(trim_discards_free_space)
+{
+	uint8_t *image = new_image(2);
+	struct model *m = calloc(1, sizeof(*m));
+	struct pfs_store_counters c;
+	struct pfs_devrec *rec;
+	struct pfs_dev *raw;
+	struct pfs_store *st = open_recorded(image, &raw, &rec);
+	uint32_t bs = st->sb.block_size;
+	uint64_t trimmed, before, big;
+	size_t ev;
+
+	srand(seed + 7);
+	for (int i = 0; i < 300; i++)
+		ck_assert_int_eq(random_txn(st, m, 0, false, NULL), 0);
+
+	/* all of the free space, and nothing but it */
+	ev = pfs_devrec_count(rec);
+	ck_assert_int_eq(pfs_store_trim(st, 0, UINT64_MAX, 0, &trimmed), 0);
+	ck_assert_uint_gt(trimmed, 0);
+	ck_assert_uint_eq(trimmed, free_bytes(st));
+	ck_assert_uint_eq(discards_check(st, rec, ev, raw), trimmed);
+	verify(st, m, "after a trim");
+	space_verify(st);
+	pfs_store_counters(st, &c);
+	ck_assert_uint_eq(c.discard_blocks * bs, trimmed);
+
+	/* a trim after frees discards them: they are free once trim's
+	 * checkpoint is done */
+	big = big_object(st, 1, 1 << 20);
+	ck_assert_int_eq(pfs_store_sync(st), 0);
+	before = free_bytes(st);
+	remove_object(st, big);
+	ev = pfs_devrec_count(rec);
+	ck_assert_int_eq(pfs_store_trim(st, 0, UINT64_MAX, 0, &trimmed), 0);
+	ck_assert_uint_ge(trimmed, before + (1 << 20));
+	ck_assert_uint_eq(trimmed, free_bytes(st));
+	ck_assert_uint_eq(discards_check(st, rec, ev, raw), trimmed);
+
+	/* random work between trims: each trims exactly the free space */
+	for (int round = 0; round < 6; round++) {
+		for (int i = 0; i < 100; i++)
+			ck_assert_int_eq(random_txn(st, m, 0, rand() % 5 == 0, NULL), 0);
+		ev = pfs_devrec_count(rec);
+		ck_assert_int_eq(pfs_store_trim(st, 0, UINT64_MAX, 0, &trimmed), 0);
+		ck_assert_uint_eq(trimmed, free_bytes(st));
+		ck_assert_uint_eq(discards_check(st, rec, ev, raw), trimmed);
+		verify(st, m, "between trims");
+		space_verify(st);
+	}
+
+	/* a range: only the free blocks inside it */
+	{
+		struct pfs_shard *sh = &st->shards[1];
+		uint64_t lo = sh->geo.data_start + 100, hi = lo + 1000;
+
+		ev = pfs_devrec_count(rec);
+		ck_assert_int_eq(pfs_store_trim(st, lo * bs, (hi - lo) * bs, 0, &trimmed), 0);
+		ck_assert_uint_eq(discards_check(st, rec, ev, raw), trimmed);
+		for (size_t i = ev; i < pfs_devrec_count(rec); i++) {
+			const struct pfs_devrec_event *e = pfs_devrec_event(rec, i);
+
+			if (e->kind == PFS_REC_DISCARD)
+				ck_assert(e->off >= lo * bs && e->off + e->len <= hi * bs);
+		}
+	}
+	/* minlen: no free extent is that long, so nothing goes */
+	ev = pfs_devrec_count(rec);
+	ck_assert_int_eq(pfs_store_trim(st, 0, UINT64_MAX, DEVSZ / 2 + 4096, &trimmed), 0);
+	ck_assert_uint_eq(trimmed, 0);
+	ck_assert_uint_eq(discards_check(st, rec, ev, raw), 0);
+	/* the errors, as ext4 answers */
+	ck_assert_int_eq(pfs_store_trim(st, 0, bs - 1, 0, &trimmed), -EINVAL);
+	ck_assert_int_eq(pfs_store_trim(st, DEVSZ, 1 << 20, 0, &trimmed), -EINVAL);
+	ck_assert_int_eq(pfs_store_trim(st, 0, UINT64_MAX, 2 * DEVSZ, &trimmed), -EINVAL);
+	verify(st, m, "before close");
+	ck_assert_int_eq(pfs_store_close(st), 0);
+
+	/* the image, discarded blocks garbage: everything as the model */
+	ck_assert_int_eq(pfs_dev_open_mem_over(image, DEVSZ, 512, &raw), 0);
+	st = open_dev(raw);
+	verify(st, m, "reopened after trims");
+	space_verify(st);
+	ck_assert_int_eq(pfs_store_close(st), 0);
+
+	/* read-only: refused */
+	{
+		struct pfs_store_opts o = { .readonly = true };
+
+		ck_assert_int_eq(pfs_dev_open_mem_over(image, DEVSZ, 512, &raw), 0);
+		ck_assert_int_eq(pfs_store_open_dev(raw, &o, &st), 0);
+		ck_assert_int_eq(pfs_store_trim(st, 0, UINT64_MAX, 0, &trimmed), -EROFS);
+		ck_assert_int_eq(pfs_store_close(st), 0);
+	}
+	pfs_dev_buf_free(image);
+	free(m);
+}
+END_TEST
+
+/*
+ * The discard option: a free is discarded by the checkpoint that makes it
+ * reusable, after the shard headers are flushed, never before; then the
+ * random model with discards as garbage reads back intact.
+ */
+START_TEST(discard_at_checkpoint)
+{
+	uint8_t *image = new_image(2);
+	struct model *m = calloc(1, sizeof(*m));
+	struct pfs_store_counters c0, c1;
+	struct pfs_devrec *rec;
+	struct pfs_dev *raw;
+	struct pfs_store *st;
+	uint64_t big, before, bytes;
+	size_t ev, first = SIZE_MAX;
+
+	discard_mode = true;
+	st = open_recorded(image, &raw, &rec);
+	discard_mode = false;
+	srand(seed + 8);
+	big = big_object(st, 0, 1 << 20);
+	ck_assert_int_eq(pfs_store_sync(st), 0);
+	before = free_bytes(st);
+	pfs_store_counters(st, &c0);
+	ev = pfs_devrec_count(rec);
+	remove_object(st, big);
+	/* durable, not yet checkpointed: nothing discarded */
+	for (size_t i = ev; i < pfs_devrec_count(rec); i++)
+		ck_assert_int_ne(pfs_devrec_event(rec, i)->kind, PFS_REC_DISCARD);
+	ck_assert_int_eq(pfs_store_sync(st), 0);
+	for (size_t i = ev; i < pfs_devrec_count(rec) && first == SIZE_MAX; i++)
+		if (pfs_devrec_event(rec, i)->kind == PFS_REC_DISCARD)
+			first = i;
+	ck_assert_uint_ne(first, SIZE_MAX);
+	ck_assert_int_eq(pfs_devrec_event(rec, first - 1)->kind, PFS_REC_FLUSH);
+	bytes = discards_check(st, rec, ev, raw);
+	ck_assert_uint_ge(bytes, 1 << 20);
+	ck_assert_uint_le(bytes, free_bytes(st) - before + (1 << 20));
+	pfs_store_counters(st, &c1);
+	ck_assert_uint_eq((c1.discard_blocks - c0.discard_blocks) * st->sb.block_size, bytes);
+
+	for (int round = 0; round < 8; round++) {
+		for (int i = 0; i < 120; i++)
+			ck_assert_int_eq(random_txn(st, m, 0, rand() % 5 == 0, NULL), 0);
+		ev = pfs_devrec_count(rec);
+		ck_assert_int_eq(pfs_store_sync(st), 0);
+		discards_check(st, rec, ev, raw);
+		verify(st, m, "after discards");
+		space_verify(st);
+	}
+	ck_assert_int_eq(pfs_store_close(st), 0);
+	ck_assert_int_eq(pfs_dev_open_mem_over(image, DEVSZ, 512, &raw), 0);
+	st = open_dev(raw);
+	verify(st, m, "reopened after discards");
+	space_verify(st);
+	ck_assert_int_eq(pfs_store_close(st), 0);
+	pfs_dev_buf_free(image);
+	free(m);
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
 	const char *s = argc > 1 ? argv[1] : getenv("POSFS_TEST_SEED");
@@ -2080,6 +2376,15 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, open_on_damage_marks);
 	tcase_add_test(tc, data_checksums);
 	tcase_add_test(tc, compression);
+	tcase_add_test(tc, trim_discards_free_space);
+	tcase_add_test(tc, discard_at_checkpoint);
+	suite_add_tcase(su, tc);
+	/* power cuts with the discard option on and trims between, the
+	 * discarded blocks garbage */
+	tc = tcase_create("discard");
+	tcase_set_timeout(tc, 300);
+	tcase_add_unchecked_fixture(tc, discard_setup, discard_teardown);
+	tcase_add_test(tc, power_cuts);
 	suite_add_tcase(su, tc);
 	/* on its own: CK_RUN_CASE=label */
 	tc = tcase_create("label");
