@@ -11,7 +11,7 @@ uring_lock
 uring_set 1
 here=${top_srcdir:-$(dirname "$0")/../..}/tests/fuse
 status=0
-for t in namespace data persist perm acl posix full full-remove integrity compress scrub \
+for t in namespace data persist perm acl posix tmpfile full full-remove integrity compress scrub \
 	umount stress; do
 	out=$(POSFS_TRANSPORT=uring bash "$here/$t.sh" 2>&1)
 	rc=$?
