@@ -76,6 +76,13 @@
  *     descriptor opened for writing before a chattr +i or +a still writes
  *     into the kernel's cache: those pages are refused at their
  *     write-back (fsync and close report EPERM; posfs(8) says so).
+ * 12. Requests libfuse 3.14 does not know come through wire.c
+ *     (pfs_wire_intercept) to pfs_ops_tmpfile and pfs_ops_statx, with
+ *     no fuse_req_t: they reach the mount through wire_mnt, set at INIT.
+ *     O_TMPFILE is a create without a name (the layer's pfs_fs_tmpfile:
+ *     nlink 0, an orphan, open once), counted as CREATE counts; statx
+ *     adds the creation time and the chattr attributes (STATX_ATTR_
+ *     COMPRESSED, _IMMUTABLE, _APPEND, _NODUMP) to what getattr says.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -87,6 +94,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -102,6 +110,10 @@
 #define ATIME_RELATIME_SECS	(24 * 60 * 60)
 #define COPY_CHUNK		(1u << 20)	/* daemon-side copy_file_range */
 #define COPY_MAX		(16u << 20)	/* at most this much per request */
+
+/* The mount, for the handlers wire.c calls without a libfuse request (set
+ * at INIT: no such request comes before). */
+static struct pfs_daemon *wire_mnt;
 
 static struct pfs_daemon *mnt(fuse_req_t req)
 {
@@ -391,6 +403,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	struct pfs_daemon *p = userdata;
 	int ret;
 
+	wire_mnt = p;
 	if (conn->capable & FUSE_CAP_EXPORT_SUPPORT)
 		conn->want |= FUSE_CAP_EXPORT_SUPPORT;
 	if (p->writeback && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
@@ -1705,6 +1718,146 @@ static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg
 		ioctl_setfslabel(req, in_buf, in_bufsz);
 	else
 		fuse_reply_err(req, ENOTTY);
+}
+
+/* ---- requests libfuse 3.14 does not know (wire.c) ----------------------- */
+
+static void timeout_split(double t, uint64_t *sec, uint32_t *nsec)
+{
+	if (t <= 0) {
+		*sec = 0;
+		*nsec = 0;
+		return;
+	}
+	*sec = t >= (double)UINT64_MAX ? UINT64_MAX : (uint64_t)t;
+	*nsec = (uint32_t)((t - (double)*sec) * 1e9);
+	if (*nsec >= 1000000000u)
+		*nsec = 999999999u;
+}
+
+static void attr_to_fuse(const struct pfs_fs_attr *a, struct fuse_attr *fa)
+{
+	memset(fa, 0, sizeof(*fa));
+	fa->ino = a->ino;
+	fa->size = a->size;
+	fa->blocks = a->blocks;
+	fa->atime = (uint64_t)a->atime.sec;
+	fa->mtime = (uint64_t)a->mtime.sec;
+	fa->ctime = (uint64_t)a->ctime.sec;
+	fa->atimensec = a->atime.nsec;
+	fa->mtimensec = a->mtime.nsec;
+	fa->ctimensec = a->ctime.nsec;
+	fa->mode = a->mode;
+	fa->nlink = a->nlink;
+	fa->uid = a->uid;
+	fa->gid = a->gid;
+	fa->rdev = (uint32_t)a->rdev;
+	fa->blksize = a->blksize;
+}
+
+/* Design 3 and 2 for O_TMPFILE: the layer counts the open, the table the
+ * lookup; the reply is CREATE's (do_open's fh and cache flag). */
+int pfs_ops_tmpfile(uint64_t dir, uint32_t uid, uint32_t gid, const struct fuse_create_in *in,
+		    struct pfs_wire_create_out *out)
+{
+	struct pfs_daemon *p = wire_mnt;
+	struct pfs_fs_cred cr = { .uid = uid, .gid = gid, .umask = in->umask };
+	struct pfs_fs_attr a;
+	int ret;
+
+	if (!p)
+		return -ENOSYS;
+	pfs_readahead(p);
+	ret = pfs_fs_tmpfile(p->fs, dir, in->mode & 07777, (int)in->flags, &cr, &a);
+	if (ret)
+		return ret;
+	ret = it_ref(a.ino);
+	if (ret) {
+		(void)pfs_fs_inode_release(p->fs, a.ino);
+		return ret;
+	}
+	memset(out, 0, sizeof(*out));
+	out->entry.nodeid = a.ino;
+	out->entry.generation = a.generation;
+	timeout_split(p->entry_timeout, &out->entry.entry_valid, &out->entry.entry_valid_nsec);
+	timeout_split(p->attr_timeout, &out->entry.attr_valid, &out->entry.attr_valid_nsec);
+	attr_to_fuse(&a, &out->entry.attr);
+	out->open.fh = a.ino;
+	out->open.open_flags = FOPEN_KEEP_CACHE;
+	if (p->debug)
+		pfs_log(LOG_DEBUG, "TMPFILE in directory %" PRIu64 ": inode %" PRIu64 ", mode 0%o",
+			dir, a.ino, a.mode);
+	return 0;
+}
+
+void pfs_ops_tmpfile_lost(uint64_t ino)
+{
+	it_forget(ino, 1);
+	(void)pfs_fs_inode_release(wire_mnt->fs, ino);
+}
+
+/* chattr flags that statx(2) reports, as ext4's ext4_getattr. */
+static const struct {
+	uint32_t fl;
+	uint64_t attr;
+} statx_attrs[] = {
+	{ FS_COMPR_FL, STATX_ATTR_COMPRESSED },
+	{ FS_IMMUTABLE_FL, STATX_ATTR_IMMUTABLE },
+	{ FS_APPEND_FL, STATX_ATTR_APPEND },
+	{ FS_NODUMP_FL, STATX_ATTR_NODUMP },
+};
+
+static struct pfs_fuse_sx_time sx_time(struct pfs_timespec t)
+{
+	return (struct pfs_fuse_sx_time){ .tv_sec = t.sec, .tv_nsec = t.nsec };
+}
+
+/*
+ * statx(2): every basic field and the creation time (the onode's btime,
+ * set at create and kept), whatever the request's mask asks (the kernel
+ * takes the basic ones to refresh its cache); attributes from the chattr
+ * flags, attributes_mask those four.
+ */
+int pfs_ops_statx(uint64_t ino, const struct pfs_fuse_statx_in *in, struct pfs_fuse_statx_out *out)
+{
+	struct pfs_daemon *p = wire_mnt;
+	struct pfs_fuse_statx *sx = &out->stat;
+	struct pfs_fs_attr a;
+	int ret;
+
+	(void)in;
+	if (!p)
+		return -ENOSYS;
+	ret = pfs_fs_getattr(p->fs, ino, &a);
+	if (ret)
+		return ret;
+	memset(out, 0, sizeof(*out));
+	timeout_split(p->attr_timeout, &out->attr_valid, &out->attr_valid_nsec);
+	sx->mask = STATX_BASIC_STATS | STATX_BTIME;
+	sx->blksize = a.blksize;
+	for (size_t i = 0; i < sizeof(statx_attrs) / sizeof(statx_attrs[0]); i++) {
+		sx->attributes_mask |= statx_attrs[i].attr;
+		if (a.flags & statx_attrs[i].fl)
+			sx->attributes |= statx_attrs[i].attr;
+	}
+	sx->nlink = a.nlink;
+	sx->uid = a.uid;
+	sx->gid = a.gid;
+	sx->mode = (uint16_t)a.mode;
+	sx->ino = a.ino;
+	sx->size = a.size;
+	sx->blocks = a.blocks;
+	sx->atime = sx_time(a.atime);
+	sx->btime = sx_time(a.btime);
+	sx->ctime = sx_time(a.ctime);
+	sx->mtime = sx_time(a.mtime);
+	sx->rdev_major = major(a.rdev);
+	sx->rdev_minor = minor(a.rdev);
+	if (p->debug)	/* -d: libfuse prints none of the requests it does not know */
+		pfs_log(LOG_DEBUG, "STATX inode %" PRIu64 ": mask 0x%x, attributes 0x%" PRIx64
+			" of 0x%" PRIx64 ", btime %" PRId64 ".%09u", ino, sx->mask,
+			sx->attributes, sx->attributes_mask, sx->btime.tv_sec, sx->btime.tv_nsec);
+	return 0;
 }
 
 /*

@@ -332,7 +332,8 @@ static void ent_serve(struct ring_queue *q, struct ring_ent *e)
 	pfs_wire_note(req, in->len);
 	serving_ent = e;
 	e->deferred = false;
-	fuse_session_process_buf(U.se, &buf);
+	if (!pfs_wire_intercept(U.se, req, in->len))
+		fuse_session_process_buf(U.se, &buf);
 	serving_ent = NULL;
 	if (e->deferred)
 		return;		/* committed when the deferral thread is done */

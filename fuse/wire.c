@@ -3,7 +3,10 @@
  * The daemon's own reads and writes of /dev/fuse (libfuse's custom I/O
  * hooks), for what libfuse 3.14 cannot ask the kernel:
  * FUSE_HANDLE_KILLPRIV_V2 and FUSE over io_uring (uring.c, whose replies
- * come through the writev hook too), and a count of the requests read.
+ * come through the writev hook too), the requests it does not know
+ * (FUSE_TMPFILE, FUSE_STATX: pfs_wire_intercept, on both paths, answers
+ * them with ops.c's handlers; libfuse would answer ENOSYS, and the kernel
+ * would never ask again), and a count of the requests read.
  *
  * Without it the kernel asks for security.capability (a GETXATTR round
  * trip) before every write(2) of every file, because only with it does it
@@ -101,21 +104,104 @@ static void note_init(const struct fuse_in_header *h, size_t n)
 	atomic_store(&init_pending, true);
 }
 
-static ssize_t wire_read(int fd, void *buf, size_t len, void *userdata)
+static ssize_t wire_writev(int fd, struct iovec *iov, int count, void *userdata);
+
+/* ---- requests libfuse 3.14 does not know ---------------------------------- */
+
+/*
+ * The reply to the request unique: a fuse_out_header, then len bytes of
+ * arg unless err. It takes the way a libfuse reply takes (wire_writev):
+ * into the ring entry when the calling thread serves it, else to fd.
+ * 0 or a negative errno (-ENOENT: the request was interrupted).
+ */
+static int wire_reply(int fd, uint64_t unique, int err, const void *arg, size_t len)
 {
-	ssize_t n = read(fd, buf, len);
+	struct fuse_out_header oh = { .len = (uint32_t)(sizeof(oh) + (err ? 0 : len)),
+				      .error = err, .unique = unique };
+	struct iovec iov[2] = { { .iov_base = &oh, .iov_len = sizeof(oh) },
+				{ .iov_base = (void *)arg, .iov_len = len } };
+
+	return wire_writev(fd, iov, err || !len ? 1 : 2, NULL) < 0 ? -errno : 0;
+}
+
+static void serve_tmpfile(int fd, const struct fuse_in_header *h, size_t n)
+{
+	struct pfs_wire_create_out out;
+	int ret = -EINVAL;
+
+	/* fuse_create_in (7.12 on), then the name the kernel gives the
+	 * unnamed dentry ("/"), which means nothing here */
+	if (n >= sizeof(*h) + sizeof(struct fuse_create_in))
+		ret = pfs_ops_tmpfile(h->nodeid, h->uid, h->gid,
+				      (const struct fuse_create_in *)(h + 1), &out);
+	if (ret) {
+		(void)wire_reply(fd, h->unique, ret, NULL, 0);
+		return;
+	}
+	if (wire_reply(fd, h->unique, 0, &out, sizeof(out)) == -ENOENT)
+		pfs_ops_tmpfile_lost(out.entry.nodeid);	/* no release will come */
+}
+
+static void serve_statx(int fd, const struct fuse_in_header *h, size_t n)
+{
+	struct pfs_fuse_statx_out out;
+	int ret = -EINVAL;
+
+	if (n >= sizeof(*h) + sizeof(struct pfs_fuse_statx_in))
+		ret = pfs_ops_statx(h->nodeid, (const struct pfs_fuse_statx_in *)(h + 1), &out);
+	(void)wire_reply(fd, h->unique, ret, &out, sizeof(out));
+}
+
+/* pfs_wire_intercept, replying to fd when not on a ring thread. */
+static bool intercept(int fd, const void *buf, size_t n)
+{
 	const struct fuse_in_header *h = buf;
 
+	if (n < sizeof(*h))
+		return false;
+	switch (h->opcode) {
+	case FUSE_TMPFILE:
+		serve_tmpfile(fd, h, n);
+		return true;
+	case PFS_FUSE_STATX:
+		serve_statx(fd, h, n);
+		return true;
+	default:
+		return false;
+	}
+}
+
+bool pfs_wire_intercept(struct fuse_session *se, const void *buf, size_t n)
+{
+	return intercept(fuse_session_fd(se), buf, n);
+}
+
+/*
+ * libfuse's loop processes whatever the read hook returns, so a request
+ * answered here must not be returned: the hook answers it and reads the
+ * next one. (Rewriting it into another request libfuse would answer
+ * harmlessly needs an opcode whose reply the kernel ignores, and there is
+ * none: each would reach a handler or send a reply of its own.) The
+ * loop thread blocks in read again, as it would in its next call.
+ */
+static ssize_t wire_read(int fd, void *buf, size_t len, void *userdata)
+{
+	const struct fuse_in_header *h = buf;
+	ssize_t n;
+
 	(void)userdata;
-	req_setid = PFS_FS_SETID_BY_UID;
-	if (n < (ssize_t)sizeof(*h))
-		return n;
-	atomic_fetch_add_explicit(&dev_ops[h->opcode < POSFS_TRANSPORT_OPS ? h->opcode : 0], 1,
-				  memory_order_relaxed);
-	if (h->opcode == FUSE_INIT)
-		note_init(h, (size_t)n);
-	else
-		pfs_wire_note(buf, (size_t)n);
+	do {
+		n = read(fd, buf, len);
+		req_setid = PFS_FS_SETID_BY_UID;
+		if (n < (ssize_t)sizeof(*h))
+			return n;
+		atomic_fetch_add_explicit(&dev_ops[h->opcode < POSFS_TRANSPORT_OPS ? h->opcode : 0],
+					  1, memory_order_relaxed);
+		if (h->opcode == FUSE_INIT)
+			note_init(h, (size_t)n);
+		else
+			pfs_wire_note(buf, (size_t)n);
+	} while (intercept(fd, buf, (size_t)n));
 	return n;
 }
 

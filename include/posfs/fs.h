@@ -292,6 +292,21 @@ int pfs_fs_lookup(struct pfs_fs *fs, uint64_t dir, const char *name, struct pfs_
 int pfs_fs_mknod(struct pfs_fs *fs, uint64_t dir, const char *name, uint32_t mode,
 		 uint64_t rdev, const struct pfs_fs_cred *cred, struct pfs_fs_attr *attr);
 
+/*
+ * open(2) of dir with O_TMPFILE: a regular file without a name (mode: its
+ * permission bits, S_IFREG or no type bits), made as mknod makes one
+ * (owner, setgid-directory group, default ACL or umask, inherited chattr
+ * flags; dir's times stay), with nlink 0 and on the orphan list (an
+ * unlinked-while-open file), and counted open once: the caller's
+ * pfs_fs_inode_release of it removes it, as does the next pfs_fs_open
+ * after a crash. Unless oflags has O_EXCL, pfs_fs_link may give it its
+ * first name while it is open. attr gets its attributes (may be NULL).
+ * Errors: those of mknod but -EEXIST and -ENAMETOOLONG; -EINVAL (another
+ * type).
+ */
+int pfs_fs_tmpfile(struct pfs_fs *fs, uint64_t dir, uint32_t mode, int oflags,
+		   const struct pfs_fs_cred *cred, struct pfs_fs_attr *attr);
+
 /* As mknod, for a directory (S_IFDIR is added; S_ISGID inherited from a
  * setgid dir). New directories go round-robin over the shards. dir's nlink
  * rises by one; -EMLINK at PFS_FS_LINK_MAX. */
@@ -309,9 +324,12 @@ ssize_t pfs_fs_readlink(struct pfs_fs *fs, uint64_t ino, char *buf, size_t cap);
 
 /*
  * A new link newname in newdir to ino (any shard). ino's nlink rises and
- * its ctime becomes now. Errors: -EPERM (ino is a directory, immutable or
- * append-only; newdir immutable), -EMLINK,
- * -ENOENT (ino gone or unlinked), -EEXIST, and those of mknod.
+ * its ctime becomes now. An open O_TMPFILE inode (pfs_fs_tmpfile without
+ * O_EXCL) not linked before gets its first name so (nlink 1, off the
+ * orphan list): linkat(fd, "", ..., AT_EMPTY_PATH). Errors: -EPERM (ino
+ * is a directory, immutable or append-only; newdir immutable), -EMLINK,
+ * -ENOENT (ino gone, or unlinked and not such an O_TMPFILE inode, as
+ * Linux), -EEXIST, and those of mknod.
  */
 int pfs_fs_link(struct pfs_fs *fs, uint64_t ino, uint64_t newdir, const char *newname,
 		struct pfs_fs_attr *attr);

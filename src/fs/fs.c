@@ -11,6 +11,10 @@
  *     transaction that removes its last link, and both go (with the
  *     object) in the transaction of its last release, or at the next
  *     pfs_fs_open after a crash.
+ *     An O_TMPFILE inode (pfs_fs_tmpfile) is made in that state, open,
+ *     and leaves it only in the transaction of pfs_fs_link that gives
+ *     it its first name (then it is an ordinary inode: no orphan flag,
+ *     no record, nlink 1).
  *  2. An inode with nlink 0 and no open count does not exist: the
  *     transaction that removes the last link of an inode nobody has open
  *     removes the object too. Open counts change under the inode lock,
@@ -169,6 +173,34 @@ uint32_t pfs_fs_opens(struct pfs_fs *fs, uint64_t ino)
 	n = s ? s->opens : 0;
 	pthread_mutex_unlock(&fs->state_lock);
 	return n;
+}
+
+int pfs_fs_tmpfile_opened(struct pfs_fs *fs, uint64_t ino, bool linkable)
+{
+	struct pfs_istate *s;
+
+	pthread_mutex_lock(&fs->state_lock);
+	s = state_find(fs, ino, true);
+	if (s) {
+		s->opens++;
+		s->linkable = linkable;
+	}
+	pthread_mutex_unlock(&fs->state_lock);
+	return s ? 0 : -ENOMEM;
+}
+
+bool pfs_fs_linkable(struct pfs_fs *fs, uint64_t ino, bool clear)
+{
+	struct pfs_istate *s;
+	bool ok;
+
+	pthread_mutex_lock(&fs->state_lock);
+	s = state_find(fs, ino, false);
+	ok = s && s->opens && s->linkable;
+	if (s && clear)
+		s->linkable = false;
+	pthread_mutex_unlock(&fs->state_lock);
+	return ok;
 }
 
 uint64_t pfs_fs_seq_get(struct pfs_fs *fs, uint64_t dir)

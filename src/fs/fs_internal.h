@@ -37,6 +37,7 @@
 struct pfs_istate {
 	uint64_t ino;
 	uint32_t opens;			/* pfs_fs_inode_open - release */
+	bool linkable;			/* made by pfs_fs_tmpfile without O_EXCL, not linked yet */
 	bool has_local, has_global;
 	struct pfs_commit local;	/* last commit in the inode's shard */
 	struct pfs_commit global;	/* last cross-shard commit */
@@ -83,6 +84,13 @@ void pfs_fs_note_commit(struct pfs_fs *fs, const uint64_t *inos, unsigned n,
 			const struct pfs_commit *token);
 /* Open count of ino (call with ino's inode lock held). */
 uint32_t pfs_fs_opens(struct pfs_fs *fs, uint64_t ino);
+/* ino was just made by pfs_fs_tmpfile (nobody else knows it yet): count
+ * its first open and whether pfs_fs_link may give it a name. -ENOMEM. */
+int pfs_fs_tmpfile_opened(struct pfs_fs *fs, uint64_t ino, bool linkable);
+/* Whether ino is open and linkable (above); with clear, it stops being
+ * linkable (once linked, as Linux clears I_LINKABLE). Call with ino's
+ * inode lock held. */
+bool pfs_fs_linkable(struct pfs_fs *fs, uint64_t ino, bool clear);
 /* Directory seq cache (call with the directory's lock held). */
 uint64_t pfs_fs_seq_get(struct pfs_fs *fs, uint64_t dir);
 void pfs_fs_seq_set(struct pfs_fs *fs, uint64_t dir, uint64_t next);

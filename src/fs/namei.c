@@ -44,6 +44,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -243,10 +244,17 @@ static int submit(struct pfs_fs *fs, struct pfs_txn *t, const struct touch *tc,
 
 /* ---- create ------------------------------------------------------------ */
 
+/*
+ * name NULL: an O_TMPFILE inode (pfs_fs_tmpfile), made an orphan in its
+ * own transaction (fs.c invariant 1) and counted open before anyone can
+ * know it; linkable says whether pfs_fs_link may name it. dir's times
+ * stay, as ext4's.
+ */
 static int create_node(struct pfs_fs *fs, uint64_t dir, const char *name, uint32_t mode,
 		       uint64_t rdev, const char *target, const struct pfs_fs_cred *cred,
-		       struct pfs_fs_attr *attr)
+		       bool linkable, struct pfs_fs_attr *attr)
 {
+	uint8_t okey[POSFS_ORPHAN_KEY_LEN];
 	struct pfs_acl_new acl = { 0 };
 	struct pfs_lockset ls;
 	struct pfs_onode po;
@@ -260,7 +268,7 @@ static int create_node(struct pfs_fs *fs, uint64_t dir, const char *name, uint32
 	size_t nlen;
 	int ret;
 
-	ret = name_check(name, &nlen);
+	ret = name ? name_check(name, &nlen) : 0;
 	if (ret)
 		return ret > 0 ? -EEXIST : ret;
 	pfs_txn_init(&t);
@@ -270,7 +278,7 @@ static int create_node(struct pfs_fs *fs, uint64_t dir, const char *name, uint32
 	ret = dir_stat(fs, dir, &po);
 	if (ret)
 		goto out;
-	ret = dent_get(fs, dir, name, nlen, &d);
+	ret = name ? dent_get(fs, dir, name, nlen, &d) : -ENOENT;
 	if (ret != -ENOENT) {
 		ret = ret ? ret : -EEXIST;
 		goto out;
@@ -284,7 +292,7 @@ static int create_node(struct pfs_fs *fs, uint64_t dir, const char *name, uint32
 	}
 	shard = S_ISDIR(mode) ? pfs_place_dir(fs, dir) : POSFS_OID_SHARD(dir);
 	ret = pfs_store_oid_alloc(fs->st, shard, &d.ino);
-	if (!ret)
+	if (!ret && name)
 		ret = seq_next(fs, dir, &d.seq);
 	/* the parent's default ACL, or the umask (acl.c) */
 	if (!ret)
@@ -304,7 +312,7 @@ static int create_node(struct pfs_fs *fs, uint64_t dir, const char *name, uint32
 		   a.uid != 0 && a.gid != (cred ? cred->gid : 0)) {
 		a.mode &= ~(uint32_t)S_ISGID;	/* not in the group */
 	}
-	a.nlink = S_ISDIR(mode) ? 2 : 1;
+	a.nlink = S_ISDIR(mode) ? 2 : name ? 1 : 0;
 	a.rdev = (S_ISCHR(mode) || S_ISBLK(mode)) ? rdev : 0;
 	a.atime = a.mtime = a.ctime = a.btime = now;
 	a.parent = S_ISDIR(mode) ? dir : 0;
@@ -313,6 +321,17 @@ static int create_node(struct pfs_fs *fs, uint64_t dir, const char *name, uint32
 	pfs_acl_new_emit(&t, d.ino, &acl);	/* acl.c invariant 3 */
 	if (target)
 		pfs_txn_write(&t, d.ino, 0, strlen(target), target);
+	if (!name) {
+		pfs_fs_orphan_add(&t, d.ino, okey);
+		ret = submit(fs, &t, &tc, &d.ino, 1, 0);
+		if (!ret)
+			ret = pfs_fs_tmpfile_opened(fs, d.ino, linkable);
+		if (ret == -ENOMEM)
+			(void)pfs_fs_reap(fs, d.ino);	/* never counted: nobody has it */
+		if (!ret && attr)
+			ret = pfs_fs_getattr(fs, d.ino, attr);
+		goto out;
+	}
 	dent_rec_fill(&rec, name, nlen, &d);
 	dent_add(&t, dir, &rec);
 	touch_load(&tc, &po);
@@ -344,13 +363,13 @@ int pfs_fs_mknod(struct pfs_fs *fs, uint64_t dir, const char *name, uint32_t mod
 	default:
 		return -EINVAL;
 	}
-	return create_node(fs, dir, name, mode & (S_IFMT | 07777), rdev, NULL, cred, attr);
+	return create_node(fs, dir, name, mode & (S_IFMT | 07777), rdev, NULL, cred, false, attr);
 }
 
 int pfs_fs_mkdir(struct pfs_fs *fs, uint64_t dir, const char *name, uint32_t mode,
 		 const struct pfs_fs_cred *cred, struct pfs_fs_attr *attr)
 {
-	return create_node(fs, dir, name, S_IFDIR | (mode & 07777), 0, NULL, cred, attr);
+	return create_node(fs, dir, name, S_IFDIR | (mode & 07777), 0, NULL, cred, false, attr);
 }
 
 int pfs_fs_symlink(struct pfs_fs *fs, uint64_t dir, const char *name, const char *target,
@@ -366,7 +385,16 @@ int pfs_fs_symlink(struct pfs_fs *fs, uint64_t dir, const char *name, const char
 		return -ENOENT;
 	if (tlen > PFS_FS_SYMLINK_MAX)
 		return -ENAMETOOLONG;
-	return create_node(fs, dir, name, S_IFLNK | 0777, 0, target, cred, attr);
+	return create_node(fs, dir, name, S_IFLNK | 0777, 0, target, cred, false, attr);
+}
+
+int pfs_fs_tmpfile(struct pfs_fs *fs, uint64_t dir, uint32_t mode, int oflags,
+		   const struct pfs_fs_cred *cred, struct pfs_fs_attr *attr)
+{
+	if ((mode & S_IFMT) && !S_ISREG(mode))
+		return -EINVAL;
+	return create_node(fs, dir, NULL, S_IFREG | (mode & 07777), 0, NULL, cred,
+			   !(oflags & O_EXCL), attr);
 }
 
 ssize_t pfs_fs_readlink(struct pfs_fs *fs, uint64_t ino, char *buf, size_t cap)
@@ -390,7 +418,9 @@ ssize_t pfs_fs_readlink(struct pfs_fs *fs, uint64_t ino, char *buf, size_t cap)
 int pfs_fs_link(struct pfs_fs *fs, uint64_t ino, uint64_t newdir, const char *newname,
 		struct pfs_fs_attr *attr)
 {
+	uint8_t okey[POSFS_ORPHAN_KEY_LEN];
 	struct pfs_lockset ls, il;
+	bool tmp;
 	struct pfs_onode po, o;
 	struct touch tc = { 0 };
 	struct dent_rec rec;
@@ -419,7 +449,10 @@ int pfs_fs_link(struct pfs_fs *fs, uint64_t ino, uint64_t newdir, const char *ne
 		ret = -EPERM;
 		goto out;
 	}
-	if (o.nlink == 0) {
+	/* an O_TMPFILE inode gets its first name; any other with nlink 0
+	 * was unlinked and stays so (vfs_link: I_LINKABLE) */
+	tmp = o.nlink == 0 && (o.flags & POSFS_ONODE_ORPHAN) && pfs_fs_linkable(fs, ino, false);
+	if (o.nlink == 0 && !tmp) {
 		ret = -ENOENT;
 		goto out;
 	}
@@ -448,10 +481,19 @@ int pfs_fs_link(struct pfs_fs *fs, uint64_t ino, uint64_t newdir, const char *ne
 	touch_load(&tc, &o);
 	touch_get(&tc, newdir, PFS_ATTR_MTIME | PFS_ATTR_CTIME);
 	touch_get(&tc, ino, PFS_ATTR_NLINK | PFS_ATTR_CTIME)->nlink++;
+	if (tmp) {
+		/* fs.c invariant 1: off the orphan list with its first link */
+		touch_get(&tc, ino, PFS_ATTR_ONODE_FLAGS)->onode_flags = 0;
+		pfs_orphan_key(okey, ino);
+		pfs_txn_omap_rm(&t, POSFS_OID(POSFS_OID_SHARD(ino), POSFS_LOCAL_ORPHANS), okey,
+				sizeof(okey));
+	}
 	touch_emit(&tc, &t, pfs_fs_now());
 	ret = submit(fs, &t, &tc, NULL, 0, 0);
 	if (ret)
 		goto out;
+	if (tmp)
+		(void)pfs_fs_linkable(fs, ino, true);
 	pfs_fs_seq_set(fs, newdir, d.seq + 1);
 	if (attr)
 		ret = pfs_fs_getattr(fs, ino, attr);

@@ -96,6 +96,9 @@ os.mkdir(m + '/d/e'); os.rmdir(m + '/d/e')                       # MKDIR, RMDIR
 os.listdir(m + '/d')                                             # OPENDIR, READDIR(PLUS), RELEASEDIR
 dfd = os.open(m + '/d', os.O_RDONLY); os.fsync(dfd); os.close(dfd)  # FSYNCDIR
 os.statvfs(m)                                                    # STATFS
+os.close(os.open(m + '/d', os.O_TMPFILE | os.O_RDWR, 0o600))     # TMPFILE
+if libc.statx(-100, (m + '/d/f').encode(), 0x2000, 0x800, ctypes.create_string_buffer(256)):
+    sys.exit('statx: ' + os.strerror(ctypes.get_errno()))          # STATX
 fd = os.open(m + '/d/f', os.O_RDONLY | os.O_DIRECT)
 os.read(fd, 4096)                                                # READ
 os.close(fd)
@@ -106,7 +109,7 @@ served=0
 for op in LOOKUP GETATTR SETATTR READLINK SYMLINK MKNOD MKDIR UNLINK RMDIR RENAME LINK \
 	OPEN READ WRITE STATFS RELEASE FSYNC SETXATTR GETXATTR LISTXATTR REMOVEXATTR \
 	OPENDIR RELEASEDIR FSYNCDIR CREATE IOCTL FALLOCATE READDIRPLUS RENAME2 LSEEK \
-	COPY_FILE_RANGE; do
+	COPY_FILE_RANGE TMPFILE STATX; do
 	n=$(awk -v op="$op" '$1 == op { print $2 }' "$T_DIR/transport")
 	if [ "${n:-0}" -gt 0 ]; then
 		served=$((served + 1))
@@ -114,7 +117,7 @@ for op in LOOKUP GETATTR SETATTR READLINK SYMLINK MKNOD MKDIR UNLINK RMDIR RENAM
 		not_ok "$op served over io_uring (got ${n:-none})"
 	fi
 done
-expect_eq "opcodes served over io_uring" "$served" 31
+expect_eq "opcodes served over io_uring" "$served" 33
 readdir=$(awk '$1 == "READDIR" { print $2 }' "$T_DIR/transport")
 echo "# opcodes served over io_uring: $served (READDIR $readdir)"
 dev=$(awk '$1 == "requests:" { print $5 }' "$T_DIR/transport")

@@ -11,8 +11,7 @@ uring_lock
 uring_set 1
 here=${top_srcdir:-$(dirname "$0")/../..}/tests/fuse
 status=0
-for t in namespace data persist perm acl posix full full-remove integrity compress scrub \
-	umount stress chattr remount devsuid; do
+for t in namespace data persist perm acl posix tmpfile chattr umount stress; do
 	# (the lock stays with this script: a test that hangs must not hold it)
 	out=$(POSFS_TRANSPORT=uring timeout -k 30 1200 bash "$here/$t.sh" 2>&1 {F_URING_LOCK}>&-)
 	rc=$?

@@ -1438,6 +1438,142 @@ START_TEST(persistence_and_crash_orphans)
 }
 END_TEST
 
+/* O_TMPFILE: an unnamed inode (nlink 0, an orphan, open once) that
+ * pfs_fs_link names, or that goes at its release or at the next mount;
+ * an ordinary unlinked file and one made with O_EXCL stay unnamed. */
+START_TEST(tmpfile_link_release)
+{
+	struct mnt m = mount_mem(2);
+	struct pfs_fs *fs = m.fs;
+	struct pfs_fs_cred um = { .uid = 1000, .gid = 1000, .umask = 022 };
+	uint64_t d = mk(fs, POSFS_ROOT_OID, "d", 0755), t, x, u;
+	uint8_t *buf = malloc(1 << 20);
+	struct pfs_fs_statfs s0, s1, s2;
+	struct pfs_fs_attr a, da0, da1;
+	char back[8];
+
+	memset(buf, 0x3c, 1 << 20);
+	ck_assert_int_eq(pfs_store_sync(m.st), 0);
+	ck_assert_int_eq(pfs_fs_statfs(fs, &s0), 0);
+	ck_assert_int_eq(pfs_fs_getattr(fs, d, &da0), 0);
+	ck_assert_int_eq(pfs_fs_tmpfile(fs, d, S_IFDIR | 0777, O_RDWR, &um, &a), -EINVAL);
+	ck_assert_int_eq(pfs_fs_tmpfile(fs, d, 0666, O_RDWR, &um, &a), 0);
+	t = a.ino;
+	ck_assert_uint_eq(a.mode, S_IFREG | 0644);
+	ck_assert_uint_eq(a.uid, 1000);
+	ck_assert_uint_eq(a.nlink, 0);
+	ck_assert_uint_eq(count_entries(fs, d), 0);
+	ck_assert_int_eq(pfs_fs_getattr(fs, d, &da1), 0);
+	ck_assert_int_eq(da1.mtime.sec, da0.mtime.sec);
+	ck_assert_int_eq(da1.mtime.nsec, da0.mtime.nsec);
+	ck_assert_int_eq(pfs_fs_write(fs, t, 0, 5, "hello", &user), 5);
+	ck_assert_int_eq(pfs_fs_link(fs, t, d, "named", &a), 0);
+	ck_assert_uint_eq(a.nlink, 1);
+	ck_assert_uint_eq(ino_of(fs, d, "named"), t);
+	ck_assert_int_eq(pfs_fs_inode_release(fs, t), 0);
+	ck_assert_int_eq(pfs_fs_read(fs, t, 0, sizeof(back), back), 5);
+	ck_assert_mem_eq(back, "hello", 5);
+	/* once named, unlinked while open it is an ordinary orphan again */
+	ck_assert_int_eq(pfs_fs_inode_open(fs, t), 0);
+	ck_assert_int_eq(pfs_fs_unlink(fs, d, "named"), 0);
+	ck_assert_int_eq(pfs_fs_link(fs, t, d, "again", NULL), -ENOENT);
+	ck_assert_int_eq(pfs_fs_inode_release(fs, t), 0);
+	ck_assert_int_eq(pfs_fs_getattr(fs, t, &a), -ENOENT);
+
+	/* an ordinary file unlinked while open is not resurrected */
+	u = mk(fs, d, "u", S_IFREG | 0600);
+	ck_assert_int_eq(pfs_fs_inode_open(fs, u), 0);
+	ck_assert_int_eq(pfs_fs_unlink(fs, d, "u"), 0);
+	ck_assert_int_eq(pfs_fs_link(fs, u, d, "u2", NULL), -ENOENT);
+	ck_assert_int_eq(pfs_fs_inode_release(fs, u), 0);
+
+	/* O_EXCL: never linkable */
+	ck_assert_int_eq(pfs_fs_tmpfile(fs, d, 0600, O_RDWR | O_EXCL, &user, &a), 0);
+	x = a.ino;
+	ck_assert_int_eq(pfs_fs_link(fs, x, d, "x", NULL), -ENOENT);
+	ck_assert_int_eq(pfs_fs_inode_release(fs, x), 0);
+	ck_assert_int_eq(pfs_fs_getattr(fs, x, &a), -ENOENT);
+
+	/* unnamed: it goes at its last release, and its space with it */
+	ck_assert_int_eq(pfs_fs_tmpfile(fs, d, 0600, O_RDWR, &user, &a), 0);
+	x = a.ino;
+	ck_assert_int_eq(pfs_fs_write(fs, x, 0, 1 << 20, buf, &user), 1 << 20);
+	ck_assert_int_eq(pfs_fs_inode_open(fs, x), 0);	/* /proc/self/fd/N opened */
+	ck_assert_int_eq(pfs_store_sync(m.st), 0);
+	ck_assert_int_eq(pfs_fs_statfs(fs, &s1), 0);
+	ck_assert_uint_lt(s1.bfree, s0.bfree - 200);
+	ck_assert_int_eq(pfs_fs_inode_release(fs, x), 0);
+	ck_assert_int_eq(pfs_fs_getattr(fs, x, &a), 0);
+	ck_assert_int_eq(pfs_fs_inode_release(fs, x), 0);
+	ck_assert_int_eq(pfs_fs_getattr(fs, x, &a), -ENOENT);
+	ck_assert_int_eq(pfs_fs_unlink(fs, d, "u2"), -ENOENT);
+	ck_assert_int_eq(pfs_store_sync(m.st), 0);
+	ck_assert_int_eq(pfs_fs_statfs(fs, &s2), 0);
+	ck_assert_uint_ge(s2.bfree + 16, s0.bfree);
+	ck_assert_uint_eq(count_entries(fs, d), 0);
+	free(buf);
+	umount(m);
+}
+END_TEST
+
+/* A crash with an O_TMPFILE open: the next mount reclaims it; one named
+ * before the crash stays, off the orphan list. btime stays across writes,
+ * setattr and a remount. */
+START_TEST(tmpfile_crash_and_btime)
+{
+	char path[] = "/var/tmp/posfs-fs.XXXXXX";
+	uint8_t *buf = malloc(1 << 20);
+	struct pfs_fs_statfs s0, s1;
+	struct pfs_fs_attr a, b;
+	struct pfs_timespec bt;
+	uint64_t t, n;
+	struct mnt m;
+
+	image_new(path, 2);
+	m = mount_path(path);
+	ck_assert_int_eq(pfs_store_sync(m.st), 0);
+	ck_assert_int_eq(pfs_fs_statfs(m.fs, &s0), 0);
+	memset(buf, 7, 1 << 20);
+	ck_assert_int_eq(pfs_fs_tmpfile(m.fs, POSFS_ROOT_OID, 0600, O_RDWR, &user, &a), 0);
+	t = a.ino;
+	ck_assert_int_eq(pfs_fs_write(m.fs, t, 0, 1 << 20, buf, &user), 1 << 20);
+	ck_assert_int_eq(pfs_fs_fsync(m.fs, t, 0), 0);
+	ck_assert_int_eq(pfs_fs_tmpfile(m.fs, POSFS_ROOT_OID, 0600, O_RDWR, &user, &a), 0);
+	n = a.ino;
+	bt = a.btime;
+	ck_assert_int_eq(pfs_fs_link(m.fs, n, POSFS_ROOT_OID, "n", NULL), 0);
+	ck_assert_int_eq(pfs_fs_fsync(m.fs, n, 0), 0);
+	/* "crash": neither released */
+	umount(m);
+	m = mount_path(path);
+	ck_assert_int_eq(pfs_fs_getattr(m.fs, t, &a), -ENOENT);
+	ck_assert_uint_eq(ino_of(m.fs, POSFS_ROOT_OID, "n"), n);
+	ck_assert_int_eq(pfs_fs_getattr(m.fs, n, &a), 0);
+	ck_assert_uint_eq(a.nlink, 1);
+	ck_assert_int_eq(a.btime.sec, bt.sec);
+	ck_assert_int_eq(a.btime.nsec, bt.nsec);
+	ck_assert_int_eq(pfs_store_sync(m.st), 0);
+	ck_assert_int_eq(pfs_fs_statfs(m.fs, &s1), 0);
+	ck_assert_uint_ge(s1.bfree + 16, s0.bfree);
+	/* btime: not changed by writes, chmod, truncate */
+	ck_assert_int_eq(pfs_fs_write(m.fs, n, 0, 5, "hello", &user), 5);
+	b = (struct pfs_fs_attr){ .mode = 0640, .size = 2 };
+	ck_assert_int_eq(pfs_fs_setattr(m.fs, n, &b, PFS_FS_SET_MODE | PFS_FS_SET_SIZE, &user,
+					&a), 0);
+	ck_assert_int_eq(a.btime.sec, bt.sec);
+	ck_assert_int_eq(a.btime.nsec, bt.nsec);
+	/* the unlinked orphan stays gone: it is not on the list any more */
+	umount(m);
+	m = mount_path(path);
+	ck_assert_int_eq(pfs_fs_getattr(m.fs, n, &a), 0);
+	ck_assert_int_eq(a.btime.sec, bt.sec);
+	ck_assert_int_eq(a.btime.nsec, bt.nsec);
+	umount(m);
+	unlink(path);
+	free(buf);
+}
+END_TEST
+
 /* ---- random namespace operations against a model ------------------------ */
 
 #define MN 48			/* model nodes */
@@ -2022,6 +2158,8 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, inode_states_grow);
 	tcase_add_test(tc, readdir_while_renaming);
 	tcase_add_test(tc, persistence_and_crash_orphans);
+	tcase_add_test(tc, tmpfile_link_release);
+	tcase_add_test(tc, tmpfile_crash_and_btime);
 	tcase_add_test(tc, model_random);
 	tcase_add_test(tc, threads_race);
 	tcase_add_test(tc, huge_files_go_in_steps);

@@ -9,6 +9,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,6 +161,34 @@ START_TEST(inherit_file)
 	ck_assert_int_eq(pfs_fs_symlink(m.fs, d, "l", "f", &cr, &a), 0);
 	ck_assert_uint_eq(a.mode, S_IFLNK | 0777);
 	expect_none(a.ino, ACC);
+}
+END_TEST
+
+/* An O_TMPFILE inherits the default ACL as a create does, and keeps its
+ * access ACL once linked. */
+START_TEST(inherit_tmpfile)
+{
+	struct pfs_fs_cred cr = { .uid = 1000, .gid = 1000, .umask = 077 };
+	uint8_t dacl[64], want[64];
+	struct pfs_fs_attr a;
+	size_t dlen, wlen;
+	uint64_t d = dir_with_default("d", dacl, &dlen);
+
+	ck_assert_int_eq(pfs_fs_tmpfile(m.fs, d, 0666, O_RDWR, &cr, &a), 0);
+	ck_assert_uint_eq(a.mode, S_IFREG | 0664);
+	ck_assert_uint_eq(a.nlink, 0);
+	wlen = ACL(want, { UO, 6, NOID }, { U, 7, 1001 }, { GO, 5, NOID }, { M, 6, NOID },
+		   { O, 4, NOID });
+	expect_xattr(a.ino, ACC, want, wlen);
+	expect_none(a.ino, DEF);
+	ck_assert_int_eq(pfs_fs_link(m.fs, a.ino, d, "t", NULL), 0);
+	expect_xattr(a.ino, ACC, want, wlen);
+	ck_assert_int_eq(pfs_fs_inode_release(m.fs, a.ino), 0);
+	/* without a default ACL: the umask */
+	ck_assert_int_eq(pfs_fs_tmpfile(m.fs, POSFS_ROOT_OID, 0666, O_RDWR, &cr, &a), 0);
+	ck_assert_uint_eq(a.mode, S_IFREG | 0600);
+	expect_none(a.ino, ACC);
+	ck_assert_int_eq(pfs_fs_inode_release(m.fs, a.ino), 0);
 }
 END_TEST
 
@@ -498,6 +527,7 @@ int main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, inherit_file);
+	tcase_add_test(tc, inherit_tmpfile);
 	tcase_add_test(tc, inherit_dir);
 	tcase_add_test(tc, inherit_minimal);
 	tcase_add_test(tc, umask_without_default);
