@@ -67,7 +67,8 @@ static const char *const known[] = {
 	"attr_timeout", "relatime", "noatime", "strictatime", "nodiratime", "diratime",
 	"nosuid", "nodev", "noexec", "suid", "dev", "exec", "sync", "async", "dirsync",
 	"lazytime", "nolazytime", "iversion", "noiversion", "mand", "nomand",
-	"compress", "compress_level",
+	"compress", "compress_level", "discard", "nodiscard", "uring", "nouring",
+	"uring_threads", "poll",
 };
 
 #define ATIME_FLAGS	(MS_NOATIME | MS_RELATIME | MS_STRICTATIME)

@@ -1,5 +1,6 @@
 #!/bin/bash
-# The FUSE integration tests again, over FUSE's io_uring: the kernel's
+# The FUSE integration tests of the request paths again (not the slow
+# fills, full.sh and full-remove.sh), over FUSE's io_uring: the kernel's
 # enable_uring turned on for the run (and put back), POSFS_TRANSPORT=uring
 # so that every mount the tests make checks that it is served over the ring.
 # Skips where the kernel has no FUSE over io_uring.
