@@ -34,6 +34,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <malloc.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -629,7 +630,15 @@ static int run(struct pfs_daemon *p, struct opts *o, int status_fd)
 		pfs_log(LOG_ERR, "request loop: %s", strerror(-ret));
 out_signals:
 	if (mounted) {
-		pfs_unmount_binds(devno, o->device, o->mountpoint);
+		/*
+		 * Only while the connection lives: once the last mount of it is
+		 * gone, the kernel gives devno to the next FUSE mount, another
+		 * daemon's, which must not be touched.
+		 */
+		struct pollfd pf = { .fd = fuse_session_fd(se), .events = POLLIN };
+
+		if (poll(&pf, 1, 0) >= 0 && !(pf.revents & (POLLERR | POLLHUP | POLLNVAL)))
+			pfs_unmount_binds(devno, o->device, o->mountpoint);
 		fuse_session_unmount(se);
 		pfs_utab_remove(o->device, o->mountpoint);
 	}
