@@ -18,6 +18,16 @@ m=$T_DIR/mnt
 "$MKFS" -q -s 2 "$img" 512M || exit 99
 log=$T_DIR/daemon.log
 
+# gone PID TENTHS: "yes" once PID has ended (within TENTHS of a second), else "no".
+gone() {
+	local n
+	for n in $(seq "$2"); do
+		kill -0 "$1" 2>/dev/null || { echo yes; return; }
+		sleep 0.1
+	done
+	echo no
+}
+
 # mount_log OPTS...: mount with a fresh log; the log in LOG after.
 mount_log() {
 	: > "$log"
@@ -137,7 +147,7 @@ done
 # sigint_case NAME WHILE_STOPPED: WHILE_STOPPED is yes when the caller
 # must end before SIGCONT.
 sigint_case() {
-	local name=$1 early=$2 reader gone n st
+	local name=$1 early=$2 reader st
 	head -c 65536 /dev/urandom > "$T_DIR/blk"
 	cp "$T_DIR/blk" "$m/blk.$name"
 	sync
@@ -148,19 +158,10 @@ fd = os.open('$m/blk.$name', os.O_RDONLY | os.O_DIRECT); os.read(fd, 4096)" &
 	reader=$!
 	sleep 0.5
 	kill -INT "$reader"
-	gone=no
-	for n in $(seq 30); do
-		kill -0 "$reader" 2>/dev/null || { gone=yes; break; }
-		sleep 0.1
-	done
-	expect_eq "$name: the caller ended by SIGINT while the daemon is stopped" "$gone" "$early"
+	expect_eq "$name: the caller ended by SIGINT while the daemon is stopped" \
+		"$(gone "$reader" 30)" "$early"
 	kill -CONT "$PFS_PID"
-	gone=no
-	for n in $(seq 50); do
-		kill -0 "$reader" 2>/dev/null || { gone=yes; break; }
-		sleep 0.1
-	done
-	expect_eq "$name: the caller has ended once the daemon runs" "$gone" yes
+	expect_eq "$name: the caller has ended once the daemon runs" "$(gone "$reader" 50)" yes
 	wait "$reader" 2>/dev/null
 	st=$?
 	expect_eq "$name: the caller died of SIGINT" "$st" 130
@@ -184,13 +185,9 @@ dd if=/dev/zero of="$m/stream" bs=64k count=1000000 oflag=direct status=none 2>/
 writer=$!
 sleep 1
 kill -9 "$PFS_PID"
-gone=no
-for n in $(seq 100); do
-	kill -0 "$writer" 2>/dev/null || { gone=yes; break; }
-	sleep 0.1
-done
-expect_eq "the writer returned after kill -9 of the daemon" "$gone" yes
-[ "$gone" = yes ] || { grep State "/proc/$writer/status"; kill -9 "$writer"; }
+ended=$(gone "$writer" 100)
+expect_eq "the writer returned after kill -9 of the daemon" "$ended" yes
+[ "$ended" = yes ] || { grep State "/proc/$writer/status"; kill -9 "$writer"; }
 wait "$writer" 2>/dev/null
 hung=$(ps -eo stat=,comm= | awk '$1 ~ /^D/ && ($2 == "dd" || $2 == "python3")' | wc -l)
 expect_eq "no caller in D state" "$hung" 0
