@@ -221,6 +221,27 @@ static double wait_bound(void)
 	return v;
 }
 
+/*
+ * A mount of the same file system left after the unmount (a bind): the same
+ * device numbers and the same source. The source too because the kernel
+ * gives the numbers of a file system whose last mount is gone to the next
+ * FUSE mount at once, another daemon's.
+ */
+static struct libmnt_fs *mount_left(struct libmnt_table *tb, dev_t devno, const char *source)
+{
+	struct libmnt_iter *it = mnt_new_iter(MNT_ITER_BACKWARD);
+	struct libmnt_fs *fs, *found = NULL;
+
+	while (it && !found && mnt_table_next_fs(tb, it, &fs) == 0) {
+		const char *src = mnt_fs_get_srcpath(fs);
+
+		if (mnt_fs_get_devno(fs) == devno && src && !strcmp(src, source))
+			found = fs;
+	}
+	mnt_free_iter(it);
+	return found;
+}
+
 int pfs_umount_helper(int argc, char **argv)
 {
 	bool force = false, lazy = false, rdonly = false, verbose = false;
@@ -341,7 +362,7 @@ int pfs_umount_helper(int argc, char **argv)
 	if (lazy || devfd < 0)
 		goto out;
 	after = devno ? mnt_new_table_from_file("/proc/self/mountinfo") : NULL;
-	left = after ? mnt_table_find_devno(after, devno, MNT_ITER_BACKWARD) : NULL;
+	left = after ? mount_left(after, devno, source) : NULL;
 	if (left) {
 		fprintf(stderr, "%s: %s is still mounted on %s: the daemon goes on serving it\n",
 			prog, source, mnt_fs_get_target(left));
