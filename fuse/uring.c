@@ -122,7 +122,6 @@ struct ring_ent {
 	uint64_t unique;		/* of the request being served */
 	unsigned cmd;			/* the command in flight */
 	bool replied;
-	bool alive;
 	bool deferred;			/* handed to the deferral thread (3) */
 	struct ring_ent *next;		/* on the done list or the deferral queue */
 	void (*fn)(void *);
@@ -406,7 +405,6 @@ static bool queue_complete(struct ring_queue *q, const struct io_uring_cqe *cqe)
 			e->cmd == URING_CMD_REGISTER ? "; serving over /dev/fuse" : "");
 	if (e->cmd == URING_CMD_REGISTER)
 		atomic_store(&U.refused, true);
-	e->alive = false;
 	return --q->alive > 0;
 }
 
@@ -518,10 +516,8 @@ static void *queue_main(void *arg)
 	if (ret || go < 0)
 		return NULL;
 
-	for (unsigned i = 0; i < q->nent; i++) {
-		q->ent[i]->alive = true;
+	for (unsigned i = 0; i < q->nent; i++)
 		queue_cmd(q, q->ent[i], URING_CMD_REGISTER);
-	}
 	q->alive = q->nent;
 	{
 		struct io_uring_sqe *sqe = io_uring_get_sqe(&q->ring);
@@ -621,7 +617,6 @@ bool pfs_uring_defer(void (*fn)(void *arg), void *arg)
 		spare = ent_new(e->q);
 		if (!spare)
 			return false;
-		spare->alive = true;
 		e->q->alive++;
 		queue_cmd(e->q, spare, URING_CMD_REGISTER);
 	}
